@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+
+from telesante.audit.models import AuditEvent
+from telesante.kit.pagination import Page, PageRequest
+from telesante.kit.repository import RepositoryBase
+
+# Any constant: serialises audit appends across every PostgreSQL connection until commit.
+_PG_AUDIT_LOCK = 727_274_001
+
+
+class AuditRepository(RepositoryBase[AuditEvent]):
+    model = AuditEvent
+
+    async def lock_chain(self) -> None:
+        """Take the chain lock for the rest of the transaction (SQLite: BEGIN IMMEDIATE already holds it)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))
+
+    async def get_last(self) -> AuditEvent | None:
+        return await self.scalar(sa.select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+
+    async def list_for_patient(self, patient_id: uuid.UUID, page: PageRequest) -> Page[AuditEvent]:
+        stmt = sa.select(AuditEvent).where(AuditEvent.patient_id == patient_id)
+        total = await self.count(stmt)
+        items = await self.all(stmt.order_by(AuditEvent.seq.desc()).offset(page.offset).limit(page.limit))
+        return Page(items=items, total=total, offset=page.offset, limit=page.limit)
+
+    async def list_recent(self, page: PageRequest, *, break_glass_only: bool = False) -> Page[AuditEvent]:
+        stmt = sa.select(AuditEvent)
+        if break_glass_only:
+            stmt = stmt.where(AuditEvent.break_glass.is_(True))
+        total = await self.count(stmt)
+        items = await self.all(stmt.order_by(AuditEvent.seq.desc()).offset(page.offset).limit(page.limit))
+        return Page(items=items, total=total, offset=page.offset, limit=page.limit)
+
+    async def iterate(self, batch: int = 5000) -> AsyncIterator[AuditEvent]:
+        last = 0
+        while True:
+            rows = await self.all(
+                sa.select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield row
+            last = rows[-1].seq
+            self.session.expunge_all()

@@ -1,0 +1,131 @@
+"""record_access(): one chained row per read or change of patient data; verify_chain() checks them all.
+
+Each row's hash is SHA-256 over a canonical JSON form of its fields *including the previous row's hash*,
+so editing or deleting any row breaks every later link. See docs/domains/audit.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telesante.audit.models import AuditEvent
+from telesante.audit.repository import AuditRepository
+from telesante.auth.principal import Principal
+from telesante.kit import clock, context
+from telesante.kit.pagination import Page, PageRequest
+
+GENESIS_HASH = "0" * 64
+
+
+class Action:
+    READ = "read"
+    SEARCH = "search"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    BREAK_GLASS = "break_glass"
+    EXPORT = "export"
+
+
+def canonical_form(event: AuditEvent) -> bytes:
+    payload = {
+        "seq": event.seq,
+        "occurred_at": clock.as_utc(event.occurred_at).isoformat(timespec="microseconds"),
+        "request_id": event.request_id,
+        "channel": event.channel,
+        "ip": event.ip,
+        "account_id": str(event.account_id) if event.account_id else None,
+        "actor": event.actor,
+        "roles": event.roles,
+        "organisations": event.organisations,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "patient_id": str(event.patient_id) if event.patient_id else None,
+        "break_glass": bool(event.break_glass),
+        "details": event.details,
+        "prev_hash": event.prev_hash,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def compute_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(canonical_form(event)).hexdigest()
+
+
+async def record_access(
+    session: AsyncSession,
+    principal: Principal | None,
+    *,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    patient_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+    break_glass: bool = False,
+) -> AuditEvent:
+    """Append one audit row in the current transaction (it commits or rolls back with the change)."""
+    repo = AuditRepository(session)
+    await repo.lock_chain()
+    last = await repo.get_last()
+    ctx = context.current()
+    occurred = clock.now()
+    event = AuditEvent(
+        seq=(last.seq + 1) if last else 1,
+        occurred_at=occurred.replace(microsecond=occurred.microsecond),
+        request_id=ctx.request_id,
+        channel=ctx.channel,
+        ip=ctx.ip or "",
+        account_id=principal.account_id if principal else None,
+        actor=f"{principal.display_name} <{principal.email}>" if principal else "système",
+        roles=",".join(sorted(r.value for r in principal.roles)) if principal else "",
+        organisations=" | ".join(principal.organisation_names) if principal else "",
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        patient_id=patient_id,
+        break_glass=break_glass,
+        details=json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str),
+        prev_hash=last.hash if last else GENESIS_HASH,
+    )
+    event.hash = compute_hash(event)
+    await repo.add(event)
+    return event
+
+
+@dataclass
+class ChainReport:
+    ok: bool
+    rows: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+async def verify_chain(session: AsyncSession) -> ChainReport:
+    repo = AuditRepository(session)
+    expected_seq = 1
+    prev = GENESIS_HASH
+    count = 0
+    async for row in repo.iterate():
+        if row.seq != expected_seq:
+            return ChainReport(False, count, prev, expected_seq, f"ligne {expected_seq} manquante (supprimée ?)")
+        if row.prev_hash != prev:
+            return ChainReport(False, count, prev, row.seq, "chaînage rompu : hash précédent différent")
+        if compute_hash(row) != row.hash:
+            return ChainReport(False, count, prev, row.seq, "contenu modifié : hash recalculé différent")
+        prev = row.hash
+        expected_seq += 1
+        count += 1
+    return ChainReport(True, count, prev)
+
+
+async def list_patient_events(session: AsyncSession, patient_id: uuid.UUID, page: PageRequest) -> Page[AuditEvent]:
+    """Raw listing for a patient's access log. Callers check access to the patient first."""
+    return await AuditRepository(session).list_for_patient(patient_id, page)

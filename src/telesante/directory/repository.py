@@ -162,3 +162,16 @@ class MembershipRepository(RepositoryBase[Membership]):
             .order_by(Membership.ended_at.is_not(None), Organisation.name)
         )
         return [(m, n) for m, n in rows.all()]
+
+
+class DirectoryStatisticsRepository(RepositoryBase[Organisation]):
+    model = Organisation
+
+    async def count_organisations_by_type(self) -> dict[str, int]:
+        rows = await self.session.execute(
+            sa.select(Organisation.type, sa.func.count()).where(Organisation.active.is_(True)).group_by(Organisation.type)
+        )
+        return {str(t.value if hasattr(t, "value") else t): int(n) for t, n in rows.all()}
+
+    async def count_active_professionals(self) -> int:
+        return await self.count(sa.select(Professional.id).where(Professional.active.is_(True)))

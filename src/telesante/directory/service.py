@@ -257,3 +257,14 @@ async def end_membership(session: AsyncSession, principal: Principal, membership
     await record_access(session, principal, action=Action.UPDATE, object_type="Membership", object_id=membership.id,
                         details={"ended": True})
     return membership
+
+
+async def regional_overview(session: AsyncSession) -> dict:
+    """Directory figures for the home page (no personal data)."""
+    from telesante.directory.repository import DirectoryStatisticsRepository
+
+    repo = DirectoryStatisticsRepository(session)
+    return {
+        "organisations_by_type": await repo.count_organisations_by_type(),
+        "professionals": await repo.count_active_professionals(),
+    }

@@ -232,3 +232,13 @@ class BreakGlassRepository(RepositoryBase[BreakGlassAccess]):
         total = await self.count(stmt)
         items = await self.all(stmt.order_by(BreakGlassAccess.granted_at.desc()).offset(page.offset).limit(page.limit))
         return Page(items=items, total=total, offset=page.offset, limit=page.limit)
+
+
+class PatientStatisticsRepository(RepositoryBase[Patient]):
+    """Aggregated figures only (evaluators): never returns a patient row."""
+
+    model = Patient
+
+    async def count_by_identity_status(self) -> dict[str, int]:
+        rows = await self.session.execute(sa.select(Patient.identity_status, sa.func.count()).group_by(Patient.identity_status))
+        return {str(status.value if hasattr(status, "value") else status): int(n) for status, n in rows.all()}

@@ -469,3 +469,14 @@ async def access_log(
         patient_id=patient_id, break_glass=access.via_break_glass,
     )
     return await list_patient_events(session, patient_id, page)
+
+
+async def identity_status_overview(session: AsyncSession, principal: Principal) -> dict[str, int]:
+    """Number of identities per RNIV status, region-wide (identity-vigilance indicator, no patient data)."""
+    from telesante.directory.models import Role
+    from telesante.patients.repository import PatientStatisticsRepository
+
+    if not principal.has_role(Role.EVALUATOR, Role.REGIONAL_ADMIN):
+        raise Forbidden("Réservé aux évaluateurs et à l'administrateur régional.")
+    counts = await PatientStatisticsRepository(session).count_by_identity_status()
+    return {status.value: counts.get(status.value, 0) for status in IdentityStatus}

@@ -1,0 +1,53 @@
+import pytest
+
+from telesante.auth import service
+from telesante.directory.models import Role
+from telesante.kit.errors import Conflict, Forbidden, NotFound
+from telesante.kit.pagination import PageRequest
+from tests.factories import make_actor, make_organisation, make_professional
+
+
+async def test_api_token_stored_hashed_and_revocable(session):
+    org = await make_organisation(session)
+    actor = await make_actor(session, org)
+    token, row = await service.create_api_token(session, email=actor.email, name="intégration")
+    assert token not in row.token_hash and len(row.token_hash) == 64
+    principal = await service.principal_for_api_token(session, token)
+    assert principal is not None and principal.account_id == actor.account.id
+    await service.revoke_api_token(session, row.id)
+    assert await service.principal_for_api_token(session, token) is None
+
+
+async def test_org_admin_sees_only_accounts_of_own_organisation(session):
+    org_a, org_b = await make_organisation(session), await make_organisation(session)
+    admin_a = await make_actor(session, org_a, Role.ORG_ADMIN)
+    in_a = await make_actor(session, org_a)
+    in_b = await make_actor(session, org_b)
+    page = await service.list_accounts(session, admin_a.principal, PageRequest(0, 100))
+    emails = {a.email for a in page.items}
+    assert in_a.email in emails and in_b.email not in emails
+    with pytest.raises(NotFound):
+        await service.get_account(session, admin_a.principal, in_b.account.id)
+    with pytest.raises(Forbidden):
+        await service.list_accounts(session, in_a.principal, PageRequest(0, 10))
+
+
+async def test_external_identity_links_once(session):
+    org = await make_organisation(session)
+    actor = await make_actor(session, org)
+    other = await make_actor(session, org)
+    await service.link_external_identity(session, actor.account.id, issuer="https://auth.esante.gouv.fr", subject="abc")
+    found = await service.account_for_external_identity(session, "https://auth.esante.gouv.fr", "abc")
+    assert found.id == actor.account.id
+    with pytest.raises(Conflict):
+        await service.link_external_identity(session, other.account.id, issuer="https://auth.esante.gouv.fr",
+                                             subject="abc")
+
+
+async def test_duplicate_email_refused(session):
+    pro = await make_professional(session)
+    other = await make_professional(session)
+    await service.create_account(session, None, professional_id=pro.id, email="dup@test.fr", password="x" * 6 + "abcdef")
+    with pytest.raises(Conflict):
+        await service.create_account(session, None, professional_id=other.id, email="DUP@test.fr",
+                                     password="y" * 6 + "abcdef")

@@ -1,0 +1,190 @@
+from datetime import date, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from telesante.audit.repository import AuditRepository
+from telesante.directory.models import Role
+from telesante.kit import clock
+from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
+from telesante.kit.pagination import PageRequest
+from telesante.patients import service
+from telesante.patients.models import IdentityEvidence, IdentityStatus
+from telesante.patients.repository import PatientCriteria
+from telesante.patients.schemas import BreakGlassCreate, IdentityStatusChangeCreate, TraitsCorrection
+from tests.factories import make_actor, make_organisation, make_patient, patient_data, valid_nir
+
+
+@pytest.fixture
+async def actors(session):
+    """The three actors of every access test."""
+    here, elsewhere = await make_organisation(session, "CH de Fougères"), await make_organisation(session, "CH de Vitré")
+    treating = await make_actor(session, here, Role.REQUESTER)
+    colleague = await make_actor(session, elsewhere, Role.EXPERT)
+    outsider = await make_actor(session, None, Role.EVALUATOR)
+    return treating, colleague, outsider
+
+
+async def test_names_are_stored_as_ins_traits_and_search_is_accent_insensitive(session, actors):
+    treating, _, _ = actors
+    patient = await make_patient(session, treating, birth_family_name="Lefèvre", birth_given_names="Élodie Anne")
+    assert patient.birth_family_name == "LEFEVRE" and patient.first_given_name == "ELODIE"
+    for family, given in (("lefevre", ""), ("LEFÈV", ""), ("lef", "élo"), ("", "anne")):
+        page = await service.search_patients(session, treating.principal, PatientCriteria(family=family, given=given),
+                                             PageRequest())
+        assert [p.id for p in page.items] == [patient.id], (family, given)
+
+
+async def test_three_actors(session, actors):
+    treating, colleague, outsider = actors
+    patient = await make_patient(session, treating)
+    assert (await service.get_patient(session, treating.principal, patient.id)).patient.id == patient.id
+    for other in (colleague, outsider):
+        with pytest.raises(NotFound):
+            await service.get_patient(session, other.principal, patient.id)
+        page = await service.search_patients(session, other.principal, PatientCriteria(family="lefevre"), PageRequest())
+        assert page.total == 0
+
+
+async def test_an_act_link_opens_access_to_the_other_organisation(session, actors):
+    treating, colleague, _ = actors
+    patient = await make_patient(session, treating)
+    org_of_colleague = next(iter(colleague.principal.clinical_organisation_ids))
+    await service.link_patient_to_organisation(session, treating.principal, patient.id, org_of_colleague, "demande:1")
+    assert (await service.get_patient(session, colleague.principal, patient.id)).via_break_glass is False
+
+
+async def test_every_read_is_audited_with_who_and_what(session, actors):
+    treating, _, _ = actors
+    patient = await make_patient(session, treating)
+    await service.get_patient(session, treating.principal, patient.id)
+    page = await AuditRepository(session).list_for_patient(patient.id, PageRequest(0, 10))
+    actions = [e.action for e in page.items]
+    assert actions[:2] == ["read", "create"]
+    read = page.items[0]
+    assert read.account_id == treating.account.id
+    assert "requester" in read.roles and "CH de Fougères" in read.organisations
+    assert read.object_type == "Patient" and read.object_id == str(patient.id)
+
+
+async def test_duplicate_warning_then_confirmation(session, actors):
+    treating, colleague, _ = actors
+    first = await make_patient(session, treating)
+    with pytest.raises(Conflict) as caught:
+        await make_patient(session, treating, birth_given_names="Elodie")
+    duplicates = caught.value.extra["duplicates"]
+    assert duplicates == [{"id": str(first.id), "display": first.display_name}]
+    # A colleague elsewhere is warned too, without learning who or where.
+    with pytest.raises(Conflict) as hidden:
+        await make_patient(session, colleague)
+    assert hidden.value.extra["duplicates"][0]["id"] is None
+    second, warnings = await service.register_patient(session, treating.principal,
+                                                      patient_data(confirm_duplicate=True))
+    assert second.id != first.id and warnings
+
+
+async def test_same_ins_is_refused(session, actors):
+    treating, _, _ = actors
+    nir = valid_nir("F", date(1954, 3, 12))
+    await make_patient(session, treating, ins_matricule=nir)
+    with pytest.raises(Conflict):
+        await make_patient(session, treating, ins_matricule=nir, birth_family_name="Autre", confirm_duplicate=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"birth_date": date.today() + timedelta(days=2)}, "futur"),
+        ({"birth_place_insee": "75999"}, "aucune commune"),
+        ({"ins_matricule": "254033523800199"}, "clé"),
+        ({"ins_matricule": valid_nir("M", date(1954, 3, 12))}, "sexe"),
+        ({"birth_family_name": "Dupont3"}, "lettres"),
+        ({"first_given_name": "Anne"}, "premier prénom"),
+    ],
+)
+def test_bad_traits_are_refused_with_a_french_message(overrides, fragment):
+    with pytest.raises(ValidationError) as caught:
+        patient_data(**overrides)
+    assert fragment in str(caught.value)
+
+
+async def test_registration_needs_a_clinical_role(session, actors):
+    _, _, outsider = actors
+    with pytest.raises(Forbidden):
+        await service.register_patient(session, outsider.principal, patient_data())
+
+
+async def test_identity_status_rules(session, actors):
+    treating, _, _ = actors
+    patient = await make_patient(session, treating)
+    nir = valid_nir("F", date(1954, 3, 12))
+
+    async def change(status, evidence, **kw):
+        return await service.change_identity_status(
+            session, treating.principal, patient.id,
+            IdentityStatusChangeCreate(status=status, evidence=evidence, reason="contrôle", **kw))
+
+    with pytest.raises(InvalidInput):  # qualifiée straight from provisoire
+        await change(IdentityStatus.QUALIFIEE, IdentityEvidence.CNI, ins_matricule=nir)
+    with pytest.raises(InvalidInput):  # récupérée without INSi
+        await change(IdentityStatus.RECUPEREE, IdentityEvidence.CNI, ins_matricule=nir)
+    with pytest.raises(InvalidInput):  # livret de famille for an adult
+        await change(IdentityStatus.VALIDEE, IdentityEvidence.LIVRET_FAMILLE)
+    await change(IdentityStatus.RECUPEREE, IdentityEvidence.TELESERVICE_INSI, ins_matricule=nir)
+    with pytest.raises(InvalidInput):  # qualification needs a high-trust document
+        await change(IdentityStatus.QUALIFIEE, IdentityEvidence.AUCUN)
+    qualified = await change(IdentityStatus.QUALIFIEE, IdentityEvidence.PASSEPORT)
+    assert qualified.identity_status == IdentityStatus.QUALIFIEE and qualified.ins_matricule == nir
+    history = await service.list_status_changes(session, treating.principal, patient.id)
+    assert [h.to_status for h in history] == ["qualifiee", "recuperee", "provisoire"]
+
+
+async def test_correcting_a_trait_downgrades_to_provisoire(session, actors):
+    treating, _, _ = actors
+    patient = await make_patient(session, treating)
+    await service.change_identity_status(
+        session, treating.principal, patient.id,
+        IdentityStatusChangeCreate(status=IdentityStatus.VALIDEE, evidence=IdentityEvidence.CNI, reason="CNI vue"))
+    corrected = await service.correct_traits(
+        session, treating.principal, patient.id,
+        TraitsCorrection(birth_family_name="Lefebvre", birth_given_names="Elodie Marie", birth_date=date(1954, 3, 12),
+                         sex="F", birth_place_insee="35238", reason="erreur de saisie"))
+    assert corrected.identity_status == IdentityStatus.PROVISOIRE and corrected.search_birth_family == "LEFEBVRE"
+
+
+async def test_break_the_glass_grants_limited_flagged_access(session, actors, settings):
+    treating, colleague, outsider = actors
+    patient = await make_patient(session, treating)
+    with pytest.raises(NotFound):
+        await service.get_patient(session, colleague.principal, patient.id)
+    request = BreakGlassCreate(reason="Patient inconscient aux urgences, pas d'autre source", birth_family_name="lefevre",
+                               first_given_name="elodie", birth_date=date(1954, 3, 12))
+    with pytest.raises(Forbidden):
+        await service.break_glass(session, outsider.principal, settings, request)
+    grants = await service.break_glass(session, colleague.principal, settings, request)
+    assert [g.patient_id for g in grants] == [patient.id]
+    access = await service.get_patient(session, colleague.principal, patient.id)
+    assert access.via_break_glass is True
+    events = await AuditRepository(session).list_for_patient(patient.id, PageRequest(0, 5))
+    assert events.items[0].break_glass and events.items[1].action == "break_glass"
+    # Expired after the configured duration.
+    later = clock.now() + timedelta(hours=settings.break_glass_hours, minutes=1)
+    clock.set_clock(lambda: later)
+    with pytest.raises(NotFound):
+        await service.get_patient(session, colleague.principal, patient.id)
+
+
+async def test_break_glass_reason_is_mandatory():
+    with pytest.raises(ValidationError):
+        BreakGlassCreate(reason="urgence", ins_matricule=valid_nir("F", date(1954, 3, 12)))
+
+
+async def test_access_log_lists_readers_and_is_scoped(session, actors):
+    treating, colleague, _ = actors
+    patient = await make_patient(session, treating)
+    await service.get_patient(session, treating.principal, patient.id)
+    log = await service.access_log(session, treating.principal, patient.id, PageRequest(0, 50))
+    assert {e.action for e in log.items} >= {"create", "read"}
+    assert all(e.patient_id == patient.id for e in log.items)
+    with pytest.raises(NotFound):
+        await service.access_log(session, colleague.principal, patient.id, PageRequest())

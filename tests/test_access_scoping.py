@@ -1,0 +1,104 @@
+"""Walks every route that takes a patient id and proves that only the treating professional gets through:
+the colleague in another organisation and the outsider get 404/403 and learn nothing."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from telesante.consents import service as consent_service
+from telesante.consents.models import ConsentScopeType
+from telesante.consents.schemas import ConsentCreate
+from telesante.directory.models import Role
+from tests.factories import make_actor, make_organisation, make_patient, token_for, valid_nir
+from tests.routes import iter_routes
+
+NIR = valid_nir("F", date(1954, 3, 12))
+
+# A valid request for each route taking a patient id: (query, json body, form body).
+# A new route must be added here, otherwise test_every_patient_route_is_covered fails.
+SAMPLES: dict[tuple[str, str], dict] = {
+    ("GET", "/api/patients/{patient_id}"): {},
+    ("PATCH", "/api/patients/{patient_id}"): {"json": {"phone": "02 99 00 00 00"}},
+    ("POST", "/api/patients/{patient_id}/traits"): {"json": {
+        "birth_family_name": "Lefebvre", "birth_given_names": "Elodie Marie", "birth_date": "1954-03-12",
+        "sex": "F", "birth_place_insee": "35238", "reason": "erreur de saisie"}},
+    ("GET", "/api/patients/{patient_id}/identity-status"): {},
+    ("POST", "/api/patients/{patient_id}/identity-status"): {"json": {
+        "status": "recuperee", "evidence": "teleservice_insi", "reason": "appel INSi", "ins_matricule": NIR}},
+    ("POST", "/api/patients/{patient_id}/local-identifiers"): {"json": {"organisation_id": "{org_id}", "value": "IPP-9"}},
+    ("GET", "/api/patients/{patient_id}/care-relationships"): {},
+    ("GET", "/api/patients/{patient_id}/access-log"): {},
+    ("GET", "/api/patients/{patient_id}/consents"): {},
+    ("POST", "/api/patients/{patient_id}/consents"): {"json": {
+        "scope_type": "act", "scope_code": "teleconsultation", "decision": "given",
+        "information_text_id": "{notice_id}"}},
+    ("POST", "/api/patients/{patient_id}/consents/{consent_id}/withdraw"): {"json": {"reason": "retrait"}},
+    ("GET", "/api/patients/{patient_id}/consents/check"): {"params": {"scope_type": "act",
+                                                                      "scope_code": "teleconsultation"}},
+    ("GET", "/fhir/Patient/{patient_id}"): {},
+}
+# Page routes are added by tests/patients/test_pages.py's authors to PAGE_SAMPLES below.
+PAGE_SAMPLES: dict[tuple[str, str], dict] = {}
+
+
+def _patient_routes(app) -> list[tuple[str, str]]:
+    return sorted({(m, p) for m, p in iter_routes(app) if "{patient_id}" in p})
+
+
+def test_every_patient_route_is_covered(app):
+    missing = [r for r in _patient_routes(app) if r not in SAMPLES and r not in PAGE_SAMPLES]
+    assert not missing, f"routes taking a patient id without an access test sample: {missing}"
+
+
+@pytest.fixture
+async def world(session):
+    here, elsewhere = await make_organisation(session, "CH de Dinan"), await make_organisation(session, "CH de Redon")
+    treating = await make_actor(session, here, Role.REQUESTER)
+    colleague = await make_actor(session, elsewhere, Role.REQUESTER)
+    outsider = await make_actor(session, None, Role.EVALUATOR)
+    patient = await make_patient(session, treating)
+    notice = (await consent_service.list_information_texts(session, ConsentScopeType.ACT, "teleconsultation"))[0]
+    consent = await consent_service.record_consent(
+        session, treating.principal, patient.id,
+        ConsentCreate(scope_type="act", scope_code="teleconsultation", decision="given", information_text_id=notice.id))
+    ids = {"patient_id": str(patient.id), "consent_id": str(consent.id), "org_id": str(here.id),
+           "notice_id": str(notice.id)}
+    headers = {name: await token_for(session, actor) for name, actor in
+               (("treating", treating), ("colleague", colleague), ("outsider", outsider))}
+    return ids, headers
+
+
+def _fill(value, ids):
+    if isinstance(value, str):
+        for key, v in ids.items():
+            value = value.replace("{" + key + "}", v)
+        return value
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    return value
+
+
+async def _call(client, method, path, sample, ids, headers):
+    return await client.request(
+        method, _fill(path, ids), headers=headers, params=sample.get("params"),
+        json=_fill(sample["json"], ids) if "json" in sample else None,
+        data=_fill(sample["form"], ids) if "form" in sample else None,
+    )
+
+
+async def test_only_the_treating_professional_gets_through(app, client, world):
+    ids, headers = world
+    routes = _patient_routes(app)
+    samples = {**SAMPLES, **PAGE_SAMPLES}
+    assert len(routes) >= len(SAMPLES)
+    for method, path in routes:
+        for who in ("colleague", "outsider"):
+            response = await _call(client, method, path, samples[(method, path)], ids, headers[who])
+            assert response.status_code in (403, 404), (who, method, path, response.status_code, response.text[:300])
+            assert "LEFEVRE" not in response.text and "Lefèvre" not in response.text
+    # The same requests succeed for the treating professional (so the samples are meaningful).
+    for method, path in routes:
+        response = await _call(client, method, path, samples[(method, path)], ids, headers["treating"])
+        assert response.status_code < 400, (method, path, response.status_code, response.text[:300])

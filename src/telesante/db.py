@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telesante.config import Settings
 
 AfterCommit = Callable[[], Awaitable[Any]]
+READ_ONLY = "read_only"  # execution option: on SQLite, begin a deferred (non-locking) transaction
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -40,7 +41,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn):  # pragma: no cover
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only work (health checks) opts out of the write lock with execution_options(read_only=True).
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

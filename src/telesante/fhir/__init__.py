@@ -1,0 +1,1 @@
+"""FHIR R4 facade (read and search of Patient, Practitioner, Organization): see docs/domains/fhir.md."""

@@ -20,6 +20,7 @@ from telesante.patients.models import (
     BreakGlassAccess,
     CareRelationship,
     CareRelationshipKind,
+    IdentityStatus,
     IdentityStatusChange,
     Patient,
     PatientLocalIdentifier,
@@ -35,6 +36,11 @@ class PatientCriteria:
     sex: Sex | None = None
     ins_matricule: str = ""
     ipp: str = ""
+    # Narrowing used by identifier searches (FHIR): the INS assigning authority, the organisation that
+    # assigned the IPP, and the identity status (an INS may only be used once the identity is qualifiée).
+    ins_oid: str = ""
+    ipp_organisation_id: uuid.UUID | None = None
+    identity_status: IdentityStatus | None = None
 
     def is_empty(self) -> bool:
         return not (self.family or self.given or self.birth_date or self.ins_matricule or self.ipp)
@@ -102,15 +108,19 @@ class PatientRepository(RepositoryBase[Patient]):
             stmt = stmt.where(Patient.sex == criteria.sex)
         if criteria.ins_matricule:
             stmt = stmt.where(Patient.ins_matricule == criteria.ins_matricule)
+        if criteria.ins_oid:
+            stmt = stmt.where(Patient.ins_oid == criteria.ins_oid)
+        if criteria.identity_status:
+            stmt = stmt.where(Patient.identity_status == criteria.identity_status)
         if criteria.ipp:
-            stmt = stmt.where(
-                Patient.id.in_(
-                    sa.select(PatientLocalIdentifier.patient_id).where(PatientLocalIdentifier.value == criteria.ipp)
-                )
-            )
+            local = sa.select(PatientLocalIdentifier.patient_id).where(PatientLocalIdentifier.value == criteria.ipp)
+            if criteria.ipp_organisation_id:
+                local = local.where(PatientLocalIdentifier.organisation_id == criteria.ipp_organisation_id)
+            stmt = stmt.where(Patient.id.in_(local))
         total = await self.count(stmt)
         items = await self.all(
             stmt.order_by(Patient.search_birth_family, Patient.search_given, Patient.birth_date, Patient.id)
+            .options(selectinload(Patient.local_identifiers))
             .offset(page.offset)
             .limit(page.limit)
         )

@@ -5,6 +5,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from telesante.db import READ_ONLY
+
 router = APIRouter(tags=["santé du service"])
 
 
@@ -28,6 +30,7 @@ async def healthz(request: Request) -> JSONResponse:
     database = request.app.state.database
     try:
         async with database.engine.connect() as connection:
+            connection = await connection.execution_options(**{READ_ONLY: True})
             await connection.execute(sa.text("SELECT 1"))
         db = EngineStatus(status="ok", engine=database.engine.dialect.name)
     except Exception as exc:  # noqa: BLE001 - health must report, not raise

@@ -1,0 +1,102 @@
+"""HTTP edges: health, oversized and malformed bodies, wrong content types, error shapes, docs kept true."""
+
+from pathlib import Path
+
+from telesante.config import Settings
+from telesante.directory.models import Role
+from telesante.kit.pagination import PageRequest
+from telesante.patients import service as patient_service
+from telesante.patients.repository import PatientCriteria
+from tests.factories import make_actor, make_organisation, token_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_healthz_reports_the_database(client, engine):
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["database"] == {"status": "ok", "engine": engine.dialect.name, "detail": ""}
+
+
+async def test_openapi_is_served(client):
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200 and "/api/patients" in response.json()["paths"]
+
+
+async def _actor_headers(session):
+    org = await make_organisation(session)
+    actor = await make_actor(session, org, Role.REQUESTER)
+    return actor, await token_for(session, actor)
+
+
+async def test_oversized_body_is_refused(session, client, settings):
+    _, headers = await _actor_headers(session)
+    big = "x" * (settings.max_body_bytes + 10)
+    response = await client.post("/api/patients", headers={**headers, "content-type": "application/json"},
+                                 content=big)
+    assert response.status_code == 413
+    assert "octets" in response.json()["detail"]
+
+
+async def test_malformed_json_names_the_problem(session, client):
+    _, headers = await _actor_headers(session)
+    response = await client.post("/api/patients", headers={**headers, "content-type": "application/json"},
+                                 content=b'{"birth_family_name": ')
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "JSON invalide" in response.json()["detail"]
+
+
+async def test_wrong_content_type_is_refused(session, client):
+    _, headers = await _actor_headers(session)
+    response = await client.post("/api/patients", headers={**headers, "content-type": "text/plain"},
+                                 content=b"birth_family_name=Dupont")
+    assert 400 <= response.status_code < 500
+
+
+async def test_invalid_field_is_named_in_french_and_nothing_is_stored(session, client):
+    actor, headers = await _actor_headers(session)
+    body = {"birth_family_name": "Dupont", "birth_given_names": "Jean", "birth_date": "1980-02-30", "sex": "M",
+            "birth_place_insee": "35238"}
+    response = await client.post("/api/patients", headers=headers, json=body)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["field"] == "birth_date" and "AAAA-MM-JJ" in problem["detail"]
+    body.update(birth_date="1980-02-10", ins_matricule="180023523800199")
+    response = await client.post("/api/patients", headers=headers, json=body)
+    assert response.status_code == 422 and "clé du matricule INS" in response.json()["detail"]
+    found = await patient_service.search_patients(session, actor.principal, PatientCriteria(family="dupont"),
+                                                  PageRequest())
+    assert found.total == 0
+
+
+async def test_unknown_field_is_refused(session, client):
+    _, headers = await _actor_headers(session)
+    response = await client.post("/api/patients", headers=headers, json={"birth_family_name": "X", "hacker": 1})
+    assert response.status_code == 422
+
+
+async def test_api_without_token_is_401_problem(client):
+    response = await client.get("/api/patients")
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["title"] == "Authentification requise"
+
+
+async def test_unknown_route_is_a_french_404(client):
+    response = await client.get("/api/nimporte-quoi")
+    assert response.status_code == 404 and response.json()["title"] == "Introuvable"
+    page = await client.get("/page-inexistante")
+    assert page.status_code == 404 and "Introuvable" in page.text
+
+
+async def test_non_uuid_patient_id_is_a_client_error(session, client):
+    _, headers = await _actor_headers(session)
+    response = await client.get("/api/patients/not-a-uuid", headers=headers)
+    assert response.status_code == 422
+
+
+def test_every_setting_is_documented():
+    text = (ROOT / "docs" / "settings.md").read_text()
+    missing = [name for name in Settings.model_fields if f"TELESANTE_{name.upper()}" not in text]
+    assert not missing, f"settings missing from docs/settings.md: {missing}"

@@ -22,7 +22,9 @@ from telesante.main import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TELESANTE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-ENGINES = [e.strip() for e in os.environ.get("TELESANTE_TEST_ENGINES", "sqlite,postgresql").split(",") if e.strip()]
+ENGINES = [
+    e.strip() for e in os.environ.get("TELESANTE_TEST_ENGINES", "sqlite,postgresql").split(",") if e.strip()
+]
 
 
 def _async_url(url: str) -> str:
@@ -56,8 +58,9 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session inside an outer transaction; commits made by the code under test are savepoints."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
-        db_session = AsyncSession(bind=connection, expire_on_commit=False, autoflush=False,
-                                  join_transaction_mode="create_savepoint")
+        db_session = AsyncSession(
+            bind=connection, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint"
+        )
         try:
             yield db_session
         finally:

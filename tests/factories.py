@@ -51,12 +51,20 @@ async def make_organisation(session: AsyncSession, name: str | None = None, **kw
     return await directory_service.create_organisation(session, None, OrganisationCreate(**data))
 
 
-async def make_professional(session: AsyncSession, family: str = "Martin", profession=Profession.MEDECIN) -> Professional:
+async def make_professional(
+    session: AsyncSession, family: str = "Martin", profession=Profession.MEDECIN
+) -> Professional:
     n = next(_counter)
     return await directory_service.create_professional(
-        session, None,
-        ProfessionalCreate(rpps=valid_rpps(n + 5000), family_name=f"{family}{n}", given_name="Claire",
-                           profession=profession, specialty="Neurologie"),
+        session,
+        None,
+        ProfessionalCreate(
+            rpps=valid_rpps(n + 5000),
+            family_name=f"{family}{n}",
+            given_name="Claire",
+            profession=profession,
+            specialty="Neurologie",
+        ),
     )
 
 
@@ -69,18 +77,27 @@ class Actor:
 
 
 async def make_actor(
-    session: AsyncSession, organisation: Organisation | None, role: Role = Role.REQUESTER, *, totp: bool = False,
+    session: AsyncSession,
+    organisation: Organisation | None,
+    role: Role = Role.REQUESTER,
+    *,
+    totp: bool = False,
     profession: Profession = Profession.MEDECIN,
 ) -> Actor:
     professional = await make_professional(session, profession=profession)
     await directory_service.add_membership(
-        session, None,
-        MembershipCreate(professional_id=professional.id, organisation_id=organisation.id if organisation else None,
-                         role=role),
+        session,
+        None,
+        MembershipCreate(
+            professional_id=professional.id,
+            organisation_id=organisation.id if organisation else None,
+            role=role,
+        ),
     )
     email = f"user{next(_counter)}@test.telesante.fr"
-    account = await auth_service.create_account(session, None, professional_id=professional.id, email=email,
-                                                password=PASSWORD)
+    account = await auth_service.create_account(
+        session, None, professional_id=professional.id, email=email, password=PASSWORD
+    )
     if totp:
         account.totp_secret = pyotp.random_base32()
         from telesante.kit import clock

@@ -32,19 +32,41 @@ def _free_port() -> int:
 
 def start_live_server() -> LiveServer:
     data_dir = Path(tempfile.mkdtemp(prefix="telesante-live-"))
-    env = {**os.environ, "TELESANTE_DATA_DIR": str(data_dir), "TELESANTE_SECRET_KEY": "live-test-secret-key-0123456789",
-           "TELESANTE_DEMO": "0", "TELESANTE_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "TELESANTE_DATA_DIR": str(data_dir),
+        "TELESANTE_SECRET_KEY": "live-test-secret-key-0123456789",
+        "TELESANTE_DEMO": "0",
+        "TELESANTE_LOG_LEVEL": "WARNING",
+    }
     env.pop("TELESANTE_DATABASE_URL", None)
     python = sys.executable
-    subprocess.run([python, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True, capture_output=True)
-    seeded = subprocess.run([python, "-m", "tests.live_seed"], cwd=ROOT, env=env, check=True, capture_output=True,
-                            text=True)
+    subprocess.run(
+        [python, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    seeded = subprocess.run(
+        [python, "-m", "tests.live_seed"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
     info = json.loads(seeded.stdout.strip().splitlines()[-1])
     port = _free_port()
     process = subprocess.Popen(
-        [python, "-m", "uvicorn", "--factory", "telesante.main:create_app", "--host", "127.0.0.1", "--port",
-         str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            python,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "telesante.main:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

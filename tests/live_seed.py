@@ -23,17 +23,30 @@ async def main() -> None:
         elsewhere = await make_organisation(session, "CH de Paimpol")
         clinician = await make_actor(session, here, Role.REQUESTER)
         colleague = await make_actor(session, elsewhere, Role.EXPERT)
-        patient = await make_patient(session, clinician, birth_family_name="Le Goff", birth_given_names="Maïwenn")
-        notice = (await consent_service.list_information_texts(session, ConsentScopeType.ACT, "teleexpertise"))[0]
+        patient = await make_patient(
+            session, clinician, birth_family_name="Le Goff", birth_given_names="Maïwenn"
+        )
+        notice = (
+            await consent_service.list_information_texts(session, ConsentScopeType.ACT, "teleexpertise")
+        )[0]
         consent = await consent_service.record_consent(
-            session, clinician.principal, patient.id,
-            ConsentCreate(scope_type="act", scope_code="teleexpertise", decision="given",
-                          information_text_id=notice.id))
+            session,
+            clinician.principal,
+            patient.id,
+            ConsentCreate(
+                scope_type="act", scope_code="teleexpertise", decision="given", information_text_id=notice.id
+            ),
+        )
         token = (await token_for(session, clinician))["Authorization"].split(" ", 1)[1]
         info = {
-            "email": clinician.email, "password": PASSWORD, "token": token, "patient_id": str(patient.id),
-            "consent_id": str(consent.id), "organisation_id": str(here.id),
-            "colleague_email": colleague.email, "professional_id": str(clinician.professional.id),
+            "email": clinician.email,
+            "password": PASSWORD,
+            "token": token,
+            "patient_id": str(patient.id),
+            "consent_id": str(consent.id),
+            "organisation_id": str(here.id),
+            "colleague_email": colleague.email,
+            "professional_id": str(clinician.professional.id),
         }
         await session.commit()
     await database.dispose()

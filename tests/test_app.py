@@ -16,7 +16,11 @@ async def test_healthz_reports_the_database(client, engine):
     response = await client.get("/healthz")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "ok" and body["database"] == {"status": "ok", "engine": engine.dialect.name, "detail": ""}
+    assert body["status"] == "ok" and body["database"] == {
+        "status": "ok",
+        "engine": engine.dialect.name,
+        "detail": "",
+    }
 
 
 async def test_openapi_is_served(client):
@@ -33,16 +37,20 @@ async def _actor_headers(session):
 async def test_oversized_body_is_refused(session, client, settings):
     _, headers = await _actor_headers(session)
     big = "x" * (settings.max_body_bytes + 10)
-    response = await client.post("/api/patients", headers={**headers, "content-type": "application/json"},
-                                 content=big)
+    response = await client.post(
+        "/api/patients", headers={**headers, "content-type": "application/json"}, content=big
+    )
     assert response.status_code == 413
     assert "octets" in response.json()["detail"]
 
 
 async def test_malformed_json_names_the_problem(session, client):
     _, headers = await _actor_headers(session)
-    response = await client.post("/api/patients", headers={**headers, "content-type": "application/json"},
-                                 content=b'{"birth_family_name": ')
+    response = await client.post(
+        "/api/patients",
+        headers={**headers, "content-type": "application/json"},
+        content=b'{"birth_family_name": ',
+    )
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "JSON invalide" in response.json()["detail"]
@@ -50,15 +58,23 @@ async def test_malformed_json_names_the_problem(session, client):
 
 async def test_wrong_content_type_is_refused(session, client):
     _, headers = await _actor_headers(session)
-    response = await client.post("/api/patients", headers={**headers, "content-type": "text/plain"},
-                                 content=b"birth_family_name=Dupont")
+    response = await client.post(
+        "/api/patients",
+        headers={**headers, "content-type": "text/plain"},
+        content=b"birth_family_name=Dupont",
+    )
     assert 400 <= response.status_code < 500
 
 
 async def test_invalid_field_is_named_in_french_and_nothing_is_stored(session, client):
     actor, headers = await _actor_headers(session)
-    body = {"birth_family_name": "Dupont", "birth_given_names": "Jean", "birth_date": "1980-02-30", "sex": "M",
-            "birth_place_insee": "35238"}
+    body = {
+        "birth_family_name": "Dupont",
+        "birth_given_names": "Jean",
+        "birth_date": "1980-02-30",
+        "sex": "M",
+        "birth_place_insee": "35238",
+    }
     response = await client.post("/api/patients", headers=headers, json=body)
     assert response.status_code == 422
     problem = response.json()
@@ -66,14 +82,17 @@ async def test_invalid_field_is_named_in_french_and_nothing_is_stored(session, c
     body.update(birth_date="1980-02-10", ins_matricule="180023523800199")
     response = await client.post("/api/patients", headers=headers, json=body)
     assert response.status_code == 422 and "clé du matricule INS" in response.json()["detail"]
-    found = await patient_service.search_patients(session, actor.principal, PatientCriteria(family="dupont"),
-                                                  PageRequest())
+    found = await patient_service.search_patients(
+        session, actor.principal, PatientCriteria(family="dupont"), PageRequest()
+    )
     assert found.total == 0
 
 
 async def test_unknown_field_is_refused(session, client):
     _, headers = await _actor_headers(session)
-    response = await client.post("/api/patients", headers=headers, json={"birth_family_name": "X", "hacker": 1})
+    response = await client.post(
+        "/api/patients", headers=headers, json={"birth_family_name": "X", "hacker": 1}
+    )
     assert response.status_code == 422
 
 

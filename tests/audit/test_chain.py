@@ -2,7 +2,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from telesante.audit.service import Action, GENESIS_HASH, record_access, verify_chain
+from telesante.audit.service import GENESIS_HASH, Action, record_access, verify_chain
 
 
 async def _append(session, n):
@@ -37,7 +37,9 @@ async def test_edited_row_is_detected(session):
     await _append(session, 4)
     target = (await session.execute(sa.text("SELECT max(seq) - 2 FROM audit_events"))).scalar_one()
     await _drop_guards(session)
-    await session.execute(sa.text("UPDATE audit_events SET actor = 'quelqu''un d''autre' WHERE seq = :s"), {"s": target})
+    await session.execute(
+        sa.text("UPDATE audit_events SET actor = 'quelqu''un d''autre' WHERE seq = :s"), {"s": target}
+    )
     session.expunge_all()
     report = await verify_chain(session)
     assert not report.ok and report.first_bad_seq == target and "modifié" in report.problem

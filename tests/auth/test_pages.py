@@ -64,8 +64,9 @@ async def test_admin_must_use_totp_and_code_cannot_be_replayed(session, client):
     assert (await client.get("/")).status_code == 303  # not signed in before the second factor
     code = pyotp.TOTP(secret).now()
     token = await csrf_token(client, "/connexion/code")
-    bad = await client.post("/connexion/code", data={"code": "000000" if code != "000000" else "111111",
-                                                     "csrf_token": token})
+    bad = await client.post(
+        "/connexion/code", data={"code": "000000" if code != "000000" else "111111", "csrf_token": token}
+    )
     assert bad.status_code == 401
     ok = await client.post("/connexion/code", data={"code": code, "csrf_token": token})
     assert ok.status_code == 303 and ok.headers["location"] == "/"
@@ -87,8 +88,9 @@ async def test_admin_without_totp_must_enrol(session, client):
     account = await AccountRepository(session).get_by_email(admin.email)
     assert account.totp_secret and account.totp_secret in page.text
     token = await csrf_token(client, "/connexion/activation-2fa")
-    done = await client.post("/connexion/activation-2fa",
-                             data={"code": pyotp.TOTP(account.totp_secret).now(), "csrf_token": token})
+    done = await client.post(
+        "/connexion/activation-2fa", data={"code": pyotp.TOTP(account.totp_secret).now(), "csrf_token": token}
+    )
     assert done.status_code == 303
     await session.refresh(account)
     assert account.totp_enabled_at is not None
@@ -110,17 +112,32 @@ async def test_admin_reset_forces_password_change(session, client):
     user = await make_actor(session, org, Role.REQUESTER)
     from telesante.auth import service
 
-    await service.reset_password(session, admin.principal, user.account.id, "provisoire-123456", reset_totp=False)
+    await service.reset_password(
+        session, admin.principal, user.account.id, "provisoire-123456", reset_totp=False
+    )
     response = await login(client, user.email, "provisoire-123456")
     assert response.headers["location"] == "/mot-de-passe"
     assert (await client.get("/")).status_code == 303  # must change first
     token = await csrf_token(client, "/mot-de-passe")
-    short = await client.post("/mot-de-passe", data={"current_password": "provisoire-123456", "new_password": "court",
-                                                    "confirm_password": "court", "csrf_token": token})
+    short = await client.post(
+        "/mot-de-passe",
+        data={
+            "current_password": "provisoire-123456",
+            "new_password": "court",
+            "confirm_password": "court",
+            "csrf_token": token,
+        },
+    )
     assert short.status_code == 422 and "12 caractères" in short.text
-    done = await client.post("/mot-de-passe", data={"current_password": "provisoire-123456",
-                                                   "new_password": "un-nouveau-secret-long",
-                                                   "confirm_password": "un-nouveau-secret-long", "csrf_token": token})
+    done = await client.post(
+        "/mot-de-passe",
+        data={
+            "current_password": "provisoire-123456",
+            "new_password": "un-nouveau-secret-long",
+            "confirm_password": "un-nouveau-secret-long",
+            "csrf_token": token,
+        },
+    )
     assert done.status_code == 303
     assert (await login(client, user.email, "un-nouveau-secret-long")).headers["location"] == "/"
 

@@ -36,18 +36,24 @@ async def test_external_identity_links_once(session):
     org = await make_organisation(session)
     actor = await make_actor(session, org)
     other = await make_actor(session, org)
-    await service.link_external_identity(session, actor.account.id, issuer="https://auth.esante.gouv.fr", subject="abc")
+    await service.link_external_identity(
+        session, actor.account.id, issuer="https://auth.esante.gouv.fr", subject="abc"
+    )
     found = await service.account_for_external_identity(session, "https://auth.esante.gouv.fr", "abc")
     assert found.id == actor.account.id
     with pytest.raises(Conflict):
-        await service.link_external_identity(session, other.account.id, issuer="https://auth.esante.gouv.fr",
-                                             subject="abc")
+        await service.link_external_identity(
+            session, other.account.id, issuer="https://auth.esante.gouv.fr", subject="abc"
+        )
 
 
 async def test_duplicate_email_refused(session):
     pro = await make_professional(session)
     other = await make_professional(session)
-    await service.create_account(session, None, professional_id=pro.id, email="dup@test.fr", password="x" * 6 + "abcdef")
+    await service.create_account(
+        session, None, professional_id=pro.id, email="dup@test.fr", password="x" * 6 + "abcdef"
+    )
     with pytest.raises(Conflict):
-        await service.create_account(session, None, professional_id=other.id, email="DUP@test.fr",
-                                     password="y" * 6 + "abcdef")
+        await service.create_account(
+            session, None, professional_id=other.id, email="DUP@test.fr", password="y" * 6 + "abcdef"
+        )

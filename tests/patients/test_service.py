@@ -18,7 +18,10 @@ from tests.factories import make_actor, make_organisation, make_patient, patient
 @pytest.fixture
 async def actors(session):
     """The three actors of every access test."""
-    here, elsewhere = await make_organisation(session, "CH de Fougères"), await make_organisation(session, "CH de Vitré")
+    here, elsewhere = (
+        await make_organisation(session, "CH de Fougères"),
+        await make_organisation(session, "CH de Vitré"),
+    )
     treating = await make_actor(session, here, Role.REQUESTER)
     colleague = await make_actor(session, elsewhere, Role.EXPERT)
     outsider = await make_actor(session, None, Role.EVALUATOR)
@@ -27,11 +30,14 @@ async def actors(session):
 
 async def test_names_are_stored_as_ins_traits_and_search_is_accent_insensitive(session, actors):
     treating, _, _ = actors
-    patient = await make_patient(session, treating, birth_family_name="Lefèvre", birth_given_names="Élodie Anne")
+    patient = await make_patient(
+        session, treating, birth_family_name="Lefèvre", birth_given_names="Élodie Anne"
+    )
     assert patient.birth_family_name == "LEFEVRE" and patient.first_given_name == "ELODIE"
     for family, given in (("lefevre", ""), ("LEFÈV", ""), ("lef", "élo"), ("", "anne")):
-        page = await service.search_patients(session, treating.principal, PatientCriteria(family=family, given=given),
-                                             PageRequest())
+        page = await service.search_patients(
+            session, treating.principal, PatientCriteria(family=family, given=given), PageRequest()
+        )
         assert [p.id for p in page.items] == [patient.id], (family, given)
 
 
@@ -42,7 +48,9 @@ async def test_three_actors(session, actors):
     for other in (colleague, outsider):
         with pytest.raises(NotFound):
             await service.get_patient(session, other.principal, patient.id)
-        page = await service.search_patients(session, other.principal, PatientCriteria(family="lefevre"), PageRequest())
+        page = await service.search_patients(
+            session, other.principal, PatientCriteria(family="lefevre"), PageRequest()
+        )
         assert page.total == 0
 
 
@@ -50,7 +58,9 @@ async def test_an_act_link_opens_access_to_the_other_organisation(session, actor
     treating, colleague, _ = actors
     patient = await make_patient(session, treating)
     org_of_colleague = next(iter(colleague.principal.clinical_organisation_ids))
-    await service.link_patient_to_organisation(session, treating.principal, patient.id, org_of_colleague, "demande:1")
+    await service.link_patient_to_organisation(
+        session, treating.principal, patient.id, org_of_colleague, "demande:1"
+    )
     assert (await service.get_patient(session, colleague.principal, patient.id)).via_break_glass is False
 
 
@@ -78,8 +88,9 @@ async def test_duplicate_warning_then_confirmation(session, actors):
     with pytest.raises(Conflict) as hidden:
         await make_patient(session, colleague)
     assert hidden.value.extra["duplicates"][0]["id"] is None
-    second, warnings = await service.register_patient(session, treating.principal,
-                                                      patient_data(confirm_duplicate=True))
+    second, warnings = await service.register_patient(
+        session, treating.principal, patient_data(confirm_duplicate=True)
+    )
     assert second.id != first.id and warnings
 
 
@@ -88,7 +99,9 @@ async def test_same_ins_is_refused(session, actors):
     nir = valid_nir("F", date(1954, 3, 12))
     await make_patient(session, treating, ins_matricule=nir)
     with pytest.raises(Conflict):
-        await make_patient(session, treating, ins_matricule=nir, birth_family_name="Autre", confirm_duplicate=True)
+        await make_patient(
+            session, treating, ins_matricule=nir, birth_family_name="Autre", confirm_duplicate=True
+        )
 
 
 @pytest.mark.parametrize(
@@ -121,8 +134,11 @@ async def test_identity_status_rules(session, actors):
 
     async def change(status, evidence, **kw):
         return await service.change_identity_status(
-            session, treating.principal, patient.id,
-            IdentityStatusChangeCreate(status=status, evidence=evidence, reason="contrôle", **kw))
+            session,
+            treating.principal,
+            patient.id,
+            IdentityStatusChangeCreate(status=status, evidence=evidence, reason="contrôle", **kw),
+        )
 
     with pytest.raises(InvalidInput):  # qualifiée straight from provisoire
         await change(IdentityStatus.QUALIFIEE, IdentityEvidence.CNI, ins_matricule=nir)
@@ -143,13 +159,29 @@ async def test_correcting_a_trait_downgrades_to_provisoire(session, actors):
     treating, _, _ = actors
     patient = await make_patient(session, treating)
     await service.change_identity_status(
-        session, treating.principal, patient.id,
-        IdentityStatusChangeCreate(status=IdentityStatus.VALIDEE, evidence=IdentityEvidence.CNI, reason="CNI vue"))
+        session,
+        treating.principal,
+        patient.id,
+        IdentityStatusChangeCreate(
+            status=IdentityStatus.VALIDEE, evidence=IdentityEvidence.CNI, reason="CNI vue"
+        ),
+    )
     corrected = await service.correct_traits(
-        session, treating.principal, patient.id,
-        TraitsCorrection(birth_family_name="Lefebvre", birth_given_names="Elodie Marie", birth_date=date(1954, 3, 12),
-                         sex="F", birth_place_insee="35238", reason="erreur de saisie"))
-    assert corrected.identity_status == IdentityStatus.PROVISOIRE and corrected.search_birth_family == "LEFEBVRE"
+        session,
+        treating.principal,
+        patient.id,
+        TraitsCorrection(
+            birth_family_name="Lefebvre",
+            birth_given_names="Elodie Marie",
+            birth_date=date(1954, 3, 12),
+            sex="F",
+            birth_place_insee="35238",
+            reason="erreur de saisie",
+        ),
+    )
+    assert (
+        corrected.identity_status == IdentityStatus.PROVISOIRE and corrected.search_birth_family == "LEFEBVRE"
+    )
 
 
 async def test_break_the_glass_grants_limited_flagged_access(session, actors, settings):
@@ -157,8 +189,12 @@ async def test_break_the_glass_grants_limited_flagged_access(session, actors, se
     patient = await make_patient(session, treating)
     with pytest.raises(NotFound):
         await service.get_patient(session, colleague.principal, patient.id)
-    request = BreakGlassCreate(reason="Patient inconscient aux urgences, pas d'autre source", birth_family_name="lefevre",
-                               first_given_name="elodie", birth_date=date(1954, 3, 12))
+    request = BreakGlassCreate(
+        reason="Patient inconscient aux urgences, pas d'autre source",
+        birth_family_name="lefevre",
+        first_given_name="elodie",
+        birth_date=date(1954, 3, 12),
+    )
     with pytest.raises(Forbidden):
         await service.break_glass(session, outsider.principal, settings, request)
     grants = await service.break_glass(session, colleague.principal, settings, request)

@@ -91,7 +91,9 @@ async def record_access(
         object_id=str(object_id),
         patient_id=patient_id,
         break_glass=break_glass,
-        details=json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str),
+        details=json.dumps(
+            details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        ),
         prev_hash=last.hash if last else GENESIS_HASH,
     )
     event.hash = compute_hash(event)
@@ -115,7 +117,9 @@ async def verify_chain(session: AsyncSession) -> ChainReport:
     count = 0
     async for row in repo.iterate():
         if row.seq != expected_seq:
-            return ChainReport(False, count, prev, expected_seq, f"ligne {expected_seq} manquante (supprimée ?)")
+            return ChainReport(
+                False, count, prev, expected_seq, f"ligne {expected_seq} manquante (supprimée ?)"
+            )
         if row.prev_hash != prev:
             return ChainReport(False, count, prev, row.seq, "chaînage rompu : hash précédent différent")
         if compute_hash(row) != row.hash:
@@ -126,6 +130,8 @@ async def verify_chain(session: AsyncSession) -> ChainReport:
     return ChainReport(True, count, prev)
 
 
-async def list_patient_events(session: AsyncSession, patient_id: uuid.UUID, page: PageRequest) -> Page[AuditEvent]:
+async def list_patient_events(
+    session: AsyncSession, patient_id: uuid.UUID, page: PageRequest
+) -> Page[AuditEvent]:
     """Raw listing for a patient's access log. Callers check access to the patient first."""
     return await AuditRepository(session).list_for_patient(patient_id, page)

@@ -30,8 +30,10 @@ async def me(principal: PrincipalDep):
         professional_id=principal.professional_id,
         display_name=principal.display_name,
         auth_method=principal.auth_method,
-        grants=[GrantRead(role=g.role, organisation_id=g.organisation_id, organisation_name=g.organisation_name)
-                for g in principal.grants],
+        grants=[
+            GrantRead(role=g.role, organisation_id=g.organisation_id, organisation_name=g.organisation_name)
+            for g in principal.grants
+        ],
     )
 
 
@@ -60,12 +62,18 @@ async def list_accounts(
 @router.post("/accounts", response_model=AccountRead, status_code=status.HTTP_201_CREATED)
 async def create_account(session: SessionDep, principal: PrincipalDep, data: AccountCreate):
     return await service.create_account(
-        session, principal, professional_id=data.professional_id, email=str(data.email), password=data.password
+        session,
+        principal,
+        professional_id=data.professional_id,
+        email=str(data.email),
+        password=data.password,
     )
 
 
 @router.post("/accounts/{account_id}/reset-password", response_model=AccountRead)
-async def reset_password(session: SessionDep, principal: PrincipalDep, account_id: uuid.UUID, data: PasswordReset):
+async def reset_password(
+    session: SessionDep, principal: PrincipalDep, account_id: uuid.UUID, data: PasswordReset
+):
     """Réinitialisation par un administrateur : mot de passe provisoire, sessions fermées, verrou levé."""
     return await service.reset_password(
         session, principal, account_id, data.temporary_password, reset_totp=data.reset_totp
@@ -73,5 +81,7 @@ async def reset_password(session: SessionDep, principal: PrincipalDep, account_i
 
 
 @router.post("/accounts/{account_id}/active", response_model=AccountRead)
-async def set_active(session: SessionDep, principal: PrincipalDep, account_id: uuid.UUID, data: AccountActive):
+async def set_active(
+    session: SessionDep, principal: PrincipalDep, account_id: uuid.UUID, data: AccountActive
+):
     return await service.set_account_active(session, principal, account_id, data.active)

@@ -38,7 +38,9 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-async def current_web_session(request: Request, session: SessionDep, settings: SettingsDep) -> WebSession | None:
+async def current_web_session(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> WebSession | None:
     if hasattr(request.state, "web_session"):
         return request.state.web_session
     web_session = await service.session_from_token(session, settings, request.cookies.get(SESSION_COOKIE))
@@ -46,7 +48,9 @@ async def current_web_session(request: Request, session: SessionDep, settings: S
     return web_session
 
 
-async def optional_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal | None:
+async def optional_principal(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> Principal | None:
     if hasattr(request.state, "principal"):
         return request.state.principal
     token = bearer_token(request)
@@ -67,7 +71,9 @@ async def require_principal(principal: Annotated[Principal | None, Depends(optio
     return principal
 
 
-async def require_bearer(request: Request, principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+async def require_bearer(
+    request: Request, principal: Annotated[Principal, Depends(require_principal)]
+) -> Principal:
     """FHIR is for systems: bearer token only."""
     if principal.auth_method != "token":
         raise NotAuthenticated("Jeton d'accès (Authorization: Bearer) requis.")
@@ -101,4 +107,6 @@ async def csrf_protect(request: Request, settings: SettingsDep) -> None:
         value = form.get(CSRF_FIELD)
         submitted = value if isinstance(value, str) else None
     if not security.csrf_valid(request.app.state.secret_key, request.cookies.get(CSRF_COOKIE), submitted):
-        raise Forbidden("Jeton anti-falsification (CSRF) absent ou invalide : rechargez la page et recommencez.")
+        raise Forbidden(
+            "Jeton anti-falsification (CSRF) absent ou invalide : rechargez la page et recommencez."
+        )

@@ -33,7 +33,10 @@ def _safe_next(value: str | None) -> str:
 
 
 def _client(request: Request) -> tuple[str, str]:
-    return (request.client.host if request.client else "inconnue", request.headers.get("user-agent", "")[:300])
+    return (
+        request.client.host if request.client else "inconnue",
+        request.headers.get("user-agent", "")[:300],
+    )
 
 
 @router.get("/connexion")
@@ -51,15 +54,26 @@ async def login(
     suite: Annotated[str, Form(max_length=500)] = "/",
 ):
     ip, user_agent = _client(request)
-    outcome = await service.login(session, settings, email=email, password=password, ip=ip, user_agent=user_agent)
+    outcome = await service.login(
+        session, settings, email=email, password=password, ip=ip, user_agent=user_agent
+    )
     if not outcome.ok:
         # Not rolled back: the failed attempt must be counted (throttling, lockout).
-        return render(request, "auth/login.html", {"suite": _safe_next(suite), "email": email,
-                                                   "error": outcome.error}, status_code=401)
-    target = {"totp": "/connexion/code", "totp_enrol": "/connexion/activation-2fa",
-              "change_password": "/mot-de-passe"}.get(outcome.next_step or "", _safe_next(suite))
+        return render(
+            request,
+            "auth/login.html",
+            {"suite": _safe_next(suite), "email": email, "error": outcome.error},
+            status_code=401,
+        )
+    target = {
+        "totp": "/connexion/code",
+        "totp_enrol": "/connexion/activation-2fa",
+        "change_password": "/mot-de-passe",
+    }.get(outcome.next_step or "", _safe_next(suite))
     response = redirect(target)
-    set_cookie(request, response, SESSION_COOKIE, outcome.session_token or "", max_age=settings.session_hours * 3600)
+    set_cookie(
+        request, response, SESSION_COOKIE, outcome.session_token or "", max_age=settings.session_hours * 3600
+    )
     return response
 
 
@@ -77,7 +91,10 @@ async def totp_form(request: Request, web_session: WebSessionDep):
 
 @router.post("/connexion/code")
 async def totp_submit(
-    request: Request, session: SessionDep, settings: SettingsDep, web_session: WebSessionDep,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    web_session: WebSessionDep,
     code: Annotated[str, Form(max_length=10)] = "",
 ):
     pending = _pending(web_session)
@@ -96,13 +113,18 @@ async def totp_enrol_form(request: Request, session: SessionDep, web_session: We
 
 @router.post("/connexion/activation-2fa")
 async def totp_enrol_submit(
-    request: Request, session: SessionDep, web_session: WebSessionDep, code: Annotated[str, Form(max_length=10)] = ""
+    request: Request,
+    session: SessionDep,
+    web_session: WebSessionDep,
+    code: Annotated[str, Form(max_length=10)] = "",
 ):
     pending = _pending(web_session)
     error = await service.confirm_totp_enrolment(session, pending, code)
     if error:
         secret, uri = await service.begin_totp_enrolment(session, pending)
-        return render(request, "auth/totp_enrol.html", {"secret": secret, "uri": uri, "error": error}, status_code=422)
+        return render(
+            request, "auth/totp_enrol.html", {"secret": secret, "uri": uri, "error": error}, status_code=422
+        )
     account = await service.get_session_account(session, pending)
     return redirect("/mot-de-passe" if account.must_change_password else "/")
 
@@ -126,8 +148,13 @@ async def password_submit(
     if web_session is None or not web_session.mfa_passed:
         raise NotAuthenticated()
     if new_password != confirm_password:
-        return form_error(request, "auth/password.html", {}, "Les deux saisies du nouveau mot de passe diffèrent.",
-                          "confirm_password")
+        return form_error(
+            request,
+            "auth/password.html",
+            {},
+            "Les deux saisies du nouveau mot de passe diffèrent.",
+            "confirm_password",
+        )
     error = await service.change_own_password(session, web_session, current_password, new_password)
     if error:
         return form_error(request, "auth/password.html", {}, error, "new_password")
@@ -165,8 +192,11 @@ async def revoke_my_token(session: SessionDep, principal: PrincipalDep, token_id
 
 @router.get("/admin/comptes")
 async def accounts(
-    request: Request, session: SessionDep, principal: PrincipalDep,
-    q: Annotated[str, Query(max_length=100)] = "", offset: Annotated[int, Query(ge=0)] = 0,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    q: Annotated[str, Query(max_length=100)] = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
 ):
     page = await service.list_accounts(session, principal, PageRequest(offset, 25), q)
     return render(request, "auth/accounts.html", {"page": page, "q": q})
@@ -185,7 +215,10 @@ async def _new_account_context(session, principal, q: str) -> dict:
 
 @router.get("/admin/comptes/nouveau")
 async def new_account_form(
-    request: Request, session: SessionDep, principal: PrincipalDep, q: Annotated[str, Query(max_length=100)] = ""
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    q: Annotated[str, Query(max_length=100)] = "",
 ):
     return render(request, "auth/account_new.html", await _new_account_context(session, principal, q))
 
@@ -205,8 +238,12 @@ async def new_account(
         try:
             pro_id = uuid.UUID(professional_id)
         except ValueError:
-            return form_error(request, "auth/account_new.html", context, "Choisissez un professionnel.", "professional_id")
-        account = await service.create_account(session, principal, professional_id=pro_id, email=email, password=password)
+            return form_error(
+                request, "auth/account_new.html", context, "Choisissez un professionnel.", "professional_id"
+            )
+        account = await service.create_account(
+            session, principal, professional_id=pro_id, email=email, password=password
+        )
     except DomainError as exc:
         return form_error(request, "auth/account_new.html", context, exc.message, exc.field)
     return redirect(f"/admin/comptes/{account.id}?cree=1")
@@ -214,12 +251,19 @@ async def new_account(
 
 @router.get("/admin/comptes/{account_id}")
 async def account_detail(
-    request: Request, session: SessionDep, principal: PrincipalDep, account_id: uuid.UUID,
-    cree: str = "", reinit: str = "",
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    account_id: uuid.UUID,
+    cree: str = "",
+    reinit: str = "",
 ):
     account = await service.get_account(session, principal, account_id)
-    message = "Compte créé : le mot de passe provisoire devra être changé à la première connexion." if cree else (
-        "Mot de passe réinitialisé ; les sessions ouvertes ont été fermées." if reinit else None)
+    message = (
+        "Compte créé : le mot de passe provisoire devra être changé à la première connexion."
+        if cree
+        else ("Mot de passe réinitialisé ; les sessions ouvertes ont été fermées." if reinit else None)
+    )
     return render(request, "auth/account_detail.html", {"account": account, "message": message})
 
 
@@ -233,7 +277,9 @@ async def account_reset(
     reset_totp: Annotated[bool, Form()] = False,
 ):
     try:
-        await service.reset_password(session, principal, account_id, temporary_password, reset_totp=reset_totp)
+        await service.reset_password(
+            session, principal, account_id, temporary_password, reset_totp=reset_totp
+        )
     except DomainError as exc:
         account = await service.get_account(session, principal, account_id)
         return form_error(request, "auth/account_detail.html", {"account": account}, exc.message, exc.field)
@@ -242,7 +288,10 @@ async def account_reset(
 
 @router.post("/admin/comptes/{account_id}/activation")
 async def account_active(
-    request: Request, session: SessionDep, principal: PrincipalDep, account_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    account_id: uuid.UUID,
     active: Annotated[bool, Form()] = False,
 ):
     try:

@@ -45,7 +45,9 @@ class Principal:
     def clinical_organisation_ids(self) -> frozenset[uuid.UUID]:
         """Organisations through which this principal may see patients."""
         return frozenset(
-            g.organisation_id for g in self.grants if g.role in CLINICAL_ROLES and g.organisation_id is not None
+            g.organisation_id
+            for g in self.grants
+            if g.role in CLINICAL_ROLES and g.organisation_id is not None
         )
 
     @property
@@ -54,7 +56,9 @@ class Principal:
 
     def admin_organisation_ids(self) -> frozenset[uuid.UUID]:
         return frozenset(
-            g.organisation_id for g in self.grants if g.role == Role.ORG_ADMIN and g.organisation_id is not None
+            g.organisation_id
+            for g in self.grants
+            if g.role == Role.ORG_ADMIN and g.organisation_id is not None
         )
 
     def can_administer(self, organisation_id: uuid.UUID | None) -> bool:

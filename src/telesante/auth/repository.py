@@ -17,7 +17,9 @@ class AccountRepository(RepositoryBase[Account]):
 
     async def get_by_email(self, email: str) -> Account | None:
         return await self.scalar(
-            sa.select(Account).where(Account.email == email.strip().lower()).options(selectinload(Account.professional))
+            sa.select(Account)
+            .where(Account.email == email.strip().lower())
+            .options(selectinload(Account.professional))
         )
 
     async def get_with_professional(self, account_id: uuid.UUID) -> Account | None:
@@ -36,7 +38,9 @@ class AccountRepository(RepositoryBase[Account]):
         if organisation_ids is not None:
             stmt = stmt.where(
                 Account.professional_id.in_(
-                    sa.select(Membership.professional_id).where(Membership.organisation_id.in_(organisation_ids))
+                    sa.select(Membership.professional_id).where(
+                        Membership.organisation_id.in_(organisation_ids)
+                    )
                 )
             )
         if query:
@@ -106,5 +110,7 @@ class ExternalIdentityRepository(RepositoryBase[ExternalIdentity]):
 
     async def get_by_subject(self, issuer: str, subject: str) -> ExternalIdentity | None:
         return await self.scalar(
-            sa.select(ExternalIdentity).where(ExternalIdentity.issuer == issuer, ExternalIdentity.subject == subject)
+            sa.select(ExternalIdentity).where(
+                ExternalIdentity.issuer == issuer, ExternalIdentity.subject == subject
+            )
         )

@@ -27,7 +27,7 @@ from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, To
 from telesante.kit.pagination import Page, PageRequest
 
 SESSION_PREFIX = "tss"
-API_TOKEN_PREFIX = "tsa"
+API_TOKEN_PREFIX = "tsa"  # noqa: S105 - a prefix, not a secret
 TOTP_ISSUER = "Télésanté"
 GENERIC_LOGIN_ERROR = "Adresse électronique ou mot de passe incorrect."
 
@@ -80,7 +80,9 @@ async def login(
     if account.locked_until is not None and account.locked_until > now:
         await attempts.add(LoginAttempt(email=email, ip=ip, succeeded=False, at=now))
         minutes = max(1, int((account.locked_until - now).total_seconds() // 60) + 1)
-        return LoginOutcome(False, f"Compte temporairement verrouillé après trop d'échecs. Réessayez dans {minutes} min.")
+        return LoginOutcome(
+            False, f"Compte temporairement verrouillé après trop d'échecs. Réessayez dans {minutes} min."
+        )
     if not password_ok:
         await attempts.add(LoginAttempt(email=email, ip=ip, succeeded=False, at=now))
         account.failed_logins += 1
@@ -119,7 +121,9 @@ async def login(
     return LoginOutcome(True, session_token=token, next_step=step)
 
 
-async def session_from_token(session: AsyncSession, settings: Settings, token: str | None) -> WebSession | None:
+async def session_from_token(
+    session: AsyncSession, settings: Settings, token: str | None
+) -> WebSession | None:
     if not token or not token.startswith(SESSION_PREFIX + "_") or len(token) > 100:
         return None
     web_session = await WebSessionRepository(session).get_by_hash(security.token_digest(token))
@@ -182,7 +186,9 @@ def _matching_step(secret: str, code: str) -> int | None:
     return None
 
 
-async def verify_totp(session: AsyncSession, settings: Settings, web_session: WebSession, code: str) -> str | None:
+async def verify_totp(
+    session: AsyncSession, settings: Settings, web_session: WebSession, code: str
+) -> str | None:
     """Second factor of a pending session; returns an error message or None. A used code cannot be replayed."""
     account = await get_session_account(session, web_session)
     if not account.totp_secret or account.totp_enabled_at is None:
@@ -259,7 +265,9 @@ async def logout(session: AsyncSession, web_session: WebSession) -> None:
 # --- administration -------------------------------------------------------------------------------------
 
 
-async def _administered_account(session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> Account:
+async def _administered_account(
+    session: AsyncSession, principal: Principal, account_id: uuid.UUID
+) -> Account:
     account = await AccountRepository(session).get_with_professional(account_id)
     if account is None:
         raise NotFound("Compte introuvable.")
@@ -276,7 +284,9 @@ def require_admin(principal: Principal) -> None:
         raise Forbidden("Réservé aux administrateurs.")
 
 
-async def list_accounts(session: AsyncSession, principal: Principal, page: PageRequest, query: str = "") -> Page[Account]:
+async def list_accounts(
+    session: AsyncSession, principal: Principal, page: PageRequest, query: str = ""
+) -> Page[Account]:
     require_admin(principal)
     scope = None if principal.is_regional_admin else principal.admin_organisation_ids()
     return await AccountRepository(session).list_accounts(page, organisation_ids=scope, query=query.strip())
@@ -288,7 +298,12 @@ async def get_account(session: AsyncSession, principal: Principal, account_id: u
 
 
 async def create_account(
-    session: AsyncSession, principal: Principal | None, *, professional_id: uuid.UUID, email: str, password: str
+    session: AsyncSession,
+    principal: Principal | None,
+    *,
+    professional_id: uuid.UUID,
+    email: str,
+    password: str,
 ) -> Account:
     """Create an account for a professional of the directory. ``principal=None`` is the CLI (operator)."""
     email = email.strip().lower()
@@ -320,7 +335,12 @@ async def create_account(
 
 
 async def reset_password(
-    session: AsyncSession, principal: Principal, account_id: uuid.UUID, temporary_password: str, *, reset_totp: bool
+    session: AsyncSession,
+    principal: Principal,
+    account_id: uuid.UUID,
+    temporary_password: str,
+    *,
+    reset_totp: bool,
 ) -> Account:
     """Administrator reset: temporary password to change at next login; sessions closed; lock lifted."""
     require_admin(principal)
@@ -343,7 +363,9 @@ async def reset_password(
     return account
 
 
-async def set_account_active(session: AsyncSession, principal: Principal, account_id: uuid.UUID, active: bool) -> Account:
+async def set_account_active(
+    session: AsyncSession, principal: Principal, account_id: uuid.UUID, active: bool
+) -> Account:
     require_admin(principal)
     account = await _administered_account(session, principal, account_id)
     if account.id == principal.account_id and not active:
@@ -379,10 +401,14 @@ async def create_api_token(
     return token, api_token
 
 
-async def revoke_api_token(session: AsyncSession, token_id: uuid.UUID, principal: Principal | None = None) -> ApiToken:
+async def revoke_api_token(
+    session: AsyncSession, token_id: uuid.UUID, principal: Principal | None = None
+) -> ApiToken:
     api_token = await ApiTokenRepository(session).get(token_id)
     if api_token is None or (
-        principal is not None and api_token.account_id != principal.account_id and not principal.is_regional_admin
+        principal is not None
+        and api_token.account_id != principal.account_id
+        and not principal.is_regional_admin
     ):
         raise NotFound("Jeton introuvable.")
     if api_token.revoked_at is None:

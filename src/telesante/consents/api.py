@@ -41,14 +41,22 @@ async def list_consents(session: SessionDep, principal: PrincipalDep, patient_id
     return await service.list_consents(session, principal, patient_id)
 
 
-@router.post("/patients/{patient_id}/consents", response_model=ConsentRead, status_code=status.HTTP_201_CREATED)
-async def record_consent(session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID, data: ConsentCreate):
+@router.post(
+    "/patients/{patient_id}/consents", response_model=ConsentRead, status_code=status.HTTP_201_CREATED
+)
+async def record_consent(
+    session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID, data: ConsentCreate
+):
     return await service.record_consent(session, principal, patient_id, data)
 
 
 @router.post("/patients/{patient_id}/consents/{consent_id}/withdraw", response_model=ConsentRead)
 async def withdraw_consent(
-    session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID, consent_id: uuid.UUID, data: ConsentWithdraw
+    session: SessionDep,
+    principal: PrincipalDep,
+    patient_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    data: ConsentWithdraw,
 ):
     return await service.withdraw_consent(session, principal, patient_id, consent_id, data.reason)
 

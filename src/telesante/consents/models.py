@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telesante.kit import clock
-from telesante.kit.models import Base, str_enum, UTCDateTime, UUIDPrimaryKey
+from telesante.kit.models import Base, UTCDateTime, UUIDPrimaryKey, str_enum
 
 
 class ConsentScopeType(enum.StrEnum):
@@ -63,9 +63,7 @@ class InformationText(UUIDPrimaryKey, Base):
     __tablename__ = "information_texts"
     __table_args__ = (sa.UniqueConstraint("scope_type", "scope_code", "version"),)
 
-    scope_type: Mapped[ConsentScopeType] = mapped_column(
-        str_enum(ConsentScopeType, 30)
-    )
+    scope_type: Mapped[ConsentScopeType] = mapped_column(str_enum(ConsentScopeType, 30))
     scope_code: Mapped[str] = mapped_column(sa.String(60))
     version: Mapped[str] = mapped_column(sa.String(20))
     title: Mapped[str] = mapped_column(sa.String(200))
@@ -79,9 +77,7 @@ class Consent(UUIDPrimaryKey, Base):
     __table_args__ = (sa.Index("ix_consents_patient_scope", "patient_id", "scope_type", "scope_code"),)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"))
-    scope_type: Mapped[ConsentScopeType] = mapped_column(
-        str_enum(ConsentScopeType, 30)
-    )
+    scope_type: Mapped[ConsentScopeType] = mapped_column(str_enum(ConsentScopeType, 30))
     scope_code: Mapped[str] = mapped_column(sa.String(60))
     decision: Mapped[ConsentDecision] = mapped_column(str_enum(ConsentDecision, 10))
     information_text_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("information_texts.id"))

@@ -46,7 +46,9 @@ class ConsentCreate(InputModel):
         if problem:
             raise ValueError(problem)
         if self.given_by != ConsentGiver.PATIENT and len(self.representative_name) < 2:
-            raise ValueError("Nommez la personne qui s'exprime pour le patient (représentant légal ou de confiance).")
+            raise ValueError(
+                "Nommez la personne qui s'exprime pour le patient (représentant légal ou de confiance)."
+            )
         return self
 
 

@@ -42,7 +42,9 @@ async def publish_information_text(
     for previous in await repo.list_current(data.scope_type, data.scope_code):
         previous.retired_at = now
     text = await repo.add(InformationText(**data.model_dump(), published_at=now))
-    await record_access(session, principal, action=Action.CREATE, object_type="InformationText", object_id=text.id)
+    await record_access(
+        session, principal, action=Action.CREATE, object_type="InformationText", object_id=text.id
+    )
     return text
 
 
@@ -52,9 +54,13 @@ async def record_consent(
     access = await require_patient_access(session, principal, patient_id)
     text = await InformationTextRepository(session).get(data.information_text_id)
     if text is None or text.scope_type != data.scope_type or text.scope_code != data.scope_code:
-        raise InvalidInput("La notice d'information ne correspond pas à ce périmètre.", field="information_text_id")
+        raise InvalidInput(
+            "La notice d'information ne correspond pas à ce périmètre.", field="information_text_id"
+        )
     if text.retired_at is not None:
-        raise InvalidInput("Cette version de la notice d'information n'est plus en vigueur.", field="information_text_id")
+        raise InvalidInput(
+            "Cette version de la notice d'information n'est plus en vigueur.", field="information_text_id"
+        )
     organisation_id = data.organisation_id
     if organisation_id is None and len(principal.clinical_organisation_ids) == 1:
         organisation_id = next(iter(principal.clinical_organisation_ids))
@@ -71,9 +77,17 @@ async def record_consent(
         )
     )
     await record_access(
-        session, principal, action=Action.CREATE, object_type="Consent", object_id=consent.id, patient_id=patient_id,
-        details={"scope": f"{data.scope_type.value}:{data.scope_code}", "decision": data.decision.value,
-                 "information": f"{text.scope_code} v{text.version}"},
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="Consent",
+        object_id=consent.id,
+        patient_id=patient_id,
+        details={
+            "scope": f"{data.scope_type.value}:{data.scope_code}",
+            "decision": data.decision.value,
+            "information": f"{text.scope_code} v{text.version}",
+        },
         break_glass=access.via_break_glass,
     )
     return consent
@@ -89,15 +103,23 @@ async def withdraw_consent(
     if consent.withdrawn_at is not None:
         raise Conflict("Ce consentement a déjà été retiré.")
     if consent.decision != ConsentDecision.GIVEN:
-        raise Conflict("Seul un consentement donné peut être retiré ; enregistrez plutôt une nouvelle décision.")
+        raise Conflict(
+            "Seul un consentement donné peut être retiré ; enregistrez plutôt une nouvelle décision."
+        )
     consent.withdrawn_at = clock.now()
     consent.withdrawn_by_account_id = principal.account_id
     consent.withdrawn_by_name = principal.display_name
     consent.withdrawal_reason = reason.strip()
     await session.flush()
     await record_access(
-        session, principal, action=Action.UPDATE, object_type="Consent", object_id=consent.id, patient_id=patient_id,
-        details={"withdrawn": True}, break_glass=access.via_break_glass,
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="Consent",
+        object_id=consent.id,
+        patient_id=patient_id,
+        details={"withdrawn": True},
+        break_glass=access.via_break_glass,
     )
     return consent
 
@@ -108,7 +130,11 @@ async def list_consents(session: AsyncSession, principal: Principal, patient_id:
 
 
 async def check_consent(
-    session: AsyncSession, principal: Principal, patient_id: uuid.UUID, scope_type: ConsentScopeType, scope_code: str
+    session: AsyncSession,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    scope_type: ConsentScopeType,
+    scope_code: str,
 ) -> ConsentCheck:
     """State of consent for a scope: the latest decision governs; a withdrawn consent no longer counts."""
     problem = scope_problem(scope_type, scope_code)
@@ -118,20 +144,35 @@ async def check_consent(
     latest = await ConsentRepository(session).latest(patient_id, scope_type, scope_code)
     base = {"patient_id": patient_id, "scope_type": scope_type, "scope_code": scope_code}
     if latest is None:
-        return ConsentCheck(**base, state="absent", allowed=False,
-                            message="Aucun consentement recueilli pour ce périmètre.")
+        return ConsentCheck(
+            **base, state="absent", allowed=False, message="Aucun consentement recueilli pour ce périmètre."
+        )
     dated = {"consent_id": latest.id, "collected_at": latest.collected_at}
     if latest.withdrawn_at is not None:
-        return ConsentCheck(**base, **dated, state="withdrawn", allowed=False,
-                            message=f"Consentement retiré le {clock.format_paris(latest.withdrawn_at)}.")
+        return ConsentCheck(
+            **base,
+            **dated,
+            state="withdrawn",
+            allowed=False,
+            message=f"Consentement retiré le {clock.format_paris(latest.withdrawn_at)}.",
+        )
     if latest.decision == ConsentDecision.REFUSED:
         return ConsentCheck(**base, **dated, state="refused", allowed=False, message="Le patient a refusé.")
-    return ConsentCheck(**base, **dated, state="given", allowed=True,
-                        message=f"Consentement recueilli le {clock.format_paris(latest.collected_at)}.")
+    return ConsentCheck(
+        **base,
+        **dated,
+        state="given",
+        allowed=True,
+        message=f"Consentement recueilli le {clock.format_paris(latest.collected_at)}.",
+    )
 
 
 async def require_consent(
-    session: AsyncSession, principal: Principal, patient_id: uuid.UUID, scope_type: ConsentScopeType, scope_code: str
+    session: AsyncSession,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    scope_type: ConsentScopeType,
+    scope_code: str,
 ) -> ConsentCheck:
     """Raise ConsentRequired unless the patient's current decision for this scope is a given consent."""
     check = await check_consent(session, principal, patient_id, scope_type, scope_code)

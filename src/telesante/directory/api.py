@@ -40,7 +40,9 @@ async def list_organisations(
     offset: Offset = 0,
     limit: Limit = 20,
 ):
-    page = await service.list_organisations(session, PageRequest(offset, limit), query=q, type_=type, departement=departement)
+    page = await service.list_organisations(
+        session, PageRequest(offset, limit), query=q, type_=type, departement=departement
+    )
     return PageOut(items=page.items, total=page.total, offset=page.offset, limit=page.limit)
 
 
@@ -61,9 +63,14 @@ async def update_organisation(
     return await service.update_organisation(session, principal, organisation_id, data)
 
 
-@router.post("/organisations/{organisation_id}/services", response_model=ServiceRead,
-             status_code=status.HTTP_201_CREATED)
-async def add_service(session: SessionDep, principal: PrincipalDep, organisation_id: uuid.UUID, data: ServiceCreate):
+@router.post(
+    "/organisations/{organisation_id}/services",
+    response_model=ServiceRead,
+    status_code=status.HTTP_201_CREATED,
+)
+async def add_service(
+    session: SessionDep, principal: PrincipalDep, organisation_id: uuid.UUID, data: ServiceCreate
+):
     return await service.add_service(session, principal, organisation_id, data)
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from telesante.kit.models import Base, str_enum, Timestamps, UTCDateTime, UUIDPrimaryKey
+from telesante.kit.models import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, str_enum
 
 
 class OrganisationType(enum.StrEnum):

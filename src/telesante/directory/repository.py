@@ -10,8 +10,8 @@ from telesante.directory.models import (
     Organisation,
     OrganisationService,
     OrganisationType,
-    Professional,
     Profession,
+    Professional,
 )
 from telesante.kit.pagination import Page, PageRequest
 from telesante.kit.repository import RepositoryBase
@@ -123,7 +123,9 @@ class ProfessionalRepository(RepositoryBase[Professional]):
             )
         total = await self.count(stmt)
         items = await self.all(
-            stmt.order_by(Professional.family_name, Professional.given_name).offset(page.offset).limit(page.limit)
+            stmt.order_by(Professional.family_name, Professional.given_name)
+            .offset(page.offset)
+            .limit(page.limit)
         )
         return Page(items=items, total=total, offset=page.offset, limit=page.limit)
 
@@ -141,7 +143,11 @@ class MembershipRepository(RepositoryBase[Membership]):
     model = Membership
 
     async def find(
-        self, professional_id: uuid.UUID, organisation_id: uuid.UUID | None, service_id: uuid.UUID | None, role
+        self,
+        professional_id: uuid.UUID,
+        organisation_id: uuid.UUID | None,
+        service_id: uuid.UUID | None,
+        role,
     ) -> Membership | None:
         return await self.scalar(
             sa.select(Membership).where(
@@ -149,7 +155,9 @@ class MembershipRepository(RepositoryBase[Membership]):
                 Membership.organisation_id.is_(None)
                 if organisation_id is None
                 else Membership.organisation_id == organisation_id,
-                Membership.service_id.is_(None) if service_id is None else Membership.service_id == service_id,
+                Membership.service_id.is_(None)
+                if service_id is None
+                else Membership.service_id == service_id,
                 Membership.role == role,
             )
         )
@@ -169,7 +177,9 @@ class DirectoryStatisticsRepository(RepositoryBase[Organisation]):
 
     async def count_organisations_by_type(self) -> dict[str, int]:
         rows = await self.session.execute(
-            sa.select(Organisation.type, sa.func.count()).where(Organisation.active.is_(True)).group_by(Organisation.type)
+            sa.select(Organisation.type, sa.func.count())
+            .where(Organisation.active.is_(True))
+            .group_by(Organisation.type)
         )
         return {str(t.value if hasattr(t, "value") else t): int(n) for t, n in rows.all()}
 

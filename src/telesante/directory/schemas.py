@@ -45,7 +45,9 @@ class OrganisationCreate(InputModel):
     def _departement(self) -> OrganisationCreate:
         derived = identifiers.departement_of_commune(self.commune_insee)
         if self.departement and self.departement.upper() != derived:
-            raise ValueError(f"Le département {self.departement} ne correspond pas à la commune {self.commune_insee}.")
+            raise ValueError(
+                f"Le département {self.departement} ne correspond pas à la commune {self.commune_insee}."
+            )
         self.departement = derived
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError("Latitude et longitude vont ensemble : renseignez les deux ou aucune.")

@@ -14,8 +14,8 @@ from telesante.directory.models import (
     Organisation,
     OrganisationService,
     OrganisationType,
-    Professional,
     Profession,
+    Professional,
     Role,
 )
 from telesante.directory.repository import (
@@ -50,14 +50,18 @@ def _require_org_admin(principal: Principal | None, organisation_id: uuid.UUID |
 # --- organisations ----------------------------------------------------------------------------------------
 
 
-async def create_organisation(session: AsyncSession, principal: Principal | None, data: OrganisationCreate) -> Organisation:
+async def create_organisation(
+    session: AsyncSession, principal: Principal | None, data: OrganisationCreate
+) -> Organisation:
     """principal=None means the operator (CLI, demo seed)."""
     _require_regional_admin(principal)
     repo = OrganisationRepository(session)
     if await repo.get_by_finess(data.finess):
         raise Conflict(f"Un établissement porte déjà le numéro FINESS {data.finess}.", field="finess")
     organisation = await repo.add(Organisation(**data.model_dump()))
-    await record_access(session, principal, action=Action.CREATE, object_type="Organisation", object_id=organisation.id)
+    await record_access(
+        session, principal, action=Action.CREATE, object_type="Organisation", object_id=organisation.id
+    )
     return organisation
 
 
@@ -73,7 +77,11 @@ async def update_organisation(
         setattr(organisation, key, value)
     await session.flush()
     await record_access(
-        session, principal, action=Action.UPDATE, object_type="Organisation", object_id=organisation.id,
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="Organisation",
+        object_id=organisation.id,
         details={"fields": sorted(changes)},
     )
     return organisation
@@ -116,11 +124,15 @@ async def add_service(
     if await repo.get_by_name(organisation.id, data.name):
         raise Conflict("Un service porte déjà ce nom dans cet établissement.", field="name")
     service = await repo.add(OrganisationService(organisation_id=organisation.id, **data.model_dump()))
-    await record_access(session, principal, action=Action.CREATE, object_type="OrganisationService", object_id=service.id)
+    await record_access(
+        session, principal, action=Action.CREATE, object_type="OrganisationService", object_id=service.id
+    )
     return service
 
 
-async def members_of(session: AsyncSession, organisation_id: uuid.UUID) -> list[tuple[Membership, Professional]]:
+async def members_of(
+    session: AsyncSession, organisation_id: uuid.UUID
+) -> list[tuple[Membership, Professional]]:
     await get_organisation(session, organisation_id)
     return await ProfessionalRepository(session).members_of(organisation_id)
 
@@ -153,7 +165,9 @@ async def create_professional(
             email=str(data.email or ""),
         )
     )
-    await record_access(session, principal, action=Action.CREATE, object_type="Professional", object_id=professional.id)
+    await record_access(
+        session, principal, action=Action.CREATE, object_type="Professional", object_id=professional.id
+    )
     return professional
 
 
@@ -170,7 +184,11 @@ async def update_professional(
         setattr(professional, key, value.upper() if key == "family_name" and value else value)
     await session.flush()
     await record_access(
-        session, principal, action=Action.UPDATE, object_type="Professional", object_id=professional.id,
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="Professional",
+        object_id=professional.id,
         details={"fields": sorted(changes)},
     )
     return professional
@@ -201,7 +219,12 @@ async def list_professionals(
     family: str | None = None,
 ) -> Page[Professional]:
     return await ProfessionalRepository(session).list_professionals(
-        page, query=query.strip(), profession=profession, organisation_id=organisation_id, idnps=idnps, family=family
+        page,
+        query=query.strip(),
+        profession=profession,
+        organisation_id=organisation_id,
+        idnps=idnps,
+        family=family,
     )
 
 
@@ -212,7 +235,9 @@ async def memberships_of(session: AsyncSession, professional_id: uuid.UUID) -> l
 # --- memberships ------------------------------------------------------------------------------------------
 
 
-async def add_membership(session: AsyncSession, principal: Principal | None, data: MembershipCreate) -> Membership:
+async def add_membership(
+    session: AsyncSession, principal: Principal | None, data: MembershipCreate
+) -> Membership:
     if data.role in REGIONAL_ROLES:
         _require_regional_admin(principal)
     else:
@@ -220,7 +245,10 @@ async def add_membership(session: AsyncSession, principal: Principal | None, dat
             raise InvalidInput("Un établissement est requis pour ce rôle.", field="organisation_id")
         _require_org_admin(principal, data.organisation_id)
     if data.role == Role.REGIONAL_ADMIN and data.organisation_id is not None:
-        raise InvalidInput("Le rôle d'administrateur régional ne se rattache pas à un établissement.", field="organisation_id")
+        raise InvalidInput(
+            "Le rôle d'administrateur régional ne se rattache pas à un établissement.",
+            field="organisation_id",
+        )
     await get_professional(session, data.professional_id)
     if data.organisation_id is not None:
         organisation = await get_organisation(session, data.organisation_id)
@@ -238,8 +266,14 @@ async def add_membership(session: AsyncSession, principal: Principal | None, dat
         membership = existing
     else:
         membership = await repo.add(Membership(**data.model_dump()))
-    await record_access(session, principal, action=Action.CREATE, object_type="Membership", object_id=membership.id,
-                        details={"role": data.role.value})
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="Membership",
+        object_id=membership.id,
+        details={"role": data.role.value},
+    )
     return membership
 
 
@@ -254,8 +288,14 @@ async def end_membership(session: AsyncSession, principal: Principal, membership
     if membership.ended_at is None:
         membership.ended_at = clock.now()
         await session.flush()
-    await record_access(session, principal, action=Action.UPDATE, object_type="Membership", object_id=membership.id,
-                        details={"ended": True})
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="Membership",
+        object_id=membership.id,
+        details={"ended": True},
+    )
     return membership
 
 

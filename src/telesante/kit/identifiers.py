@@ -136,5 +136,3 @@ def check_departement(value: str) -> str | None:
     if not _DEPARTEMENT_RE.match(value):
         return "Code de département inconnu (01 à 95, 2A, 2B, 971 à 976)."
     return None
-
-

@@ -49,13 +49,19 @@ async def search_patients(
     limit: Limit = 20,
 ):
     """Recherche par traits (insensible aux accents et à la casse), limitée aux patients de votre périmètre."""
-    criteria = PatientCriteria(family=family, given=given, birth_date=birth_date, sex=sex, ins_matricule=ins, ipp=ipp)
+    criteria = PatientCriteria(
+        family=family, given=given, birth_date=birth_date, sex=sex, ins_matricule=ins, ipp=ipp
+    )
     page = await service.search_patients(session, principal, criteria, PageRequest(offset, limit))
     return PageOut(items=page.items, total=page.total, offset=page.offset, limit=page.limit)
 
 
-@router.post("/patients", response_model=PatientCreated, status_code=status.HTTP_201_CREATED,
-             responses={409: {"description": "Doublon probable ou matricule INS déjà attribué"}})
+@router.post(
+    "/patients",
+    response_model=PatientCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "Doublon probable ou matricule INS déjà attribué"}},
+)
 async def create_patient(session: SessionDep, principal: PrincipalDep, data: PatientCreate):
     patient, warnings = await service.register_patient(session, principal, data)
     return PatientCreated(patient=PatientRead.model_validate(patient), warnings=warnings)
@@ -70,12 +76,16 @@ async def get_patient(session: SessionDep, principal: PrincipalDep, patient_id: 
 
 
 @router.patch("/patients/{patient_id}", response_model=PatientRead)
-async def update_patient(session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID, data: PatientUpdate):
+async def update_patient(
+    session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID, data: PatientUpdate
+):
     return await service.update_patient(session, principal, patient_id, data)
 
 
 @router.post("/patients/{patient_id}/traits", response_model=PatientRead)
-async def correct_traits(session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID, data: TraitsCorrection):
+async def correct_traits(
+    session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID, data: TraitsCorrection
+):
     """Corrige les traits stricts ; l'identité redevient provisoire."""
     return await service.correct_traits(session, principal, patient_id, data)
 
@@ -92,8 +102,11 @@ async def change_identity_status(
     return await service.change_identity_status(session, principal, patient_id, data)
 
 
-@router.post("/patients/{patient_id}/local-identifiers", response_model=LocalIdentifierRead,
-             status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/patients/{patient_id}/local-identifiers",
+    response_model=LocalIdentifierRead,
+    status_code=status.HTTP_201_CREATED,
+)
 async def add_local_identifier(
     session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID, data: LocalIdentifierCreate
 ):
@@ -115,17 +128,23 @@ async def access_log(
 
 
 @router.post("/break-glass", response_model=list[BreakGlassRead], status_code=status.HTTP_201_CREATED)
-async def break_glass(session: SessionDep, principal: PrincipalDep, settings: SettingsDep, data: BreakGlassCreate):
+async def break_glass(
+    session: SessionDep, principal: PrincipalDep, settings: SettingsDep, data: BreakGlassCreate
+):
     """Accès d'urgence (« bris de glace ») : motif obligatoire, durée limitée, revu par l'administrateur."""
     return await service.break_glass(session, principal, settings, data)
 
 
 @router.get("/break-glass/pending", response_model=PageOut[BreakGlassRead])
-async def pending_break_glass(session: SessionDep, principal: PrincipalDep, offset: Offset = 0, limit: Limit = 50):
+async def pending_break_glass(
+    session: SessionDep, principal: PrincipalDep, offset: Offset = 0, limit: Limit = 50
+):
     page = await service.list_pending_break_glass(session, principal, PageRequest(offset, limit))
     return PageOut(items=page.items, total=page.total, offset=page.offset, limit=page.limit)
 
 
 @router.post("/break-glass/{grant_id}/review", response_model=BreakGlassRead)
-async def review_break_glass(session: SessionDep, principal: PrincipalDep, grant_id: uuid.UUID, data: BreakGlassReview):
+async def review_break_glass(
+    session: SessionDep, principal: PrincipalDep, grant_id: uuid.UUID, data: BreakGlassReview
+):
     return await service.review_break_glass(session, principal, grant_id, data.comment)

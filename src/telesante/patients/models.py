@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telesante.kit import clock
-from telesante.kit.models import Base, str_enum, Timestamps, UTCDateTime, UUIDPrimaryKey, ci_string
+from telesante.kit.models import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, ci_string, str_enum
 
 
 class Sex(enum.StrEnum):
@@ -139,9 +139,7 @@ class IdentityStatusChange(UUIDPrimaryKey, Base):
     __tablename__ = "identity_status_changes"
 
     patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"), index=True)
-    from_status: Mapped[IdentityStatus | None] = mapped_column(
-        str_enum(IdentityStatus, 20)
-    )
+    from_status: Mapped[IdentityStatus | None] = mapped_column(str_enum(IdentityStatus, 20))
     to_status: Mapped[IdentityStatus] = mapped_column(str_enum(IdentityStatus, 20))
     evidence: Mapped[IdentityEvidence] = mapped_column(str_enum(IdentityEvidence, 30))
     reason: Mapped[str] = mapped_column(sa.String(500))
@@ -161,9 +159,7 @@ class CareRelationship(UUIDPrimaryKey, Base):
 
     patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"), index=True)
     organisation_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organisations.id"))
-    kind: Mapped[CareRelationshipKind] = mapped_column(
-        str_enum(CareRelationshipKind, 20)
-    )
+    kind: Mapped[CareRelationshipKind] = mapped_column(str_enum(CareRelationshipKind, 20))
     source_ref: Mapped[str] = mapped_column(sa.String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 

@@ -83,7 +83,9 @@ class PatientRepository(RepositoryBase[Patient]):
         )
         return patient, not bool(through_care)
 
-    async def search_visible(self, principal: Principal, criteria: PatientCriteria, page: PageRequest) -> Page[Patient]:
+    async def search_visible(
+        self, principal: Principal, criteria: PatientCriteria, page: PageRequest
+    ) -> Page[Patient]:
         stmt = sa.select(Patient).where(self.visible(principal))
         if criteria.family:
             key = fold(criteria.family)
@@ -113,7 +115,9 @@ class PatientRepository(RepositoryBase[Patient]):
         if criteria.identity_status:
             stmt = stmt.where(Patient.identity_status == criteria.identity_status)
         if criteria.ipp:
-            local = sa.select(PatientLocalIdentifier.patient_id).where(PatientLocalIdentifier.value == criteria.ipp)
+            local = sa.select(PatientLocalIdentifier.patient_id).where(
+                PatientLocalIdentifier.value == criteria.ipp
+            )
             if criteria.ipp_organisation_id:
                 local = local.where(PatientLocalIdentifier.organisation_id == criteria.ipp_organisation_id)
             stmt = stmt.where(Patient.id.in_(local))
@@ -129,7 +133,9 @@ class PatientRepository(RepositoryBase[Patient]):
     async def visible_ids(self, principal: Principal, ids: list[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:
             return set()
-        rows = await self.session.execute(sa.select(Patient.id).where(Patient.id.in_(ids), self.visible(principal)))
+        rows = await self.session.execute(
+            sa.select(Patient.id).where(Patient.id.in_(ids), self.visible(principal))
+        )
         return set(rows.scalars().all())
 
     # --- identity-vigilance look-ups (not scoped: return only what the service decides to reveal) ---------
@@ -145,7 +151,9 @@ class PatientRepository(RepositoryBase[Patient]):
             sa.select(Patient)
             .where(
                 Patient.birth_date == birth_date,
-                sa.or_(Patient.search_birth_family == folded_family, Patient.search_used_family == folded_family),
+                sa.or_(
+                    Patient.search_birth_family == folded_family, Patient.search_used_family == folded_family
+                ),
                 sa.or_(
                     Patient.search_given == folded_first_given,
                     Patient.search_given.like(folded_first_given + " %"),
@@ -157,7 +165,11 @@ class PatientRepository(RepositoryBase[Patient]):
     # --- writes and details -------------------------------------------------------------------------------
 
     async def add_care_relationship(
-        self, patient_id: uuid.UUID, organisation_id: uuid.UUID, kind: CareRelationshipKind, source_ref: str = ""
+        self,
+        patient_id: uuid.UUID,
+        organisation_id: uuid.UUID,
+        kind: CareRelationshipKind,
+        source_ref: str = "",
     ) -> CareRelationship:
         existing = await self.scalar(
             sa.select(CareRelationship).where(
@@ -183,10 +195,13 @@ class PatientRepository(RepositoryBase[Patient]):
             .order_by(CareRelationship.created_at)
         )
 
-    async def get_local_identifier(self, organisation_id: uuid.UUID, value: str) -> PatientLocalIdentifier | None:
+    async def get_local_identifier(
+        self, organisation_id: uuid.UUID, value: str
+    ) -> PatientLocalIdentifier | None:
         return await self.scalar(
             sa.select(PatientLocalIdentifier).where(
-                PatientLocalIdentifier.organisation_id == organisation_id, PatientLocalIdentifier.value == value
+                PatientLocalIdentifier.organisation_id == organisation_id,
+                PatientLocalIdentifier.value == value,
             )
         )
 
@@ -222,14 +237,21 @@ class BreakGlassRepository(RepositoryBase[BreakGlassAccess]):
     model = BreakGlassAccess
 
     async def find_candidates(
-        self, *, ins_matricule: str | None, folded_family: str, folded_first_given: str, birth_date: date | None
+        self,
+        *,
+        ins_matricule: str | None,
+        folded_family: str,
+        folded_first_given: str,
+        birth_date: date | None,
     ) -> list[Patient]:
         if ins_matricule:
             stmt = sa.select(Patient).where(Patient.ins_matricule == ins_matricule)
         else:
             stmt = sa.select(Patient).where(
                 Patient.birth_date == birth_date,
-                sa.or_(Patient.search_birth_family == folded_family, Patient.search_used_family == folded_family),
+                sa.or_(
+                    Patient.search_birth_family == folded_family, Patient.search_used_family == folded_family
+                ),
                 sa.or_(
                     Patient.search_given == folded_first_given,
                     Patient.search_given.like(folded_first_given + " %"),
@@ -240,7 +262,9 @@ class BreakGlassRepository(RepositoryBase[BreakGlassAccess]):
     async def list_pending(self, page: PageRequest) -> Page[BreakGlassAccess]:
         stmt = sa.select(BreakGlassAccess).where(BreakGlassAccess.reviewed_at.is_(None))
         total = await self.count(stmt)
-        items = await self.all(stmt.order_by(BreakGlassAccess.granted_at.desc()).offset(page.offset).limit(page.limit))
+        items = await self.all(
+            stmt.order_by(BreakGlassAccess.granted_at.desc()).offset(page.offset).limit(page.limit)
+        )
         return Page(items=items, total=total, offset=page.offset, limit=page.limit)
 
 
@@ -250,5 +274,7 @@ class PatientStatisticsRepository(RepositoryBase[Patient]):
     model = Patient
 
     async def count_by_identity_status(self) -> dict[str, int]:
-        rows = await self.session.execute(sa.select(Patient.identity_status, sa.func.count()).group_by(Patient.identity_status))
+        rows = await self.session.execute(
+            sa.select(Patient.identity_status, sa.func.count()).group_by(Patient.identity_status)
+        )
         return {str(status.value if hasattr(status, "value") else status): int(n) for status, n in rows.all()}

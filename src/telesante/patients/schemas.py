@@ -48,7 +48,9 @@ def _check_birth_place(value: str) -> str:
     if problem:
         raise ValueError(problem)
     if not value.startswith("99") and not communes.is_known_commune(value):
-        raise ValueError(f"Le code INSEE {value} ne correspond à aucune commune du code officiel géographique.")
+        raise ValueError(
+            f"Le code INSEE {value} ne correspond à aucune commune du code officiel géographique."
+        )
     return value
 
 
@@ -177,7 +179,9 @@ class LocalIdentifierCreate(InputModel):
 
 
 class BreakGlassCreate(InputModel):
-    reason: str = Field(min_length=15, max_length=1000, description="Motif de l'accès d'urgence (obligatoire)")
+    reason: str = Field(
+        min_length=15, max_length=1000, description="Motif de l'accès d'urgence (obligatoire)"
+    )
     ins_matricule: str | None = None
     birth_family_name: str | None = Field(None, max_length=100)
     first_given_name: str | None = Field(None, max_length=100)

@@ -42,7 +42,14 @@ from telesante.patients.schemas import (
     ins_name,
 )
 
-STRICT_TRAITS = ("birth_family_name", "birth_given_names", "first_given_name", "birth_date", "sex", "birth_place_insee")
+STRICT_TRAITS = (
+    "birth_family_name",
+    "birth_given_names",
+    "first_given_name",
+    "birth_date",
+    "sex",
+    "birth_place_insee",
+)
 
 
 class DuplicateSuspected(Conflict):
@@ -69,7 +76,9 @@ def _age_on(birth_date: date, day: date) -> int:
 # --- access ---------------------------------------------------------------------------------------------
 
 
-async def require_patient_access(session: AsyncSession, principal: Principal, patient_id: uuid.UUID) -> PatientAccess:
+async def require_patient_access(
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID
+) -> PatientAccess:
     """The one gate to a patient: 404 (not 403) when outside the principal's scope, so ids reveal nothing."""
     found = await PatientRepository(session).get_visible(principal, patient_id)
     if found is None:
@@ -81,8 +90,13 @@ async def require_patient_access(session: AsyncSession, principal: Principal, pa
 async def get_patient(session: AsyncSession, principal: Principal, patient_id: uuid.UUID) -> PatientAccess:
     access = await require_patient_access(session, principal, patient_id)
     await record_access(
-        session, principal, action=Action.READ, object_type="Patient", object_id=patient_id,
-        patient_id=patient_id, break_glass=access.via_break_glass,
+        session,
+        principal,
+        action=Action.READ,
+        object_type="Patient",
+        object_id=patient_id,
+        patient_id=patient_id,
+        break_glass=access.via_break_glass,
     )
     return access
 
@@ -95,7 +109,11 @@ async def search_patients(
         pass
     result = await PatientRepository(session).search_visible(principal, criteria, page)
     await record_access(
-        session, principal, action=Action.SEARCH, object_type="Patient", object_id="",
+        session,
+        principal,
+        action=Action.SEARCH,
+        object_type="Patient",
+        object_id="",
         details={
             "criteria": {k: str(v) for k, v in criteria.__dict__.items() if v},
             "results": [str(p.id) for p in result.items],
@@ -110,7 +128,9 @@ async def search_patients(
 def _registration_organisation(principal: Principal, organisation_id: uuid.UUID | None) -> uuid.UUID:
     allowed = principal.clinical_organisation_ids
     if not allowed:
-        raise Forbidden("Seul un professionnel de santé rattaché à un établissement peut enregistrer un patient.")
+        raise Forbidden(
+            "Seul un professionnel de santé rattaché à un établissement peut enregistrer un patient."
+        )
     if organisation_id is None:
         if len(allowed) > 1:
             raise InvalidInput("Précisez l'établissement d'enregistrement.", field="organisation_id")
@@ -128,7 +148,9 @@ async def probable_duplicates(
     same = await repo.find_same_traits(fold(family), fold(first_given), birth_date)
     visible = await repo.visible_ids(principal, [p.id for p in same])
     return [
-        (p.id, p.display_name) if p.id in visible else (None, "Patient enregistré dans un autre établissement")
+        (p.id, p.display_name)
+        if p.id in visible
+        else (None, "Patient enregistré dans un autre établissement")
         for p in same
     ]
 
@@ -184,7 +206,12 @@ async def register_patient(
             PatientLocalIdentifier(patient_id=patient.id, organisation_id=organisation_id, value=data.ipp)
         )
     await record_access(
-        session, principal, action=Action.CREATE, object_type="Patient", object_id=patient.id, patient_id=patient.id,
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="Patient",
+        object_id=patient.id,
+        patient_id=patient.id,
         details={"organisation_id": str(organisation_id), "confirmed_duplicate": bool(duplicates)},
     )
     return patient, warnings
@@ -193,7 +220,9 @@ async def register_patient(
 async def _check_gp(session: AsyncSession, professional_id: uuid.UUID) -> None:
     gp = await ProfessionalRepository(session).get(professional_id)
     if gp is None or gp.profession != Profession.MEDECIN:
-        raise InvalidInput("Le médecin traitant doit être un médecin de l'annuaire.", field="gp_professional_id")
+        raise InvalidInput(
+            "Le médecin traitant doit être un médecin de l'annuaire.", field="gp_professional_id"
+        )
 
 
 async def update_patient(
@@ -211,8 +240,14 @@ async def update_patient(
     _sync_search_keys(patient)
     await session.flush()
     await record_access(
-        session, principal, action=Action.UPDATE, object_type="Patient", object_id=patient.id, patient_id=patient.id,
-        details={"fields": sorted(changes)}, break_glass=access.via_break_glass,
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="Patient",
+        object_id=patient.id,
+        patient_id=patient.id,
+        details={"fields": sorted(changes)},
+        break_glass=access.via_break_glass,
     )
     return patient
 
@@ -251,8 +286,14 @@ async def correct_traits(
         patient.identity_status = IdentityStatus.PROVISOIRE
     await session.flush()
     await record_access(
-        session, principal, action=Action.UPDATE, object_type="Patient", object_id=patient.id, patient_id=patient.id,
-        details={"traits": changed, "reason": data.reason}, break_glass=access.via_break_glass,
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="Patient",
+        object_id=patient.id,
+        patient_id=patient.id,
+        details={"traits": changed, "reason": data.reason},
+        break_glass=access.via_break_glass,
     )
     return patient
 
@@ -261,9 +302,13 @@ def _check_transition(patient: Patient, data: IdentityStatusChangeCreate, ins_ma
     target, evidence, current = data.status, data.evidence, patient.identity_status
     if target == current:
         raise InvalidInput("L'identité a déjà ce statut.", field="status")
-    if evidence in MINOR_ONLY_EVIDENCE and _age_on(patient.birth_date, clock.to_paris(clock.now()).date()) >= 18:
+    if (
+        evidence in MINOR_ONLY_EVIDENCE
+        and _age_on(patient.birth_date, clock.to_paris(clock.now()).date()) >= 18
+    ):
         raise InvalidInput(
-            "Le livret de famille ou l'extrait d'acte de naissance ne valent que pour un mineur.", field="evidence"
+            "Le livret de famille ou l'extrait d'acte de naissance ne valent que pour un mineur.",
+            field="evidence",
         )
     if target == IdentityStatus.PROVISOIRE:
         return
@@ -276,19 +321,34 @@ def _check_transition(patient: Patient, data: IdentityStatusChangeCreate, ins_ma
                 field="evidence",
             )
         if current in (IdentityStatus.VALIDEE, IdentityStatus.QUALIFIEE):
-            raise InvalidInput("Une identité validée devient qualifiée (et non récupérée) après l'appel INSi.", field="status")
+            raise InvalidInput(
+                "Une identité validée devient qualifiée (et non récupérée) après l'appel INSi.",
+                field="status",
+            )
     elif target == IdentityStatus.VALIDEE:
         if evidence not in HIGH_TRUST_EVIDENCE:
-            raise InvalidInput("La validation exige un justificatif d'identité à haut niveau de confiance.", field="evidence")
+            raise InvalidInput(
+                "La validation exige un justificatif d'identité à haut niveau de confiance.", field="evidence"
+            )
         if current in (IdentityStatus.RECUPEREE, IdentityStatus.QUALIFIEE):
-            raise InvalidInput("Une identité récupérée devient qualifiée (et non validée) après contrôle du justificatif.", field="status")
+            raise InvalidInput(
+                "Une identité récupérée devient qualifiée (et non validée) après contrôle du justificatif.",
+                field="status",
+            )
     elif target == IdentityStatus.QUALIFIEE:
         if not ins_matricule:
-            raise InvalidInput("Une identité qualifiée suppose un matricule INS récupéré par INSi.", field="ins_matricule")
+            raise InvalidInput(
+                "Une identité qualifiée suppose un matricule INS récupéré par INSi.", field="ins_matricule"
+            )
         if current == IdentityStatus.RECUPEREE and evidence not in HIGH_TRUST_EVIDENCE:
-            raise InvalidInput("Contrôlez un justificatif à haut niveau de confiance pour qualifier l'identité.", field="evidence")
+            raise InvalidInput(
+                "Contrôlez un justificatif à haut niveau de confiance pour qualifier l'identité.",
+                field="evidence",
+            )
         if current == IdentityStatus.VALIDEE and evidence != IdentityEvidence.TELESERVICE_INSI:
-            raise InvalidInput("Appelez le téléservice INSi pour qualifier une identité validée.", field="evidence")
+            raise InvalidInput(
+                "Appelez le téléservice INSi pour qualifier une identité validée.", field="evidence"
+            )
         if current == IdentityStatus.PROVISOIRE:
             raise InvalidInput(
                 "Une identité provisoire est d'abord récupérée (INSi) ou validée (justificatif), puis qualifiée.",
@@ -333,14 +393,21 @@ async def change_identity_status(
     patient.identity_status = data.status
     await session.flush()
     await record_access(
-        session, principal, action=Action.UPDATE, object_type="IdentityStatus", object_id=patient.id,
-        patient_id=patient.id, details={"to": data.status.value, "evidence": data.evidence.value},
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="IdentityStatus",
+        object_id=patient.id,
+        patient_id=patient.id,
+        details={"to": data.status.value, "evidence": data.evidence.value},
         break_glass=access.via_break_glass,
     )
     return patient
 
 
-async def list_status_changes(session: AsyncSession, principal: Principal, patient_id: uuid.UUID) -> list[IdentityStatusChange]:
+async def list_status_changes(
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID
+) -> list[IdentityStatusChange]:
     await require_patient_access(session, principal, patient_id)
     return await PatientRepository(session).list_status_changes(patient_id)
 
@@ -350,7 +417,9 @@ async def add_local_identifier(
 ) -> PatientLocalIdentifier:
     access = await require_patient_access(session, principal, patient_id)
     if data.organisation_id not in principal.clinical_organisation_ids:
-        raise InvalidInput("Vous ne pouvez attribuer un IPP que dans votre établissement.", field="organisation_id")
+        raise InvalidInput(
+            "Vous ne pouvez attribuer un IPP que dans votre établissement.", field="organisation_id"
+        )
     repo = PatientRepository(session)
     if await repo.get_local_identifier(data.organisation_id, data.value):
         raise Conflict("Cet IPP est déjà attribué dans cet établissement.", field="value")
@@ -361,14 +430,23 @@ async def add_local_identifier(
     )
     await repo.add_care_relationship(patient_id, data.organisation_id, CareRelationshipKind.REGISTERED)
     await record_access(
-        session, principal, action=Action.CREATE, object_type="PatientLocalIdentifier", object_id=identifier.id,
-        patient_id=patient_id, break_glass=access.via_break_glass,
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="PatientLocalIdentifier",
+        object_id=identifier.id,
+        patient_id=patient_id,
+        break_glass=access.via_break_glass,
     )
     return identifier
 
 
 async def link_patient_to_organisation(
-    session: AsyncSession, principal: Principal | None, patient_id: uuid.UUID, organisation_id: uuid.UUID, source_ref: str
+    session: AsyncSession,
+    principal: Principal | None,
+    patient_id: uuid.UUID,
+    organisation_id: uuid.UUID,
+    source_ref: str,
 ) -> CareRelationship:
     """Called by acts (requests, consultations...) so that every organisation involved can see the patient."""
     if await OrganisationRepository(session).get(organisation_id) is None:
@@ -377,13 +455,20 @@ async def link_patient_to_organisation(
         patient_id, organisation_id, CareRelationshipKind.ACT, source_ref
     )
     await record_access(
-        session, principal, action=Action.CREATE, object_type="CareRelationship", object_id=relation.id,
-        patient_id=patient_id, details={"organisation_id": str(organisation_id), "source": source_ref},
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="CareRelationship",
+        object_id=relation.id,
+        patient_id=patient_id,
+        details={"organisation_id": str(organisation_id), "source": source_ref},
     )
     return relation
 
 
-async def list_care_relationships(session: AsyncSession, principal: Principal, patient_id: uuid.UUID) -> list[CareRelationship]:
+async def list_care_relationships(
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID
+) -> list[CareRelationship]:
     await require_patient_access(session, principal, patient_id)
     return await PatientRepository(session).list_care_relationships(patient_id)
 
@@ -422,14 +507,22 @@ async def break_glass(
             )
         )
         await record_access(
-            session, principal, action=Action.BREAK_GLASS, object_type="Patient", object_id=patient.id,
-            patient_id=patient.id, break_glass=True, details={"reason": data.reason, "grant": str(grant.id)},
+            session,
+            principal,
+            action=Action.BREAK_GLASS,
+            object_type="Patient",
+            object_id=patient.id,
+            patient_id=patient.id,
+            break_glass=True,
+            details={"reason": data.reason, "grant": str(grant.id)},
         )
         grants.append(grant)
     return grants
 
 
-async def list_pending_break_glass(session: AsyncSession, principal: Principal, page: PageRequest) -> Page[BreakGlassAccess]:
+async def list_pending_break_glass(
+    session: AsyncSession, principal: Principal, page: PageRequest
+) -> Page[BreakGlassAccess]:
     if not principal.is_regional_admin:
         raise Forbidden("La revue des accès d'urgence est réservée à l'administrateur régional.")
     return await BreakGlassRepository(session).list_pending(page)
@@ -450,8 +543,13 @@ async def review_break_glass(
     grant.review_comment = comment.strip()
     await session.flush()
     await record_access(
-        session, principal, action=Action.UPDATE, object_type="BreakGlassAccess", object_id=grant.id,
-        patient_id=grant.patient_id, details={"review": grant.review_comment},
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="BreakGlassAccess",
+        object_id=grant.id,
+        patient_id=grant.patient_id,
+        details={"review": grant.review_comment},
     )
     return grant
 
@@ -465,8 +563,13 @@ async def access_log(
     """Who accessed the record. Reading the log is itself traced (before listing, so it appears in it)."""
     access = await require_patient_access(session, principal, patient_id)
     await record_access(
-        session, principal, action=Action.READ, object_type="AccessLog", object_id=patient_id,
-        patient_id=patient_id, break_glass=access.via_break_glass,
+        session,
+        principal,
+        action=Action.READ,
+        object_type="AccessLog",
+        object_id=patient_id,
+        patient_id=patient_id,
+        break_glass=access.via_break_glass,
     )
     return await list_patient_events(session, patient_id, page)
 

@@ -33,8 +33,17 @@ _HTTP_TITLES = {
     500: "Erreur interne",
 }
 _FHIR_CODES = {
-    400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported", 409: "conflict",
-    413: "too-costly", 415: "not-supported", 422: "invalid", 429: "throttled", 500: "exception",
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "invalid",
+    429: "throttled",
+    500: "exception",
 }
 
 
@@ -48,8 +57,13 @@ def _kind(request: Request) -> str:
 
 
 def _problem(status: int, title: str, detail: str, extra: dict[str, Any] | None = None) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "request_id": context.current().request_id}
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": context.current().request_id,
+    }
     body.update(extra or {})
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
@@ -72,7 +86,9 @@ def operation_outcome(status: int, detail: str, expression: str | None = None) -
 def _html(request: Request, status: int, title: str, detail: str) -> Response:
     from telesante.web.render import render
 
-    return render(request, "error.html", {"title": title, "detail": detail, "status": status}, status_code=status)
+    return render(
+        request, "error.html", {"title": title, "detail": detail, "status": status}, status_code=status
+    )
 
 
 async def handle_domain_error(request: Request, exc: DomainError) -> Response:
@@ -102,15 +118,23 @@ async def handle_validation_error(request: Request, exc: RequestValidationError)
     if kind == "fhir":
         return operation_outcome(400, detail, first["field"])
     if kind == "api":
-        return _problem(422, "Données invalides", detail, {"code": "donnees-invalides", "field": first["field"],
-                                                           "errors": fields})
+        return _problem(
+            422,
+            "Données invalides",
+            detail,
+            {"code": "donnees-invalides", "field": first["field"], "errors": fields},
+        )
     return _html(request, 422, "Données invalides", detail)
 
 
 async def handle_http_error(request: Request, exc: StarletteHTTPException) -> Response:
     status = exc.status_code
     title = _HTTP_TITLES.get(status, "Erreur")
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Method Not Allowed") else title
+    detail = (
+        exc.detail
+        if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Method Not Allowed")
+        else title
+    )
     kind = _kind(request)
     if kind == "fhir":
         response: Response = operation_outcome(status, detail)

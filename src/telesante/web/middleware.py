@@ -55,9 +55,9 @@ class RequestContextMiddleware:
                     pass
                 else:
                     extra.append((b"cache-control", b"no-store"))
-                message["headers"] = list(message.get("headers", [])) + extra + [
-                    (b"x-request-id", request_id.encode())
-                ]
+                message["headers"] = (
+                    list(message.get("headers", [])) + extra + [(b"x-request-id", request_id.encode())]
+                )
             await send(message)
 
         try:
@@ -116,7 +116,10 @@ class BodyLimitMiddleware:
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -24,7 +24,9 @@ from telesante.kit import clock
 from telesante.patients.models import EVIDENCE_LABELS, IDENTITY_STATUS_LABELS, SEX_LABELS
 
 _ROOT = Path(__file__).resolve().parent.parent
-_template_dirs = [_ROOT / "web" / "templates"] + sorted(p for p in _ROOT.glob("*/templates") if "web" not in p.parts[-2:])
+_template_dirs = [_ROOT / "web" / "templates"] + sorted(
+    p for p in _ROOT.glob("*/templates") if "web" not in p.parts[-2:]
+)
 
 templates = Jinja2Templates(directory=str(_ROOT / "web" / "templates"))
 templates.env.loader = ChoiceLoader([FileSystemLoader(str(d)) for d in _template_dirs])
@@ -89,8 +91,15 @@ def redirect(url: str, status_code: int = 303) -> RedirectResponse:
 
 
 def form_error(
-    request: Request, template: str, context: dict[str, Any], message: str, field: str | None = None, status_code: int = 422
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    message: str,
+    field: str | None = None,
+    status_code: int = 422,
 ) -> HTMLResponse:
     """Re-render a form with its error; the request's transaction is rolled back (nothing half-written)."""
     request.state.rollback_only = True
-    return render(request, template, {**context, "error": message, "error_field": field}, status_code=status_code)
+    return render(
+        request, template, {**context, "error": message, "error_field": field}, status_code=status_code
+    )

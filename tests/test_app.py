@@ -119,3 +119,12 @@ def test_every_setting_is_documented():
     text = (ROOT / "docs" / "settings.md").read_text()
     missing = [name for name in Settings.model_fields if f"TELESANTE_{name.upper()}" not in text]
     assert not missing, f"settings missing from docs/settings.md: {missing}"
+
+
+async def test_invalid_email_is_explained_in_french(session, client):
+    _, headers = await _actor_headers(session)
+    body = {"birth_family_name": "Dupont", "birth_given_names": "Jean", "birth_date": "1980-02-10", "sex": "M",
+            "birth_place_insee": "35238", "email": "pas-une-adresse"}
+    response = await client.post("/api/patients", headers=headers, json=body)
+    assert response.status_code == 422
+    assert response.json()["field"] == "email" and response.json()["detail"] == "email : adresse électronique invalide"

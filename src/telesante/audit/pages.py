@@ -14,11 +14,12 @@ from fastapi import APIRouter, Query, Request
 from telesante.auth import service as auth_service
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
 from telesante.auth.principal import Principal
-from telesante.kit.errors import Conflict, DomainError, InvalidInput, NotFound
+from telesante.kit.errors import Conflict, InvalidInput, NotFound
 from telesante.kit.pagination import PageRequest
 from telesante.kit.schemas import parse_input
 from telesante.patients import service as patients_service
 from telesante.patients.schemas import BreakGlassCreate, BreakGlassReview
+from telesante.web.forms import form_values, labelled_message
 from telesante.web.render import form_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -34,27 +35,6 @@ FIELD_LABELS = {
 }
 
 
-def _values(form, names) -> dict[str, str]:
-    """The submitted, trimmed values of these fields; empty ones are left out so schema defaults apply."""
-    values: dict[str, str] = {}
-    for name in names:
-        value = form.get(name)
-        if isinstance(value, str) and value.strip():
-            values[name] = value.strip()
-    return values
-
-
-def _message(exc: DomainError) -> str:
-    """French message naming the field by its label (parse_input names it by its code name)."""
-    errors = exc.extra.get("errors")
-    if not errors:
-        return exc.message
-    label = FIELD_LABELS.get(exc.field or "")
-    if label:
-        return f"{label} : {errors[0]['message']}"
-    return errors[0]["message"] if exc.field == "corps" else exc.message
-
-
 # --- the clinician's emergency access ----------------------------------------------------------------------
 
 
@@ -65,7 +45,7 @@ async def break_glass_form(request: Request, principal: PrincipalDep):
 
 @router.post("/acces-urgence")
 async def break_glass(request: Request, session: SessionDep, settings: SettingsDep, principal: PrincipalDep):
-    values = _values(await request.form(), BreakGlassCreate.model_fields)
+    values = form_values(await request.form(), BreakGlassCreate.model_fields)
     try:
         data = parse_input(BreakGlassCreate, values)
         grants = await patients_service.break_glass(session, principal, settings, data)
@@ -74,7 +54,7 @@ async def break_glass(request: Request, session: SessionDep, settings: SettingsD
             request,
             "audit/break_glass.html",
             {"values": values},
-            _message(exc),
+            labelled_message(exc, FIELD_LABELS),
             exc.field,
             status_code=exc.status_code,
         )
@@ -124,7 +104,7 @@ async def review_list(
 
 @router.post("/admin/acces-urgence/{grant_id}/revue")
 async def review(request: Request, session: SessionDep, principal: PrincipalDep, grant_id: uuid.UUID):
-    values = _values(await request.form(), BreakGlassReview.model_fields)
+    values = form_values(await request.form(), BreakGlassReview.model_fields)
     try:
         data = parse_input(BreakGlassReview, values)
         await patients_service.review_break_glass(session, principal, grant_id, data.comment)
@@ -135,7 +115,7 @@ async def review(request: Request, session: SessionDep, principal: PrincipalDep,
             request,
             "audit/break_glass_review.html",
             context,
-            _message(exc),
+            labelled_message(exc, FIELD_LABELS),
             exc.field,
             status_code=exc.status_code,
         )

@@ -8,11 +8,9 @@ the page shows the notice and the decision form carrying the notice's id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from starlette.datastructures import FormData
 
 from telesante.auth.dependencies import PrincipalDep, SessionDep
 from telesante.auth.principal import Principal
@@ -28,9 +26,10 @@ from telesante.consents.models import (
 )
 from telesante.consents.schemas import ConsentCreate, ConsentWithdraw, scope_problem
 from telesante.directory.models import CLINICAL_ROLES
-from telesante.kit.errors import Conflict, DomainError, InvalidInput, NotFound
+from telesante.kit.errors import Conflict, InvalidInput, NotFound
 from telesante.kit.schemas import parse_input
 from telesante.patients import service as patients_service
+from telesante.web.forms import form_values, labelled_message
 from telesante.web.render import form_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -66,27 +65,6 @@ FIELD_LABELS = {
     "reason": "Motif du retrait",
 }
 CONSENT_FIELDS = tuple(ConsentCreate.model_fields)
-
-
-def _values(form: FormData, names: Iterable[str]) -> dict[str, str]:
-    """The submitted, trimmed values of these fields; empty ones are left out so schema defaults apply."""
-    values: dict[str, str] = {}
-    for name in names:
-        value = form.get(name)
-        if isinstance(value, str) and value.strip():
-            values[name] = value.strip()
-    return values
-
-
-def _message(exc: DomainError) -> str:
-    """French message naming the field by its label (parse_input names it by its code name)."""
-    errors = exc.extra.get("errors")
-    if not errors:
-        return exc.message
-    label = FIELD_LABELS.get(exc.field or "")
-    if label:
-        return f"{label} : {errors[0]['message']}"
-    return errors[0]["message"] if exc.field == "corps" else exc.message
 
 
 def _clinical_organisations(principal: Principal) -> list[tuple[uuid.UUID, str]]:
@@ -173,7 +151,14 @@ async def new_consent_form(
     except InvalidInput as exc:
         context = await _new_context(session, principal, patient_id, "", "")
         context.update(patient=access.patient, via_break_glass=access.via_break_glass)
-        return form_error(request, "consents/new.html", context, _message(exc), exc.field, status_code=422)
+        return form_error(
+            request,
+            "consents/new.html",
+            context,
+            labelled_message(exc, FIELD_LABELS),
+            exc.field,
+            status_code=422,
+        )
     context.update(patient=access.patient, via_break_glass=access.via_break_glass)
     return render(request, "consents/new.html", context)
 
@@ -182,7 +167,7 @@ async def new_consent_form(
 async def record_consent(
     request: Request, session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID
 ):
-    values = _values(await request.form(), CONSENT_FIELDS)
+    values = form_values(await request.form(), CONSENT_FIELDS)
     try:
         await service.record_consent(session, principal, patient_id, parse_input(ConsentCreate, values))
     except (InvalidInput, Conflict) as exc:
@@ -195,7 +180,12 @@ async def record_consent(
             context = await _new_context(session, principal, patient_id, "", "")
         context["values"] = values
         return form_error(
-            request, "consents/new.html", context, _message(exc), exc.field, status_code=exc.status_code
+            request,
+            "consents/new.html",
+            context,
+            labelled_message(exc, FIELD_LABELS),
+            exc.field,
+            status_code=exc.status_code,
         )
     return redirect(f"/patients/{patient_id}?fait=consentement#consentements")
 
@@ -233,7 +223,7 @@ async def withdraw(
     patient_id: uuid.UUID,
     consent_id: uuid.UUID,
 ):
-    values = _values(await request.form(), ConsentWithdraw.model_fields)
+    values = form_values(await request.form(), ConsentWithdraw.model_fields)
     try:
         data = parse_input(ConsentWithdraw, values)
         await service.withdraw_consent(session, principal, patient_id, consent_id, data.reason)
@@ -247,6 +237,11 @@ async def withdraw(
             **CONSENT_LABELS,
         }
         return form_error(
-            request, "consents/withdraw.html", context, _message(exc), exc.field, status_code=exc.status_code
+            request,
+            "consents/withdraw.html",
+            context,
+            labelled_message(exc, FIELD_LABELS),
+            exc.field,
+            status_code=exc.status_code,
         )
     return redirect(f"/patients/{patient_id}?fait=retrait#consentements")

@@ -6,26 +6,25 @@ Every authenticated user reads the directory; the forms are for administrators (
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.datastructures import FormData
 
 from telesante.auth.dependencies import PrincipalDep, SessionDep, require_roles
 from telesante.auth.principal import Principal
 from telesante.directory import service
-from telesante.directory.models import Organisation, OrganisationType, Profession, Role
+from telesante.directory.models import OrganisationType, Profession, Role
 from telesante.directory.schemas import (
     MembershipCreate,
     OrganisationCreate,
     ProfessionalCreate,
     ServiceCreate,
 )
-from telesante.kit.errors import Conflict, DomainError, InvalidInput
+from telesante.kit.errors import Conflict, InvalidInput
 from telesante.kit.pagination import PageRequest
 from telesante.kit.schemas import parse_input
+from telesante.web.forms import form_values, labelled_message
 from telesante.web.render import form_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -59,27 +58,6 @@ FIELD_LABELS = {
 
 
 # --- form helpers -------------------------------------------------------------------------------------------
-
-
-def _values(form: FormData, names: Iterable[str]) -> dict[str, str]:
-    """The submitted, trimmed values of these fields; empty ones are left out so schema defaults apply."""
-    values: dict[str, str] = {}
-    for name in names:
-        value = form.get(name)
-        if isinstance(value, str) and value.strip():
-            values[name] = value.strip()
-    return values
-
-
-def _message(exc: DomainError) -> str:
-    """French message naming the field by its label (parse_input names it by its code name)."""
-    errors = exc.extra.get("errors")
-    if not errors:
-        return exc.message
-    label = FIELD_LABELS.get(exc.field or "")
-    if label:
-        return f"{label} : {errors[0]['message']}"
-    return errors[0]["message"] if exc.field == "corps" else exc.message
 
 
 def _enum(enum_cls: type, value: str, field: str) -> Any:
@@ -151,7 +129,7 @@ async def new_organisation_form(request: Request):
 
 @router.post("/annuaire/etablissements/nouveau")
 async def new_organisation(request: Request, session: SessionDep, principal: PrincipalDep):
-    values = _values(await request.form(), ORGANISATION_FIELDS)
+    values = form_values(await request.form(), ORGANISATION_FIELDS)
     try:
         organisation = await service.create_organisation(
             session, principal, parse_input(OrganisationCreate, values)
@@ -161,7 +139,7 @@ async def new_organisation(request: Request, session: SessionDep, principal: Pri
             request,
             "directory/organisation_form.html",
             {"values": values},
-            _message(exc),
+            labelled_message(exc, FIELD_LABELS),
             exc.field,
             status_code=exc.status_code,
         )
@@ -205,7 +183,7 @@ async def organisation_detail(
 async def add_service(
     request: Request, session: SessionDep, principal: PrincipalDep, organisation_id: uuid.UUID
 ):
-    values = _values(await request.form(), ServiceCreate.model_fields)
+    values = form_values(await request.form(), ServiceCreate.model_fields)
     try:
         await service.add_service(session, principal, organisation_id, parse_input(ServiceCreate, values))
     except (InvalidInput, Conflict) as exc:
@@ -215,7 +193,7 @@ async def add_service(
             request,
             "directory/organisation.html",
             context,
-            _message(exc),
+            labelled_message(exc, FIELD_LABELS),
             exc.field,
             status_code=exc.status_code,
         )
@@ -263,7 +241,7 @@ async def new_professional_form(request: Request):
 
 @router.post("/annuaire/professionnels/nouveau")
 async def new_professional(request: Request, session: SessionDep, principal: PrincipalDep):
-    values = _values(await request.form(), PROFESSIONAL_FIELDS)
+    values = form_values(await request.form(), PROFESSIONAL_FIELDS)
     try:
         professional = await service.create_professional(
             session, principal, parse_input(ProfessionalCreate, values)
@@ -273,7 +251,7 @@ async def new_professional(request: Request, session: SessionDep, principal: Pri
             request,
             "directory/professional_form.html",
             {"values": values},
-            _message(exc),
+            labelled_message(exc, FIELD_LABELS),
             exc.field,
             status_code=exc.status_code,
         )
@@ -297,14 +275,7 @@ async def _professional_context(
 ) -> dict[str, Any]:
     professional = await service.get_professional(session, professional_id)
     memberships = await service.memberships_of(session, professional_id)
-    # Service names: one look-up per organisation of this professional (a handful at most).
-    organisations: dict[uuid.UUID, Organisation] = {}
-    for membership, _ in memberships:
-        if membership.organisation_id and membership.organisation_id not in organisations:
-            organisations[membership.organisation_id] = await service.get_organisation(
-                session, membership.organisation_id
-            )
-    service_names = {s.id: s.name for o in organisations.values() for s in o.services}
+    service_names = await service.service_names(session, (m.service_id for m, _ in memberships))
     context: dict[str, Any] = {
         "professional": professional,
         "memberships": memberships,
@@ -351,7 +322,7 @@ async def professional_detail(
 async def add_membership(
     request: Request, session: SessionDep, principal: PrincipalDep, professional_id: uuid.UUID
 ):
-    values = _values(await request.form(), ("organisation_id", "service_id", "role"))
+    values = form_values(await request.form(), ("organisation_id", "service_id", "role"))
     try:
         data = parse_input(MembershipCreate, {**values, "professional_id": str(professional_id)})
         await service.add_membership(session, principal, data)
@@ -364,7 +335,7 @@ async def add_membership(
             request,
             "directory/professional.html",
             context,
-            _message(exc),
+            labelled_message(exc, FIELD_LABELS),
             exc.field,
             status_code=exc.status_code,
         )

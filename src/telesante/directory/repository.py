@@ -185,3 +185,11 @@ class DirectoryStatisticsRepository(RepositoryBase[Organisation]):
 
     async def count_active_professionals(self) -> int:
         return await self.count(sa.select(Professional.id).where(Professional.active.is_(True)))
+
+
+async def names_by_id(session, model, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Names of organisations or services, in one query."""
+    if not ids:
+        return {}
+    rows = await session.execute(sa.select(model.id, model.name).where(model.id.in_(ids)))
+    return {i: n for i, n in rows.all()}

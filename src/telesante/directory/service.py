@@ -308,3 +308,16 @@ async def regional_overview(session: AsyncSession) -> dict:
         "organisations_by_type": await repo.count_organisations_by_type(),
         "professionals": await repo.count_active_professionals(),
     }
+
+
+async def organisation_names(session: AsyncSession, ids) -> dict[uuid.UUID, str]:
+    """Display names of several organisations in one query (unknown ids are absent)."""
+    from telesante.directory.repository import names_by_id
+
+    return await names_by_id(session, Organisation, {i for i in ids if i is not None})
+
+
+async def service_names(session: AsyncSession, ids) -> dict[uuid.UUID, str]:
+    from telesante.directory.repository import names_by_id
+
+    return await names_by_id(session, OrganisationService, {i for i in ids if i is not None})

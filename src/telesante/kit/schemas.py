@@ -61,6 +61,8 @@ def french_message(error: dict[str, Any]) -> str:
     ctx = error.get("ctx") or {}
     if error.get("type") == "value_error":
         message = str(ctx.get("error", error.get("msg", "")))
+        if message.startswith("value is not a valid email address"):
+            return "adresse électronique invalide"
         return message.removeprefix("Value error, ")
     if template is None:
         return "valeur invalide"

@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
-from starlette.datastructures import FormData
 
 from telesante.auth.dependencies import PrincipalDep, SessionDep
 from telesante.auth.principal import Principal
@@ -26,7 +25,7 @@ from telesante.consents.pages import CONSENT_LABELS
 from telesante.directory import service as directory_service
 from telesante.directory.models import CLINICAL_ROLES
 from telesante.kit import communes
-from telesante.kit.errors import Conflict, DomainError, InvalidInput, NotFound
+from telesante.kit.errors import Conflict, DomainError, InvalidInput
 from telesante.kit.identifiers import INS_OIDS
 from telesante.kit.pagination import PageRequest
 from telesante.kit.schemas import InputModel, parse_input
@@ -40,6 +39,7 @@ from telesante.patients.schemas import (
     PatientUpdate,
     TraitsCorrection,
 )
+from telesante.web.forms import form_values, labelled_message
 from telesante.web.render import form_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -115,27 +115,6 @@ LABELS = {
 # --- form helpers -------------------------------------------------------------------------------------------
 
 
-def _values(form: FormData, names: Iterable[str]) -> dict[str, str]:
-    """The submitted, trimmed values of these fields; empty ones are left out so schema defaults apply."""
-    values: dict[str, str] = {}
-    for name in names:
-        value = form.get(name)
-        if isinstance(value, str) and value.strip():
-            values[name] = value.strip()
-    return values
-
-
-def _message(exc: DomainError) -> str:
-    """French message naming the field by its label (parse_input names it by its code name)."""
-    errors = exc.extra.get("errors")
-    if not errors:
-        return exc.message
-    label = FIELD_LABELS.get(exc.field or "")
-    if label:
-        return f"{label} : {errors[0]['message']}"
-    return errors[0]["message"] if exc.field == "corps" else exc.message
-
-
 def _is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true" and "hx-history-restore-request" not in request.headers
 
@@ -157,17 +136,10 @@ def birth_place_label(code: str) -> str:
 
 
 async def organisation_names(session, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
-    """Names of the organisations linked to one record (a handful): one directory read each."""
-    names: dict[uuid.UUID, str] = {}
-    for organisation_id in ids:
-        if organisation_id is not None and organisation_id not in names:
-            try:
-                names[organisation_id] = (
-                    await directory_service.get_organisation(session, organisation_id)
-                ).name
-            except NotFound:
-                names[organisation_id] = "Établissement inconnu"
-    return names
+    """Names of the organisations linked to one record, in one directory query."""
+    wanted = {i for i in ids if i is not None}
+    names = await directory_service.organisation_names(session, wanted)
+    return {i: names.get(i, "Établissement inconnu") for i in wanted}
 
 
 # --- search -------------------------------------------------------------------------------------------------
@@ -207,7 +179,12 @@ async def search(request: Request, session: SessionDep, principal: PrincipalDep,
         criteria = parse_input(PatientSearchForm, values).criteria()
     except InvalidInput as exc:
         return form_error(
-            request, template, context, _message(exc), exc.field, status_code=200 if partial else 422
+            request,
+            template,
+            context,
+            labelled_message(exc, FIELD_LABELS),
+            exc.field,
+            status_code=200 if partial else 422,
         )
     if not criteria.is_empty():
         context["page"] = await service.search_patients(
@@ -235,7 +212,7 @@ async def new_patient_form(request: Request, principal: PrincipalDep):
 
 @router.post("/patients/nouveau")
 async def new_patient(request: Request, session: SessionDep, principal: PrincipalDep):
-    values = _values(await request.form(), REGISTRATION_FIELDS)
+    values = form_values(await request.form(), REGISTRATION_FIELDS)
     context = _registration_context(principal, values)
     try:
         patient, warnings = await service.register_patient(
@@ -248,7 +225,12 @@ async def new_patient(request: Request, session: SessionDep, principal: Principa
         )
     except (InvalidInput, Conflict) as exc:
         return form_error(
-            request, "patients/new.html", context, _message(exc), exc.field, status_code=exc.status_code
+            request,
+            "patients/new.html",
+            context,
+            labelled_message(exc, FIELD_LABELS),
+            exc.field,
+            status_code=exc.status_code,
         )
     return redirect(f"/patients/{patient.id}?cree={'doublon' if warnings else '1'}")
 
@@ -275,11 +257,11 @@ TRAIT_FIELDS = (
 )
 
 
-def _contact_values(patient: Patient) -> dict[str, str]:
+def _contactform_values(patient: Patient) -> dict[str, str]:
     return {name: getattr(patient, name) or "" for name in CONTACT_FIELDS}
 
 
-def _traits_values(patient: Patient) -> dict[str, str]:
+def _traitsform_values(patient: Patient) -> dict[str, str]:
     values = {name: str(getattr(patient, name)) for name in TRAIT_FIELDS}
     values["birth_date"] = patient.birth_date.isoformat()
     return values
@@ -339,7 +321,7 @@ async def patient_detail(
         "gp": gp,
         "organisations": own,
         "status_values": {},
-        "contact_values": _contact_values(patient),
+        "contact_values": _contactform_values(patient),
         "ipp_values": {"organisation_id": str(own[0][0])} if len(own) == 1 else {},
         "message": CREATED_MESSAGES.get(cree) or DONE_MESSAGES.get(fait),
         **LABELS,
@@ -403,9 +385,9 @@ async def _show_form(request: Request, session, principal: Principal, kind: str,
     access = await service.get_patient(session, principal, patient_id)
     values: dict[str, str] = {}
     if kind == "coordonnees":
-        values = _contact_values(access.patient)
+        values = _contactform_values(access.patient)
     elif kind == "traits":
-        values = _traits_values(access.patient)
+        values = _traitsform_values(access.patient)
     context = _form_context(principal, kind, patient_id, values, access.patient, access.via_break_glass)
     return render(request, "patients/form_page.html", context)
 
@@ -415,7 +397,12 @@ def _form_failed(
 ):
     context = _form_context(principal, kind, patient_id, values)
     return form_error(
-        request, "patients/form_page.html", context, _message(exc), exc.field, status_code=exc.status_code
+        request,
+        "patients/form_page.html",
+        context,
+        labelled_message(exc, FIELD_LABELS),
+        exc.field,
+        status_code=exc.status_code,
     )
 
 
@@ -428,7 +415,7 @@ async def status_form(request: Request, session: SessionDep, principal: Principa
 async def change_status(
     request: Request, session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID
 ):
-    values = _values(await request.form(), IdentityStatusChangeCreate.model_fields)
+    values = form_values(await request.form(), IdentityStatusChangeCreate.model_fields)
     try:
         data = parse_input(IdentityStatusChangeCreate, values)
         await service.change_identity_status(session, principal, patient_id, data)
@@ -466,7 +453,7 @@ async def traits_form(request: Request, session: SessionDep, principal: Principa
 async def correct_traits(
     request: Request, session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID
 ):
-    values = _values(await request.form(), TraitsCorrection.model_fields)
+    values = form_values(await request.form(), TraitsCorrection.model_fields)
     try:
         await service.correct_traits(session, principal, patient_id, parse_input(TraitsCorrection, values))
     except (InvalidInput, Conflict) as exc:
@@ -481,7 +468,7 @@ async def ipp_form(request: Request, session: SessionDep, principal: PrincipalDe
 
 @router.post("/patients/{patient_id}/ipp")
 async def add_ipp(request: Request, session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID):
-    values = _values(await request.form(), LocalIdentifierCreate.model_fields)
+    values = form_values(await request.form(), LocalIdentifierCreate.model_fields)
     try:
         await service.add_local_identifier(
             session, principal, patient_id, parse_input(LocalIdentifierCreate, values)

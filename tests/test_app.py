@@ -123,8 +123,17 @@ def test_every_setting_is_documented():
 
 async def test_invalid_email_is_explained_in_french(session, client):
     _, headers = await _actor_headers(session)
-    body = {"birth_family_name": "Dupont", "birth_given_names": "Jean", "birth_date": "1980-02-10", "sex": "M",
-            "birth_place_insee": "35238", "email": "pas-une-adresse"}
+    body = {
+        "birth_family_name": "Dupont",
+        "birth_given_names": "Jean",
+        "birth_date": "1980-02-10",
+        "sex": "M",
+        "birth_place_insee": "35238",
+        "email": "pas-une-adresse",
+    }
     response = await client.post("/api/patients", headers=headers, json=body)
     assert response.status_code == 422
-    assert response.json()["field"] == "email" and response.json()["detail"] == "email : adresse électronique invalide"
+    assert (
+        response.json()["field"] == "email"
+        and response.json()["detail"] == "email : adresse électronique invalide"
+    )

@@ -30,7 +30,7 @@ async def test_wrong_password_is_generic_and_counted_then_locks(session, client,
         assert "Adresse électronique ou mot de passe incorrect" in response.text
     # Now even the right password is refused until the lock expires.
     response = await login(client, actor.email, PASSWORD)
-    assert response.status_code == 401 and "verrouillé" in response.text
+    assert response.status_code == 401 and "mot de passe incorrect" in response.text
     account = await AccountRepository(session).get_by_email(actor.email)
     await session.refresh(account)
     assert account.locked_until is not None

@@ -78,17 +78,17 @@ async def record_access(
     occurred = clock.now()
     event = AuditEvent(
         seq=(last.seq + 1) if last else 1,
-        occurred_at=occurred.replace(microsecond=occurred.microsecond),
+        occurred_at=occurred,
         request_id=ctx.request_id,
         channel=ctx.channel,
         ip=ctx.ip or "",
         account_id=principal.account_id if principal else None,
-        actor=f"{principal.display_name} <{principal.email}>" if principal else "système",
-        roles=",".join(sorted(r.value for r in principal.roles)) if principal else "",
-        organisations=" | ".join(principal.organisation_names) if principal else "",
+        actor=(f"{principal.display_name} <{principal.email}>" if principal else "système")[:300],
+        roles=(",".join(sorted(r.value for r in principal.roles)) if principal else "")[:300],
+        organisations=(" | ".join(principal.organisation_names) if principal else "")[:1000],
         action=action,
         object_type=object_type,
-        object_id=str(object_id),
+        object_id=str(object_id)[:64],
         patient_id=patient_id,
         break_glass=break_glass,
         details=json.dumps(

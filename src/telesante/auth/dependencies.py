@@ -26,7 +26,8 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit runs before the response is sent (a failed commit never answers 2xx).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 

@@ -196,7 +196,7 @@ async def accounts(
     session: SessionDep,
     principal: PrincipalDep,
     q: Annotated[str, Query(max_length=100)] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ):
     page = await service.list_accounts(session, principal, PageRequest(offset, 25), q)
     return render(request, "auth/accounts.html", {"page": page, "q": q})

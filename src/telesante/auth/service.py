@@ -9,6 +9,7 @@ from datetime import timedelta
 import pyotp
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telesante.audit.service import Action, record_access
 from telesante.auth import security
 from telesante.auth.models import Account, ApiToken, ExternalIdentity, LoginAttempt, WebSession
 from telesante.auth.principal import Grant, Principal
@@ -20,7 +21,7 @@ from telesante.auth.repository import (
     WebSessionRepository,
 )
 from telesante.config import Settings
-from telesante.directory.models import ADMIN_ROLES, Role
+from telesante.directory.models import ADMIN_ROLES, REGIONAL_ROLES, Role
 from telesante.directory.repository import ProfessionalRepository
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
@@ -29,7 +30,11 @@ from telesante.kit.pagination import Page, PageRequest
 SESSION_PREFIX = "tss"
 API_TOKEN_PREFIX = "tsa"  # noqa: S105 - a prefix, not a secret
 TOTP_ISSUER = "Télésanté"
-GENERIC_LOGIN_ERROR = "Adresse électronique ou mot de passe incorrect."
+GENERIC_LOGIN_ERROR = (
+    "Adresse électronique ou mot de passe incorrect (après plusieurs échecs, le compte est verrouillé "
+    "quelques minutes)."
+)
+LOCKED_ERROR = "Compte temporairement verrouillé après trop d'échecs : réessayez dans quelques minutes."
 
 
 @dataclass
@@ -79,10 +84,7 @@ async def login(
         return LoginOutcome(False, GENERIC_LOGIN_ERROR)
     if account.locked_until is not None and account.locked_until > now:
         await attempts.add(LoginAttempt(email=email, ip=ip, succeeded=False, at=now))
-        minutes = max(1, int((account.locked_until - now).total_seconds() // 60) + 1)
-        return LoginOutcome(
-            False, f"Compte temporairement verrouillé après trop d'échecs. Réessayez dans {minutes} min."
-        )
+        return LoginOutcome(False, GENERIC_LOGIN_ERROR)
     if not password_ok:
         await attempts.add(LoginAttempt(email=email, ip=ip, succeeded=False, at=now))
         account.failed_logins += 1
@@ -93,11 +95,12 @@ async def login(
         return LoginOutcome(False, GENERIC_LOGIN_ERROR)
 
     await attempts.add(LoginAttempt(email=email, ip=ip, succeeded=True, at=now))
-    account.failed_logins = 0
+    needs_totp = await requires_totp(session, account)
+    if not needs_totp:  # with a second factor, failures are cleared only once the code is right
+        account.failed_logins = 0
     account.locked_until = None
     if security.needs_rehash(account.password_hash or ""):
         account.password_hash = security.hash_password(password)
-    needs_totp = await requires_totp(session, account)
     token = security.new_token(SESSION_PREFIX)
     web_session = WebSession(
         token_hash=security.token_digest(token),
@@ -193,13 +196,17 @@ async def verify_totp(
     account = await get_session_account(session, web_session)
     if not account.totp_secret or account.totp_enabled_at is None:
         return "Aucun second facteur n'est enregistré pour ce compte."
+    if account.locked_until is not None and account.locked_until > clock.now():
+        web_session.revoked_at = clock.now()
+        await session.flush()
+        return LOCKED_ERROR
     step = _matching_step(account.totp_secret, code)
     if step is None or (account.totp_last_step is not None and step <= account.totp_last_step):
         account.failed_logins += 1
         if account.failed_logins >= settings.login_max_failures:
             account.locked_until = clock.now() + timedelta(minutes=settings.login_lockout_minutes)
             account.failed_logins = 0
-            web_session.revoked_at = clock.now()
+            await WebSessionRepository(session).revoke_all_for(account.id, clock.now())
         await session.flush()
         return "Code de vérification incorrect ou déjà utilisé."
     account.totp_last_step = step
@@ -274,9 +281,20 @@ async def _administered_account(
     if principal.is_regional_admin:
         return account
     grants = await AccountRepository(session).active_grants(account.professional_id)
-    if not any(m.organisation_id in principal.admin_organisation_ids() for m, _ in grants):
+    if not _only_within(grants, principal):
         raise NotFound("Compte introuvable.")
     return account
+
+
+def _only_within(grants, principal: Principal) -> bool:
+    """An organisation administrator manages an account only if *every* active role of it is a non-admin role
+    inside organisations they administer; administrators and people working elsewhere are the regional
+    administrator's (otherwise adding someone to one's organisation would hand over their account)."""
+    mine = principal.admin_organisation_ids()
+    return bool(grants) and all(
+        m.organisation_id in mine and m.role not in ADMIN_ROLES and m.role not in REGIONAL_ROLES
+        for m, _ in grants
+    )
 
 
 def require_admin(principal: Principal) -> None:
@@ -314,8 +332,11 @@ async def create_account(
         require_admin(principal)
         if not principal.is_regional_admin:
             grants = await AccountRepository(session).active_grants(professional_id)
-            if not any(m.organisation_id in principal.admin_organisation_ids() for m, _ in grants):
-                raise Forbidden("Ce professionnel n'appartient pas à un établissement que vous administrez.")
+            if not _only_within(grants, principal):
+                raise Forbidden(
+                    "Ce professionnel exerce hors de votre établissement ou a un rôle d'administration : "
+                    "seul l'administrateur régional peut lui créer un compte."
+                )
     problem = security.password_problem(password)
     if problem:
         raise InvalidInput(problem, field="password")
@@ -331,7 +352,9 @@ async def create_account(
         must_change_password=principal is not None,
         password_changed_at=clock.now(),
     )
-    return await repo.add(account)
+    await repo.add(account)
+    await record_access(session, principal, action=Action.CREATE, object_type="Account", object_id=account.id)
+    return account
 
 
 async def reset_password(
@@ -360,6 +383,14 @@ async def reset_password(
         account.totp_last_step = None
     await WebSessionRepository(session).revoke_all_for(account.id, now)
     await session.flush()
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="Account",
+        object_id=account.id,
+        details={"password_reset": True, "totp_reset": reset_totp},
+    )
     return account
 
 
@@ -374,6 +405,14 @@ async def set_account_active(
     if not active:
         await WebSessionRepository(session).revoke_all_for(account.id, clock.now())
     await session.flush()
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="Account",
+        object_id=account.id,
+        details={"active": active},
+    )
     return account
 
 

@@ -151,12 +151,10 @@ async def new_consent_form(
     except InvalidInput as exc:
         context = await _new_context(session, principal, patient_id, "", "")
         context.update(patient=access.patient, via_break_glass=access.via_break_glass)
-        return form_error(
+        return render(
             request,
             "consents/new.html",
-            context,
-            labelled_message(exc, FIELD_LABELS),
-            exc.field,
+            {**context, "error": labelled_message(exc, FIELD_LABELS), "error_field": exc.field},
             status_code=422,
         )
     context.update(patient=access.patient, via_break_glass=access.via_break_glass)

@@ -45,6 +45,11 @@ class ConsentCreate(InputModel):
         problem = scope_problem(self.scope_type, self.scope_code)
         if problem:
             raise ValueError(problem)
+        if self.given_by == ConsentGiver.TRUSTED_PERSON and self.decision == ConsentDecision.GIVEN:
+            raise ValueError(
+                "La personne de confiance est consultée mais ne consent pas à la place du patient (L.1111-6 CSP) : "
+                "recueillez le consentement du patient ou de son représentant légal."
+            )
         if self.given_by != ConsentGiver.PATIENT and len(self.representative_name) < 2:
             raise ValueError(
                 "Nommez la personne qui s'exprime pour le patient (représentant légal ou de confiance)."

@@ -9,12 +9,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
-from telesante.consents.models import Consent, ConsentDecision, ConsentScopeType, InformationText
+from telesante.consents.models import (
+    Consent,
+    ConsentDecision,
+    ConsentGiver,
+    ConsentScopeType,
+    InformationText,
+)
 from telesante.consents.repository import ConsentRepository, InformationTextRepository
 from telesante.consents.schemas import ConsentCheck, ConsentCreate, InformationTextCreate, scope_problem
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from telesante.patients.service import require_patient_access
+
+
+def _is_minor(birth_date) -> bool:
+    today = clock.to_paris(clock.now()).date()
+    return today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day)) < 18
 
 
 class ConsentRequired(DomainError):
@@ -52,6 +63,12 @@ async def record_consent(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID, data: ConsentCreate
 ) -> Consent:
     access = await require_patient_access(session, principal, patient_id)
+    if data.given_by == ConsentGiver.PATIENT and _is_minor(access.patient.birth_date):
+        raise InvalidInput(
+            "Patient mineur : la décision est recueillie auprès du titulaire de l'autorité parentale "
+            "(représentant légal), l'avis du mineur étant recherché (L.1111-4 CSP).",
+            field="given_by",
+        )
     text = await InformationTextRepository(session).get(data.information_text_id)
     if text is None or text.scope_type != data.scope_type or text.scope_code != data.scope_code:
         raise InvalidInput(
@@ -72,7 +89,7 @@ async def record_consent(
             **data.model_dump(exclude={"organisation_id"}),
             organisation_id=organisation_id,
             collected_by_account_id=principal.account_id,
-            collected_by_name=principal.display_name,
+            collected_by_name=principal.display_name[:200],
             collected_at=clock.now(),
         )
     )
@@ -108,7 +125,7 @@ async def withdraw_consent(
         )
     consent.withdrawn_at = clock.now()
     consent.withdrawn_by_account_id = principal.account_id
-    consent.withdrawn_by_name = principal.display_name
+    consent.withdrawn_by_name = principal.display_name[:200]
     consent.withdrawal_reason = reason.strip()
     await session.flush()
     await record_access(
@@ -125,7 +142,16 @@ async def withdraw_consent(
 
 
 async def list_consents(session: AsyncSession, principal: Principal, patient_id: uuid.UUID) -> list[Consent]:
-    await require_patient_access(session, principal, patient_id)
+    access = await require_patient_access(session, principal, patient_id)
+    await record_access(
+        session,
+        principal,
+        action=Action.READ,
+        object_type="Consents",
+        object_id=patient_id,
+        patient_id=patient_id,
+        break_glass=access.via_break_glass,
+    )
     return await ConsentRepository(session).list_for_patient(patient_id)
 
 
@@ -140,7 +166,17 @@ async def check_consent(
     problem = scope_problem(scope_type, scope_code)
     if problem:
         raise InvalidInput(problem, field="scope_code")
-    await require_patient_access(session, principal, patient_id)
+    access = await require_patient_access(session, principal, patient_id)
+    await record_access(
+        session,
+        principal,
+        action=Action.READ,
+        object_type="ConsentCheck",
+        object_id=patient_id,
+        patient_id=patient_id,
+        break_glass=access.via_break_glass,
+        details={"scope": f"{scope_type}:{scope_code}"},
+    )
     latest = await ConsentRepository(session).latest(patient_id, scope_type, scope_code)
     base = {"patient_id": patient_id, "scope_type": scope_type, "scope_code": scope_code}
     if latest is None:

@@ -238,8 +238,11 @@ async def memberships_of(session: AsyncSession, professional_id: uuid.UUID) -> l
 async def add_membership(
     session: AsyncSession, principal: Principal | None, data: MembershipCreate
 ) -> Membership:
-    if data.role in REGIONAL_ROLES:
+    if data.role in REGIONAL_ROLES or data.role == Role.ORG_ADMIN:
+        # Administrators are appointed by the regional administrator only.
         _require_regional_admin(principal)
+        if data.role == Role.ORG_ADMIN and data.organisation_id is None:
+            raise InvalidInput("Un établissement est requis pour ce rôle.", field="organisation_id")
     else:
         if data.organisation_id is None:
             raise InvalidInput("Un établissement est requis pour ce rôle.", field="organisation_id")
@@ -281,7 +284,7 @@ async def end_membership(session: AsyncSession, principal: Principal, membership
     membership = await MembershipRepository(session).get(membership_id)
     if membership is None:
         raise NotFound("Rattachement introuvable.")
-    if membership.role in REGIONAL_ROLES:
+    if membership.role in REGIONAL_ROLES or membership.role == Role.ORG_ADMIN:
         _require_regional_admin(principal)
     else:
         _require_org_admin(principal, membership.organisation_id)

@@ -11,7 +11,8 @@ from datetime import date
 
 _FINESS_RE = re.compile(r"^(\d{2}|2A|2B)\d{7}$")
 _RPPS_RE = re.compile(r"^\d{11}$")
-_NIR_RE = re.compile(r"^[12]\d{4}(\d{2}|2A|2B)\d{6}\d{2}$")
+# NIR: first digit 1 (man) or 2 (woman); NIA (numéro d'identification d'attente, built like a NIR): 7 or 8.
+_NIR_RE = re.compile(r"^[1278]\d{4}(\d{2}|2A|2B)\d{6}\d{2}$")
 _COMMUNE_RE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 _DEPARTEMENT_RE = re.compile(r"^(0[1-9]|1\d|2[1-9]|[3-8]\d|9[0-5]|2A|2B|97[1-6])$")
 
@@ -103,7 +104,8 @@ def check_nir(value: str) -> str | None:
 def check_nir_against_traits(value: str, sex: str, birth_date: date) -> str | None:
     """The matricule repeats the sex and the year of birth; a mismatch is an identity error."""
     first = value[0]
-    if first in "12" and sex in ("M", "F") and {"1": "M", "2": "F"}[first] != sex:
+    expected = {"1": "M", "2": "F", "7": "M", "8": "F"}.get(first)
+    if expected and sex in ("M", "F") and expected != sex:
         return "Le premier chiffre du matricule INS ne correspond pas au sexe."
     if value[1:3] != f"{birth_date.year % 100:02d}":
         return "L'année de naissance du matricule INS ne correspond pas à la date de naissance."

@@ -101,7 +101,7 @@ class PatientRepository(RepositoryBase[Patient]):
             stmt = stmt.where(
                 sa.or_(
                     sa.and_(Patient.search_given >= key, Patient.search_given < prefix_upper_bound(key)),
-                    Patient.search_given.contains(" " + key),
+                    Patient.search_given.contains(" " + key, autoescape=True),
                 )
             )
         if criteria.birth_date:
@@ -156,7 +156,7 @@ class PatientRepository(RepositoryBase[Patient]):
                 ),
                 sa.or_(
                     Patient.search_given == folded_first_given,
-                    Patient.search_given.like(folded_first_given + " %"),
+                    Patient.search_given.startswith(folded_first_given + " ", autoescape=True),
                 ),
             )
             .limit(limit)
@@ -254,7 +254,7 @@ class BreakGlassRepository(RepositoryBase[BreakGlassAccess]):
                 ),
                 sa.or_(
                     Patient.search_given == folded_first_given,
-                    Patient.search_given.like(folded_first_given + " %"),
+                    Patient.search_given.startswith(folded_first_given + " ", autoescape=True),
                 ),
             )
         return await self.all(stmt.limit(6))

@@ -22,10 +22,12 @@ def ins_name(value: str) -> str:
     return re.sub(r"\s+", " ", plain).strip().upper()
 
 
-def _check_name(value: str, label: str) -> str:
+def _check_name(value: str, label: str, max_length: int = 100) -> str:
     value = ins_name(value)
     if not value:
         raise ValueError(f"{label} : champ obligatoire.")
+    if len(value) > max_length:
+        raise ValueError(f"{label} : au plus {max_length} caractères.")
     if not _NAME_RE.match(value):
         raise ValueError(f"{label} : seules les lettres, espaces, traits d'union et apostrophes sont admis.")
     return value
@@ -70,7 +72,7 @@ class PatientTraits(InputModel):
     @field_validator("birth_given_names")
     @classmethod
     def _given(cls, value: str) -> str:
-        return _check_name(value, "Prénoms de naissance")
+        return _check_name(value, "Prénoms de naissance", max_length=200)
 
     @field_validator("first_given_name")
     @classmethod
@@ -187,6 +189,11 @@ class BreakGlassCreate(InputModel):
     first_given_name: str | None = Field(None, max_length=100)
     birth_date: date | None = None
 
+    @field_validator("birth_family_name", "first_given_name")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        return _check_name(value, "Nom ou prénom") if value else None
+
     @model_validator(mode="after")
     def _criteria(self) -> BreakGlassCreate:
         if self.ins_matricule:
@@ -285,5 +292,4 @@ class AccessLogEntry(ReadModel):
     action: str
     object_type: str
     channel: str
-    ip: str
     break_glass: bool

@@ -104,21 +104,20 @@ async def get_patient(session: AsyncSession, principal: Principal, patient_id: u
 async def search_patients(
     session: AsyncSession, principal: Principal, criteria: PatientCriteria, page: PageRequest
 ) -> Page[Patient]:
-    if not principal.is_clinician and not principal.extras.get("break_glass_only"):
-        # Administrators and evaluators see no patient data (break-the-glass grants aside).
-        pass
+    """Scoped search. Each patient shown in the results gets its own audit row, so that the search appears in
+    that patient's access log; a search that finds nobody is recorded once with its criteria."""
     result = await PatientRepository(session).search_visible(principal, criteria, page)
-    await record_access(
-        session,
-        principal,
-        action=Action.SEARCH,
-        object_type="Patient",
-        object_id="",
-        details={
-            "criteria": {k: str(v) for k, v in criteria.__dict__.items() if v},
-            "results": [str(p.id) for p in result.items],
-        },
-    )
+    searched = {k: str(v) for k, v in criteria.__dict__.items() if v}
+    for patient in result.items or [None]:
+        await record_access(
+            session,
+            principal,
+            action=Action.SEARCH,
+            object_type="Patient",
+            object_id=patient.id if patient else "",
+            patient_id=patient.id if patient else None,
+            details={"criteria": searched},
+        )
     return result
 
 
@@ -197,7 +196,7 @@ async def register_patient(
             evidence=IdentityEvidence.AUCUN,
             reason="Création de l'identité",
             changed_by_account_id=principal.account_id,
-            changed_by_name=principal.display_name,
+            changed_by_name=principal.display_name[:200],
         )
     )
     await repo.add_care_relationship(patient.id, organisation_id, CareRelationshipKind.REGISTERED)
@@ -278,9 +277,9 @@ async def correct_traits(
                 from_status=patient.identity_status,
                 to_status=IdentityStatus.PROVISOIRE,
                 evidence=IdentityEvidence.AUCUN,
-                reason=f"Traits modifiés ({', '.join(changed)}) : {data.reason}",
+                reason=f"Traits modifiés ({', '.join(changed)}) : {data.reason}"[:500],
                 changed_by_account_id=principal.account_id,
-                changed_by_name=principal.display_name,
+                changed_by_name=principal.display_name[:200],
             )
         )
         patient.identity_status = IdentityStatus.PROVISOIRE
@@ -387,7 +386,7 @@ async def change_identity_status(
             evidence=data.evidence,
             reason=data.reason,
             changed_by_account_id=principal.account_id,
-            changed_by_name=principal.display_name,
+            changed_by_name=principal.display_name[:200],
         )
     )
     patient.identity_status = data.status
@@ -408,7 +407,16 @@ async def change_identity_status(
 async def list_status_changes(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID
 ) -> list[IdentityStatusChange]:
-    await require_patient_access(session, principal, patient_id)
+    access = await require_patient_access(session, principal, patient_id)
+    await record_access(
+        session,
+        principal,
+        action=Action.READ,
+        object_type="IdentityStatusHistory",
+        object_id=patient_id,
+        patient_id=patient_id,
+        break_glass=access.via_break_glass,
+    )
     return await PatientRepository(session).list_status_changes(patient_id)
 
 
@@ -416,6 +424,8 @@ async def add_local_identifier(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID, data: LocalIdentifierCreate
 ) -> PatientLocalIdentifier:
     access = await require_patient_access(session, principal, patient_id)
+    if access.via_break_glass:
+        raise Forbidden("Un accès d'urgence ne permet pas d'enregistrer le patient dans votre établissement.")
     if data.organisation_id not in principal.clinical_organisation_ids:
         raise InvalidInput(
             "Vous ne pouvez attribuer un IPP que dans votre établissement.", field="organisation_id"
@@ -469,7 +479,16 @@ async def link_patient_to_organisation(
 async def list_care_relationships(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID
 ) -> list[CareRelationship]:
-    await require_patient_access(session, principal, patient_id)
+    access = await require_patient_access(session, principal, patient_id)
+    await record_access(
+        session,
+        principal,
+        action=Action.READ,
+        object_type="CareRelationships",
+        object_id=patient_id,
+        patient_id=patient_id,
+        break_glass=access.via_break_glass,
+    )
     return await PatientRepository(session).list_care_relationships(patient_id)
 
 
@@ -492,8 +511,11 @@ async def break_glass(
     )
     if not candidates:
         raise NotFound("Aucun patient ne correspond exactement à cette identification.")
-    if len(candidates) > 5:
-        raise InvalidInput("Identification trop imprécise : utilisez le matricule INS.")
+    if len(candidates) > 1:
+        raise InvalidInput(
+            f"{len(candidates)} patients correspondent : identifiez le patient par son matricule INS.",
+            field="ins_matricule",
+        )
     now = clock.now()
     grants = []
     for patient in candidates:

@@ -10,10 +10,11 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from telesante.kit import context
-from telesante.kit.errors import DomainError, NotAuthenticated
+from telesante.kit.errors import Conflict, DomainError, NotAuthenticated
 from telesante.kit.schemas import errors_to_fields
 
 log = logging.getLogger("telesante")
@@ -147,6 +148,15 @@ async def handle_http_error(request: Request, exc: StarletteHTTPException) -> Re
     return response
 
 
+async def handle_integrity_error(request: Request, exc: IntegrityError) -> Response:
+    """A uniqueness race lost to a concurrent request (the checks before it passed): a conflict, not a crash."""
+    log.warning("Conflit d'intégrité (requête %s) : %s", context.current().request_id, str(exc.orig)[:200])
+    return await handle_domain_error(
+        request,
+        Conflict("Cette donnée vient d'être enregistrée par ailleurs : rechargez la page et vérifiez."),
+    )
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("Erreur non gérée (requête %s)", context.current().request_id)
     detail = f"Une erreur inattendue s'est produite. Référence : {context.current().request_id}."
@@ -166,4 +176,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(IntegrityError, handle_integrity_error)
     app.add_exception_handler(Exception, handle_unexpected)

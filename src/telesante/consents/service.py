@@ -23,7 +23,7 @@ from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput,
 from telesante.patients.service import require_patient_access
 
 
-def _is_minor(birth_date) -> bool:
+def is_minor(birth_date) -> bool:
     today = clock.to_paris(clock.now()).date()
     return today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day)) < 18
 
@@ -63,7 +63,7 @@ async def record_consent(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID, data: ConsentCreate
 ) -> Consent:
     access = await require_patient_access(session, principal, patient_id)
-    if data.given_by == ConsentGiver.PATIENT and _is_minor(access.patient.birth_date):
+    if data.given_by == ConsentGiver.PATIENT and is_minor(access.patient.birth_date):
         raise InvalidInput(
             "Patient mineur : la décision est recueillie auprès du titulaire de l'autorité parentale "
             "(représentant légal), l'avis du mineur étant recherché (L.1111-4 CSP).",

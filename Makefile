@@ -1,0 +1,45 @@
+# Télésanté — the two commands: `make run` (demo on http://127.0.0.1:8000) and `make test` (everything CI runs).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+export TELESANTE_DATA_DIR ?= ./var
+
+.PHONY: run test lint bench install clean
+
+## run: install if needed, migrate, seed the demo region (TELESANTE_DEMO=1 by default), serve
+run: export TELESANTE_DEMO ?= 1
+run: $(INSTALLED)
+	$(BIN)/telesante db upgrade
+	$(BIN)/telesante demo seed
+	$(BIN)/telesante serve
+
+## test: lint, the whole suite (SQLite + PostgreSQL, browser, schemathesis), alembic check on a fresh database
+test: lint
+	$(BIN)/pytest
+	@tmp=$$(mktemp -d) && \
+	  TELESANTE_DATA_DIR=$$tmp TELESANTE_DATABASE_URL= $(BIN)/telesante db upgrade && \
+	  TELESANTE_DATA_DIR=$$tmp TELESANTE_DATABASE_URL= $(BIN)/telesante db check && \
+	  rm -rf $$tmp
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check src tests bench
+
+## bench: quick patient-search benchmark (python -m bench.patient_search for the full 1,000,000 rows)
+bench: $(INSTALLED)
+	$(BIN)/python -m bench.patient_search --quick
+
+install: $(INSTALLED)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml changes.
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

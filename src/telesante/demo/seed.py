@@ -1,0 +1,452 @@
+"""Seed the fictional demo region through the real services (``telesante demo seed``).
+
+Idempotent: every entity is looked up by its natural key first (FINESS, service name, RPPS, e-mail,
+membership, patient traits) and only what is missing is created, so a second run changes nothing.
+Deterministic: synthetic patients come from ``random.Random(SEED)``, generated before any database access.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telesante.auth import service as auth_service
+from telesante.auth.principal import Principal
+from telesante.auth.repository import AccountRepository
+from telesante.consents import service as consent_service
+from telesante.consents.models import ConsentDecision, ConsentGiver, ConsentMethod, ConsentScopeType
+from telesante.consents.service import is_minor
+from telesante.consents.schemas import ConsentCreate
+from telesante.demo import names
+from telesante.demo.region import (
+    IPP_PREFIXES,
+    ORGANISATIONS,
+    PATIENTS_BY_REGISTRANT,
+    PEOPLE,
+    REGION_NAME,
+    OrganisationSpec,
+    PersonSpec,
+)
+from telesante.directory import service as directory_service
+from telesante.directory.models import ROLE_LABELS, OrganisationType
+from telesante.directory.repository import (
+    MembershipRepository,
+    OrganisationRepository,
+    ProfessionalRepository,
+    ServiceRepository,
+)
+from telesante.directory.schemas import (
+    MembershipCreate,
+    OrganisationCreate,
+    ProfessionalCreate,
+    ServiceCreate,
+)
+from telesante.kit import clock, identifiers
+from telesante.patients import service as patient_service
+from telesante.patients.models import IdentityEvidence, IdentityStatus
+from telesante.patients.schemas import IdentityStatusChangeCreate, PatientCreate
+
+# Shared by every demo account (documented in README.md). Never use outside demo mode.
+DEMO_PASSWORD = "Telesante-demo-2026"  # noqa: S105 - public demo credential
+# Base32 TOTP secret of the demo administrators (RFC 6238, 6 digits, 30 s): enter it in an authenticator app,
+# or print the current code with: python -c "import pyotp; print(pyotp.TOTP('<secret>').now())".
+DEMO_TOTP_SECRET = "KRSWYZLTMFXHIZJAMRSW23ZAGIYDENRB"  # noqa: S105 - public demo credential
+SEED = 2026
+
+
+SUMMARY_LABELS = {
+    "organisations": "Établissements",
+    "services": "Services",
+    "professionals": "Professionnels",
+    "memberships": "Rattachements",
+    "accounts": "Comptes",
+    "patients": "Patients",
+    IdentityStatus.RECUPEREE.value: "  dont identités passées à « récupérée »",
+    IdentityStatus.VALIDEE.value: "  dont identités passées à « validée »",
+    IdentityStatus.QUALIFIEE.value: "  dont identités passées à « qualifiée »",
+    "care_links": "  dont liens de soins avec le CHU",
+    "consents": "  dont consentements recueillis",
+}
+
+
+@dataclass
+class SeedSummary:
+    created: Counter = field(default_factory=Counter)
+    existing: Counter = field(default_factory=Counter)
+    # (email, roles, organisations, TOTP) of every demo account, for the printed summary.
+    accounts: list[tuple[str, str, str, bool]] = field(default_factory=list)
+
+
+# --- synthetic patients (pure: no database) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientPlan:
+    registrant: str
+    data: PatientCreate
+    nir: str
+    status_path: StatusPath
+    link_to_chu: bool
+    consent: tuple[ConsentScopeType, str, ConsentDecision, ConsentMethod] | None
+
+
+def _nir(sex: str, birth: date, place: str, order: int) -> str:
+    body = f"{1 if sex == 'M' else 2}{birth.year % 100:02d}{birth.month:02d}{place}{order:03d}"
+    return body + identifiers.nir_key(body)
+
+
+StatusPath = tuple[tuple[IdentityStatus, IdentityEvidence], ...]
+
+
+def _status_path(rng: random.Random, born_abroad: bool) -> StatusPath:
+    """RNIV: récupérée (INSi), validée (high-trust document), qualifiée (both, in either order)."""
+    document = (
+        IdentityEvidence.TITRE_SEJOUR
+        if born_abroad
+        else rng.choice((IdentityEvidence.CNI, IdentityEvidence.CNI, IdentityEvidence.PASSEPORT))
+    )
+    insi = IdentityEvidence.TELESERVICE_INSI
+    draw = rng.random()
+    if draw < 0.35:
+        return ()
+    if draw < 0.60:
+        return ((IdentityStatus.RECUPEREE, insi),)
+    if draw < 0.75:
+        return ((IdentityStatus.VALIDEE, document),)
+    if draw < 0.90:
+        return ((IdentityStatus.RECUPEREE, insi), (IdentityStatus.QUALIFIEE, document))
+    return ((IdentityStatus.VALIDEE, document), (IdentityStatus.QUALIFIEE, insi))
+
+
+def _consent_for(rng: random.Random, organisation_type: OrganisationType, registrant: str, linked: bool):
+    if linked:
+        return (ConsentScopeType.ACT, "teleexpertise", ConsentDecision.GIVEN, ConsentMethod.ORAL)
+    if registrant == "telesurveillance":
+        return (ConsentScopeType.ACT, "telesurveillance", ConsentDecision.GIVEN, ConsentMethod.WRITTEN)
+    if organisation_type in (OrganisationType.PHARMACIE, OrganisationType.MSP) and rng.random() < 0.6:
+        decision = ConsentDecision.REFUSED if rng.random() < 0.15 else ConsentDecision.GIVEN
+        return (ConsentScopeType.ACT, "teleconsultation", decision, ConsentMethod.ORAL)
+    if rng.random() < 0.05:
+        return (ConsentScopeType.DATA_PROCESSING, "recherche", ConsentDecision.REFUSED, ConsentMethod.WRITTEN)
+    return None
+
+
+def plan_patients(seed: int = SEED) -> list[PatientPlan]:
+    """The synthetic patients, always the same for a given seed (about 200, spread over the region)."""
+    rng = random.Random(seed)
+    organisation_of = {p.key: p.grants[0].organisation for p in PEOPLE}
+    type_of = {o.key: o.type for o in ORGANISATIONS}
+    seen_traits: set[tuple[str, str, date]] = set()
+    seen_nir: set[str] = set()
+    ipp_counters: Counter = Counter()
+    plans: list[PatientPlan] = []
+    for registrant, count in PATIENTS_BY_REGISTRANT:
+        org_key = organisation_of[registrant]
+        org_type = type_of[org_key]
+        for _ in range(count):
+            sex = rng.choice("MF")
+            given_pool = names.MALE_GIVEN_NAMES if sex == "M" else names.FEMALE_GIVEN_NAMES
+            given = rng.sample(given_pool, rng.choice((1, 1, 2, 2, 3)))
+            family = rng.choice(names.FAMILY_NAMES)
+            if org_type == OrganisationType.EHPAD:
+                first_year, last_year = 1925, 1945
+            elif registrant == "telesurveillance":
+                first_year, last_year = 1935, 1965
+            else:
+                first_year, last_year = 1932, 2023
+            while True:
+                birth = date(first_year, 1, 1) + timedelta(
+                    days=rng.randrange((date(last_year, 12, 31) - date(first_year, 1, 1)).days)
+                )
+                key = (family, given[0], birth)
+                if key not in seen_traits:
+                    seen_traits.add(key)
+                    break
+            draw = rng.random()
+            if draw < 0.80:
+                place = rng.choice(names.BRETON_COMMUNES)
+            elif draw < 0.93:
+                place = rng.choice(names.OTHER_FRENCH_COMMUNES)
+            else:
+                place = rng.choice(names.FOREIGN_BIRTH_PLACES)
+            while True:
+                nir = _nir(sex, birth, place, rng.randrange(1, 1000))
+                if nir not in seen_nir:
+                    seen_nir.add(nir)
+                    break
+            used_family = ""
+            if sex == "F" and birth.year < 1995 and rng.random() < 0.3:
+                used_family = rng.choice(names.FAMILY_NAMES)
+            ipp = None
+            if org_key in IPP_PREFIXES and rng.random() < 0.7:
+                ipp_counters[org_key] += 1
+                ipp = f"{IPP_PREFIXES[org_key]}{ipp_counters[org_key]:07d}"
+            phone = ""
+            if rng.random() < 0.6:  # ARCEP range reserved for fiction
+                phone = f"06 39 98 {rng.randrange(100):02d} {rng.randrange(100):02d}"
+            data = PatientCreate(
+                birth_family_name=family,
+                birth_given_names=" ".join(given),
+                birth_date=birth,
+                sex=sex,
+                birth_place_insee=place,
+                used_family_name=used_family,
+                phone=phone,
+                ipp=ipp,
+            )
+            linked = org_type == OrganisationType.CH and rng.random() < 0.25
+            plans.append(
+                PatientPlan(
+                    registrant=registrant,
+                    data=data,
+                    nir=nir,
+                    status_path=_status_path(rng, place.startswith("99")),
+                    link_to_chu=linked,
+                    consent=_consent_for(rng, org_type, registrant, linked),
+                )
+            )
+    return plans
+
+
+# --- directory and accounts ----------------------------------------------------------------------------
+
+
+async def _ensure_organisation(
+    session: AsyncSession, spec: OrganisationSpec, summary: SeedSummary
+) -> uuid.UUID:
+    repo = OrganisationRepository(session)
+    organisation = await repo.get_by_finess(spec.finess)
+    if organisation is None:
+        organisation = await directory_service.create_organisation(
+            session,
+            None,
+            OrganisationCreate(
+                finess=spec.finess,
+                name=spec.name,
+                type=spec.type,
+                address_line=spec.address_line,
+                postal_code=spec.postal_code,
+                city=spec.city,
+                commune_insee=spec.commune_insee,
+                latitude=spec.latitude,
+                longitude=spec.longitude,
+                phone=spec.phone,
+            ),
+        )
+        summary.created["organisations"] += 1
+    else:
+        summary.existing["organisations"] += 1
+    added = False
+    for service_type, name in spec.services:
+        if await ServiceRepository(session).get_by_name(organisation.id, name) is None:
+            await directory_service.add_service(
+                session, None, organisation.id, ServiceCreate(type=service_type, name=name)
+            )
+            summary.created["services"] += 1
+            added = True
+        else:
+            summary.existing["services"] += 1
+    if added:
+        # add_service loads organisation.services *before* inserting: expire the collection, otherwise
+        # add_membership (which checks service ids against it) could see a stale list in this session.
+        session.expire(organisation, ["services"])
+    return organisation.id
+
+
+async def _ensure_person(
+    session: AsyncSession,
+    spec: PersonSpec,
+    organisations: dict[str, uuid.UUID],
+    summary: SeedSummary,
+) -> uuid.UUID | None:
+    """Professional, memberships and (if it has a login) account. Returns the account id."""
+    account = await AccountRepository(session).get_by_email(spec.email) if spec.email else None
+    professional = None
+    if account is not None:
+        professional = account.professional
+    elif spec.rpps:
+        professional = await ProfessionalRepository(session).get_by_rpps(spec.rpps)
+    if professional is None:
+        professional = await directory_service.create_professional(
+            session,
+            None,
+            ProfessionalCreate(
+                rpps=spec.rpps,
+                family_name=spec.family_name,
+                given_name=spec.given_name,
+                profession=spec.profession,
+                specialty=spec.specialty,
+                email=spec.email,
+                phone=f"02 61 91 80 {spec.rpps_number:02d}" if spec.rpps_number is not None else "",
+            ),
+        )
+        summary.created["professionals"] += 1
+    else:
+        summary.existing["professionals"] += 1
+
+    memberships = MembershipRepository(session)
+    for grant in spec.grants:
+        organisation_id = organisations[grant.organisation] if grant.organisation else None
+        service_id = None
+        if grant.service is not None:
+            service = await ServiceRepository(session).get_by_name(organisation_id, grant.service)
+            service_id = service.id
+        if await memberships.find(professional.id, organisation_id, service_id, grant.role) is None:
+            await directory_service.add_membership(
+                session,
+                None,
+                MembershipCreate(
+                    professional_id=professional.id,
+                    organisation_id=organisation_id,
+                    service_id=service_id,
+                    role=grant.role,
+                ),
+            )
+            summary.created["memberships"] += 1
+        else:
+            summary.existing["memberships"] += 1
+
+    if spec.email is None:
+        return None
+    if account is None:
+        account = await auth_service.create_account(
+            session, None, professional_id=professional.id, email=spec.email, password=DEMO_PASSWORD
+        )
+        if spec.totp:
+            # Administrators must use a second factor: a fixed, documented secret so the demo is usable.
+            account.totp_secret = DEMO_TOTP_SECRET
+            account.totp_enabled_at = clock.now()
+            await session.flush()
+        summary.created["accounts"] += 1
+    else:
+        summary.existing["accounts"] += 1
+    granted = {g.organisation for g in spec.grants}
+    organisation_names = sorted(o.name for o in ORGANISATIONS if o.key in granted)
+    summary.accounts.append(
+        (
+            spec.email,
+            ", ".join(sorted({ROLE_LABELS[g.role] for g in spec.grants})),
+            " ; ".join(organisation_names) or REGION_NAME,
+            spec.totp,
+        )
+    )
+    return account.id
+
+
+async def _principal(session: AsyncSession, account_id: uuid.UUID) -> Principal:
+    account = await AccountRepository(session).get_with_professional(account_id)
+    return await auth_service.build_principal(session, account, "system")
+
+
+# --- patients ------------------------------------------------------------------------------------------
+
+
+async def _ensure_patient(
+    session: AsyncSession,
+    plan: PatientPlan,
+    principal: Principal,
+    organisation_id: uuid.UUID,
+    chu_id: uuid.UUID,
+    texts: dict[tuple[str, str], uuid.UUID],
+    summary: SeedSummary,
+) -> None:
+    data = plan.data.model_copy(update={"organisation_id": organisation_id})
+    existing = await patient_service.probable_duplicates(
+        session, principal, data.birth_family_name, data.first_given_name or "", data.birth_date
+    )
+    if existing:
+        summary.existing["patients"] += 1
+        return
+    patient, _ = await patient_service.register_patient(session, principal, data)
+    summary.created["patients"] += 1
+    for status, evidence in plan.status_path:
+        with_ins = evidence == IdentityEvidence.TELESERVICE_INSI
+        await patient_service.change_identity_status(
+            session,
+            principal,
+            patient.id,
+            IdentityStatusChangeCreate(
+                status=status,
+                evidence=evidence,
+                reason="Appel au téléservice INSi (démo)" if with_ins else "Pièce d'identité contrôlée",
+                ins_matricule=plan.nir if with_ins else None,
+                ins_oid=identifiers.OID_INS_NIR_DEMO if with_ins else None,
+            ),
+        )
+        summary.created[status.value] += 1
+    if plan.link_to_chu:
+        await patient_service.link_patient_to_organisation(
+            session, principal, patient.id, chu_id, f"demo:teleexpertise:{patient.id.hex[:8]}"
+        )
+        summary.created["care_links"] += 1
+    if plan.consent is not None:
+        scope_type, scope_code, decision, method = plan.consent
+        await consent_service.record_consent(
+            session,
+            principal,
+            patient.id,
+            ConsentCreate(
+                scope_type=scope_type,
+                scope_code=scope_code,
+                decision=decision,
+                information_text_id=texts[(scope_type.value, scope_code)],
+                method=method,
+                organisation_id=organisation_id,
+                # A minor's decision is the legal representative's (L.1111-4 CSP).
+                **(
+                    {"given_by": ConsentGiver.LEGAL_REPRESENTATIVE, "representative_name": "Parent (démo)"}
+                    if is_minor(patient.birth_date)
+                    else {}
+                ),
+            ),
+        )
+        summary.created["consents"] += 1
+
+
+# --- entry point ---------------------------------------------------------------------------------------
+
+
+async def seed_demo(session: AsyncSession) -> SeedSummary:
+    """Create what is missing of the demo region in the caller's transaction (flushes, never commits)."""
+    summary = SeedSummary()
+    organisations = {spec.key: await _ensure_organisation(session, spec, summary) for spec in ORGANISATIONS}
+    accounts: dict[str, uuid.UUID] = {}
+    for person in PEOPLE:
+        account_id = await _ensure_person(session, person, organisations, summary)
+        if account_id is not None:
+            accounts[person.key] = account_id
+
+    current_texts = await consent_service.list_information_texts(session)
+    texts = {(t.scope_type.value, t.scope_code): t.id for t in current_texts}
+    home = {p.key: organisations[p.grants[0].organisation] for p in PEOPLE if p.grants[0].organisation}
+    principals = {key: await _principal(session, accounts[key]) for key, _ in PATIENTS_BY_REGISTRANT}
+    for plan in plan_patients():
+        await _ensure_patient(
+            session,
+            plan,
+            principals[plan.registrant],
+            home[plan.registrant],
+            organisations["chu"],
+            texts,
+            summary,
+        )
+    return summary
+
+
+def format_summary(summary: SeedSummary) -> str:
+    lines = [f"Région de démonstration « {REGION_NAME} » prête."]
+    for kind, label in SUMMARY_LABELS.items():
+        created, existing = summary.created[kind], summary.existing[kind]
+        if created or existing:
+            lines.append(f"  {label:<42} {created:>4} créé(s), {existing:>4} déjà présent(s)")
+    lines.append("")
+    lines.append(f"Comptes de démonstration — mot de passe commun : {DEMO_PASSWORD}")
+    for email, roles, organisation, totp in summary.accounts:
+        lines.append(f"  {email:<42} {roles} — {organisation}{' — TOTP' if totp else ''}")
+    lines.append(f"Second facteur (TOTP) des administrateurs : secret {DEMO_TOTP_SECRET}")
+    return "\n".join(lines)

@@ -20,8 +20,8 @@ from telesante.auth.principal import Principal
 from telesante.auth.repository import AccountRepository
 from telesante.consents import service as consent_service
 from telesante.consents.models import ConsentDecision, ConsentGiver, ConsentMethod, ConsentScopeType
-from telesante.consents.service import is_minor
 from telesante.consents.schemas import ConsentCreate
+from telesante.consents.service import is_minor
 from telesante.demo import names
 from telesante.demo.region import (
     IPP_PREFIXES,

@@ -20,7 +20,7 @@ from telesante.consents.repository import ConsentRepository, InformationTextRepo
 from telesante.consents.schemas import ConsentCheck, ConsentCreate, InformationTextCreate, scope_problem
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from telesante.patients.service import require_patient_access
+from telesante.patients.service import read_patient_data, require_patient_access
 
 
 def is_minor(birth_date) -> bool:
@@ -142,16 +142,7 @@ async def withdraw_consent(
 
 
 async def list_consents(session: AsyncSession, principal: Principal, patient_id: uuid.UUID) -> list[Consent]:
-    access = await require_patient_access(session, principal, patient_id)
-    await record_access(
-        session,
-        principal,
-        action=Action.READ,
-        object_type="Consents",
-        object_id=patient_id,
-        patient_id=patient_id,
-        break_glass=access.via_break_glass,
-    )
+    await read_patient_data(session, principal, patient_id, "Consents")
     return await ConsentRepository(session).list_for_patient(patient_id)
 
 
@@ -166,16 +157,8 @@ async def check_consent(
     problem = scope_problem(scope_type, scope_code)
     if problem:
         raise InvalidInput(problem, field="scope_code")
-    access = await require_patient_access(session, principal, patient_id)
-    await record_access(
-        session,
-        principal,
-        action=Action.READ,
-        object_type="ConsentCheck",
-        object_id=patient_id,
-        patient_id=patient_id,
-        break_glass=access.via_break_glass,
-        details={"scope": f"{scope_type}:{scope_code}"},
+    await read_patient_data(
+        session, principal, patient_id, "ConsentCheck", details={"scope": f"{scope_type}:{scope_code}"}
     )
     latest = await ConsentRepository(session).latest(patient_id, scope_type, scope_code)
     base = {"patient_id": patient_id, "scope_type": scope_type, "scope_code": scope_code}

@@ -87,18 +87,30 @@ async def require_patient_access(
     return PatientAccess(patient, via_break_glass)
 
 
-async def get_patient(session: AsyncSession, principal: Principal, patient_id: uuid.UUID) -> PatientAccess:
+async def read_patient_data(
+    session: AsyncSession,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    object_type: str,
+    details: dict | None = None,
+) -> PatientAccess:
+    """The gate plus its audit row, for every read of a part of a patient's record."""
     access = await require_patient_access(session, principal, patient_id)
     await record_access(
         session,
         principal,
         action=Action.READ,
-        object_type="Patient",
+        object_type=object_type,
         object_id=patient_id,
         patient_id=patient_id,
         break_glass=access.via_break_glass,
+        details=details,
     )
     return access
+
+
+async def get_patient(session: AsyncSession, principal: Principal, patient_id: uuid.UUID) -> PatientAccess:
+    return await read_patient_data(session, principal, patient_id, "Patient")
 
 
 async def search_patients(
@@ -407,16 +419,7 @@ async def change_identity_status(
 async def list_status_changes(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID
 ) -> list[IdentityStatusChange]:
-    access = await require_patient_access(session, principal, patient_id)
-    await record_access(
-        session,
-        principal,
-        action=Action.READ,
-        object_type="IdentityStatusHistory",
-        object_id=patient_id,
-        patient_id=patient_id,
-        break_glass=access.via_break_glass,
-    )
+    await read_patient_data(session, principal, patient_id, "IdentityStatusHistory")
     return await PatientRepository(session).list_status_changes(patient_id)
 
 
@@ -479,16 +482,7 @@ async def link_patient_to_organisation(
 async def list_care_relationships(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID
 ) -> list[CareRelationship]:
-    access = await require_patient_access(session, principal, patient_id)
-    await record_access(
-        session,
-        principal,
-        action=Action.READ,
-        object_type="CareRelationships",
-        object_id=patient_id,
-        patient_id=patient_id,
-        break_glass=access.via_break_glass,
-    )
+    await read_patient_data(session, principal, patient_id, "CareRelationships")
     return await PatientRepository(session).list_care_relationships(patient_id)
 
 
@@ -583,16 +577,7 @@ async def access_log(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID, page: PageRequest
 ) -> Page[AuditEvent]:
     """Who accessed the record. Reading the log is itself traced (before listing, so it appears in it)."""
-    access = await require_patient_access(session, principal, patient_id)
-    await record_access(
-        session,
-        principal,
-        action=Action.READ,
-        object_type="AccessLog",
-        object_id=patient_id,
-        patient_id=patient_id,
-        break_glass=access.via_break_glass,
-    )
+    await read_patient_data(session, principal, patient_id, "AccessLog")
     return await list_patient_events(session, patient_id, page)
 
 

@@ -80,13 +80,77 @@ LOADED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 # --- synthetic population ------------------------------------------------------------------------------
 
 # Long tail of surnames built from syllables (about 17,000 distinct), on top of the common names.
-_FIRST = ("KER", "LEM", "MAR", "BER", "GUI", "TRE", "PLOU", "LAN", "MOR", "CAR", "BRE", "DUR", "FOU", "GAR",
-          "LOR", "PER", "ROB", "SAL", "VAL", "BOU", "CHA", "DEL", "FER", "GOU", "HER", "JAC", "LAM", "MEN",
-          "NIC", "POU", "QUE", "RIV", "TAN", "THO", "VIL")
+_FIRST = (
+    "KER",
+    "LEM",
+    "MAR",
+    "BER",
+    "GUI",
+    "TRE",
+    "PLOU",
+    "LAN",
+    "MOR",
+    "CAR",
+    "BRE",
+    "DUR",
+    "FOU",
+    "GAR",
+    "LOR",
+    "PER",
+    "ROB",
+    "SAL",
+    "VAL",
+    "BOU",
+    "CHA",
+    "DEL",
+    "FER",
+    "GOU",
+    "HER",
+    "JAC",
+    "LAM",
+    "MEN",
+    "NIC",
+    "POU",
+    "QUE",
+    "RIV",
+    "TAN",
+    "THO",
+    "VIL",
+)
 _MIDDLE = ("", "A", "E", "I", "O", "OU", "AN", "EN", "ON", "AR", "ER", "OR", "EL", "AL", "IL", "IN")
-_LAST = ("VEN", "LEC", "GAN", "BIHAN", "ZEC", "NOU", "RET", "LIN", "MANT", "TIER", "CHON", "DIN", "GEL",
-         "HOU", "LAIS", "MIER", "NARD", "POT", "QUIN", "RAND", "SSON", "TON", "VAUX", "ZIC", "DEC", "GALL",
-         "MEUR", "RIOU", "VERN", "HIR", "CORRE")
+_LAST = (
+    "VEN",
+    "LEC",
+    "GAN",
+    "BIHAN",
+    "ZEC",
+    "NOU",
+    "RET",
+    "LIN",
+    "MANT",
+    "TIER",
+    "CHON",
+    "DIN",
+    "GEL",
+    "HOU",
+    "LAIS",
+    "MIER",
+    "NARD",
+    "POT",
+    "QUIN",
+    "RAND",
+    "SSON",
+    "TON",
+    "VAUX",
+    "ZIC",
+    "DEC",
+    "GALL",
+    "MEUR",
+    "RIOU",
+    "VERN",
+    "HIR",
+    "CORRE",
+)
 _PLACES = names.BRETON_COMMUNES * 4 + names.OTHER_FRENCH_COMMUNES + names.FOREIGN_BIRTH_PLACES
 _ORGANISATIONS = 60
 # Share of registrations: the CHU, four large hospitals, five medium ones, then a long tail of small ones.
@@ -94,16 +158,45 @@ _ORG_WEIGHTS = [20.0] + [10.0] * 4 + [4.0] * 5 + [20.0 / (_ORGANISATIONS - 10)] 
 LARGE_ORG, SMALL_ORG = 0, _ORGANISATIONS - 1
 
 _PATIENT_COLUMNS = (
-    "id", "ins_matricule", "ins_oid", "birth_family_name", "birth_given_names", "first_given_name",
-    "birth_date", "sex", "birth_place_insee", "used_family_name", "used_given_name", "search_birth_family",
-    "search_used_family", "search_given", "identity_status", "phone", "email", "address_line", "postal_code",
-    "city", "gp_professional_id", "created_by_account_id", "created_at", "updated_at",
+    "id",
+    "ins_matricule",
+    "ins_oid",
+    "birth_family_name",
+    "birth_given_names",
+    "first_given_name",
+    "birth_date",
+    "sex",
+    "birth_place_insee",
+    "used_family_name",
+    "used_given_name",
+    "search_birth_family",
+    "search_used_family",
+    "search_given",
+    "identity_status",
+    "phone",
+    "email",
+    "address_line",
+    "postal_code",
+    "city",
+    "gp_professional_id",
+    "created_by_account_id",
+    "created_at",
+    "updated_at",
 )
-_CARE_COLUMNS = ("id", "patient_id", "organisation_id", "kind", "source_ref", "created_at")
+_CARE_COLUMNS = (
+    "id",
+    "patient_id",
+    "organisation_id",
+    "kind",
+    "source_ref",
+    "created_at",
+    "search_birth_family",
+    "search_used_family",
+)
 
 
 def _zipf_weights(count: int, exponent: float = 0.9) -> list[float]:
-    return [1.0 / (rank ** exponent) for rank in range(1, count + 1)]
+    return [1.0 / (rank**exponent) for rank in range(1, count + 1)]
 
 
 @cache
@@ -171,16 +264,62 @@ class Population:
                 status = "validee"
             patient_id = _uuid(rng)
             search_birth = _fold(family)
-            patients.append((
-                patient_id, matricule, oid, family, birth_given, first_given, birth, sex, place, used, "",
-                search_birth, _fold(used) or search_birth, _fold(birth_given), status, "", "", "", "", "",
-                None, None, LOADED_AT, LOADED_AT,
-            ))
+            search_used = _fold(used) or search_birth
+            patients.append(
+                (
+                    patient_id,
+                    matricule,
+                    oid,
+                    family,
+                    birth_given,
+                    first_given,
+                    birth,
+                    sex,
+                    place,
+                    used,
+                    "",
+                    search_birth,
+                    search_used,
+                    _fold(birth_given),
+                    status,
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    None,
+                    None,
+                    LOADED_AT,
+                    LOADED_AT,
+                )
+            )
             home = _bisect(org_cum, rng.random() * org_cum[-1])
-            cares.append((_uuid(rng), patient_id, self.organisations[home], "registered", "", LOADED_AT))
+            cares.append(
+                (
+                    _uuid(rng),
+                    patient_id,
+                    self.organisations[home],
+                    "registered",
+                    "",
+                    LOADED_AT,
+                    search_birth,
+                    search_used,
+                )
+            )
             if home != LARGE_ORG and rng.random() < 0.15:  # a tele-expertise with the CHU
                 chu = self.organisations[LARGE_ORG]
-                cares.append((_uuid(rng), patient_id, chu, "act", f"bench:{index}", LOADED_AT))
+                cares.append(
+                    (
+                        _uuid(rng),
+                        patient_id,
+                        chu,
+                        "act",
+                        f"bench:{index}",
+                        LOADED_AT,
+                        search_birth,
+                        search_used,
+                    )
+                )
             if index % sample_every == 0:
                 self.samples.append({"family": family, "used": used, "given": first_given, "birth": birth})
             if len(patients) >= BATCH:
@@ -226,8 +365,11 @@ async def _fresh_postgresql(url: str) -> AsyncEngine:
 
     parsed = make_url(url)
     server = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username or "postgres",
-        password=parsed.password, database="postgres",
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database="postgres",
     )
     try:
         if not await server.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", parsed.database):
@@ -243,9 +385,16 @@ async def _fresh_postgresql(url: str) -> AsyncEngine:
 
 async def _insert_organisations(engine: AsyncEngine, ids: list[uuid.UUID]) -> None:
     rows = [
-        {"id": org_id, "finess": finess_with_key(f"35{880000 + n:06d}"), "name": f"Établissement de test {n}",
-         "type": "chu" if n == LARGE_ORG else "ch", "commune_insee": "35238", "departement": "35",
-         "created_at": LOADED_AT, "updated_at": LOADED_AT}
+        {
+            "id": org_id,
+            "finess": finess_with_key(f"35{880000 + n:06d}"),
+            "name": f"Établissement de test {n}",
+            "type": "chu" if n == LARGE_ORG else "ch",
+            "commune_insee": "35238",
+            "departement": "35",
+            "created_at": LOADED_AT,
+            "updated_at": LOADED_AT,
+        }
         for n, org_id in enumerate(ids)
     ]
     async with engine.begin() as conn:
@@ -281,8 +430,12 @@ async def load(engine: AsyncEngine, population: Population) -> dict[str, float]:
         if engine.dialect.name == "sqlite":
             await conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, as the app runs
     total = time.perf_counter() - started
-    return {"load_s": round(total, 1), "generate_s": round(generating, 1), "care_relationships": care_rows,
-            "patients_per_s": round(population.size / max(total - generating, 1e-9))}
+    return {
+        "load_s": round(total, 1),
+        "generate_s": round(generating, 1),
+        "care_relationships": care_rows,
+        "patients_per_s": round(population.size / max(total - generating, 1e-9)),
+    }
 
 
 def _as_dicts(columns: tuple[str, ...], rows: list[tuple]) -> list[dict[str, Any]]:
@@ -434,10 +587,14 @@ async def build_search_scope(engine: AsyncEngine) -> float:
     started = time.perf_counter()
     async with engine.begin() as conn:
         await conn.run_sync(SEARCH_SCOPE.create)
-        await conn.execute(sa.text(
-            "INSERT INTO bench_search_scope (organisation_id, family_key, patient_id) "
-            + rows.format("search_birth_family") + "UNION " + rows.format("search_used_family")
-        ))
+        await conn.execute(
+            sa.text(
+                "INSERT INTO bench_search_scope (organisation_id, family_key, patient_id) "
+                + rows.format("search_birth_family")
+                + "UNION "
+                + rows.format("search_used_family")
+            )
+        )
     return round(time.perf_counter() - started, 1)
 
 
@@ -477,7 +634,10 @@ def _is_timeout(exc: DBAPIError) -> bool:
 
 
 async def time_scoped(
-    engine: AsyncEngine, repository: type[PatientRepository], principal: Principal, queries: list[Query],
+    engine: AsyncEngine,
+    repository: type[PatientRepository],
+    principal: Principal,
+    queries: list[Query],
     budget_s: float,
 ) -> dict[str, Any]:
     """search_visible, one session per search as in a request; stops after the queries or the time budget.
@@ -570,7 +730,9 @@ async def explain(
             await _limit_statement_time(session, EXPLAIN_TIMEOUT_S)
             connection = await session.connection()
             try:
-                rows = await connection.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF) " + statement, parameters)
+                rows = await connection.exec_driver_sql(
+                    "EXPLAIN (ANALYZE, COSTS OFF) " + statement, parameters
+                )
                 lines.extend(row[0] for row in rows)
             except DBAPIError as exc:
                 if not _is_timeout(exc):
@@ -587,7 +749,9 @@ async def explain(
             for node, parent, _, detail in rows:  # (id, parent, notused, detail)
                 depth[node] = depth.get(parent, -1) + 1
                 lines.append("  " * depth[node] + detail)
-    return [line for line in lines if not line.lstrip().startswith(("JIT:", "Functions:", "Options:", "Timing:"))]
+    return [
+        line for line in lines if not line.lstrip().startswith(("JIT:", "Functions:", "Options:", "Timing:"))
+    ]
 
 
 # --- driver --------------------------------------------------------------------------------------------

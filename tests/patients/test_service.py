@@ -11,7 +11,12 @@ from telesante.kit.pagination import PageRequest
 from telesante.patients import service
 from telesante.patients.models import IdentityEvidence, IdentityStatus
 from telesante.patients.repository import PatientCriteria
-from telesante.patients.schemas import BreakGlassCreate, IdentityStatusChangeCreate, TraitsCorrection
+from telesante.patients.schemas import (
+    BreakGlassCreate,
+    IdentityStatusChangeCreate,
+    PatientUpdate,
+    TraitsCorrection,
+)
 from tests.factories import make_actor, make_organisation, make_patient, patient_data, valid_nir
 
 
@@ -224,3 +229,38 @@ async def test_access_log_lists_readers_and_is_scoped(session, actors):
     assert all(e.patient_id == patient.id for e in log.items)
     with pytest.raises(NotFound):
         await service.access_log(session, colleague.principal, patient.id, PageRequest())
+
+
+async def test_search_follows_renames_through_the_per_organisation_keys(session, actors):
+    treating, colleague, _ = actors
+    patient = await make_patient(session, treating)
+    org_of_colleague = next(iter(colleague.principal.clinical_organisation_ids))
+    await service.link_patient_to_organisation(
+        session, treating.principal, patient.id, org_of_colleague, "acte:1"
+    )
+    await service.update_patient(
+        session, treating.principal, patient.id, PatientUpdate(used_family_name="Le Bihan")
+    )
+    await service.correct_traits(
+        session,
+        treating.principal,
+        patient.id,
+        TraitsCorrection(
+            birth_family_name="Kervella",
+            birth_given_names="Elodie Marie",
+            birth_date=date(1954, 3, 12),
+            sex="F",
+            birth_place_insee="35238",
+            reason="erreur de saisie",
+        ),
+    )
+    for who in (treating, colleague):
+        for family in ("kerv", "le bihan"):
+            page = await service.search_patients(
+                session, who.principal, PatientCriteria(family=family), PageRequest()
+            )
+            assert [p.id for p in page.items] == [patient.id], (who.email, family)
+        old = await service.search_patients(
+            session, who.principal, PatientCriteria(family="lefevre"), PageRequest()
+        )
+        assert old.total == 0

@@ -154,6 +154,9 @@ class CareRelationship(UUIDPrimaryKey, Base):
     __tablename__ = "care_relationships"
     __table_args__ = (
         sa.Index("ix_care_relationships_org_patient", "organisation_id", "patient_id"),
+        # Scoped trait search: one narrow index range per organisation (see docs/performance.md).
+        sa.Index("ix_care_relationships_org_birth_family", "organisation_id", "search_birth_family"),
+        sa.Index("ix_care_relationships_org_used_family", "organisation_id", "search_used_family"),
         sa.UniqueConstraint("patient_id", "organisation_id", "kind", "source_ref"),
     )
 
@@ -162,6 +165,9 @@ class CareRelationship(UUIDPrimaryKey, Base):
     kind: Mapped[CareRelationshipKind] = mapped_column(str_enum(CareRelationshipKind, 20))
     source_ref: Mapped[str] = mapped_column(sa.String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+    # Copies of the patient's folded name keys, kept in step by the patients service.
+    search_birth_family: Mapped[str] = mapped_column(ci_string(100), default="", server_default="")
+    search_used_family: Mapped[str] = mapped_column(ci_string(100), default="", server_default="")
 
 
 class BreakGlassAccess(UUIDPrimaryKey, Base):

@@ -66,6 +66,25 @@ class PatientRepository(RepositoryBase[Patient]):
             )
         )
 
+    def _care_with_family_condition(
+        self, principal: Principal, key: str, upper: str
+    ) -> sa.ColumnElement[bool]:
+        """Care relationships of the principal's organisations whose patient's name starts with ``key``:
+        a narrow range of the (organisation, name) indexes instead of the organisation's whole patient list."""
+        org_ids = principal.clinical_organisation_ids
+        if not org_ids:
+            return sa.false()
+        care = CareRelationship
+        return Patient.id.in_(
+            sa.select(care.patient_id).where(
+                care.organisation_id.in_(org_ids),
+                sa.or_(
+                    sa.and_(care.search_birth_family >= key, care.search_birth_family < upper),
+                    sa.and_(care.search_used_family >= key, care.search_used_family < upper),
+                ),
+            )
+        )
+
     def visible(self, principal: Principal) -> sa.ColumnElement[bool]:
         return sa.or_(self._care_condition(principal), self._break_glass_condition(principal, clock.now()))
 
@@ -86,7 +105,16 @@ class PatientRepository(RepositoryBase[Patient]):
     async def search_visible(
         self, principal: Principal, criteria: PatientCriteria, page: PageRequest
     ) -> Page[Patient]:
-        stmt = sa.select(Patient).where(self.visible(principal))
+        if criteria.family:
+            key = fold(criteria.family)
+            upper = prefix_upper_bound(key)
+            scope = sa.or_(
+                self._care_with_family_condition(principal, key, upper),
+                self._break_glass_condition(principal, clock.now()),
+            )
+        else:
+            scope = self.visible(principal)
+        stmt = sa.select(Patient).where(scope)
         if criteria.family:
             key = fold(criteria.family)
             upper = prefix_upper_bound(key)
@@ -181,12 +209,34 @@ class PatientRepository(RepositoryBase[Patient]):
         )
         if existing is not None:
             return existing
+        keys = (
+            await self.session.execute(
+                sa.select(Patient.search_birth_family, Patient.search_used_family).where(
+                    Patient.id == patient_id
+                )
+            )
+        ).one()
         relation = CareRelationship(
-            patient_id=patient_id, organisation_id=organisation_id, kind=kind, source_ref=source_ref
+            patient_id=patient_id,
+            organisation_id=organisation_id,
+            kind=kind,
+            source_ref=source_ref,
+            search_birth_family=keys.search_birth_family,
+            search_used_family=keys.search_used_family,
         )
         self.session.add(relation)
         await self.session.flush()
         return relation
+
+    async def refresh_care_search_keys(self, patient: Patient) -> None:
+        """Keep the per-organisation search keys in step with the patient's names."""
+        await self.session.execute(
+            sa.update(CareRelationship)
+            .where(CareRelationship.patient_id == patient.id)
+            .values(
+                search_birth_family=patient.search_birth_family, search_used_family=patient.search_used_family
+            )
+        )
 
     async def list_care_relationships(self, patient_id: uuid.UUID) -> list[CareRelationship]:
         return await self.all(

@@ -249,6 +249,7 @@ async def update_patient(
     for key, value in changes.items():
         setattr(patient, key, value)
     _sync_search_keys(patient)
+    await PatientRepository(session).refresh_care_search_keys(patient)
     await session.flush()
     await record_access(
         session,
@@ -282,6 +283,7 @@ async def correct_traits(
     for key, value in new.items():
         setattr(patient, key, value)
     _sync_search_keys(patient)
+    await PatientRepository(session).refresh_care_search_keys(patient)
     if patient.identity_status != IdentityStatus.PROVISOIRE:
         await PatientRepository(session).add_status_change(
             IdentityStatusChange(

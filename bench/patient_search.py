@@ -11,9 +11,11 @@ compared in the same run against
 - a bare index probe on the same keys, without scoping nor count
   (``SELECT id FROM patients WHERE search_birth_family >= :k AND search_birth_family < :k2 LIMIT 20``),
   and the ratio of the full scoped search to it;
-- proposed variants of the scoping predicate, running through the very same ``search_visible`` code:
-  correlated ``EXISTS``; one ``id IN (care UNION ALL break-glass)``; and that single ``IN`` over a
-  bench-only table indexed by (organisation, folded family name) — a denormalised "search scope".
+- the previous scoping design (``id IN (all patients of my organisations) OR id IN (my emergency
+  grants)``), through the very same ``search_visible`` code, to show what the per-organisation name keys
+  of care relationships bought;
+- proposals, measured last on the same data: (organisation, name, patient) covering indexes on care
+  relationships (bench-only DDL), then those plus a total capped at 200.
 
 Patients are bulk-loaded with each engine's native path (PostgreSQL ``COPY`` through asyncpg, SQLite
 ``executemany`` of core ``INSERT`` in batches of 10,000, one transaction), with their ``search_*`` keys
@@ -62,12 +64,10 @@ from telesante.config import Settings
 from telesante.db import make_engine, make_sessionmaker
 from telesante.demo import names
 from telesante.directory.models import Organisation, Role
-from telesante.kit import clock
 from telesante.kit.identifiers import OID_INS_NIR_DEMO, finess_with_key, nir_key
-from telesante.kit.models import ci_string
 from telesante.kit.pagination import PageRequest
 from telesante.kit.text import fold, prefix_upper_bound
-from telesante.patients.models import BreakGlassAccess, CareRelationship, Patient
+from telesante.patients.models import CareRelationship, Patient
 from telesante.patients.repository import PatientCriteria, PatientRepository
 from telesante.patients.schemas import ins_name
 
@@ -506,104 +506,57 @@ def principal_for(organisation_id: uuid.UUID, name: str) -> Principal:
     )
 
 
-class ExistsScopedRepository(PatientRepository):
-    """Proposal: the same search_visible, scoped with correlated EXISTS instead of ``id IN (subquery)``.
+class PreviousDesignRepository(PatientRepository):
+    """The first scoping, kept as a peer: ``id IN (every patient of my organisations) OR id IN (my grants)``.
 
-    With ``IN (subquery)`` under an OR, SQLite drives the search from the organisation's whole care list and
-    PostgreSQL hashes that list on every query: both cost grows with the size of the organisation. A
-    correlated EXISTS lets the family-name index drive and probes the care relationships of each candidate.
+    SQLite drives it from the organisation's whole care list; PostgreSQL hashes that list on every search, or,
+    when it no longer fits in ``work_mem``, rescans it for each candidate (a quadratic plan).
     """
 
-    def _care_condition(self, principal: Principal) -> sa.ColumnElement[bool]:
-        org_ids = principal.clinical_organisation_ids
-        if not org_ids:
-            return sa.false()
-        return sa.exists().where(
-            CareRelationship.patient_id == Patient.id, CareRelationship.organisation_id.in_(org_ids)
-        )
-
-    def _break_glass_condition(self, principal: Principal, at: datetime) -> sa.ColumnElement[bool]:
-        return sa.exists().where(
-            BreakGlassAccess.patient_id == Patient.id,
-            BreakGlassAccess.account_id == principal.account_id,
-            BreakGlassAccess.expires_at > at,
-        )
+    def _scoped_with_family(self, principal: Principal, key: str, upper: str) -> sa.ColumnElement[bool]:
+        return self.visible(principal)
 
 
-class SingleInRepository(PatientRepository):
-    """Proposal: one ``id IN (care UNION ALL break-glass)`` (no OR), so PostgreSQL may plan a semi-join."""
-
-    def visible(self, principal: Principal) -> sa.ColumnElement[bool]:
-        parts: list[sa.Select] = [
-            sa.select(BreakGlassAccess.patient_id).where(
-                BreakGlassAccess.account_id == principal.account_id, BreakGlassAccess.expires_at > clock.now()
-            )
-        ]
-        if principal.clinical_organisation_ids:
-            parts.append(self._scope(principal))
-        return Patient.id.in_(sa.union_all(*parts))
-
-    def _scope(self, principal: Principal) -> sa.Select:
-        return sa.select(CareRelationship.patient_id).where(
-            CareRelationship.organisation_id.in_(principal.clinical_organisation_ids)
-        )
+COUNT_CAP = 200
 
 
-SEARCH_SCOPE = sa.Table(
-    "bench_search_scope",
-    sa.MetaData(),
-    sa.Column("organisation_id", sa.Uuid, primary_key=True),
-    sa.Column("family_key", ci_string(100), primary_key=True),
-    sa.Column("patient_id", sa.Uuid, primary_key=True),
+class CappedCountRepository(PatientRepository):
+    """Proposal: count at most COUNT_CAP + 1 matches ("plus de 200 patients : précisez la recherche")."""
+
+    async def count(self, stmt: sa.Select) -> int:
+        capped = stmt.order_by(None).limit(COUNT_CAP + 1).subquery()
+        return int((await self.session.execute(sa.select(sa.func.count()).select_from(capped))).scalar_one())
+
+
+# Proposal: (organisation, name, patient) indexes, so the scoped range never reads care_relationships rows.
+COVERING_INDEXES = (
+    "CREATE INDEX bench_ix_care_org_birth_family_patient "
+    "ON care_relationships (organisation_id, search_birth_family, patient_id)",
+    "CREATE INDEX bench_ix_care_org_used_family_patient "
+    "ON care_relationships (organisation_id, search_used_family, patient_id)",
 )
 
 
-class SearchScopeRepository(SingleInRepository):
-    """Proposal: the single IN over (organisation, folded birth or used family name, patient) rows, so
-    that a name prefix is a range scan *inside* the organisation (each name of a patient is a row)."""
-
-    family_key = ""
-
-    async def search_visible(self, principal: Principal, criteria: PatientCriteria, page: PageRequest):
-        self.family_key = fold(criteria.family)
-        return await super().search_visible(principal, criteria, page)
-
-    def _scope(self, principal: Principal) -> sa.Select:
-        if not self.family_key:
-            return super()._scope(principal)
-        return sa.select(SEARCH_SCOPE.c.patient_id).where(
-            SEARCH_SCOPE.c.organisation_id.in_(principal.clinical_organisation_ids),
-            SEARCH_SCOPE.c.family_key >= self.family_key,
-            SEARCH_SCOPE.c.family_key < prefix_upper_bound(self.family_key),
-        )
-
-
-async def build_search_scope(engine: AsyncEngine) -> float:
-    """Fill the bench-only scope table from patients and care relationships; returns seconds."""
-    rows = (
-        "SELECT c.organisation_id, p.{}, p.id "
-        "FROM care_relationships c JOIN patients p ON p.id = c.patient_id "
-    )
-    started = time.perf_counter()
+async def create_covering_indexes(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.run_sync(SEARCH_SCOPE.create)
-        await conn.execute(
-            sa.text(
-                "INSERT INTO bench_search_scope (organisation_id, family_key, patient_id) "
-                + rows.format("search_birth_family")
-                + "UNION "
-                + rows.format("search_used_family")
-            )
-        )
-    return round(time.perf_counter() - started, 1)
+        for statement in COVERING_INDEXES:
+            await conn.execute(sa.text(statement))
+    await analyze(engine)
 
 
-VARIANTS: dict[str, type[PatientRepository]] = {
-    "actuel": PatientRepository,
-    "EXISTS": ExistsScopedRepository,
-    "IN unique": SingleInRepository,
-    "IN + table (étab., nom)": SearchScopeRepository,
-}
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    repository: type[PatientRepository]
+    covering_indexes: bool = False  # measured after COVERING_INDEXES are created (so listed last)
+
+
+VARIANTS = (
+    Variant("actuel", PatientRepository),
+    Variant("précédent", PreviousDesignRepository),
+    Variant("actuel + index couvrants", PatientRepository, covering_indexes=True),
+    Variant("  + total plafonné à 200", CappedCountRepository, covering_indexes=True),
+)
 
 
 def _percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -787,7 +740,6 @@ async def run_engine(
         _progress(f"[{name}] chargement de {population.size:,} patients…")
         population.samples.clear()
         result = EngineResult(name, str(version).split()[0], await load(engine, population))
-        result.load["search_scope_s"] = await build_search_scope(engine)
         await analyze(engine)
         queries = build_queries(population, count)  # same reservoir, same seed: same queries on every engine
         orgs = population.organisations
@@ -795,18 +747,22 @@ async def run_engine(
             "grand étab.": principal_for(orgs[LARGE_ORG], "CHU"),
             "petit étab.": principal_for(orgs[SMALL_ORG], "Petit établissement"),
         }
-        for variant, repository in VARIANTS.items():
-            result.searches[variant] = {}
-            for label, principal in scenarios.items():
-                _progress(f"[{name}] {variant}, {label} : jusqu'à {count} recherches ou {budget_s:.0f} s…")
-                stats = await time_scoped(engine, repository, principal, queries, budget_s)
-                result.searches[variant][label] = stats
-        result.baseline = await time_baseline(engine, queries)
         prefixes = [q.criteria for q in queries if q.kind.startswith("nom (") and len(q.criteria.family) == 3]
         sample = prefixes[0]
-        for variant, repository in VARIANTS.items():
-            key = f"{variant}, grand étab., nom « {sample.family} »"
-            result.plans[key] = await explain(engine, repository, scenarios["grand étab."], sample)
+        for variant in VARIANTS:
+            if variant.covering_indexes and not result.load.get("covering_indexes"):
+                await create_covering_indexes(engine)
+                result.load["covering_indexes"] = True
+            result.searches[variant.label] = {}
+            for label, principal in scenarios.items():
+                _progress(
+                    f"[{name}] {variant.label.strip()}, {label} : ≤ {count} recherches ou {budget_s:.0f} s…"
+                )
+                stats = await time_scoped(engine, variant.repository, principal, queries, budget_s)
+                result.searches[variant.label][label] = stats
+            key = f"{variant.label.strip()}, grand étab., nom « {sample.family} »"
+            result.plans[key] = await explain(engine, variant.repository, scenarios["grand étab."], sample)
+        result.baseline = await time_baseline(engine, queries)
         return result
     finally:
         await engine.dispose()
@@ -902,7 +858,11 @@ def as_json(results: list[EngineResult], size: int, count: int, budget_s: float)
             "load": r.load,
             "baseline_index_probe": r.baseline,
             "scoped_search": searches["actuel"],
-            "proposals": {variant: searches[variant] for variant in VARIANTS if variant != "actuel"},
+            "previous_design": searches["précédent"],
+            "proposals": {
+                "covering_indexes": searches["actuel + index couvrants"],
+                "covering_indexes_and_capped_count": searches["  + total plafonné à 200"],
+            },
             "goal_met": r.goal_met,
         }
     document = {

@@ -20,12 +20,11 @@ from telesante.consents.repository import ConsentRepository, InformationTextRepo
 from telesante.consents.schemas import ConsentCheck, ConsentCreate, InformationTextCreate, scope_problem
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from telesante.patients.service import read_patient_data, require_patient_access
+from telesante.patients.service import age_on, read_patient_data, require_patient_access
 
 
 def is_minor(birth_date) -> bool:
-    today = clock.to_paris(clock.now()).date()
-    return today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day)) < 18
+    return age_on(birth_date, clock.to_paris(clock.now()).date()) < 18
 
 
 class ConsentRequired(DomainError):

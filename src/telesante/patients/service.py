@@ -69,7 +69,7 @@ def _sync_search_keys(patient: Patient) -> None:
     patient.search_given = fold(patient.birth_given_names)
 
 
-def _age_on(birth_date: date, day: date) -> int:
+def age_on(birth_date: date, day: date) -> int:
     return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
@@ -317,7 +317,7 @@ def _check_transition(patient: Patient, data: IdentityStatusChangeCreate, ins_ma
         raise InvalidInput("L'identité a déjà ce statut.", field="status")
     if (
         evidence in MINOR_ONLY_EVIDENCE
-        and _age_on(patient.birth_date, clock.to_paris(clock.now()).date()) >= 18
+        and age_on(patient.birth_date, clock.to_paris(clock.now()).date()) >= 18
     ):
         raise InvalidInput(
             "Le livret de famille ou l'extrait d'acte de naissance ne valent que pour un mineur.",

@@ -11,11 +11,9 @@ compared in the same run against
 - a bare index probe on the same keys, without scoping nor count
   (``SELECT id FROM patients WHERE search_birth_family >= :k AND search_birth_family < :k2 LIMIT 20``),
   and the ratio of the full scoped search to it;
-- the previous scoping design (``id IN (all patients of my organisations) OR id IN (my emergency
-  grants)``), through the very same ``search_visible`` code, to show what the per-organisation name keys
-  of care relationships bought;
-- proposals, measured last on the same data: (organisation, name, patient) covering indexes on care
-  relationships (bench-only DDL), then those plus a total capped at 200.
+- the two previous designs, through the same ``search_visible`` entry point on the same data: the second
+  (scope = care rows of my organisations in the name range, then sort and count on the patients table) and
+  the first (``id IN (all patients of my organisations) OR id IN (my emergency grants)``).
 
 Patients are bulk-loaded with each engine's native path (PostgreSQL ``COPY`` through asyncpg, SQLite
 ``executemany`` of core ``INSERT`` in batches of 10,000, one transaction), with their ``search_*`` keys
@@ -64,10 +62,11 @@ from telesante.config import Settings
 from telesante.db import make_engine, make_sessionmaker
 from telesante.demo import names
 from telesante.directory.models import Organisation, Role
+from telesante.kit import clock
 from telesante.kit.identifiers import OID_INS_NIR_DEMO, finess_with_key, nir_key
 from telesante.kit.pagination import PageRequest
 from telesante.kit.text import fold, prefix_upper_bound
-from telesante.patients.models import CareRelationship, Patient
+from telesante.patients.models import BreakGlassAccess, CareRelationship, Patient
 from telesante.patients.repository import PatientCriteria, PatientRepository
 from telesante.patients.schemas import ins_name
 
@@ -192,6 +191,8 @@ _CARE_COLUMNS = (
     "created_at",
     "search_birth_family",
     "search_used_family",
+    "search_given",
+    "birth_date",
 )
 
 
@@ -265,6 +266,14 @@ class Population:
             patient_id = _uuid(rng)
             search_birth = _fold(family)
             search_used = _fold(used) or search_birth
+            search_given = _fold(birth_given)
+            # The care relationship's copies (repository.care_search_keys): the used name only when different.
+            care_keys = (
+                search_birth,
+                "" if search_used == search_birth else search_used,
+                search_given,
+                birth,
+            )
             patients.append(
                 (
                     patient_id,
@@ -280,7 +289,7 @@ class Population:
                     "",
                     search_birth,
                     search_used,
-                    _fold(birth_given),
+                    search_given,
                     status,
                     "",
                     "",
@@ -302,8 +311,7 @@ class Population:
                     "registered",
                     "",
                     LOADED_AT,
-                    search_birth,
-                    search_used,
+                    *care_keys,
                 )
             )
             if home != LARGE_ORG and rng.random() < 0.15:  # a tele-expertise with the CHU
@@ -316,8 +324,7 @@ class Population:
                         "act",
                         f"bench:{index}",
                         LOADED_AT,
-                        search_birth,
-                        search_used,
+                        *care_keys,
                     )
                 )
             if index % sample_every == 0:
@@ -506,56 +513,55 @@ def principal_for(organisation_id: uuid.UUID, name: str) -> Principal:
     )
 
 
-class PreviousDesignRepository(PatientRepository):
-    """The first scoping, kept as a peer: ``id IN (every patient of my organisations) OR id IN (my grants)``.
+class FirstDesignRepository(PatientRepository):
+    """The first scoping, kept as a peer: ``id IN (every patient of my organisations) OR id IN (my grants)``,
+    every criterion on the patients table.
 
     SQLite drives it from the organisation's whole care list; PostgreSQL hashes that list on every search, or,
     when it no longer fits in ``work_mem``, rescans it for each candidate (a quadratic plan).
     """
 
-    def _scoped_with_family(self, principal: Principal, key: str, upper: str) -> sa.ColumnElement[bool]:
-        return self.visible(principal)
+    async def _search_by_family(self, principal: Principal, criteria: PatientCriteria, page: PageRequest):
+        return await self._search_filtered(self.visible(principal), criteria, page)
 
 
-COUNT_CAP = 200
+class NameRangeScopeRepository(PatientRepository):
+    """The second design, kept as a peer: the scope is ``id IN (care rows of my organisations in this name range
+    UNION ALL my grants)`` over the (organisation, name) indexes, then every criterion, the sort and the count on
+    the patients table (each match's patient row is read)."""
 
-
-class CappedCountRepository(PatientRepository):
-    """Proposal: count at most COUNT_CAP + 1 matches ("plus de 200 patients : précisez la recherche")."""
-
-    async def count(self, stmt: sa.Select) -> int:
-        capped = stmt.order_by(None).limit(COUNT_CAP + 1).subquery()
-        return int((await self.session.execute(sa.select(sa.func.count()).select_from(capped))).scalar_one())
-
-
-# Proposal: (organisation, name, patient) indexes, so the scoped range never reads care_relationships rows.
-COVERING_INDEXES = (
-    "CREATE INDEX bench_ix_care_org_birth_family_patient "
-    "ON care_relationships (organisation_id, search_birth_family, patient_id)",
-    "CREATE INDEX bench_ix_care_org_used_family_patient "
-    "ON care_relationships (organisation_id, search_used_family, patient_id)",
-)
-
-
-async def create_covering_indexes(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        for statement in COVERING_INDEXES:
-            await conn.execute(sa.text(statement))
-    await analyze(engine)
+    async def _search_by_family(self, principal: Principal, criteria: PatientCriteria, page: PageRequest):
+        key = fold(criteria.family)
+        upper = prefix_upper_bound(key)
+        care = CareRelationship
+        parts: list[sa.Select] = [
+            sa.select(BreakGlassAccess.patient_id).where(
+                BreakGlassAccess.account_id == principal.account_id, BreakGlassAccess.expires_at > clock.now()
+            )
+        ]
+        if principal.clinical_organisation_ids:
+            for column in (care.search_birth_family, care.search_used_family):
+                parts.append(
+                    sa.select(care.patient_id).where(
+                        care.organisation_id.in_(principal.clinical_organisation_ids),
+                        column >= key,
+                        column < upper,
+                    )
+                )
+        return await self._search_filtered(Patient.id.in_(sa.union_all(*parts)), criteria, page)
 
 
 @dataclass(frozen=True)
 class Variant:
     label: str
+    key: str  # in the JSON line
     repository: type[PatientRepository]
-    covering_indexes: bool = False  # measured after COVERING_INDEXES are created (so listed last)
 
 
 VARIANTS = (
-    Variant("actuel", PatientRepository),
-    Variant("précédent", PreviousDesignRepository),
-    Variant("actuel + index couvrants", PatientRepository, covering_indexes=True),
-    Variant("  + total plafonné à 200", CappedCountRepository, covering_indexes=True),
+    Variant("actuel", "scoped_search", PatientRepository),
+    Variant("2e version (portée par nom)", "second_design_name_range_scope", NameRangeScopeRepository),
+    Variant("1re version (portée entière)", "first_design_whole_scope", FirstDesignRepository),
 )
 
 
@@ -750,9 +756,6 @@ async def run_engine(
         prefixes = [q.criteria for q in queries if q.kind.startswith("nom (") and len(q.criteria.family) == 3]
         sample = prefixes[0]
         for variant in VARIANTS:
-            if variant.covering_indexes and not result.load.get("covering_indexes"):
-                await create_covering_indexes(engine)
-                result.load["covering_indexes"] = True
             result.searches[variant.label] = {}
             for label, principal in scenarios.items():
                 _progress(
@@ -857,12 +860,7 @@ def as_json(results: list[EngineResult], size: int, count: int, budget_s: float)
             "version": r.version,
             "load": r.load,
             "baseline_index_probe": r.baseline,
-            "scoped_search": searches["actuel"],
-            "previous_design": searches["précédent"],
-            "proposals": {
-                "covering_indexes": searches["actuel + index couvrants"],
-                "covering_indexes_and_capped_count": searches["  + total plafonné à 200"],
-            },
+            **{variant.key: searches[variant.label] for variant in VARIANTS},
             "goal_met": r.goal_met,
         }
     document = {

@@ -264,3 +264,88 @@ async def test_search_follows_renames_through_the_per_organisation_keys(session,
             session, who.principal, PatientCriteria(family="lefevre"), PageRequest()
         )
         assert old.total == 0
+        # The given names and birth date the care keys hold follow the correction too.
+        for given, born, found in (("mar", date(1954, 3, 12), True), ("anne", None, False)):
+            page = await service.search_patients(
+                session,
+                who.principal,
+                PatientCriteria(family="kerv", given=given, birth_date=born),
+                PageRequest(),
+            )
+            assert [p.id for p in page.items] == ([patient.id] if found else []), (who.email, given)
+
+
+async def test_name_search_lists_each_patient_once_in_name_order_with_its_total(session, actors):
+    treating, colleague, outsider = actors
+    here = next(iter(treating.principal.clinical_organisation_ids))
+    # Matched by both names (birth MARTIN, used MARTINEZ), linked twice to the same organisation.
+    both = await make_patient(
+        session, treating, birth_family_name="Martin", used_family_name="Martinez", birth_given_names="Alice"
+    )
+    await service.link_patient_to_organisation(session, treating.principal, both.id, here, "acte:7")
+    older = await make_patient(
+        session, treating, birth_family_name="Martin", birth_given_names="Alice", birth_date=date(1940, 1, 2)
+    )
+    by_used = await make_patient(
+        session,
+        treating,
+        birth_family_name="Kerhervé",
+        used_family_name="Martineau",
+        birth_given_names="Zoé",
+        sex="F",
+    )
+    man = await make_patient(
+        session, treating, birth_family_name="Martinez", birth_given_names="Yves", sex="M"
+    )
+    await make_patient(session, treating, birth_family_name="Marchand")
+    # Sorted by birth name, given names, birth date: KERHERVE, MARTIN ALICE 1940, MARTIN ALICE 1954, MARTINEZ.
+    expected = [by_used.id, older.id, both.id, man.id]
+
+    async def search(who, offset=0, limit=20, **criteria):
+        return await service.search_patients(
+            session, who.principal, PatientCriteria(**criteria), PageRequest(offset, limit)
+        )
+
+    page = await search(treating, family="mart")
+    assert [p.id for p in page.items] == expected and page.total == 4
+    page = await search(treating, family="mart", offset=1, limit=2)
+    assert [p.id for p in page.items] == expected[1:3] and page.total == 4 and page.has_next
+    page = await search(treating, family="martine")
+    assert [p.id for p in page.items] == [by_used.id, both.id, man.id] and page.total == 3
+    page = await search(treating, family="mart", sex="F")
+    assert [p.id for p in page.items] == [by_used.id, older.id, both.id] and page.total == 3
+    page = await search(treating, family="mart", given="alice", birth_date=date(1954, 3, 12))
+    assert [p.id for p in page.items] == [both.id] and page.total == 1
+    for other in (colleague, outsider):
+        page = await search(other, family="mart")
+        assert page.items == [] and page.total == 0
+
+
+async def test_name_search_adds_live_emergency_grants_once(session, actors, settings):
+    treating, colleague, _ = actors
+    patient = await make_patient(session, treating, birth_family_name="Le Goff")
+    await make_patient(session, treating, birth_family_name="Le Gall")
+
+    async def search():
+        return await service.search_patients(
+            session, colleague.principal, PatientCriteria(family="le g"), PageRequest()
+        )
+
+    assert (await search()).total == 0
+    request = BreakGlassCreate(
+        reason="Patient inconscient aux urgences, antécédents nécessaires",
+        birth_family_name="le goff",
+        first_given_name="elodie",
+        birth_date=date(1954, 3, 12),
+    )
+    await service.break_glass(session, colleague.principal, settings, request)
+    page = await search()
+    assert [p.id for p in page.items] == [patient.id] and page.total == 1
+    # Later linked by an act as well: still listed once.
+    elsewhere = next(iter(colleague.principal.clinical_organisation_ids))
+    await service.link_patient_to_organisation(session, treating.principal, patient.id, elsewhere, "acte:9")
+    page = await search()
+    assert [p.id for p in page.items] == [patient.id] and page.total == 1
+    later = clock.now() + timedelta(hours=settings.break_glass_hours, minutes=1)
+    clock.set_clock(lambda: later)
+    assert [p.id for p in (await search()).items] == [patient.id]  # through the act now

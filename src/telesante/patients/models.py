@@ -154,9 +154,25 @@ class CareRelationship(UUIDPrimaryKey, Base):
     __tablename__ = "care_relationships"
     __table_args__ = (
         sa.Index("ix_care_relationships_org_patient", "organisation_id", "patient_id"),
-        # Scoped trait search: one narrow index range per organisation (see docs/performance.md).
-        sa.Index("ix_care_relationships_org_birth_family", "organisation_id", "search_birth_family"),
-        sa.Index("ix_care_relationships_org_used_family", "organisation_id", "search_used_family"),
+        # Scoped trait search, read from these two indexes alone (no table row, no patient row) up to the page
+        # of 20: one narrow range per organisation, holding the sort keys and the patient (docs/performance.md).
+        sa.Index(
+            "ix_care_relationships_org_birth_family",
+            "organisation_id",
+            "search_birth_family",
+            "search_given",
+            "birth_date",
+            "patient_id",
+        ),
+        sa.Index(
+            "ix_care_relationships_org_used_family",
+            "organisation_id",
+            "search_used_family",
+            "search_birth_family",
+            "search_given",
+            "birth_date",
+            "patient_id",
+        ),
         sa.UniqueConstraint("patient_id", "organisation_id", "kind", "source_ref"),
     )
 
@@ -165,9 +181,12 @@ class CareRelationship(UUIDPrimaryKey, Base):
     kind: Mapped[CareRelationshipKind] = mapped_column(str_enum(CareRelationshipKind, 20))
     source_ref: Mapped[str] = mapped_column(sa.String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
-    # Copies of the patient's folded name keys, kept in step by the patients service.
+    # Copies of the patient's search keys, kept in step by the patients service (``care_search_keys``). The used
+    # name is kept only when it differs from the birth name ("" otherwise), so the two name ranges are disjoint.
     search_birth_family: Mapped[str] = mapped_column(ci_string(100), default="", server_default="")
     search_used_family: Mapped[str] = mapped_column(ci_string(100), default="", server_default="")
+    search_given: Mapped[str] = mapped_column(ci_string(200), default="", server_default="")
+    birth_date: Mapped[date] = mapped_column(sa.Date)
 
 
 class BreakGlassAccess(UUIDPrimaryKey, Base):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
@@ -45,6 +46,45 @@ class PatientCriteria:
     def is_empty(self) -> bool:
         return not (self.family or self.given or self.birth_date or self.ins_matricule or self.ipp)
 
+    def has_identity_filters(self) -> bool:
+        return bool(self.sex or self.ins_matricule or self.ins_oid or self.identity_status or self.ipp)
+
+
+def _in_range(column: sa.ColumnElement[str], key: str) -> sa.ColumnElement[bool]:
+    """``column`` starts with the folded ``key``, as an index range (``LIKE`` would not use the index)."""
+    return sa.and_(column >= key, column < prefix_upper_bound(key))
+
+
+def _family_range(
+    birth: sa.ColumnElement[str], used: sa.ColumnElement[str], key: str
+) -> sa.ColumnElement[bool]:
+    return sa.or_(_in_range(birth, key), _in_range(used, key))
+
+
+def _candidate(*columns: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+    """A search candidate: the patient and its sort keys, named alike whatever table they come from."""
+    return tuple(
+        column.label(name)
+        for column, name in zip(columns, ("patient_id", "family", "given", "birth_date"), strict=True)
+    )
+
+
+def _given_match(column: sa.ColumnElement[str], key: str) -> sa.ColumnElement[bool]:
+    """The first given name, or any later one, starts with ``key``."""
+    return sa.or_(_in_range(column, key), column.contains(" " + key, autoescape=True))
+
+
+def care_search_keys(patient: Any) -> dict[str, Any]:
+    """The copies of a patient's search keys a care relationship holds (a ``Patient`` or a row of its
+    columns). The used name is kept only when it differs from the birth name, so the two ranges are disjoint."""
+    used = patient.search_used_family
+    return {
+        "search_birth_family": patient.search_birth_family,
+        "search_used_family": "" if used == patient.search_birth_family else used,
+        "search_given": patient.search_given,
+        "birth_date": patient.birth_date,
+    }
+
 
 class PatientRepository(RepositoryBase[Patient]):
     model = Patient
@@ -66,27 +106,6 @@ class PatientRepository(RepositoryBase[Patient]):
             )
         )
 
-    def _scoped_with_family(self, principal: Principal, key: str, upper: str) -> sa.ColumnElement[bool]:
-        """Patients of the principal's organisations whose name starts with ``key``, or under a live emergency
-        grant: a single ``IN (… UNION ALL …)`` (no OR, so both engines plan a semi-join) over a narrow range of
-        the (organisation, name) indexes instead of each organisation's whole patient list."""
-        care = CareRelationship
-        parts: list[sa.Select] = [
-            sa.select(BreakGlassAccess.patient_id).where(
-                BreakGlassAccess.account_id == principal.account_id, BreakGlassAccess.expires_at > clock.now()
-            )
-        ]
-        for column in (care.search_birth_family, care.search_used_family):
-            if principal.clinical_organisation_ids:
-                parts.append(
-                    sa.select(care.patient_id).where(
-                        care.organisation_id.in_(principal.clinical_organisation_ids),
-                        column >= key,
-                        column < upper,
-                    )
-                )
-        return Patient.id.in_(sa.union_all(*parts))
-
     def visible(self, principal: Principal) -> sa.ColumnElement[bool]:
         return sa.or_(self._care_condition(principal), self._break_glass_condition(principal, clock.now()))
 
@@ -107,32 +126,117 @@ class PatientRepository(RepositoryBase[Patient]):
     async def search_visible(
         self, principal: Principal, criteria: PatientCriteria, page: PageRequest
     ) -> Page[Patient]:
-        if criteria.family:
-            key = fold(criteria.family)
-            upper = prefix_upper_bound(key)
-            scope = self._scoped_with_family(principal, key, upper)
-        else:
-            scope = self.visible(principal)
+        """Patients the principal may see that match ``criteria``, sorted by birth name, given names, birth
+        date, with the exact total."""
+        if fold(criteria.family):
+            return await self._search_by_family(principal, criteria, page)
+        return await self._search_filtered(self.visible(principal), criteria, page)
+
+    async def _search_filtered(
+        self, scope: sa.ColumnElement[bool], criteria: PatientCriteria, page: PageRequest
+    ) -> Page[Patient]:
+        """Every criterion applied to the patients table, within ``scope``."""
         stmt = sa.select(Patient).where(scope)
-        if criteria.family:
-            key = fold(criteria.family)
-            upper = prefix_upper_bound(key)
-            stmt = stmt.where(
-                sa.or_(
-                    sa.and_(Patient.search_birth_family >= key, Patient.search_birth_family < upper),
-                    sa.and_(Patient.search_used_family >= key, Patient.search_used_family < upper),
-                )
-            )
-        if criteria.given:
-            key = fold(criteria.given)
-            stmt = stmt.where(
-                sa.or_(
-                    sa.and_(Patient.search_given >= key, Patient.search_given < prefix_upper_bound(key)),
-                    Patient.search_given.contains(" " + key, autoescape=True),
-                )
-            )
+        if key := fold(criteria.family):
+            stmt = stmt.where(_family_range(Patient.search_birth_family, Patient.search_used_family, key))
+        if given := fold(criteria.given):
+            stmt = stmt.where(_given_match(Patient.search_given, given))
         if criteria.birth_date:
             stmt = stmt.where(Patient.birth_date == criteria.birth_date)
+        stmt = self._identity_filters(stmt, criteria)
+        total = await self.count(stmt)
+        items = await self.all(
+            stmt.order_by(Patient.search_birth_family, Patient.search_given, Patient.birth_date, Patient.id)
+            .options(selectinload(Patient.local_identifiers))
+            .offset(page.offset)
+            .limit(page.limit)
+        )
+        return Page(items=items, total=total, offset=page.offset, limit=page.limit)
+
+    async def _search_by_family(
+        self, principal: Principal, criteria: PatientCriteria, page: PageRequest
+    ) -> Page[Patient]:
+        """A name search, answered from the care relationships' (organisation, name, given names, birth date,
+        patient) indexes: the matches of the principal's organisations are read from the index alone, sorted,
+        cut to the page and counted without touching a patient row; then the page's patients are loaded.
+
+        The candidates are a ``UNION ALL`` of disjoint sets — the birth-name range, the used-name range minus
+        patients already in the birth-name range, the live emergency grants — deduplicated only for a patient
+        linked several times to the principal's organisations."""
+        key = fold(criteria.family)
+        parts: list[sa.Select] = []
+        org_ids = principal.clinical_organisation_ids
+        if org_ids:
+            care = CareRelationship
+            keys = _candidate(care.patient_id, care.search_birth_family, care.search_given, care.birth_date)
+            by_birth = _in_range(care.search_birth_family, key)
+            for name_condition in (
+                by_birth,
+                sa.and_(_in_range(care.search_used_family, key), sa.not_(by_birth)),
+            ):
+                part = sa.select(*keys).where(care.organisation_id.in_(org_ids), name_condition)
+                parts.append(self._trait_filters(part, care.search_given, care.birth_date, criteria))
+        grants = (
+            sa.select(
+                *_candidate(Patient.id, Patient.search_birth_family, Patient.search_given, Patient.birth_date)
+            )
+            .join(BreakGlassAccess, BreakGlassAccess.patient_id == Patient.id)
+            .where(
+                BreakGlassAccess.account_id == principal.account_id,
+                BreakGlassAccess.expires_at > clock.now(),
+                _family_range(Patient.search_birth_family, Patient.search_used_family, key),
+            )
+        )
+        parts.append(self._trait_filters(grants, Patient.search_given, Patient.birth_date, criteria))
+        union = sa.union_all(*parts).subquery("candidates")
+        candidates = sa.select(
+            union.c.patient_id, union.c.family, union.c.given, union.c.birth_date
+        ).distinct()
+        if criteria.has_identity_filters():
+            candidates = self._identity_filters(
+                candidates.join(Patient, Patient.id == union.c.patient_id), criteria
+            )
+        matches = candidates.subquery("matches")
+        total = await self.count(sa.select(matches.c.patient_id))
+        page_ids = list(
+            (
+                await self.session.execute(
+                    sa.select(matches.c.patient_id)
+                    .order_by(matches.c.family, matches.c.given, matches.c.birth_date, matches.c.patient_id)
+                    .offset(page.offset)
+                    .limit(page.limit)
+                )
+            ).scalars()
+        )
+        if not page_ids:
+            return Page(items=[], total=total, offset=page.offset, limit=page.limit)
+        loaded = {
+            patient.id: patient
+            for patient in await self.all(
+                sa.select(Patient)
+                .where(Patient.id.in_(page_ids))
+                .options(selectinload(Patient.local_identifiers))
+            )
+        }
+        items = [loaded[patient_id] for patient_id in page_ids if patient_id in loaded]
+        return Page(items=items, total=total, offset=page.offset, limit=page.limit)
+
+    @staticmethod
+    def _trait_filters(
+        stmt: sa.Select,
+        given_column: sa.ColumnElement[str],
+        birth_column: sa.ColumnElement[date],
+        criteria: PatientCriteria,
+    ) -> sa.Select:
+        if given := fold(criteria.given):
+            stmt = stmt.where(_given_match(given_column, given))
+        if criteria.birth_date:
+            stmt = stmt.where(birth_column == criteria.birth_date)
+        return stmt
+
+    @staticmethod
+    def _identity_filters(stmt: sa.Select, criteria: PatientCriteria) -> sa.Select:
+        """Criteria only the patients table holds (sex, INS, identity status, IPP)."""
         if criteria.sex:
             stmt = stmt.where(Patient.sex == criteria.sex)
         if criteria.ins_matricule:
@@ -148,14 +252,7 @@ class PatientRepository(RepositoryBase[Patient]):
             if criteria.ipp_organisation_id:
                 local = local.where(PatientLocalIdentifier.organisation_id == criteria.ipp_organisation_id)
             stmt = stmt.where(Patient.id.in_(local))
-        total = await self.count(stmt)
-        items = await self.all(
-            stmt.order_by(Patient.search_birth_family, Patient.search_given, Patient.birth_date, Patient.id)
-            .options(selectinload(Patient.local_identifiers))
-            .offset(page.offset)
-            .limit(page.limit)
-        )
-        return Page(items=items, total=total, offset=page.offset, limit=page.limit)
+        return stmt
 
     async def visible_ids(self, principal: Principal, ids: list[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:
@@ -208,11 +305,14 @@ class PatientRepository(RepositoryBase[Patient]):
         )
         if existing is not None:
             return existing
-        keys = (
+        patient = (
             await self.session.execute(
-                sa.select(Patient.search_birth_family, Patient.search_used_family).where(
-                    Patient.id == patient_id
-                )
+                sa.select(
+                    Patient.search_birth_family,
+                    Patient.search_used_family,
+                    Patient.search_given,
+                    Patient.birth_date,
+                ).where(Patient.id == patient_id)
             )
         ).one()
         relation = CareRelationship(
@@ -220,21 +320,18 @@ class PatientRepository(RepositoryBase[Patient]):
             organisation_id=organisation_id,
             kind=kind,
             source_ref=source_ref,
-            search_birth_family=keys.search_birth_family,
-            search_used_family=keys.search_used_family,
+            **care_search_keys(patient),
         )
         self.session.add(relation)
         await self.session.flush()
         return relation
 
     async def refresh_care_search_keys(self, patient: Patient) -> None:
-        """Keep the per-organisation search keys in step with the patient's names."""
+        """Keep the per-organisation search keys in step with the patient's names and birth date."""
         await self.session.execute(
             sa.update(CareRelationship)
             .where(CareRelationship.patient_id == patient.id)
-            .values(
-                search_birth_family=patient.search_birth_family, search_used_family=patient.search_used_family
-            )
+            .values(**care_search_keys(patient))
         )
 
     async def list_care_relationships(self, patient_id: uuid.UUID) -> list[CareRelationship]:

@@ -310,6 +310,8 @@ async def test_name_search_lists_each_patient_once_in_name_order_with_its_total(
     assert [p.id for p in page.items] == expected and page.total == 4
     page = await search(treating, family="mart", offset=1, limit=2)
     assert [p.id for p in page.items] == expected[1:3] and page.total == 4 and page.has_next
+    page = await search(treating, family="mart", offset=10)  # past the end: still the total
+    assert page.items == [] and page.total == 4
     page = await search(treating, family="martine")
     assert [p.id for p in page.items] == [by_used.id, both.id, man.id] and page.total == 3
     page = await search(treating, family="mart", sex="F")

@@ -197,17 +197,23 @@ class PatientRepository(RepositoryBase[Patient]):
                 candidates.join(Patient, Patient.id == union.c.patient_id), criteria
             )
         matches = candidates.subquery("matches")
-        total = await self.count(sa.select(matches.c.patient_id))
-        page_ids = list(
-            (
-                await self.session.execute(
-                    sa.select(matches.c.patient_id)
-                    .order_by(matches.c.family, matches.c.given, matches.c.birth_date, matches.c.patient_id)
-                    .offset(page.offset)
-                    .limit(page.limit)
-                )
-            ).scalars()
-        )
+        # The page and the total in one pass over the matches (a window count), a separate count only when the
+        # page is past the end.
+        rows = (
+            await self.session.execute(
+                sa.select(matches.c.patient_id, sa.func.count().over().label("total"))
+                .order_by(matches.c.family, matches.c.given, matches.c.birth_date, matches.c.patient_id)
+                .offset(page.offset)
+                .limit(page.limit)
+            )
+        ).all()
+        page_ids = [row.patient_id for row in rows]
+        if rows:
+            total = int(rows[0].total)
+        elif page.offset:
+            total = await self.count(sa.select(matches.c.patient_id))
+        else:
+            total = 0
         if not page_ids:
             return Page(items=[], total=total, offset=page.offset, limit=page.limit)
         loaded = {

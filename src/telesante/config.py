@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,97 @@ class Settings(BaseSettings):
         1_048_576, ge=1024, description="Taille maximale d'un corps de requête (octets)."
     )
     log_level: str = Field("INFO", description="Niveau de journalisation (DEBUG, INFO, WARNING, ERROR).")
+    jobs_enabled: bool = Field(
+        True, description="Exécuter les minuteries (délais de réponse, escalades d'astreinte) dans cette instance."
+    )
+    jobs_poll_seconds: float = Field(
+        5.0, ge=0.5, le=300, description="Intervalle de scrutation des minuteries dues (secondes)."
+    )
+    jobs_lease_seconds: int = Field(
+        300,
+        ge=10,
+        le=86_400,
+        description="Bail d'une minuterie prise par une instance : passé ce délai sans fin d'exécution (instance "
+        "arrêtée en cours), une autre instance la reprend.",
+    )
+    jobs_max_attempts: int = Field(
+        5, ge=1, le=50, description="Nombre maximal d'essais d'une minuterie en échec (délai doublé à chaque essai)."
+    )
+    oncall_ack_minutes: int = Field(
+        5,
+        ge=1,
+        le=120,
+        description="Délai d'acquittement par défaut d'un appel d'astreinte avant escalade (minutes) : titulaire, "
+        "puis second recours, puis chef de service.",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Adresse publique de la plateforme, pour les liens des courriels de notification.",
+    )
+    smtp_host: str | None = Field(
+        None, description="Serveur SMTP des notifications par courriel. Absent : aucun courriel n'est envoyé."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="Port du serveur SMTP.")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="Chiffrement SMTP : starttls (587), ssl (465) ou none (relais local seulement)."
+    )
+    smtp_user: str | None = Field(None, description="Identifiant SMTP (facultatif).")
+    smtp_password: SecretStr | None = Field(None, description="Mot de passe SMTP (facultatif).")
+    smtp_from: str = Field("Télésanté <no-reply@telesante.local>", description="Expéditeur des courriels.")
+    smtp_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Délai maximal d'un envoi SMTP.")
+    redis_url: SecretStr | None = Field(
+        None,
+        description="URL Redis (redis://hôte:6379/0, rediss://… ou unix://…) : bus d'évènements partagé entre "
+        "plusieurs instances. Absent : bus en mémoire (une seule instance).",
+    )
+    events_redis_channel: str = Field(
+        "telesante:events",
+        min_length=1,
+        max_length=200,
+        description="Canal Redis des évènements (distinct par installation partageant un même Redis).",
+    )
+    events_heartbeat_seconds: int = Field(
+        15,
+        ge=1,
+        le=300,
+        description="Intervalle des commentaires de maintien du flux /evenements (secondes).",
+    )
+    events_stream_max_seconds: int = Field(
+        900,
+        ge=1,
+        le=86_400,
+        description="Durée maximale d'une connexion /evenements ; le navigateur se reconnecte (et se réauthentifie).",
+    )
+    max_attachment_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        description="Taille maximale d'un document joint (PDF, JPEG, PNG), en octets (20 Mo par défaut).",
+    )
+    blob_backend: Literal["filesystem", "s3"] | None = Field(
+        None,
+        description="Stockage des fichiers : filesystem (data_dir/blobs) ou s3. Absent : s3 si TELESANTE_S3_BUCKET "
+        "est défini, sinon filesystem.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="Adresse du service compatible S3 (MinIO, Ceph, Scaleway…). Absent : AWS."
+    )
+    s3_bucket: str | None = Field(None, description="Compartiment (bucket) S3 des fichiers.")
+    s3_region: str | None = Field(None, description="Région S3 (ex. fr-par, eu-west-3).")
+    s3_access_key_id: str | None = Field(
+        None, description="Identifiant de clé d'accès S3. Absent : chaîne d'identification standard de boto3."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="Clé d'accès secrète S3.")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="Adressage S3 : path (https://hôte/bucket/clé, MinIO/Ceph), virtual (https://bucket.hôte/clé) "
+        "ou auto.",
+    )
+    s3_prefix: str = Field(
+        "",
+        max_length=200,
+        pattern=r"^([A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*)?$",
+        description="Préfixe des clés dans le compartiment (plusieurs installations dans un même bucket).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -59,11 +151,32 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from redis.connection import parse_url  # the client library's own parser
+
+        try:
+            parse_url(value.get_secret_value().strip())
+        except ValueError:
+            raise ValueError(
+                "URL Redis attendue : redis://hôte:6379/0, rediss://hôte:6380/0 ou unix:///chemin/redis.sock"
+            ) from None
+        return SecretStr(value.get_secret_value().strip())
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'telesante.sqlite3').resolve()}"
+
+    @property
+    def effective_blob_backend(self) -> Literal["filesystem", "s3"]:
+        if self.blob_backend is not None:
+            return self.blob_backend
+        return "s3" if self.s3_bucket else "filesystem"
 
     def effective_secret_key(self) -> str:
         """The configured key, else the one kept in data_dir (created on first use, mode 0600)."""

@@ -7,16 +7,20 @@ upgrade). PostgreSQL runs with asyncpg.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from telesante.config import Settings
 
 AfterCommit = Callable[[], Awaitable[Any]]
+AfterRollback = Callable[[], Awaitable[Any]]
+log = logging.getLogger(__name__)
 READ_ONLY = "read_only"  # execution option: on SQLite, begin a deferred (non-locking) transaction
 
 
@@ -68,6 +72,39 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+def after_rollback(session: AsyncSession, callback: AfterRollback) -> None:
+    """Run ``callback`` if the transaction rolls back, to undo what it did outside the database (a blob written to
+    the store). Forgotten when the transaction commits. Run by ``get_session``, ``run_in_transaction`` and
+    ``discard_changes``; a failing callback is logged, never raised."""
+    session.info.setdefault("after_rollback", []).append(callback)
+
+
+async def run_after_rollback(session: AsyncSession) -> None:
+    """Run (once) the rollback hooks of a transaction that has just been rolled back."""
+    for callback in session.info.pop("after_rollback", []):
+        try:
+            await callback()
+        except Exception:
+            log.exception("after-rollback hook failed")
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_rollback_hooks(session: Session) -> None:
+    # Whatever committed stays: its rollback hooks must not run if a later transaction of the session rolls back.
+    # A savepoint's commit (begin_nested) is not the end of the transaction: its hooks stay.
+    if not session.in_nested_transaction():
+        session.info.pop("after_rollback", None)
+
+
+async def discard_changes(session: AsyncSession) -> None:
+    """Roll back the work done so far in this request (a failed action) and forget what it meant to announce
+    after commit; rollback hooks (e.g. deleting blobs written by that work) run. The session stays usable: what the
+    request does next is committed as usual."""
+    await session.rollback()
+    session.info.pop("after_commit", None)
+    await run_after_rollback(session)
+
+
 async def run_in_transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """Yield a session; commit if the block succeeds, roll back otherwise, then run after-commit hooks."""
     async with sessionmaker() as session:
@@ -77,6 +114,7 @@ async def run_in_transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> 
         except BaseException:
             await session.rollback()
             session.info.pop("after_commit", None)
+            await run_after_rollback(session)
             raise
         for callback in session.info.pop("after_commit", []):
             await callback()
@@ -95,11 +133,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             if getattr(request.state, "rollback_only", False):
                 await session.rollback()
                 session.info.pop("after_commit", None)
+                await run_after_rollback(session)
             else:
                 await session.commit()
         except BaseException:
             await session.rollback()
             session.info.pop("after_commit", None)
+            await run_after_rollback(session)
             raise
         for callback in session.info.pop("after_commit", []):
             await callback()

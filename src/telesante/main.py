@@ -20,9 +20,18 @@ from telesante.consents import pages as consents_pages
 from telesante.db import Database
 from telesante.directory import api as directory_api
 from telesante.directory import pages as directory_pages
+from telesante.events import api as events_api
+from telesante.events.bus import make_event_bus
+from telesante.events.service import EventBusMiddleware, bind_event_bus, unbind_event_bus
 from telesante.fhir import api as fhir_api
+from telesante.jobs.runner import JobRunner
+from telesante.offers import api as offers_api
+from telesante.offers import pages as offers_pages
 from telesante.patients import api as patients_api
 from telesante.patients import pages as patients_pages
+from telesante.requests import api as requests_api
+from telesante.requests import pages as requests_pages
+from telesante.storage.blobs import make_blob_store
 from telesante.web import errors, health
 from telesante.web import pages as web_pages
 from telesante.web.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -36,7 +45,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        await app.state.event_bus.start()
+        bind_event_bus(app.state.event_bus)  # background jobs publish on it too
+        runner = None
+        if settings.jobs_enabled:
+            runner = JobRunner(app.state.database.sessionmaker, settings.jobs_poll_seconds)
+            await runner.start()
         yield
+        if runner is not None:
+            await runner.stop()
+        unbind_event_bus(app.state.event_bus)
+        await app.state.event_bus.stop()
         if database is None:
             await app.state.database.dispose()
 
@@ -52,16 +71,33 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database or Database(settings)
     app.state.secret_key = settings.effective_secret_key()
+    app.state.event_bus = make_event_bus(settings)
+    app.state.blob_store = make_blob_store(settings)
 
     errors.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        upload_max_bytes=settings.max_attachment_bytes + 64 * 1024,  # the file plus its multipart envelope
+    )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(EventBusMiddleware)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
-    for module in (auth_api, directory_api, patients_api, consents_api):
+    for module in (auth_api, directory_api, patients_api, consents_api, offers_api, requests_api):
         app.include_router(module.router, prefix="/api")
     app.include_router(fhir_api.router, prefix="/fhir")
-    for module in (web_pages, auth_pages, directory_pages, patients_pages, consents_pages, audit_pages):
+    app.include_router(events_api.router)
+    for module in (
+        web_pages,
+        auth_pages,
+        directory_pages,
+        patients_pages,
+        consents_pages,
+        audit_pages,
+        offers_pages,
+        requests_pages,
+    ):
         app.include_router(module.router)
     return app

@@ -4,13 +4,32 @@ from telesante.audit.models import AuditEvent
 from telesante.auth.models import Account, ApiToken, ExternalIdentity, LoginAttempt, WebSession
 from telesante.consents.models import Consent, InformationText
 from telesante.directory.models import Membership, Organisation, OrganisationService, Professional
+from telesante.jobs.models import ScheduledJob
 from telesante.kit.models import Base
+from telesante.offers.models import Offer, OfferRequester
+from telesante.oncall.models import (
+    CalendarFeed,
+    Page,
+    PageEvent,
+    Rota,
+    RotaOrganisation,
+    Shift,
+    ShiftChange,
+    ShiftPattern,
+)
 from telesante.patients.models import (
     BreakGlassAccess,
     CareRelationship,
     IdentityStatusChange,
     Patient,
     PatientLocalIdentifier,
+)
+from telesante.requests.models import (
+    RequestAttachment,
+    RequestMessage,
+    RequestReport,
+    RequestTransition,
+    TeleRequest,
 )
 
 __all__ = [
@@ -19,6 +38,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "BreakGlassAccess",
+    "CalendarFeed",
     "CareRelationship",
     "Consent",
     "ExternalIdentity",
@@ -26,10 +46,25 @@ __all__ = [
     "InformationText",
     "LoginAttempt",
     "Membership",
+    "Offer",
+    "OfferRequester",
     "Organisation",
     "OrganisationService",
+    "Page",
+    "PageEvent",
     "Patient",
     "PatientLocalIdentifier",
     "Professional",
+    "RequestAttachment",
+    "RequestMessage",
+    "RequestReport",
+    "RequestTransition",
+    "Rota",
+    "RotaOrganisation",
+    "ScheduledJob",
+    "Shift",
+    "ShiftChange",
+    "ShiftPattern",
+    "TeleRequest",
     "WebSession",
 ]

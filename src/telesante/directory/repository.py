@@ -12,6 +12,7 @@ from telesante.directory.models import (
     OrganisationType,
     Profession,
     Professional,
+    Role,
 )
 from telesante.kit.pagination import Page, PageRequest
 from telesante.kit.repository import RepositoryBase
@@ -161,6 +162,24 @@ class MembershipRepository(RepositoryBase[Membership]):
                 Membership.role == role,
             )
         )
+
+    async def holds_role(
+        self,
+        professional_id: uuid.UUID,
+        organisation_id: uuid.UUID,
+        role: Role,
+        service_id: uuid.UUID | None = None,
+    ) -> bool:
+        """An active membership with this role in the organisation (in this service, when given)."""
+        stmt = sa.select(sa.literal(True)).where(
+            Membership.professional_id == professional_id,
+            Membership.organisation_id == organisation_id,
+            Membership.role == role,
+            Membership.ended_at.is_(None),
+        )
+        if service_id is not None:
+            stmt = stmt.where(Membership.service_id == service_id)
+        return bool(await self.scalar(stmt.limit(1)))
 
     async def list_for_professional(self, professional_id: uuid.UUID) -> list[tuple[Membership, str]]:
         rows = await self.session.execute(

@@ -67,20 +67,25 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies above ``max_bytes`` with 413, whether announced or streamed."""
+    """Refuse request bodies above ``max_bytes`` with 413, whether announced or streamed. File uploads (paths
+    ending in ``/attachments``) may carry up to ``upload_max_bytes``; the service then checks each file's size."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    UPLOAD_SUFFIX = "/attachments"
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_max_bytes: int | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_max_bytes = max(upload_max_bytes or max_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_max_bytes if scope.get("path", "").endswith(self.UPLOAD_SUFFIX) else self.max_bytes
         for key, value in scope.get("headers", []):
             if key == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = True
                 if too_big:
@@ -93,7 +98,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _BodyTooLarge()
             return message
 

@@ -1,0 +1,249 @@
+"""Every request query. Reads for users go through the *visible* methods, which narrow to the requests the
+principal takes part in: as a clinician of the requesting organisation, as an expert of the answering
+organisation, or as the professional the request was assigned or routed to. This is the one place where request
+access is scoped."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from telesante.auth.models import Account
+from telesante.auth.principal import Principal
+from telesante.directory.models import Membership, Professional, Role
+from telesante.kit.pagination import Page, PageRequest
+from telesante.kit.repository import RepositoryBase
+from telesante.offers.models import Offer
+from telesante.patients.models import Patient
+from telesante.requests.models import (
+    RequestAttachment,
+    RequestMessage,
+    RequestReport,
+    RequestStatus,
+    RequestTransition,
+    TeleRequest,
+)
+
+
+@dataclass(frozen=True)
+class WorklistFilter:
+    side: str = "all"  # requester | expert | all
+    statuses: tuple[RequestStatus, ...] = ()
+    offer_id: uuid.UUID | None = None
+    patient_id: uuid.UUID | None = None
+    specialty: str = ""
+    urgent: bool | None = None
+    overdue_at: datetime | None = (
+        None  # only requests whose deadline passed at this instant, still unanswered
+    )
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    request: TeleRequest
+    offer_title: str
+    specialty: str
+    patient_name: str
+    patient_birth_date: object
+
+
+class RequestRepository(RepositoryBase[TeleRequest]):
+    model = TeleRequest
+
+    # --- scoping ------------------------------------------------------------------------------------------
+
+    def _expert_organisations(self, principal: Principal) -> frozenset[uuid.UUID]:
+        return frozenset(
+            g.organisation_id for g in principal.grants if g.role == Role.EXPERT and g.organisation_id
+        )
+
+    def requester_side(self, principal: Principal) -> sa.ColumnElement[bool]:
+        orgs = principal.clinical_organisation_ids
+        return TeleRequest.requester_organisation_id.in_(orgs) if orgs else sa.false()
+
+    def expert_side(self, principal: Principal) -> sa.ColumnElement[bool]:
+        """Experts of the answering organisation see its requests once sent; the assigned professional always."""
+        assigned = TeleRequest.assigned_professional_id == principal.professional_id
+        orgs = self._expert_organisations(principal)
+        if not orgs:
+            return assigned
+        return sa.or_(
+            assigned,
+            sa.and_(TeleRequest.expert_organisation_id.in_(orgs), TeleRequest.status != RequestStatus.DRAFT),
+        )
+
+    def visible(self, principal: Principal) -> sa.ColumnElement[bool]:
+        return sa.or_(self.requester_side(principal), self.expert_side(principal))
+
+    async def get_visible(self, principal: Principal, request_id: uuid.UUID) -> TeleRequest | None:
+        return await self.scalar(
+            sa.select(TeleRequest).where(TeleRequest.id == request_id, self.visible(principal))
+        )
+
+    async def get_for_update(self, request_id: uuid.UUID) -> TeleRequest | None:
+        """The request row locked for a status change (PostgreSQL row lock; SQLite writers are serialised)."""
+        return await self.scalar(sa.select(TeleRequest).where(TeleRequest.id == request_id).with_for_update())
+
+    async def claim(self, request_id: uuid.UUID, from_statuses: set[RequestStatus], values: dict) -> bool:
+        """Conditional status change: true only for the one caller that found the request in ``from_statuses``
+        (two experts accepting at once: exactly one wins)."""
+        result = await self.session.execute(
+            sa.update(TeleRequest)
+            .where(TeleRequest.id == request_id, TeleRequest.status.in_(from_statuses))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    async def worklist(
+        self, principal: Principal, criteria: WorklistFilter, page: PageRequest
+    ) -> Page[WorklistRow]:
+        if criteria.side == "requester":
+            scope = self.requester_side(principal)
+        elif criteria.side == "expert":
+            scope = self.expert_side(principal)
+        else:
+            scope = self.visible(principal)
+        stmt = (
+            sa.select(TeleRequest, Offer.title, Offer.specialty, Patient)
+            .join(Offer, Offer.id == TeleRequest.offer_id)
+            .join(Patient, Patient.id == TeleRequest.patient_id)
+            .where(scope)
+        )
+        if criteria.statuses:
+            stmt = stmt.where(TeleRequest.status.in_(criteria.statuses))
+        if criteria.offer_id:
+            stmt = stmt.where(TeleRequest.offer_id == criteria.offer_id)
+        if criteria.patient_id:
+            stmt = stmt.where(TeleRequest.patient_id == criteria.patient_id)
+        if criteria.specialty:
+            stmt = stmt.where(Offer.specialty == criteria.specialty)
+        if criteria.urgent is not None:
+            stmt = stmt.where(TeleRequest.urgent.is_(criteria.urgent))
+        if criteria.overdue_at is not None:
+            stmt = stmt.where(
+                TeleRequest.deadline_at < criteria.overdue_at,
+                TeleRequest.status.in_(
+                    {
+                        RequestStatus.SENT,
+                        RequestStatus.ACCEPTED,
+                        RequestStatus.IN_PROGRESS,
+                        RequestStatus.EXPIRED,
+                    }
+                ),
+            )
+        total = await self.count(stmt)
+        rows = await self.session.execute(
+            stmt.order_by(
+                TeleRequest.urgent.desc(),
+                sa.func.coalesce(TeleRequest.deadline_at, TeleRequest.created_at),
+                TeleRequest.id,
+            )
+            .offset(page.offset)
+            .limit(page.limit)
+        )
+        items = [
+            WorklistRow(request, title, specialty, patient.display_name, patient.birth_date)
+            for request, title, specialty, patient in rows.all()
+        ]
+        return Page(items=items, total=total, offset=page.offset, limit=page.limit)
+
+    # --- thread, attachments, report, transitions -----------------------------------------------------------
+
+    async def add_transition(self, transition: RequestTransition) -> None:
+        self.session.add(transition)
+        await self.session.flush()
+
+    async def list_transitions(self, request_id: uuid.UUID) -> list[RequestTransition]:
+        return await self.all(
+            sa.select(RequestTransition)
+            .where(RequestTransition.request_id == request_id)
+            .order_by(RequestTransition.at, RequestTransition.id)
+        )
+
+    async def list_messages(self, request_id: uuid.UUID) -> list[RequestMessage]:
+        return await self.all(
+            sa.select(RequestMessage)
+            .where(RequestMessage.request_id == request_id)
+            .order_by(RequestMessage.created_at, RequestMessage.id)
+        )
+
+    async def list_attachments(self, request_id: uuid.UUID) -> list[RequestAttachment]:
+        return await self.all(
+            sa.select(RequestAttachment)
+            .where(RequestAttachment.request_id == request_id)
+            .order_by(RequestAttachment.created_at, RequestAttachment.id)
+        )
+
+    async def get_attachment(
+        self, request_id: uuid.UUID, attachment_id: uuid.UUID
+    ) -> RequestAttachment | None:
+        return await self.scalar(
+            sa.select(RequestAttachment).where(
+                RequestAttachment.id == attachment_id, RequestAttachment.request_id == request_id
+            )
+        )
+
+    async def get_report(self, request_id: uuid.UUID) -> RequestReport | None:
+        return await self.scalar(sa.select(RequestReport).where(RequestReport.request_id == request_id))
+
+    # --- recipients -----------------------------------------------------------------------------------------
+
+    async def accounts_of_professionals(self, professional_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        if not professional_ids:
+            return set()
+        rows = await self.session.execute(
+            sa.select(Account.id).where(
+                Account.professional_id.in_(professional_ids), Account.active.is_(True)
+            )
+        )
+        return set(rows.scalars())
+
+    async def expert_accounts(
+        self, organisation_id: uuid.UUID, service_id: uuid.UUID | None
+    ) -> set[uuid.UUID]:
+        """Accounts of the experts of an organisation (of one service, when the offer names one)."""
+        stmt = (
+            sa.select(Account.id)
+            .join(Membership, Membership.professional_id == Account.professional_id)
+            .join(Professional, Professional.id == Account.professional_id)
+            .where(
+                Membership.organisation_id == organisation_id,
+                Membership.role == Role.EXPERT,
+                Membership.ended_at.is_(None),
+                Account.active.is_(True),
+                Professional.active.is_(True),
+            )
+        )
+        if service_id is not None:
+            stmt = stmt.where(sa.or_(Membership.service_id == service_id, Membership.service_id.is_(None)))
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def account_emails(self, account_ids: set[uuid.UUID]) -> list[str]:
+        if not account_ids:
+            return []
+        rows = await self.session.execute(
+            sa.select(Account.email).where(Account.id.in_(account_ids), Account.active.is_(True))
+        )
+        return sorted(rows.scalars())
+
+    async def gp_email(self, patient_id: uuid.UUID) -> str:
+        """The médecin traitant's e-mail from the directory ('' when none is known)."""
+        email = await self.scalar(
+            sa.select(Professional.email)
+            .join(Patient, Patient.gp_professional_id == Professional.id)
+            .where(Patient.id == patient_id)
+        )
+        return email or ""
+
+    async def list_due(self, now: datetime, limit: int = 100) -> list[uuid.UUID]:
+        """Requests still waiting for an expert after their deadline (for the deadline timer's safety sweep)."""
+        rows = await self.session.execute(
+            sa.select(TeleRequest.id)
+            .where(TeleRequest.status == RequestStatus.SENT, TeleRequest.deadline_at <= now)
+            .limit(limit)
+        )
+        return list(rows.scalars())

@@ -1,0 +1,280 @@
+"""Where file contents live: a ``BlobStore`` keyed by opaque keys such as ``sha256/ab/cd/<hex>``.
+
+Two backends share one key layout, so a data directory can be copied into a bucket (``aws s3 sync``, ``rclone``)
+when an installation scales out:
+
+- ``FilesystemBlobStore`` (default): ``<TELESANTE_DATA_DIR>/blobs/<key>``, atomic writes (temporary file in the
+  same directory, ``fsync``, ``rename``), files ``0600`` and directories ``0700``.
+- ``S3BlobStore``: any S3-compatible object store (AWS, MinIO, Ceph RGW, Scaleway, OVHcloud…) through boto3, whose
+  blocking calls run in a worker thread.
+
+Keys are chosen by code, never by users; both backends still refuse any key that could leave their root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from telesante.kit.errors import DomainError, NotFound
+
+if TYPE_CHECKING:
+    from telesante.config import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_LENGTH = 512
+# Segments of letters, digits, '.', '_' and '-' that do not start with a dot: no '..', no hidden or temporary
+# file names (the filesystem backend writes ``.tmp-*`` files next to the blobs), no absolute paths, no backslash.
+_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+_MISSING = "Fichier introuvable dans le stockage."
+
+
+class InvalidBlobKey(ValueError):
+    """A key that is empty, too long, or could escape the store's root (a programming error, not user input)."""
+
+
+class StorageUnavailable(DomainError):
+    status_code = 503
+    code = "stockage-indisponible"
+    title = "Stockage indisponible"
+
+    def __init__(
+        self, message: str = "Le stockage des fichiers est momentanément indisponible.", **kwargs: Any
+    ):
+        super().__init__(message, **kwargs)
+
+
+def validate_key(key: str) -> list[str]:
+    """The key's segments, or ``InvalidBlobKey`` when it is not a plain relative path of safe segments."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidBlobKey(f"invalid blob key: {key!r}")
+    segments = key.split("/")
+    if not all(_SEGMENT.fullmatch(segment) for segment in segments):
+        raise InvalidBlobKey(f"invalid blob key: {key!r}")
+    return segments
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store ``data`` under ``key`` (replacing any previous content), all or nothing."""
+
+    async def get(self, key: str) -> bytes:
+        """The content under ``key``; ``NotFound`` (French message) when there is none."""
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a missing key is not an error."""
+
+    async def exists(self, key: str) -> bool: ...
+
+
+class FilesystemBlobStore:
+    """Blobs as files under ``root``; each key's segments are sub-directories (the key layout does the sharding)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"FilesystemBlobStore({str(self.root)!r})"
+
+    def path_for(self, key: str) -> Path:
+        segments = validate_key(key)
+        root = self.root.resolve()
+        path = root.joinpath(*segments)
+        # Lexically safe already; this also refuses a directory inside the root that is a symlink leading out.
+        if not path.resolve().is_relative_to(root):
+            raise InvalidBlobKey(f"blob key leaves the store: {key!r}")
+        return path
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self.path_for(key)
+        try:
+            await asyncio.to_thread(self._write_atomically, path, bytes(data))
+        except OSError as exc:
+            log.exception("blob write failed: %s", key)
+            raise StorageUnavailable() from exc
+
+    async def get(self, key: str) -> bytes:
+        path = self.path_for(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(_MISSING) from None
+        except OSError as exc:
+            log.exception("blob read failed: %s", key)
+            raise StorageUnavailable() from exc
+
+    async def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        try:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        except NotADirectoryError:
+            return
+        except OSError as exc:
+            log.exception("blob delete failed: %s", key)
+            raise StorageUnavailable() from exc
+
+    async def exists(self, key: str) -> bool:
+        path = self.path_for(key)
+        return await asyncio.to_thread(path.is_file)
+
+    def _write_atomically(self, path: Path, data: bytes) -> None:
+        directory = path.parent
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # One level at a time: ``mkdir(parents=True)`` would create the intermediate levels with the umask's mode.
+        level = self.root.resolve()
+        for part in directory.relative_to(level).parts:
+            level = level / part
+            level.mkdir(mode=0o700, exist_ok=True)
+        # mkstemp: mode 0600, unique name, same directory (so the rename below is atomic on POSIX).
+        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _fsync_directory(directory)  # make the rename itself durable
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+AddressingStyle = Literal["auto", "path", "virtual"]
+
+
+class S3BlobStore:
+    """Blobs as objects of one bucket of an S3-compatible store (boto3 in a worker thread).
+
+    ``addressing_style="path"`` (``https://endpoint/bucket/key``) is what MinIO, Ceph RGW and most self-hosted
+    stores expect; ``virtual`` (``https://bucket.endpoint/key``) is AWS's default. ``prefix`` lets several
+    installations share a bucket. Checksums are computed only when the operation requires them, which every
+    S3-compatible store accepts.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        addressing_style: AddressingStyle = "auto",
+        prefix: str = "",
+        timeout_seconds: float = 30.0,
+    ):
+        import boto3
+        from botocore.config import Config
+
+        if prefix:
+            validate_key(prefix)
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=Config(
+                s3={"addressing_style": addressing_style},
+                connect_timeout=timeout_seconds,
+                read_timeout=timeout_seconds,
+                retries={"max_attempts": 3, "mode": "standard"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"S3BlobStore(bucket={self.bucket!r}, endpoint={self.client.meta.endpoint_url!r})"
+
+    def _object_key(self, key: str) -> str:
+        validate_key(key)
+        return self.prefix + key
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        object_key = self._object_key(key)
+        await self._call(
+            "put_object", key, Bucket=self.bucket, Key=object_key, Body=bytes(data), ContentType=content_type
+        )
+
+    async def get(self, key: str) -> bytes:
+        object_key = self._object_key(key)
+
+        def read() -> bytes:
+            response = self.client.get_object(Bucket=self.bucket, Key=object_key)
+            with response["Body"] as body:
+                return body.read()
+
+        return await self._run(read, key)
+
+    async def delete(self, key: str) -> None:
+        object_key = self._object_key(key)
+        await self._call("delete_object", key, Bucket=self.bucket, Key=object_key)  # idempotent in S3
+
+    async def exists(self, key: str) -> bool:
+        object_key = self._object_key(key)
+        try:
+            await self._call("head_object", key, Bucket=self.bucket, Key=object_key)
+        except NotFound:
+            return False
+        return True
+
+    async def _call(self, operation: str, key: str, **params: Any) -> Any:
+        return await self._run(lambda: getattr(self.client, operation)(**params), key)
+
+    async def _run(self, function: Any, key: str) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return await asyncio.to_thread(function)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if error.get("Code") in ("NoSuchKey", "404", "NotFound") and status == 404:
+                raise NotFound(_MISSING) from None
+            log.error("S3 request failed for %s: %s %s", key, error.get("Code"), error.get("Message"))
+            raise StorageUnavailable() from exc
+        except BotoCoreError as exc:
+            log.error("S3 request failed for %s: %s", key, exc)
+            raise StorageUnavailable() from exc
+
+
+def make_blob_store(settings: Settings) -> BlobStore:
+    """The store the settings describe: S3 when ``TELESANTE_BLOB_BACKEND=s3`` (or implicitly when
+    ``TELESANTE_S3_BUCKET`` is set), otherwise ``<TELESANTE_DATA_DIR>/blobs``."""
+    if settings.effective_blob_backend == "s3":
+        if not settings.s3_bucket:
+            raise ValueError("TELESANTE_BLOB_BACKEND=s3 demande TELESANTE_S3_BUCKET (nom du compartiment).")
+        secret = settings.s3_secret_access_key
+        return S3BlobStore(
+            settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret is not None else None,
+            addressing_style=settings.s3_addressing_style,
+            prefix=settings.s3_prefix,
+        )
+    return FilesystemBlobStore(settings.data_dir / "blobs")

@@ -1,0 +1,142 @@
+"""Request pages, as a browser without JavaScript uses them: from the patient record to the signed report, with
+the requester and the expert each signed in on their own client."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import httpx
+import pytest
+
+from telesante.kit import clock
+from tests.factories import PASSWORD
+from tests.helpers import csrf_token, login
+from tests.requests.conftest import give_consent
+from tests.requests.test_service import a_pdf
+
+
+def text_of(response) -> str:
+    return html.unescape(response.text)
+
+
+def alert(response) -> str:
+    match = re.search(r'role="alert"[^>]*>(.*?)</', response.text, re.S)
+    return html.unescape(match.group(1).strip()) if match else ""
+
+
+@pytest.fixture
+async def expert_client(app):
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.11", 50001))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+        yield http
+
+
+async def post(client, path: str, page: str, data: dict | None = None, files=None):
+    token = await csrf_token(client, page)
+    return await client.post(path, data={**(data or {}), "csrf_token": token}, files=files)
+
+
+HEAD_TRAUMA_FORM = {
+    "injury_at": "2026-11-23T02:40",
+    "mechanism": "chute_plain_pied",
+    "loss_of_consciousness": "non",
+    "amnesia": "oui",
+    "gcs_eyes": "y4",
+    "gcs_verbal": "v4",
+    "gcs_motor": "m6",
+    "neuro_signs": "aucun",
+    "antithrombotic": "avk",
+    "antithrombotic_drug": "Fluindione 20 mg",
+    "last_dose_at": "2026-11-22T20:00",
+    "inr": "2,8",
+    "ct_result": "normal",
+    "ct_at": "2026-11-23T03:30",
+    "question": "Conduite à tenir ?",
+}
+
+
+async def test_head_trauma_request_from_the_record_to_the_signed_report(
+    session, client, expert_client, region, offer, patient, store, app
+):
+    app.state.blob_store = store
+    await login(client, region.requester.email, PASSWORD)
+    await login(expert_client, region.expert.email, PASSWORD)
+    record = await client.get(f"/patients/{patient.id}")
+    assert f"/demandes/nouvelle?patient_id={patient.id}" in record.text
+
+    choose = await client.get(f"/demandes/nouvelle?patient_id={patient.id}")
+    assert "Avis neurochirurgical 24/7" in text_of(choose)
+    new_page = f"/demandes/nouvelle?patient_id={patient.id}&offer_id={offer.id}"
+    form_page = await client.get(new_page)
+    assert "Réponse motrice (M)" in text_of(form_page) and 'type="datetime-local"' in form_page.text
+
+    # A bad value: the form comes back with the field named, nothing is created.
+    bad = await post(client, new_page, new_page, {**HEAD_TRAUMA_FORM, "gcs_eyes": "y9"})
+    assert bad.status_code == 422 and "Ouverture des yeux" in alert(bad)
+    created = await post(client, new_page, new_page, HEAD_TRAUMA_FORM)
+    assert created.status_code == 303
+    request_url = created.headers["location"]
+    detail = await client.get(request_url)
+    assert "Brouillon" in text_of(detail) and "Score de Glasgow total" in text_of(detail)
+
+    # Sending without the CT and without consent: refused with the reasons, still a draft.
+    refused = await post(client, f"{request_url}/envoyer", request_url)
+    assert refused.status_code == 422 and "Scanner" in alert(refused)
+    uploaded = await post(
+        client,
+        f"{request_url}/documents",
+        request_url,
+        files={"file": ("scanner.pdf", a_pdf(), "application/pdf")},
+    )
+    assert uploaded.status_code == 303
+    no_consent = await post(client, f"{request_url}/envoyer", request_url)
+    assert no_consent.status_code == 409 and "onsentement" in alert(no_consent)
+    await give_consent(session, region.requester, patient.id)
+    sent = await post(client, f"{request_url}/envoyer", request_url)
+    assert sent.status_code == 303
+
+    # The expert sees it in the worklist, accepts, asks; the requester answers.
+    worklist = await expert_client.get("/demandes?vue=expert")
+    assert request_url in worklist.text and "Urgent" in text_of(worklist)
+    assert 'sse-connect="/evenements"' in worklist.text
+    assert (await post(expert_client, f"{request_url}/accepter", request_url)).status_code == 303
+    asked = await post(
+        expert_client,
+        f"{request_url}/messages",
+        request_url,
+        {"kind": "question", "body": "Heure de la chute ?"},
+    )
+    assert asked.status_code == 303
+    replied = await post(client, f"{request_url}/messages", request_url, {"kind": "reply", "body": "02 h 40"})
+    assert replied.status_code == 303
+    answered = await post(
+        expert_client,
+        f"{request_url}/repondre",
+        request_url,
+        {"decision": "surveillance_24h", "conclusion": "Surveillance 24 h, scanner de contrôle H12-H24."},
+    )
+    assert answered.status_code == 303
+    closing = await post(client, f"{request_url}/cloturer", request_url)
+    assert closing.status_code == 409 and "compte rendu signé" in alert(closing)
+    signed = await post(
+        expert_client,
+        f"{request_url}/compte-rendu",
+        request_url,
+        {
+            "conclusion": "Surveillance 24 h, scanner de contrôle H12-H24.",
+            "prescriptions": "Scanner cérébral de contrôle entre H12 et H24",
+            "participant_name": ["Dr Le Goff", "Dr Jaouen"],
+            "participant_role": ["médecin requérant", "neurochirurgien"],
+            "performed_at": clock.to_paris(clock.now()).strftime("%Y-%m-%dT%H:%M"),
+            "technical_incident": "non",
+        },
+    )
+    assert signed.status_code == 303, alert(signed)
+
+    final = await client.get(request_url)
+    assert "Garder et surveiller au moins 24 h" in text_of(final)
+    pdf = await client.get(f"{request_url}/compte-rendu.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert (await post(client, f"{request_url}/cloturer", request_url)).status_code == 303
+    assert "Clôturée" in text_of(await client.get(request_url))

@@ -1,0 +1,242 @@
+"""Both blob stores honour one contract; the filesystem store writes atomically and stays inside its root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from telesante.config import Settings
+from telesante.kit.errors import NotFound
+from telesante.storage import blobs
+from telesante.storage.blobs import (
+    FilesystemBlobStore,
+    InvalidBlobKey,
+    S3BlobStore,
+    StorageUnavailable,
+    make_blob_store,
+)
+
+from .conftest import ACCESS_KEY, REGION, SECRET_KEY, make_s3_store, s3_admin
+
+KEY = "sha256/ab/cd/abcdef0123456789"
+BAD_KEYS = [
+    "",
+    "../escape",
+    "a/../../escape",
+    "/etc/passwd",
+    "a//b",
+    "a/./b",
+    "a\\..\\b",
+    ".hidden",
+    "a/.tmp-123",
+    "nul\x00byte",
+    "é",
+    "x" * 600,
+]
+
+
+# --- the contract, on both backends --------------------------------------------------------------------------
+
+
+async def test_put_get_exists_delete(store):
+    assert await store.exists(KEY) is False
+    await store.put(KEY, b"%PDF-1.7 contenu", "application/pdf")
+    assert await store.exists(KEY) is True
+    assert await store.get(KEY) == b"%PDF-1.7 contenu"
+
+    await store.put(KEY, b"nouveau contenu", "application/pdf")  # replacing is allowed
+    assert await store.get(KEY) == b"nouveau contenu"
+
+    await store.delete(KEY)
+    assert await store.exists(KEY) is False
+    await store.delete(KEY)  # idempotent
+    await store.delete("jamais/ecrit")
+
+
+async def test_get_missing_is_not_found_in_french(store):
+    with pytest.raises(NotFound) as caught:
+        await store.get("sha256/00/00/absent")
+    assert caught.value.message == "Fichier introuvable dans le stockage."
+    assert caught.value.status_code == 404
+
+
+async def test_keys_are_independent_and_binary_safe(store):
+    data = bytes(range(256)) * 1000
+    await store.put("a/b/one", data, "application/octet-stream")
+    await store.put("a/b/two", b"", "application/octet-stream")
+    assert await store.get("a/b/one") == data
+    assert await store.get("a/b/two") == b""
+    assert await store.exists("a/b") is False  # a "directory" is not a blob
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+async def test_keys_that_could_escape_are_refused(store, key):
+    for call in (
+        lambda: store.put(key, b"x", "text/plain"),
+        lambda: store.get(key),
+        lambda: store.exists(key),
+        lambda: store.delete(key),
+    ):
+        with pytest.raises(InvalidBlobKey):
+            await call()
+
+
+# --- filesystem ------------------------------------------------------------------------------------------------
+
+
+async def test_filesystem_layout_and_permissions(tmp_path):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    await store.put(KEY, b"data", "application/pdf")
+    path = tmp_path / "blobs" / "sha256" / "ab" / "cd" / "abcdef0123456789"
+    assert path.read_bytes() == b"data"
+    assert path.stat().st_mode & 0o777 == 0o600  # health data: owner only
+    assert (tmp_path / "blobs" / "sha256").stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in path.parent.iterdir()] == ["abcdef0123456789"]  # no temporary file left
+
+
+async def test_filesystem_escape_attempts_write_nothing_outside(tmp_path):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    for key in BAD_KEYS:
+        with pytest.raises(InvalidBlobKey):
+            await store.put(key, b"x", "text/plain")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+async def test_filesystem_refuses_a_symlink_leading_out(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "blobs"
+    root.mkdir()
+    (root / "sha256").symlink_to(outside)
+    store = FilesystemBlobStore(root)
+    with pytest.raises(InvalidBlobKey):
+        await store.put("sha256/ab/secret", b"x", "text/plain")
+    assert list(outside.iterdir()) == []
+
+
+async def test_filesystem_write_is_atomic(tmp_path, monkeypatch):
+    """At the moment the file appears under its name it is complete and synced; before, nothing is visible."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    final = tmp_path / "blobs" / "k" / "blob"
+    data = os.urandom(300_000)
+    seen = {}
+    synced = []
+    real_replace, real_fsync = os.replace, os.fsync
+
+    def spy_fsync(fd):
+        synced.append(fd)
+        return real_fsync(fd)
+
+    def spy_replace(src, dst):
+        seen["final_visible_before_rename"] = Path(dst).exists()
+        seen["temp_content"] = Path(src).read_bytes()
+        seen["temp_name"] = Path(src).name
+        seen["synced_before_rename"] = bool(synced)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(blobs.os, "fsync", spy_fsync)
+    monkeypatch.setattr(blobs.os, "replace", spy_replace)
+    await store.put("k/blob", data, "application/octet-stream")
+
+    assert seen["final_visible_before_rename"] is False
+    assert seen["temp_content"] == data
+    assert seen["temp_name"].startswith(".tmp-")
+    assert seen["synced_before_rename"] is True
+    assert final.read_bytes() == data
+
+
+async def test_filesystem_failed_write_leaves_nothing_and_keeps_the_old_content(tmp_path, monkeypatch):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    await store.put("k/blob", b"ancien contenu complet", "text/plain")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(blobs.os, "fsync", disk_full)
+    with pytest.raises(StorageUnavailable) as caught:
+        await store.put("k/blob", b"nouveau contenu", "text/plain")
+    assert caught.value.status_code == 503
+    with pytest.raises(StorageUnavailable):
+        await store.put("k/other", b"jamais visible", "text/plain")
+    monkeypatch.undo()
+
+    assert await store.get("k/blob") == b"ancien contenu complet"
+    assert await store.exists("k/other") is False
+    assert sorted(p.name for p in (tmp_path / "blobs" / "k").iterdir()) == ["blob"]  # no temporary file
+
+
+# --- S3 against a real S3-protocol server -----------------------------------------------------------------------
+
+
+async def test_s3_stores_objects_with_content_type_under_prefix(s3_endpoint, s3_bucket):
+    store = make_s3_store(s3_endpoint, s3_bucket, prefix="region-bretagne")
+    await store.put(KEY, b"%PDF-1.7", "application/pdf")
+    head = s3_admin(s3_endpoint).head_object(Bucket=s3_bucket, Key=f"region-bretagne/{KEY}")
+    assert head["ContentType"] == "application/pdf"
+    assert head["ContentLength"] == 8
+    assert await store.exists(KEY) is True
+    other = make_s3_store(s3_endpoint, s3_bucket)  # another prefix sees nothing
+    assert await other.exists(KEY) is False
+
+
+async def test_s3_unreachable_bucket_is_storage_unavailable(s3_endpoint):
+    store = make_s3_store(s3_endpoint, "no-such-bucket")
+    with pytest.raises(StorageUnavailable):
+        await store.put(KEY, b"x", "text/plain")
+    with pytest.raises(StorageUnavailable):
+        await store.get(KEY)
+
+
+async def test_s3_unreachable_endpoint_is_storage_unavailable_not_not_found(s3_endpoint, s3_bucket):
+    store = S3BlobStore(
+        s3_bucket,
+        endpoint_url="http://127.0.0.1:9",  # nothing listens on the discard port
+        region=REGION,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+        addressing_style="path",
+        timeout_seconds=2,
+    )
+    with pytest.raises(StorageUnavailable):
+        await store.exists(KEY)
+
+
+# --- settings --------------------------------------------------------------------------------------------------
+
+
+def test_default_store_is_the_filesystem_under_the_data_dir(tmp_path):
+    store = make_blob_store(Settings(data_dir=tmp_path))
+    assert isinstance(store, FilesystemBlobStore)
+    assert store.root == tmp_path / "blobs"
+    assert not (tmp_path / "blobs").exists()  # created on first write, not at start-up
+
+
+async def test_a_bucket_setting_selects_s3(tmp_path, s3_endpoint, s3_bucket, monkeypatch):
+    monkeypatch.setenv("TELESANTE_S3_BUCKET", s3_bucket)
+    monkeypatch.setenv("TELESANTE_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("TELESANTE_S3_REGION", REGION)
+    monkeypatch.setenv("TELESANTE_S3_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("TELESANTE_S3_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("TELESANTE_S3_ADDRESSING_STYLE", "path")
+    settings = Settings(data_dir=tmp_path)
+    assert SECRET_KEY not in repr(settings)
+    store = make_blob_store(settings)
+    assert isinstance(store, S3BlobStore)
+    await store.put(KEY, b"via settings", "text/plain")
+    got = s3_admin(s3_endpoint).get_object(Bucket=s3_bucket, Key=KEY)["Body"].read()
+    assert got == b"via settings"
+
+    monkeypatch.setenv("TELESANTE_BLOB_BACKEND", "filesystem")  # an explicit backend wins
+    assert isinstance(make_blob_store(Settings(data_dir=tmp_path)), FilesystemBlobStore)
+
+
+def test_s3_backend_without_bucket_is_a_clear_start_up_error(tmp_path):
+    with pytest.raises(ValueError, match="TELESANTE_S3_BUCKET"):
+        make_blob_store(Settings(data_dir=tmp_path, blob_backend="s3"))
+
+
+def test_app_exposes_its_store(app, settings):
+    assert isinstance(app.state.blob_store, FilesystemBlobStore)
+    assert app.state.blob_store.root == settings.data_dir / "blobs"

@@ -212,6 +212,7 @@ def upgrade() -> None:
     op.create_table(
         "oncall_page_events",
         sa.Column("page_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column(
             "kind",
             sa.Enum(
@@ -244,6 +245,7 @@ def upgrade() -> None:
             name=op.f("fk_oncall_page_events_professional_id_professionals"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oncall_page_events")),
+        sa.UniqueConstraint("page_id", "seq", name=op.f("uq_oncall_page_events_page_id_seq")),
     )
     with op.batch_alter_table("oncall_page_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_oncall_page_events_page_id"), ["page_id"], unique=False)

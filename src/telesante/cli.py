@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -39,11 +40,13 @@ demo_app = typer.Typer(help="Région de démonstration (TELESANTE_DEMO=1).", no_
 token_app = typer.Typer(help="Jetons d'API (Authorization: Bearer).", no_args_is_help=True)
 account_app = typer.Typer(help="Comptes utilisateurs (chemin opérateur).", no_args_is_help=True)
 audit_app = typer.Typer(help="Journal d'audit chaîné.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Minuteries durables (escalades, délais de réponse).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(token_app, name="token")
 app.add_typer(account_app, name="account")
 app.add_typer(audit_app, name="audit")
+app.add_typer(jobs_app, name="jobs")
 
 
 # --- plumbing -------------------------------------------------------------------------------------------
@@ -334,6 +337,40 @@ def audit_verify() -> None:
         f"Journal d'audit ALTÉRÉ à la ligne seq={report.first_bad_seq} : {report.problem}. "
         f"{report.rows} ligne(s) vérifiée(s) avant elle, dernière empreinte sûre {report.head_hash}."
     )
+
+
+# --- jobs -----------------------------------------------------------------------------------------------
+
+
+@jobs_app.command("run-due")
+def jobs_run_due(
+    limit: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Nombre maximal de minuteries exécutées.")
+    ] = 500,
+) -> None:
+    """Exécuter une fois les minuteries échues (sans attendre l'instance web ; sûr en parallèle de celle-ci)."""
+    from telesante.jobs.runner import load_handlers, worker_name
+    from telesante.jobs.service import run_due_jobs
+
+    settings = _settings()
+
+    async def main() -> int:
+        context.bind(context.RequestContext(channel="cli"))
+        load_handlers()
+        database = Database(settings)
+        try:
+            return await run_due_jobs(
+                database.sessionmaker,
+                worker=f"cli:{worker_name()}",
+                limit=limit,
+                lease=timedelta(seconds=settings.jobs_lease_seconds),
+            )
+        finally:
+            await database.dispose()
+
+    with _database_errors():
+        done = asyncio.run(main())
+    typer.echo(f"{done} minuterie(s) exécutée(s).")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -62,7 +62,10 @@ class Settings(BaseSettings):
         "arrêtée en cours), une autre instance la reprend.",
     )
     jobs_max_attempts: int = Field(
-        5, ge=1, le=50, description="Nombre maximal d'essais d'une minuterie en échec (délai doublé à chaque essai)."
+        5,
+        ge=1,
+        le=50,
+        description="Nombre maximal d'essais d'une minuterie en échec (délai doublé à chaque essai).",
     )
     oncall_ack_minutes: int = Field(
         5,

@@ -27,6 +27,8 @@ from telesante.fhir import api as fhir_api
 from telesante.jobs.runner import JobRunner
 from telesante.offers import api as offers_api
 from telesante.offers import pages as offers_pages
+from telesante.oncall import api as oncall_api
+from telesante.oncall import pages as oncall_pages
 from telesante.patients import api as patients_api
 from telesante.patients import pages as patients_pages
 from telesante.requests import api as requests_api
@@ -49,7 +51,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         bind_event_bus(app.state.event_bus)  # background jobs publish on it too
         runner = None
         if settings.jobs_enabled:
-            runner = JobRunner(app.state.database.sessionmaker, settings.jobs_poll_seconds)
+            runner = JobRunner(
+                app.state.database.sessionmaker,
+                settings.jobs_poll_seconds,
+                lease_seconds=settings.jobs_lease_seconds,
+            )
             await runner.start()
         yield
         if runner is not None:
@@ -85,7 +91,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
-    for module in (auth_api, directory_api, patients_api, consents_api, offers_api, requests_api):
+    for module in (
+        auth_api,
+        directory_api,
+        patients_api,
+        consents_api,
+        offers_api,
+        requests_api,
+        oncall_api,
+    ):
         app.include_router(module.router, prefix="/api")
     app.include_router(fhir_api.router, prefix="/fhir")
     app.include_router(events_api.router)
@@ -98,6 +112,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         audit_pages,
         offers_pages,
         requests_pages,
+        oncall_pages,
     ):
         app.include_router(module.router)
     return app

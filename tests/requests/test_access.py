@@ -146,7 +146,9 @@ async def test_only_the_parties_get_through(app, client, world):
         )
         assert response.status_code < 500
     restored = await client.patch(
-        _fill("/api/requests/{request_id}", ids), json={"answers": head_trauma_answers()}, headers=headers["treating"]
+        _fill("/api/requests/{request_id}", ids),
+        json={"answers": head_trauma_answers()},
+        headers=headers["treating"],
     )
     assert restored.status_code == 200, restored.text
     sent = await _call(

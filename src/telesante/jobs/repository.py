@@ -23,7 +23,10 @@ class JobRepository(RepositoryBase[ScheduledJob]):
 
     async def find_pending(self, kind: str, dedupe_key: str) -> ScheduledJob | None:
         return await self.scalar(
-            sa.select(J).where(J.kind == kind, J.dedupe_key == dedupe_key, _pending()).limit(1)
+            # A job being run (claimed) is not moved: the handler may be scheduling the next one under the same key.
+            sa.select(J)
+            .where(J.kind == kind, J.dedupe_key == dedupe_key, _pending(), J.claimed_at.is_(None))
+            .limit(1)
         )
 
     async def cancel(self, kind: str, dedupe_key: str, now: datetime) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from telesante.config import get_settings
 from telesante.db import run_in_transaction
 from telesante.jobs.models import ScheduledJob
 from telesante.jobs.repository import JobRepository
@@ -69,12 +70,18 @@ async def schedule_job(
     if dedupe_key is not None:
         existing = await repo.find_pending(kind, dedupe_key)
         if existing is not None:
-            existing.run_at = run_at
+            existing.run_at = clock.as_utc(run_at)
             existing.payload = payload
             await session.flush()
             return existing.id
     job = await repo.add(
-        ScheduledJob(kind=kind, run_at=clock.as_utc(run_at), payload=payload, dedupe_key=dedupe_key)
+        ScheduledJob(
+            kind=kind,
+            run_at=clock.as_utc(run_at),
+            payload=payload,
+            dedupe_key=dedupe_key,
+            max_attempts=get_settings().jobs_max_attempts,
+        )
     )
     return job.id
 

@@ -58,7 +58,11 @@ class PageTarget(enum.StrEnum):
     HEAD = "head"
 
 
-TARGET_LABELS = {PageTarget.PRIMARY: "Titulaire", PageTarget.BACKUP: "Second recours", PageTarget.HEAD: "Chef de service"}
+TARGET_LABELS = {
+    PageTarget.PRIMARY: "Titulaire",
+    PageTarget.BACKUP: "Second recours",
+    PageTarget.HEAD: "Chef de service",
+}
 
 
 class PageEventKind(enum.StrEnum):
@@ -87,7 +91,9 @@ class RotaOrganisation(Base):
 
     __tablename__ = "oncall_rota_organisations"
 
-    rota_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("oncall_rotas.id", ondelete="CASCADE"), primary_key=True)
+    rota_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("oncall_rotas.id", ondelete="CASCADE"), primary_key=True
+    )
     organisation_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organisations.id"), primary_key=True)
 
 
@@ -175,8 +181,10 @@ class PageEvent(UUIDPrimaryKey, Base):
     """The journal of a page: every call, escalation and acknowledgement, with its time."""
 
     __tablename__ = "oncall_page_events"
+    __table_args__ = (sa.UniqueConstraint("page_id", "seq"),)
 
     page_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("oncall_pages.id"), index=True)
+    seq: Mapped[int]  # order within the page (several entries may share a time)
     kind: Mapped[PageEventKind] = mapped_column(str_enum(PageEventKind, 20))
     target: Mapped[PageTarget | None] = mapped_column(str_enum(PageTarget, 10))
     professional_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("professionals.id"))

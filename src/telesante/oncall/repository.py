@@ -169,7 +169,9 @@ class ShiftRepository(RepositoryBase[Shift]):
         if not shift_ids:
             return []
         return await self.all(
-            sa.select(ShiftChange).where(ShiftChange.shift_id.in_(shift_ids)).order_by(ShiftChange.recorded_at)
+            sa.select(ShiftChange)
+            .where(ShiftChange.shift_id.in_(shift_ids))
+            .order_by(ShiftChange.recorded_at)
         )
 
 
@@ -198,6 +200,11 @@ class PageRepository(RepositoryBase[Page]):
         )
 
     async def add_event(self, event: PageEvent) -> PageEvent:
+        """Append to the page's journal (the page row is locked by the caller when it can race)."""
+        last = await self.scalar(
+            sa.select(sa.func.max(PageEvent.seq)).where(PageEvent.page_id == event.page_id)
+        )
+        event.seq = (last or 0) + 1
         self.session.add(event)
         await self.session.flush()
         return event
@@ -206,7 +213,9 @@ class PageRepository(RepositoryBase[Page]):
         if not page_ids:
             return []
         return await self.all(
-            sa.select(PageEvent).where(PageEvent.page_id.in_(page_ids)).order_by(PageEvent.at, PageEvent.id)
+            sa.select(PageEvent)
+            .where(PageEvent.page_id.in_(page_ids))
+            .order_by(PageEvent.page_id, PageEvent.seq)
         )
 
 
@@ -214,7 +223,9 @@ class CalendarFeedRepository(RepositoryBase[CalendarFeed]):
     model = CalendarFeed
 
     async def for_professional(self, professional_id: uuid.UUID) -> CalendarFeed | None:
-        return await self.scalar(sa.select(CalendarFeed).where(CalendarFeed.professional_id == professional_id))
+        return await self.scalar(
+            sa.select(CalendarFeed).where(CalendarFeed.professional_id == professional_id)
+        )
 
     async def by_hash(self, token_hash: str) -> CalendarFeed | None:
         return await self.scalar(sa.select(CalendarFeed).where(CalendarFeed.token_hash == token_hash))

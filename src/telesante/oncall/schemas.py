@@ -18,9 +18,17 @@ from telesante.oncall.models import (
     ShiftRole,
 )
 
+FIRST_YEAR, LAST_YEAR = 2000, 2100  # rotas are planned for real dates (and far dates would overflow)
+
+
+def _check_year(year: int) -> None:
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"date attendue entre {FIRST_YEAR} et {LAST_YEAR}")
+
 
 def _paris_if_naive(value: datetime) -> datetime:
     """A date-time without offset (an HTML datetime-local field) is Paris local time; stored in UTC."""
+    _check_year(value.year)
     if value.tzinfo is None:
         value = value.replace(tzinfo=clock.PARIS)
     return clock.as_utc(value)
@@ -80,6 +88,12 @@ class PatternCreate(InputModel):
     end_time: time
     valid_from: date
     valid_until: date
+
+    @field_validator("valid_from", "valid_until")
+    @classmethod
+    def _dates(cls, value: date) -> date:
+        _check_year(value.year)
+        return value
 
     @field_validator("weekdays")
     @classmethod

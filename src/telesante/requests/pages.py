@@ -262,7 +262,11 @@ async def update_draft_page(
 
 @router.post("/demandes/{request_id}/envoyer")
 async def send_page(
-    request: Request, session: SessionDep, principal: PrincipalDep, settings: SettingsDep, request_id: uuid.UUID
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    request_id: uuid.UUID,
 ):
     submitted = await request.form()
     data = {"emergency_exemption": str(submitted.get("emergency_exemption", "")).strip()}

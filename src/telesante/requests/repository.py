@@ -17,6 +17,7 @@ from telesante.directory.models import Membership, Professional, Role
 from telesante.kit.pagination import Page, PageRequest
 from telesante.kit.repository import RepositoryBase
 from telesante.offers.models import Offer
+from telesante.oncall.models import Page as OnCallPage
 from telesante.patients.models import Patient
 from telesante.requests.models import (
     RequestAttachment,
@@ -65,8 +66,16 @@ class RequestRepository(RepositoryBase[TeleRequest]):
         return TeleRequest.requester_organisation_id.in_(orgs) if orgs else sa.false()
 
     def expert_side(self, principal: Principal) -> sa.ColumnElement[bool]:
-        """Experts of the answering organisation see its requests once sent; the assigned professional always."""
-        assigned = TeleRequest.assigned_professional_id == principal.professional_id
+        """Experts of the answering organisation see its requests once sent; the assigned or paged professional
+        always."""
+        # Whoever was paged for it (an on-call rota may span several hospitals) sees it too.
+        paged = TeleRequest.id.in_(
+            sa.select(OnCallPage.subject_id).where(
+                OnCallPage.subject_type == "tele_request",
+                OnCallPage.paged_professional_id == principal.professional_id,
+            )
+        )
+        assigned = sa.or_(TeleRequest.assigned_professional_id == principal.professional_id, paged)
         orgs = self._expert_organisations(principal)
         if not orgs:
             return assigned
@@ -81,6 +90,19 @@ class RequestRepository(RepositoryBase[TeleRequest]):
     async def get_visible(self, principal: Principal, request_id: uuid.UUID) -> TeleRequest | None:
         return await self.scalar(
             sa.select(TeleRequest).where(TeleRequest.id == request_id, self.visible(principal))
+        )
+
+    async def was_paged(self, request_id: uuid.UUID, professional_id: uuid.UUID) -> bool:
+        return bool(
+            await self.scalar(
+                sa.select(sa.literal(True))
+                .where(
+                    OnCallPage.subject_type == "tele_request",
+                    OnCallPage.subject_id == request_id,
+                    OnCallPage.paged_professional_id == professional_id,
+                )
+                .limit(1)
+            )
         )
 
     async def get_for_update(self, request_id: uuid.UUID) -> TeleRequest | None:

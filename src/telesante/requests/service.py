@@ -83,8 +83,9 @@ def _side(principal: Principal, request: TeleRequest) -> Side:
     return Side.EXPERT
 
 
-def _is_expert_for(principal: Principal, request: TeleRequest) -> bool:
-    if request.assigned_professional_id == principal.professional_id:
+def _is_expert_for(principal: Principal, request: TeleRequest, *, paged: bool = False) -> bool:
+    """An expert of the answering organisation, the professional it is assigned to, or one paged for it."""
+    if paged or request.assigned_professional_id == principal.professional_id:
         return True
     return any(
         g.role == Role.EXPERT and g.organisation_id == request.expert_organisation_id
@@ -439,9 +440,13 @@ async def _professional_name(session: AsyncSession, professional_id: uuid.UUID) 
 async def accept_request(session: AsyncSession, principal: Principal, request_id: uuid.UUID) -> TeleRequest:
     """The first expert to accept takes the request (two at once: exactly one wins, the other gets 409)."""
     request = await _visible(session, principal, request_id)
-    if not _is_expert_for(principal, request):
+    paged = await RequestRepository(session).was_paged(request.id, principal.professional_id)
+    if not _is_expert_for(principal, request, paged=paged):
         raise Forbidden("Seul un expert du service sollicité peut faire cela.")
-    if request.assigned_professional_id not in (None, principal.professional_id) and request.status != S.EXPIRED:
+    if (
+        request.assigned_professional_id not in (None, principal.professional_id)
+        and request.status != S.EXPIRED
+    ):
         if request.status == S.SENT:  # addressed to a named expert; others may take it once it has expired
             raise Conflict(f"Demande adressée nommément à {request.assigned_name}.", field="status")
         raise Conflict(f"Demande déjà acceptée par {request.assigned_name}.", field="status")
@@ -474,15 +479,14 @@ async def accept_request(session: AsyncSession, principal: Principal, request_id
 
 
 async def _stop_paging(session: AsyncSession, principal: Principal, request: TeleRequest) -> None:
-    """Acceptance answers the on-call page: acknowledge it so that it does not escalate further."""
+    """Acceptance answers the on-call page: the accepting person's open page is acknowledged, every other open
+    page of this request stops escalating."""
     from telesante.oncall import service as oncall
 
     for page in await oncall.list_pages(session, "tele_request", request.id):
-        if page.acknowledged_at is None and page.professional_id == principal.professional_id:
+        if page.status in ("pending", "exhausted") and page.professional_id == principal.professional_id:
             await oncall.acknowledge_page(session, principal, page.id)
-    resolve = getattr(oncall, "resolve_pages", None)
-    if resolve is not None:
-        await resolve(session, "tele_request", request.id)
+    await oncall.resolve_pages(session, "tele_request", request.id)
 
 
 async def decline_request(

@@ -10,6 +10,7 @@ import re
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyotp
@@ -157,3 +158,16 @@ def test_audit_chain_of_the_seed_is_intact(seeded):
     result = CliRunner().invoke(app, ["audit", "verify"], env=env)
     assert result.exit_code == 0, result.output
     assert f"{seeded.counts_after_first['audit_events']} ligne(s)" in result.stdout
+
+
+def test_head_trauma_offer_routes_to_the_neurosurgeon_on_call(seeded):
+    rows = seeded.rows(
+        "SELECT o.routing, o.form_code, o.urgent, r.name FROM offers o JOIN oncall_rotas r ON r.id = o.rota_id"
+    )
+    assert rows == [("on_call", "trauma_cranien", 1, "Astreinte de neurochirurgie du CHU")]
+    on_duty = seeded.rows(
+        "SELECT p.family_name, s.role FROM oncall_shifts s JOIN professionals p ON p.id = s.professional_id "
+        "WHERE s.starts_at <= ? AND s.ends_at > ? AND s.cancelled_at IS NULL ORDER BY s.role DESC",
+        *(2 * [datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")]),
+    )
+    assert [role for _, role in on_duty] == ["primary", "backup"]

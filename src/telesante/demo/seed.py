@@ -11,7 +11,7 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,6 +71,9 @@ SUMMARY_LABELS = {
     IdentityStatus.QUALIFIEE.value: "  dont identités passées à « qualifiée »",
     "care_links": "  dont liens de soins avec le CHU",
     "consents": "  dont consentements recueillis",
+    "rotas": "Listes de garde",
+    "shifts": "  dont gardes planifiées",
+    "offers": "Offres de télé-expertise",
 }
 
 
@@ -411,6 +414,109 @@ async def _ensure_patient(
 # --- entry point ---------------------------------------------------------------------------------------
 
 
+# --- offers and on-call rota ------------------------------------------------------------------------------
+
+NEUROSURGERY_ROTA = "Astreinte de neurochirurgie du CHU"
+ROTA_WEEKS = 8
+
+
+async def _ensure_rota(
+    session: AsyncSession,
+    admin: Principal,
+    chu_id: uuid.UUID,
+    primary: uuid.UUID,
+    backup: uuid.UUID,
+    summary: SeedSummary,
+) -> uuid.UUID:
+    """The neurosurgeon on call every day 08:30 → 08:30, the neurologist as backup, for the coming weeks."""
+    from telesante.oncall import service as oncall_service
+    from telesante.oncall.models import ShiftRole
+    from telesante.oncall.repository import RotaRepository
+    from telesante.oncall.schemas import PatternCreate, RotaCreate
+
+    existing = [
+        r for r in await RotaRepository(session).list_for_organisation(chu_id) if r.name == NEUROSURGERY_ROTA
+    ]
+    if existing:
+        summary.existing["rotas"] += 1
+        return existing[0].id
+    rota = await oncall_service.create_rota(
+        session,
+        admin,
+        RotaCreate(
+            name=NEUROSURGERY_ROTA, organisation_id=chu_id, head_professional_id=primary, ack_minutes=5
+        ),
+    )
+    today = clock.to_paris(clock.now()).date()
+    for professional_id, role in ((primary, ShiftRole.PRIMARY), (backup, ShiftRole.BACKUP)):
+        _, shifts = await oncall_service.add_pattern(
+            session,
+            admin,
+            rota.id,
+            PatternCreate(
+                professional_id=professional_id,
+                role=role,
+                label="Garde de 24 h",
+                weekdays=[1, 2, 3, 4, 5, 6, 7],
+                start_time=time(8, 30),
+                end_time=time(8, 30),
+                valid_from=today - timedelta(days=1),
+                valid_until=today + timedelta(weeks=ROTA_WEEKS),
+            ),
+        )
+        summary.created["shifts"] += len(shifts)
+    summary.created["rotas"] += 1
+    return rota.id
+
+
+async def _ensure_offers(
+    session: AsyncSession,
+    admin: Principal,
+    organisations: dict[str, uuid.UUID],
+    rota_id: uuid.UUID,
+    summary: SeedSummary,
+) -> None:
+    from telesante.offers import service as offer_service
+    from telesante.offers.models import ActType, Routing
+    from telesante.offers.schemas import OfferCreate
+
+    chu = organisations["chu"]
+    services = {s.name: s.id for s in (await OrganisationRepository(session).get_detail(chu)).services}
+    wanted = [
+        OfferCreate(
+            organisation_id=chu,
+            service_id=services.get("Neurochirurgie"),
+            title="Avis neurochirurgical 24/7 — traumatisme crânien",
+            description="Patient traumatisé crânien aux urgences : avis du neurochirurgien de garde (modèle TELURGE).",
+            act_type=ActType.TELEEXPERTISE,
+            specialty="Neurochirurgie",
+            form_code="trauma_cranien",
+            routing=Routing.ON_CALL,
+            rota_id=rota_id,
+            response_minutes=30,
+            urgent=True,
+            ack_minutes=5,
+        ),
+        OfferCreate(
+            organisation_id=chu,
+            service_id=services.get("Neurologie"),
+            title="Avis neurologique",
+            act_type=ActType.TELEEXPERTISE,
+            specialty="Neurologie",
+            form_code="question_generique",
+            routing=Routing.POOL,
+            response_minutes=24 * 60,
+        ),
+    ]
+    current = {o.title for o in await offer_service.list_organisation_offers(session, chu)}
+    for data in wanted:
+        if data.title in current:
+            summary.existing["offers"] += 1
+            continue
+        await offer_service.create_offer(session, admin, data)
+        summary.created["offers"] += 1
+
+
 async def seed_demo(session: AsyncSession) -> SeedSummary:
     """Create what is missing of the demo region in the caller's transaction (flushes, never commits)."""
     summary = SeedSummary()
@@ -424,6 +530,20 @@ async def seed_demo(session: AsyncSession) -> SeedSummary:
     current_texts = await consent_service.list_information_texts(session)
     texts = {(t.scope_type.value, t.scope_code): t.id for t in current_texts}
     home = {p.key: organisations[p.grants[0].organisation] for p in PEOPLE if p.grants[0].organisation}
+    regional_admin = await _principal(session, accounts["admin"])
+    professionals = {
+        key: (await AccountRepository(session).get_with_professional(accounts[key])).professional_id
+        for key in ("neurochirurgien", "neurologue")
+    }
+    rota_id = await _ensure_rota(
+        session,
+        regional_admin,
+        organisations["chu"],
+        professionals["neurochirurgien"],
+        professionals["neurologue"],
+        summary,
+    )
+    await _ensure_offers(session, regional_admin, organisations, rota_id, summary)
     principals = {key: await _principal(session, accounts[key]) for key, _ in PATIENTS_BY_REGISTRANT}
     for plan in plan_patients():
         await _ensure_patient(

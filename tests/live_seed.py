@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 from telesante.config import Settings
 from telesante.consents import service as consent_service
 from telesante.consents.models import ConsentScopeType
 from telesante.consents.schemas import ConsentCreate
 from telesante.db import Database
-from telesante.directory.models import Role
+from telesante.directory.models import OrganisationType, Role
+from telesante.kit import clock
+from telesante.offers import service as offer_service
+from telesante.offers.models import ActType, Routing
+from telesante.offers.schemas import OfferCreate
+from telesante.oncall import service as oncall_service
+from telesante.oncall.schemas import RotaCreate, ShiftCreate
 from tests.factories import PASSWORD, make_actor, make_organisation, make_patient, token_for
 
 
@@ -37,6 +44,45 @@ async def main() -> None:
                 scope_type="act", scope_code="teleexpertise", decision="given", information_text_id=notice.id
             ),
         )
+        # A CHU answering head-trauma requests through its neurosurgery on-call rota (for the browser story).
+        chu = await make_organisation(session, "CHU de Brest", type=OrganisationType.CHU)
+        chu_admin = await make_actor(session, chu, Role.ORG_ADMIN)
+        neurosurgeon = await make_actor(session, chu, Role.EXPERT)
+        rota = await oncall_service.create_rota(
+            session,
+            chu_admin.principal,
+            RotaCreate(
+                name="Astreinte de neurochirurgie",
+                organisation_id=chu.id,
+                head_professional_id=neurosurgeon.professional.id,
+                ack_minutes=5,
+            ),
+        )
+        now = clock.now().replace(second=0, microsecond=0)
+        await oncall_service.add_shift(
+            session,
+            chu_admin.principal,
+            rota.id,
+            ShiftCreate(
+                professional_id=neurosurgeon.professional.id,
+                starts_at=now - timedelta(hours=1),
+                ends_at=now + timedelta(hours=23),
+            ),
+        )
+        offer = await offer_service.create_offer(
+            session,
+            chu_admin.principal,
+            OfferCreate(
+                organisation_id=chu.id,
+                title="Avis neurochirurgical 24/7",
+                act_type=ActType.TELEEXPERTISE,
+                form_code="trauma_cranien",
+                routing=Routing.ON_CALL,
+                rota_id=rota.id,
+                response_minutes=30,
+                urgent=True,
+            ),
+        )
         token = (await token_for(session, clinician))["Authorization"].split(" ", 1)[1]
         info = {
             "email": clinician.email,
@@ -47,6 +93,9 @@ async def main() -> None:
             "organisation_id": str(here.id),
             "colleague_email": colleague.email,
             "professional_id": str(clinician.professional.id),
+            "neurosurgeon_email": neurosurgeon.email,
+            "neurosurgeon_name": neurosurgeon.principal.display_name,
+            "offer_id": str(offer.id),
         }
         await session.commit()
     await database.dispose()

@@ -134,3 +134,18 @@ def test_photos_must_be_images_for_dermatology():
         forms.validate_answers(form.fields, raw, attachment_types=["image/jpeg", "image/png"])["duration"]
         == "mois"
     )
+
+
+def test_a_misspelt_key_in_a_definition_is_refused():
+    from pydantic import ValidationError
+
+    field = {
+        "name": "a",
+        "label": "A",
+        "type": "choice",
+        "choices": [{"code": "x", "label": "Réalisé", "sans lésion": None}],
+    }
+    with pytest.raises(ValidationError):
+        forms.FormDefinition.model_validate(
+            {"code": "c", "version": 1, "title": "T", "sections": [{"title": "S", "fields": [field]}]}
+        )

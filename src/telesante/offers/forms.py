@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from telesante.kit import clock
 from telesante.kit.errors import InvalidInput, NotFound
@@ -41,13 +41,19 @@ ATTACHMENT_TYPES = ("application/pdf", "image/jpeg", "image/png")
 NONE_CODE = "aucun"  # in a multiple choice, "none" excludes every other answer
 
 
-class Choice(BaseModel):
+class _Strict(BaseModel):
+    """A misspelt key in a definition file (or a YAML comma splitting a label) is an error, not a silent drop."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Choice(_Strict):
     code: str = Field(pattern=r"^[a-z0-9_]+$")
     label: str
     score: int | None = None  # scored scales (e.g. GCS components): the points this answer is worth
 
 
-class Condition(BaseModel):
+class Condition(_Strict):
     """A field is required (or shown) only when another field's answer is (not) among some codes."""
 
     field: str
@@ -64,7 +70,7 @@ class Condition(BaseModel):
         return value not in (None, "", [])
 
 
-class FormField(BaseModel):
+class FormField(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str
     type: FieldType
@@ -96,12 +102,12 @@ class FormField(BaseModel):
         return next((c.label for c in self.choices if c.code == code), code)
 
 
-class Section(BaseModel):
+class Section(_Strict):
     title: str
     fields: list[FormField]
 
 
-class FormDefinition(BaseModel):
+class FormDefinition(_Strict):
     code: str
     version: int
     title: str

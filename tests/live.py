@@ -38,6 +38,7 @@ def start_live_server() -> LiveServer:
         "TELESANTE_SECRET_KEY": "live-test-secret-key-0123456789",
         "TELESANTE_DEMO": "0",
         "TELESANTE_LOG_LEVEL": "WARNING",
+        "TELESANTE_JOBS_POLL_SECONDS": "1",  # timers (escalations) fire within a second of being due
     }
     env.pop("TELESANTE_DATABASE_URL", None)
     python = sys.executable

@@ -48,6 +48,7 @@ async def main() -> None:
         chu = await make_organisation(session, "CHU de Brest", type=OrganisationType.CHU)
         chu_admin = await make_actor(session, chu, Role.ORG_ADMIN)
         neurosurgeon = await make_actor(session, chu, Role.EXPERT)
+        backup = await make_actor(session, chu, Role.EXPERT)
         rota = await oncall_service.create_rota(
             session,
             chu_admin.principal,
@@ -59,16 +60,18 @@ async def main() -> None:
             ),
         )
         now = clock.now().replace(second=0, microsecond=0)
-        await oncall_service.add_shift(
-            session,
-            chu_admin.principal,
-            rota.id,
-            ShiftCreate(
-                professional_id=neurosurgeon.professional.id,
-                starts_at=now - timedelta(hours=1),
-                ends_at=now + timedelta(hours=23),
-            ),
-        )
+        for who, role in ((neurosurgeon, "primary"), (backup, "backup")):
+            await oncall_service.add_shift(
+                session,
+                chu_admin.principal,
+                rota.id,
+                ShiftCreate(
+                    professional_id=who.professional.id,
+                    role=role,
+                    starts_at=now - timedelta(hours=1),
+                    ends_at=now + timedelta(hours=23),
+                ),
+            )
         offer = await offer_service.create_offer(
             session,
             chu_admin.principal,
@@ -81,6 +84,7 @@ async def main() -> None:
                 rota_id=rota.id,
                 response_minutes=30,
                 urgent=True,
+                ack_minutes=1,  # the shortest delay, so that the escalation test waits one minute
             ),
         )
         token = (await token_for(session, clinician))["Authorization"].split(" ", 1)[1]
@@ -96,6 +100,7 @@ async def main() -> None:
             "neurosurgeon_email": neurosurgeon.email,
             "neurosurgeon_name": neurosurgeon.principal.display_name,
             "offer_id": str(offer.id),
+            "backup_email": backup.email,
         }
         await session.commit()
     await database.dispose()

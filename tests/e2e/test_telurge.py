@@ -73,7 +73,8 @@ def test_head_trauma_request_to_the_neurosurgeon_on_call(browser, live, tmp_path
     row = surgeon.locator("#liste tr", has_text="Avis neurochirurgical 24/7")
     expect(row).to_be_visible(timeout=LIVE_WAIT_MS)
     expect(row).to_contain_text("Urgent")
-    row.get_by_role("link").click()
+    expect(row.locator("[data-oncall-page]")).to_be_visible()  # routed on call: paged to this surgeon
+    row.get_by_role("link", name=re.compile("LE GOFF")).click()
     surgeon.get_by_role("button", name="Accepter la demande").click()
     expect(surgeon.locator("h1")).to_contain_text("Acceptée")
     surgeon.get_by_label("Message").fill("Heure exacte de la dernière prise de fluindione ?")
@@ -109,3 +110,49 @@ def test_head_trauma_request_to_the_neurosurgeon_on_call(browser, live, tmp_path
     expect(requester.locator("h1")).to_contain_text("Clôturée")
     for page in (requester, surgeon):
         page.context.close()
+
+
+@pytest.mark.slow
+def test_an_unacknowledged_page_escalates_to_the_backup(browser, live):
+    """Nobody acknowledges: after the offer's delay (1 minute here) the backup is paged, and their open worklist
+    shows it without reload. About 70 s: the delay is real time on a real server."""
+    api = browser.new_context().request
+    headers = {"Authorization": f"Bearer {live.info['token']}"}
+    answers = {
+        "injury_at": "2026-11-23T05:00",
+        "mechanism": "agression",
+        "loss_of_consciousness": "oui",
+        "amnesia": "oui",
+        "gcs_eyes": "y3",
+        "gcs_verbal": "v4",
+        "gcs_motor": "m6",
+        "neuro_signs": ["confusion"],
+        "antithrombotic": "aucun",
+        "ct_result": "non_realise",
+        "question": "Transfert ?",
+    }
+    created = api.post(
+        live.url + "/api/requests",
+        headers=headers,
+        data={"offer_id": live.info["offer_id"], "patient_id": live.info["patient_id"], "answers": answers},
+    )
+    assert created.status == 201, created.text()
+    request_id = created.json()["id"]
+    sent = api.post(live.url + f"/api/requests/{request_id}/send", headers=headers, data={})
+    assert sent.status == 200, sent.text()
+
+    backup = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris").new_page()
+    log_in(backup, live, live.info["backup_email"], live.info["password"])
+    backup.goto(live.url + "/demandes?vue=expert")
+    row = backup.locator(f'#liste tr[data-request-id="{request_id}"]')
+    expect(row).to_be_visible()
+    expect(row.locator("[data-oncall-page]")).to_have_count(0)  # the primary is paged first
+    expect(row.locator("[data-oncall-page]")).to_be_visible(timeout=120_000)  # escalated, shown live
+    row.locator("[data-oncall-page]").click()
+    backup.get_by_role("button", name=re.compile("acquitte", re.IGNORECASE)).click()
+    expect(backup.locator("main")).to_contain_text("Acquitté")
+    backup.goto(live.url + f"/demandes/{request_id}")
+    history = backup.locator("#h-oncall").locator("xpath=..")
+    expect(history).to_contain_text("Second recours")
+    expect(history).to_contain_text("Acquitté")
+    backup.context.close()

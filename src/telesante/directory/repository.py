@@ -82,6 +82,14 @@ class ProfessionalRepository(RepositoryBase[Professional]):
             .options(selectinload(Professional.memberships))
         )
 
+    async def display_names(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not ids:
+            return {}
+        return {
+            p.id: p.display_name
+            for p in await self.all(sa.select(Professional).where(Professional.id.in_(ids)))
+        }
+
     async def get_by_rpps(self, rpps: str) -> Professional | None:
         return await self.scalar(sa.select(Professional).where(Professional.rpps == rpps))
 

@@ -19,6 +19,7 @@ from telesante.kit.schemas import parse_input
 from telesante.offers import forms
 from telesante.offers import service as offer_service
 from telesante.offers.models import ACT_TYPE_LABELS, ROUTING_LABELS
+from telesante.oncall.models import PAGE_STATUS_LABELS, TARGET_LABELS
 from telesante.patients import service as patient_service
 from telesante.requests import service
 from telesante.requests.models import MESSAGE_KIND_LABELS, STATUS_LABELS, MessageKind, RequestStatus
@@ -45,7 +46,9 @@ LABELS = {
     "ROUTING_LABELS": ROUTING_LABELS,
     "MESSAGE_KIND_LABELS": MESSAGE_KIND_LABELS,
 }
-LIVE_EVENTS = "sse:request.sent, sse:request.updated, sse:request.expired, sse:request.overdue"
+LIVE_EVENTS = (
+    "sse:request.sent, sse:request.updated, sse:request.expired, sse:request.overdue, sse:oncall.page"
+)
 
 
 def answers_from_form(fields: list[forms.FormField], form) -> dict[str, Any]:
@@ -208,6 +211,8 @@ async def _detail_context(session, principal: Principal, request_id: uuid.UUID) 
         "side": side.value,
         "actions": [s.value for s in next_states(tele_request.status, side)],
         "overdue": service.is_overdue(tele_request),
+        "PAGE_STATUS_LABELS": PAGE_STATUS_LABELS,
+        "TARGET_LABELS": TARGET_LABELS,
         "live_events": LIVE_EVENTS,
         "values": _form_values(tele_request.answers),
         "errors": {},

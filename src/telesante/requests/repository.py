@@ -49,6 +49,7 @@ class WorklistRow:
     specialty: str
     patient_name: str
     patient_birth_date: object
+    page_for_me: uuid.UUID | None = None  # an on-call page waiting for the viewer's acknowledgement
 
 
 class RequestRepository(RepositoryBase[TeleRequest]):
@@ -129,8 +130,19 @@ class RequestRepository(RepositoryBase[TeleRequest]):
             scope = self.expert_side(principal)
         else:
             scope = self.visible(principal)
+        page_for_me = (
+            sa.select(OnCallPage.id)
+            .where(
+                OnCallPage.subject_type == "tele_request",
+                OnCallPage.subject_id == TeleRequest.id,
+                OnCallPage.paged_professional_id == principal.professional_id,
+                OnCallPage.status == "pending",
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
         stmt = (
-            sa.select(TeleRequest, Offer.title, Offer.specialty, Patient)
+            sa.select(TeleRequest, Offer.title, Offer.specialty, Patient, page_for_me.label("page_for_me"))
             .join(Offer, Offer.id == TeleRequest.offer_id)
             .join(Patient, Patient.id == TeleRequest.patient_id)
             .where(scope)
@@ -157,7 +169,7 @@ class RequestRepository(RepositoryBase[TeleRequest]):
                     }
                 ),
             )
-        total = await self.count(stmt)
+        total = await self.count(sa.select(TeleRequest.id).select_from(stmt.subquery()))
         rows = await self.session.execute(
             stmt.order_by(
                 TeleRequest.urgent.desc(),
@@ -168,8 +180,8 @@ class RequestRepository(RepositoryBase[TeleRequest]):
             .limit(page.limit)
         )
         items = [
-            WorklistRow(request, title, specialty, patient.display_name, patient.birth_date)
-            for request, title, specialty, patient in rows.all()
+            WorklistRow(request, title, specialty, patient.display_name, patient.birth_date, paged)
+            for request, title, specialty, patient, paged in rows.all()
         ]
         return Page(items=items, total=total, offset=page.offset, limit=page.limit)
 

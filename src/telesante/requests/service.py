@@ -777,8 +777,17 @@ async def get_request(session: AsyncSession, principal: Principal, request_id: u
     request = await _visible(session, principal, request_id)
     repo = RequestRepository(session)
     await _audit(session, principal, request, Action.READ)
+    from telesante.directory.repository import ProfessionalRepository
+    from telesante.oncall import service as oncall
+
+    pages = await oncall.list_pages(session, "tele_request", request.id)
+    people = {p.professional_id for p in pages} | {
+        e.professional_id for p in pages for e in p.events if e.professional_id
+    }
     return {
         "request": request,
+        "oncall_pages": pages,
+        "names": await ProfessionalRepository(session).display_names(people),
         "transitions": await repo.list_transitions(request.id),
         "messages": await repo.list_messages(request.id),
         "attachments": await repo.list_attachments(request.id),

@@ -284,3 +284,23 @@ async def test_attachments_are_checked_by_content(session, region, offer, patien
         )
     detail = await service.get_request(session, region.requester.principal, request.id)
     assert detail["attachments"] == []
+
+
+async def test_worklists_count_and_filter(session, region, offer, patient, store, settings):
+    first = await sent_request(session, region, offer, patient, store, settings)
+    second = await draft(session, region, offer, patient)
+    mine = await service.worklist(
+        session, region.requester.principal, WorklistFilter(side="requester"), PageRequest()
+    )
+    assert mine.total == 2 and {r.request.id for r in mine.items} == {first.id, second.id}
+    drafts = await service.worklist(
+        session,
+        region.requester.principal,
+        WorklistFilter(side="requester", statuses=(RequestStatus.DRAFT,)),
+        PageRequest(),
+    )
+    assert drafts.total == 1 and [r.request.id for r in drafts.items] == [second.id]
+    experts = await service.worklist(
+        session, region.expert.principal, WorklistFilter(side="expert"), PageRequest()
+    )
+    assert experts.total == 1  # drafts are the requester's alone

@@ -169,7 +169,7 @@ class RequestRepository(RepositoryBase[TeleRequest]):
                     }
                 ),
             )
-        total = await self.count(sa.select(TeleRequest.id).select_from(stmt.subquery()))
+        total = await self.count(stmt.with_only_columns(TeleRequest.id))
         rows = await self.session.execute(
             stmt.order_by(
                 TeleRequest.urgent.desc(),

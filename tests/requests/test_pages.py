@@ -140,3 +140,21 @@ async def test_head_trauma_request_from_the_record_to_the_signed_report(
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert (await post(client, f"{request_url}/cloturer", request_url)).status_code == 303
     assert "Clôturée" in text_of(await client.get(request_url))
+
+
+async def test_worklist_filters_by_specialty_and_lateness(
+    session, expert_client, region, offer, patient, store, settings
+):
+    from datetime import timedelta
+
+    from tests.requests.test_service import sent_request
+
+    request = await sent_request(session, region, offer, patient, store, settings)
+    request_id, deadline = str(request.id), clock.as_utc(request.deadline_at)
+    await login(expert_client, region.expert.email, PASSWORD)
+    assert request_id in (await expert_client.get("/demandes?vue=expert&specialite=Neurochirurgie")).text
+    assert request_id not in (await expert_client.get("/demandes?vue=expert&specialite=Dermatologie")).text
+    assert request_id not in (await expert_client.get("/demandes?vue=expert&en_retard=oui")).text
+    clock.set_clock(lambda: deadline + timedelta(minutes=1))
+    late = await expert_client.get("/demandes?vue=expert&en_retard=oui")
+    assert request_id in late.text and "En retard" in text_of(late)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -13,6 +14,7 @@ from fastapi.responses import Response
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
 from telesante.auth.principal import Principal
 from telesante.db import discard_changes
+from telesante.kit import clock
 from telesante.kit.errors import DomainError, InvalidInput
 from telesante.kit.pagination import PageRequest
 from telesante.kit.schemas import parse_input
@@ -89,7 +91,9 @@ def _form_values(answers: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _worklist_filter(side: str, statut: str, urgent: str) -> WorklistFilter:
+def _worklist_filter(
+    side: str, statut: str, urgent: str, specialite: str = "", en_retard: str = ""
+) -> WorklistFilter:
     statuses: tuple[RequestStatus, ...] = ()
     if statut == "ouvertes":
         statuses = (
@@ -101,7 +105,13 @@ def _worklist_filter(side: str, statut: str, urgent: str) -> WorklistFilter:
         )
     elif statut in RequestStatus.__members__.values():
         statuses = (RequestStatus(statut),)
-    return WorklistFilter(side=side, statuses=statuses, urgent=True if urgent == "oui" else None)
+    return WorklistFilter(
+        side=side,
+        statuses=statuses,
+        urgent=True if urgent == "oui" else None,
+        specialty=specialite.strip(),
+        overdue_at=clock.now() if en_retard == "oui" else None,
+    )
 
 
 @router.get("/demandes")
@@ -112,11 +122,15 @@ async def worklists(
     vue: Annotated[str, Query(pattern="^(requerant|expert)$")] = "expert",
     statut: Annotated[str, Query(max_length=20)] = "ouvertes",
     urgent: Annotated[str, Query(max_length=3)] = "",
+    specialite: Annotated[str, Query(max_length=100)] = "",
+    en_retard: Annotated[str, Query(max_length=3)] = "",
     offset: Annotated[int, Query(ge=0)] = 0,
 ):
     side = "requester" if vue == "requerant" else "expert"
-    page = await service.worklist(
-        session, principal, _worklist_filter(side, statut, urgent), PageRequest(offset, PAGE_SIZE)
+    criteria = _worklist_filter(side, statut, urgent, specialite, en_retard)
+    page = await service.worklist(session, principal, criteria, PageRequest(offset, PAGE_SIZE))
+    query = urlencode(
+        {"vue": vue, "statut": statut, "urgent": urgent, "specialite": specialite, "en_retard": en_retard}
     )
     partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "liste"
     context = {
@@ -126,7 +140,10 @@ async def worklists(
         "urgent": urgent,
         "is_overdue": service.is_overdue,
         "live_events": LIVE_EVENTS,
-        "base_url": f"/demandes?vue={vue}&statut={statut}&urgent={urgent}&",
+        "specialite": specialite,
+        "en_retard": en_retard,
+        "query": query,
+        "base_url": f"/demandes?{query}&",
         **LABELS,
     }
     response = render(request, "requests/_worklist.html" if partial else "requests/worklists.html", context)

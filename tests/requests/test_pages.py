@@ -138,6 +138,8 @@ async def test_head_trauma_request_from_the_record_to_the_signed_report(
     assert "Garder et surveiller au moins 24 h" in text_of(final)
     pdf = await client.get(f"{request_url}/compte-rendu.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert pdf.headers["cache-control"] == "no-store" and pdf.headers["x-content-type-options"] == "nosniff"
+    assert pdf.headers["content-disposition"].startswith("inline;")
     assert (await post(client, f"{request_url}/cloturer", request_url)).status_code == 303
     assert "Clôturée" in text_of(await client.get(request_url))
 

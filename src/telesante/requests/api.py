@@ -26,8 +26,7 @@ from telesante.requests.schemas import (
     RequestSend,
     WorklistItem,
 )
-from telesante.storage.content import content_disposition
-from telesante.storage.dependencies import BlobStoreDep
+from telesante.storage.dependencies import BlobStoreDep, file_response
 
 router = APIRouter(tags=["demandes"])
 
@@ -138,15 +137,7 @@ async def download_attachment(
     attachment_id: uuid.UUID,
 ):
     attachment, data = await service.read_attachment(session, principal, store, request_id, attachment_id)
-    return Response(
-        data,
-        media_type=attachment.content_type,
-        headers={
-            "Content-Disposition": content_disposition(attachment.filename),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
-    )
+    return file_response(data, attachment.content_type, attachment.filename)
 
 
 @router.post("/requests/{request_id}/send", response_model=RequestRead)
@@ -213,15 +204,7 @@ async def report_pdf(
 ):
     """Le compte rendu signé, en PDF."""
     _, data = await service.read_report_pdf(session, principal, store, request_id)
-    return Response(
-        data,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f'inline; filename="compte-rendu-{request_id}.pdf"',
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
-    )
+    return file_response(data, "application/pdf", f"compte-rendu-{request_id}.pdf", inline=True)
 
 
 @router.post("/requests/{request_id}/close", response_model=RequestRead)

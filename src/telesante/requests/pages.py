@@ -35,8 +35,7 @@ from telesante.requests.schemas import (
     RequestSend,
 )
 from telesante.requests.states import Side, next_states
-from telesante.storage.content import content_disposition
-from telesante.storage.dependencies import BlobStoreDep
+from telesante.storage.dependencies import BlobStoreDep, file_response
 from telesante.web.render import form_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -382,14 +381,7 @@ async def download_page(
     attachment_id: uuid.UUID,
 ):
     attachment, data = await service.read_attachment(session, principal, store, request_id, attachment_id)
-    return Response(
-        data,
-        media_type=attachment.content_type,
-        headers={
-            "Content-Disposition": content_disposition(attachment.filename),
-            "Cache-Control": "no-store",
-        },
-    )
+    return file_response(data, attachment.content_type, attachment.filename)
 
 
 @router.post("/demandes/{request_id}/repondre")
@@ -416,14 +408,7 @@ async def report_pdf_page(
     session: SessionDep, principal: PrincipalDep, store: BlobStoreDep, request_id: uuid.UUID
 ):
     _, data = await service.read_report_pdf(session, principal, store, request_id)
-    return Response(
-        data,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f'inline; filename="compte-rendu-{request_id}.pdf"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return file_response(data, "application/pdf", f"compte-rendu-{request_id}.pdf", inline=True)
 
 
 @router.post("/demandes/{request_id}/compte-rendu")

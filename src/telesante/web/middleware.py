@@ -53,7 +53,7 @@ class RequestContextMiddleware:
                 extra = [(k, v) for k, v in SECURITY_HEADERS if k not in existing]
                 if path.startswith(("/static", "/api", "/fhir", "/healthz", "/openapi.json")):
                     pass
-                else:
+                elif b"cache-control" not in existing:  # pages hold patient data: never cached
                     extra.append((b"cache-control", b"no-store"))
                 message["headers"] = (
                     list(message.get("headers", [])) + extra + [(b"x-request-id", request_id.encode())]

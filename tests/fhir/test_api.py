@@ -110,9 +110,23 @@ async def test_metadata_is_public_capability_statement(client):
     assert rest.mode == "server"
     assert "Bearer" in rest.security.service[0].text
     resources = {r.type: r for r in rest.resource}
-    assert set(resources) == {"Patient", "Practitioner", "Organization"}
-    for resource in resources.values():
-        assert {i.code for i in resource.interaction} == {"read", "search-type"}
+    assert set(resources) == {
+        "Patient",
+        "Practitioner",
+        "Organization",
+        "ServiceRequest",
+        "Task",
+        "DiagnosticReport",
+        "Questionnaire",
+        "HealthcareService",
+        "QuestionnaireResponse",
+        "Binary",
+    }
+    for name, resource in resources.items():
+        expected = {"read", "search-type"} | ({"create"} if name == "ServiceRequest" else set())
+        if name in ("QuestionnaireResponse", "Binary"):
+            expected = {"read"}
+        assert {i.code for i in resource.interaction} == expected, name
     assert {p.name for p in resources["Patient"].searchParam} == {
         "identifier",
         "family",

@@ -62,6 +62,9 @@ SAMPLES: dict[tuple[str, str], dict] = {
     ("GET", "/demandes/{request_id}/compte-rendu.pdf"): {"expected": 404},
     ("POST", "/demandes/{request_id}/compte-rendu"): {"form": {"conclusion": "x"}, "expected": 422},
     ("POST", "/demandes/{request_id}/cloturer"): {"expected": 409},
+    ("GET", "/fhir/ServiceRequest/{request_id}"): {},
+    ("GET", "/fhir/Task/{request_id}"): {},
+    ("GET", "/fhir/QuestionnaireResponse/{request_id}"): {},
 }
 
 

@@ -1,4 +1,6 @@
-"""FHIR R4 facade (mounted at /fhir): read and search of Patient, Practitioner and Organization.
+"""FHIR R4 facade (mounted at /fhir): read and search of Patient, Practitioner and Organization; tele-expertise
+requests as ServiceRequest / Task / QuestionnaireResponse / DiagnosticReport (+ Binary PDF), offers as
+HealthcareService, forms as Questionnaire; creation of a request by POST /fhir/ServiceRequest or a transaction.
 
 Routes are thin: parse the query, call the domain services (through ``fhir.search``), map to FHIR
 resources, return ``application/fhir+json``. Errors become OperationOutcome in ``web/errors.py``.
@@ -16,11 +18,12 @@ from fhir.resources.R4B.resource import Resource
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from starlette.exceptions import HTTPException
 
-from telesante.auth.dependencies import SessionDep, require_bearer
+from telesante.auth.dependencies import SessionDep, SettingsDep, require_bearer
 from telesante.auth.principal import Principal
-from telesante.fhir import mapping, search
+from telesante.fhir import mapping, search, tele_requests, workflow
 from telesante.kit import clock
 from telesante.kit.pagination import Page
+from telesante.storage.dependencies import BlobStoreDep, file_response
 
 FHIR_JSON = "application/fhir+json"
 _JSON_FORMATS = {"json", "application/json", FHIR_JSON}
@@ -52,7 +55,9 @@ def _base_url(request: Request) -> str:
 
 def _query(request: Request, supported: tuple[str, ...]) -> search.SearchQuery:
     strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "").lower()
-    return search.parse_query(request.query_params.multi_items(), supported, strict=strict)
+    return search.parse_query(
+        request.query_params.multi_items(), supported, strict=strict, repeatable=tele_requests.DATE_PARAMS
+    )
 
 
 def _bundle(
@@ -61,9 +66,10 @@ def _bundle(
     query: search.SearchQuery,
     page: Page[Any],
     to_resource: Callable[[Any], Resource],
+    id_of: Callable[[Any], Any] = lambda item: item.id,
 ) -> FHIRResponse:
     base = _base_url(request)
-    entries = [(f"{base}/{resource_type}/{item.id}", to_resource(item)) for item in page.items]
+    entries = [(f"{base}/{resource_type}/{id_of(item)}", to_resource(item)) for item in page.items]
     links = search.links(f"{base}/{resource_type}", query, page.total, len(page.items))
     return FHIRResponse(mapping.searchset(entries, page.total, links, clock.now()))
 
@@ -117,4 +123,146 @@ async def search_organizations(request: Request, session: SessionDep, principal:
 async def read_organization(organization_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
     return FHIRResponse(
         mapping.organization_resource(await search.read_organization(session, organization_id))
+    )
+
+
+# --- tele-expertise requests --------------------------------------------------------------------------------
+
+
+@router.get("/ServiceRequest", summary="Recherche de demandes (parties à la demande, tracée)")
+async def search_service_requests(
+    request: Request, session: SessionDep, principal: BearerDep
+) -> FHIRResponse:
+    query = _query(request, tele_requests.SERVICE_REQUEST_PARAMS)
+    page = await tele_requests.search(session, principal, "ServiceRequest", query)
+    return _bundle(
+        request, "ServiceRequest", query, page, tele_requests.service_request, lambda f: f.request.id
+    )
+
+
+@router.get("/ServiceRequest/{request_id}", summary="Lecture d'une demande (tracée)")
+async def read_service_request(request_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    return FHIRResponse(
+        tele_requests.service_request(await tele_requests.read(session, principal, request_id))
+    )
+
+
+@router.post("/ServiceRequest", status_code=201, summary="Création d'une demande par un logiciel tiers")
+async def create_service_request(
+    request: Request, session: SessionDep, principal: BearerDep, settings: SettingsDep, store: BlobStoreDep
+) -> FHIRResponse:
+    found = await tele_requests.create_service_request(
+        session, principal, settings, store, await request.body()
+    )
+    location = f"{_base_url(request)}/ServiceRequest/{found.request.id}"
+    return FHIRResponse(tele_requests.service_request(found), status_code=201, headers={"Location": location})
+
+
+@router.post("", summary="Transaction : ServiceRequest (+ Task, QuestionnaireResponse) en une fois")
+async def transaction(
+    request: Request, session: SessionDep, principal: BearerDep, settings: SettingsDep, store: BlobStoreDep
+) -> FHIRResponse:
+    found, order = await tele_requests.transaction(session, principal, settings, store, await request.body())
+    request_id = found.request.id
+    locations = {
+        "ServiceRequest": f"ServiceRequest/{request_id}",
+        "Task": f"Task/{request_id}",
+        "QuestionnaireResponse": f"QuestionnaireResponse/{request_id}",
+    }
+    return FHIRResponse(mapping.transaction_response([locations[kind] for kind in order], clock.now()))
+
+
+@router.get("/Task", summary="Suivi des demandes (Task)")
+async def search_tasks(request: Request, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    query = _query(request, tele_requests.TASK_PARAMS)
+    page = await tele_requests.search(session, principal, "Task", query)
+    return _bundle(request, "Task", query, page, tele_requests.task, lambda f: f.request.id)
+
+
+@router.get("/Task/{request_id}", summary="Lecture du suivi d'une demande (tracée)")
+async def read_task(request_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    return FHIRResponse(tele_requests.task(await tele_requests.read(session, principal, request_id)))
+
+
+@router.get("/QuestionnaireResponse/{request_id}", summary="Réponses au formulaire d'une demande (tracée)")
+async def read_questionnaire_response(
+    request_id: str, session: SessionDep, principal: BearerDep
+) -> FHIRResponse:
+    found = await tele_requests.read(session, principal, request_id)
+    return FHIRResponse(tele_requests.questionnaire_response(found))
+
+
+@router.get("/DiagnosticReport", summary="Recherche de comptes rendus signés (tracée)")
+async def search_diagnostic_reports(
+    request: Request, session: SessionDep, principal: BearerDep
+) -> FHIRResponse:
+    query = _query(request, tele_requests.DIAGNOSTIC_REPORT_PARAMS)
+    page = await tele_requests.search(session, principal, "DiagnosticReport", query)
+    reports = await tele_requests.reports_for(session, page)
+    base = _base_url(request)
+    return _bundle(
+        request,
+        "DiagnosticReport",
+        query,
+        page,
+        lambda found: tele_requests.diagnostic_report(found, reports[found.report_id], base),
+        lambda found: found.report_id,
+    )
+
+
+@router.get("/DiagnosticReport/{report_id}", summary="Lecture d'un compte rendu signé (tracée)")
+async def read_diagnostic_report(
+    request: Request, report_id: str, session: SessionDep, principal: BearerDep
+) -> FHIRResponse:
+    found, report = await tele_requests.read_report(session, principal, report_id)
+    return FHIRResponse(tele_requests.diagnostic_report(found, report, _base_url(request)))
+
+
+@router.get("/Binary/{report_id}", summary="PDF signé d'un compte rendu (tracé)", response_model=None)
+async def read_binary(
+    request: Request, report_id: str, session: SessionDep, principal: BearerDep, store: BlobStoreDep
+) -> Response:
+    report, pdf = await tele_requests.read_report_pdf(session, principal, store, report_id)
+    if "application/pdf" in request.headers.get("accept", ""):
+        return file_response(pdf, "application/pdf", f"compte-rendu-{report.id}.pdf")
+    response = FHIRResponse(workflow.binary_resource(report, pdf))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- forms and offers ---------------------------------------------------------------------------------------
+
+
+@router.get("/Questionnaire", summary="Formulaires des offres")
+async def search_questionnaires(request: Request, principal: BearerDep) -> FHIRResponse:
+    query = _query(request, ("url", "name"))
+    found = tele_requests.questionnaires(query)
+    total = len(found)
+    shown = found[query.page.offset : query.page.offset + query.count]
+    page = Page(items=shown, total=total, offset=query.page.offset, limit=query.page.limit)
+    return _bundle(request, "Questionnaire", query, page, lambda q: q, lambda q: q.id)
+
+
+@router.get("/Questionnaire/{questionnaire_id}", summary="Lecture d'un formulaire")
+async def read_questionnaire(questionnaire_id: str, principal: BearerDep) -> FHIRResponse:
+    return FHIRResponse(tele_requests.questionnaire(questionnaire_id))
+
+
+@router.get("/HealthcareService", summary="Offres que le titulaire du jeton peut solliciter")
+async def search_healthcare_services(
+    request: Request, session: SessionDep, principal: BearerDep
+) -> FHIRResponse:
+    query = _query(request, tele_requests.HEALTHCARE_SERVICE_PARAMS)
+    found = await tele_requests.offers(session, principal, query)
+    shown = found[query.page.offset : query.page.offset + query.count]
+    page = Page(items=shown, total=len(found), offset=query.page.offset, limit=query.page.limit)
+    return _bundle(
+        request, "HealthcareService", query, page, workflow.healthcare_service_resource, lambda o: o.id
+    )
+
+
+@router.get("/HealthcareService/{offer_id}", summary="Lecture d'une offre")
+async def read_healthcare_service(offer_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    return FHIRResponse(
+        workflow.healthcare_service_resource(await tele_requests.read_offer(session, offer_id))
     )

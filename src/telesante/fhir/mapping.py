@@ -12,7 +12,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from fhir.resources.R4B.address import Address
-from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleEntrySearch, BundleLink
+from fhir.resources.R4B.bundle import (
+    Bundle,
+    BundleEntry,
+    BundleEntryResponse,
+    BundleEntrySearch,
+    BundleLink,
+)
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
@@ -296,6 +302,18 @@ def searchset(
     )
 
 
+def transaction_response(locations: Iterable[str], timestamp: datetime) -> Bundle:
+    """Answer to a transaction: one entry per entry posted, in the same order, each created."""
+    return Bundle(
+        type="transaction-response",
+        timestamp=timestamp,
+        entry=[
+            BundleEntry(response=BundleEntryResponse(status="201 Created", location=location))
+            for location in locations
+        ],
+    )
+
+
 # --- CapabilityStatement --------------------------------------------------------------------------------
 
 _SP = "http://hl7.org/fhir/SearchParameter"
@@ -346,14 +364,107 @@ SEARCH_PARAMETERS: dict[str, list[tuple[str, str, str, str]]] = {
         ),
         ("name", "string", f"{_SP}/Organization-name", "Partie de la raison sociale."),
     ],
+    "ServiceRequest": [
+        ("_id", "token", f"{_SP}/Resource-id", "Identifiant de la demande."),
+        ("patient", "reference", f"{_SP}/clinical-patient", "Patient/<id>."),
+        ("subject", "reference", f"{_SP}/ServiceRequest-subject", "Patient/<id>."),
+        (
+            "status",
+            "token",
+            f"{_SP}/ServiceRequest-status",
+            "draft | active (envoyée, acceptée, en cours, répondue, délai dépassé) | completed (clôturée) | "
+            "revoked (refusée, annulée).",
+        ),
+        (
+            "requester",
+            "reference",
+            f"{_SP}/ServiceRequest-requester",
+            "Practitioner/<id> (le requérant) ou Organization/<id> (son établissement).",
+        ),
+        (
+            "performer",
+            "reference",
+            f"{_SP}/ServiceRequest-performer",
+            "Organization/<id> (établissement sollicité) ou Practitioner/<id> (expert qui a pris la demande).",
+        ),
+        (
+            "authored",
+            "date",
+            f"{_SP}/ServiceRequest-authored",
+            "Date d'envoi (de création pour un brouillon) ; préfixes eq, gt, ge, lt, le ; répétable pour un "
+            "intervalle ; date sans heure en heure de Paris.",
+        ),
+        ("_lastUpdated", "date", f"{_SP}/Resource-lastUpdated", "Dernière modification ; mêmes règles."),
+    ],
+    "Task": [
+        ("_id", "token", f"{_SP}/Resource-id", "Identifiant (celui de la demande)."),
+        ("patient", "reference", f"{_SP}/Task-patient", "Patient/<id>."),
+        ("subject", "reference", f"{_SP}/Task-subject", "Patient/<id>."),
+        ("focus", "reference", f"{_SP}/Task-focus", "ServiceRequest/<id>."),
+        ("based-on", "reference", f"{_SP}/Task-based-on", "ServiceRequest/<id>."),
+        (
+            "status",
+            "token",
+            f"{_SP}/Task-status",
+            "draft | requested | accepted | rejected | in-progress | completed | cancelled.",
+        ),
+        (
+            "business-status",
+            "token",
+            f"{_SP}/Task-business-status",
+            "État exact de la demande (système urn:telesante:statut-demande) : draft, sent, accepted, declined, "
+            "in_progress, answered, closed, cancelled, expired.",
+        ),
+        ("owner", "reference", f"{_SP}/Task-owner", "Practitioner/<id> ou Organization/<id>."),
+        ("requester", "reference", f"{_SP}/Task-requester", "Organization/<id> (ou Practitioner/<id>)."),
+        ("authored-on", "date", f"{_SP}/Task-authored-on", "Comme authored de ServiceRequest."),
+        ("_lastUpdated", "date", f"{_SP}/Resource-lastUpdated", "Dernière modification."),
+    ],
+    "DiagnosticReport": [
+        ("patient", "reference", f"{_SP}/clinical-patient", "Patient/<id>."),
+        ("subject", "reference", f"{_SP}/DiagnosticReport-subject", "Patient/<id>."),
+        ("based-on", "reference", f"{_SP}/DiagnosticReport-based-on", "ServiceRequest/<id>."),
+        (
+            "status",
+            "token",
+            f"{_SP}/DiagnosticReport-status",
+            "final (seuls les comptes rendus signés sont publiés).",
+        ),
+    ],
+    "Questionnaire": [
+        (
+            "url",
+            "uri",
+            f"{_SP}/Questionnaire-url",
+            "urn:telesante:formulaire:<code> (|<version> facultatif).",
+        ),
+        ("name", "string", f"{_SP}/Questionnaire-name", "Partie du code du formulaire."),
+    ],
+    "HealthcareService": [
+        ("organization", "reference", f"{_SP}/HealthcareService-organization", "Organization/<id>."),
+        ("name", "string", f"{_SP}/HealthcareService-name", "Partie de l'intitulé de l'offre."),
+        (
+            "active",
+            "token",
+            f"{_SP}/HealthcareService-active",
+            "true (seules les offres actives sont listées).",
+        ),
+    ],
 }
+# Resources read by id only, and those that can be created.
+READ_ONLY = ("QuestionnaireResponse", "Binary")
+CREATABLE = ("ServiceRequest",)
 
 
 def capability_statement(base_url: str, date: datetime) -> CapabilityStatement:
     resources = [
         {
             "type": resource_type,
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "interaction": [
+                {"code": "read"},
+                {"code": "search-type"},
+                *([{"code": "create"}] if resource_type in CREATABLE else []),
+            ],
             "versioning": "no-version",
             "readHistory": False,
             "updateCreate": False,
@@ -363,6 +474,9 @@ def capability_statement(base_url: str, date: datetime) -> CapabilityStatement:
             ],
         }
         for resource_type, params in SEARCH_PARAMETERS.items()
+    ] + [
+        {"type": resource_type, "interaction": [{"code": "read"}], "versioning": "no-version"}
+        for resource_type in READ_ONLY
     ]
     return CapabilityStatement(
         status="active",
@@ -380,10 +494,12 @@ def capability_statement(base_url: str, date: datetime) -> CapabilityStatement:
             {
                 "mode": "server",
                 "documentation": (
-                    "Lecture et recherche seulement. Pagination : _count (au plus 100) et _offset ; "
+                    "Lecture et recherche ; création d'une demande de téléexpertise (POST ServiceRequest, "
+                    "ou transaction ServiceRequest + Task + QuestionnaireResponse). Pagination : _count (au plus 100) et _offset ; "
                     "suivre Bundle.link next/previous. Paramètres inconnus ignorés, sauf avec "
                     "l'en-tête Prefer: handling=strict."
                 ),
+                "interaction": [{"code": "transaction"}],
                 "security": {
                     "cors": False,
                     "service": [{"text": "Bearer"}],

@@ -19,7 +19,8 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +31,7 @@ from telesante.directory import service as directory_service
 from telesante.directory.models import Organisation, Professional
 from telesante.directory.repository import OrganisationRepository
 from telesante.fhir import mapping
+from telesante.kit import clock
 from telesante.kit.errors import DomainError, NotFound
 from telesante.kit.identifiers import check_nir, check_rpps, idnps_from_rpps
 from telesante.kit.pagination import MAX_PAGE_SIZE, Page, PageRequest
@@ -62,10 +64,19 @@ class SearchQuery:
     count: int  # as asked, 0 = total only
     page: PageRequest
     used: list[tuple[str, str]] = field(default_factory=list)
+    # parameters that may be repeated (date ranges: authored=ge2026-11-01&authored=lt2026-12-01)
+    repeated: dict[str, list[str]] = field(default_factory=dict)
 
 
-def parse_query(params: Sequence[tuple[str, str]], supported: Sequence[str], *, strict: bool) -> SearchQuery:
+def parse_query(
+    params: Sequence[tuple[str, str]],
+    supported: Sequence[str],
+    *,
+    strict: bool,
+    repeatable: Sequence[str] = (),
+) -> SearchQuery:
     values: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
     used: list[tuple[str, str]] = []
     count, offset = 20, 0
     seen: set[str] = set()
@@ -82,7 +93,7 @@ def parse_query(params: Sequence[tuple[str, str]], supported: Sequence[str], *, 
             continue
         if modifier:
             raise InvalidSearch(f"Modificateur non pris en charge : {raw_name}.", field=raw_name)
-        if name in seen:
+        if name in seen and name not in repeatable:
             raise InvalidSearch(f"Le paramètre {name} ne peut être donné qu'une fois.", field=name)
         seen.add(name)
         if not value:
@@ -100,10 +111,13 @@ def parse_query(params: Sequence[tuple[str, str]], supported: Sequence[str], *, 
                 raise InvalidSearch(
                     f"{name} : valeur trop longue (au plus {MAX_STRING} caractères).", field=name
                 )
-            values[name] = value
+            values.setdefault(name, value)
+            repeated.setdefault(name, []).append(value)
             used.append((name, value))
     count = min(count, MAX_PAGE_SIZE)
-    return SearchQuery(values=values, count=count, page=PageRequest(offset, count or 1), used=used)
+    return SearchQuery(
+        values=values, count=count, page=PageRequest(offset, count or 1), used=used, repeated=repeated
+    )
 
 
 def _integer(name: str, value: str, lowest: int, highest: int) -> int:
@@ -135,6 +149,80 @@ def parse_date(name: str, value: str) -> date:
         return date.fromisoformat(match.group(2))
     except ValueError:
         raise InvalidSearch(f"{name} : date inexistante ({match.group(2)}).", field=name) from None
+
+
+_DATE_BOUND = re.compile(
+    r"^(?P<prefix>eq|ne|gt|lt|ge|le|sa|eb|ap)?"
+    r"(?P<date>\d{4}(?:-\d{2}(?:-\d{2})?)?)"
+    r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(?P<zone>Z|[+-]\d{2}:\d{2})?)?$"
+)
+
+
+def _date_interval(name: str, text: str, time: str | None, zone: str | None) -> tuple[datetime, datetime]:
+    """The instant interval [start, end) a FHIR date or dateTime value stands for (local dates: Europe/Paris)."""
+    try:
+        if time is None:
+            parts = [int(p) for p in text.split("-")]
+            if len(parts) == 1:
+                start, end = date(parts[0], 1, 1), date(parts[0] + 1, 1, 1)
+            elif len(parts) == 2:
+                start = date(parts[0], parts[1], 1)
+                end = date(parts[0] + parts[1] // 12, parts[1] % 12 + 1, 1)
+            else:
+                start = date(*parts)
+                end = start + timedelta(days=1)
+            return (
+                datetime.combine(start, dtime(), clock.PARIS).astimezone(UTC),
+                datetime.combine(end, dtime(), clock.PARIS).astimezone(UTC),
+            )
+        if len(text) != 10:
+            raise ValueError
+        moment = datetime.fromisoformat(f"{text}T{time}")
+    except ValueError:
+        raise InvalidSearch(f"{name} : date inexistante ({text}).", field=name) from None
+    if zone is None:
+        moment = moment.replace(tzinfo=clock.PARIS)
+    else:
+        moment = moment.replace(tzinfo=UTC if zone == "Z" else datetime.strptime(zone, "%z").tzinfo)
+    if "." in time:
+        precision = timedelta(microseconds=1)
+    elif time.count(":") == 2:
+        precision = timedelta(seconds=1)
+    else:
+        precision = timedelta(minutes=1)
+    start = moment.astimezone(UTC)
+    return start, start + precision
+
+
+def parse_date_range(name: str, values: Sequence[str]) -> tuple[datetime | None, datetime | None]:
+    """FHIR date search (http://hl7.org/fhir/R4/search.html#date) on an instant, as one [start, end) interval:
+    prefixes eq (default), gt, ge, lt, le; several values intersect (a range). ne, sa, eb, ap are refused."""
+    lower: datetime | None = None
+    upper: datetime | None = None
+    for value in values:
+        match = _DATE_BOUND.match(value)
+        if match is None:
+            raise InvalidSearch(
+                f"{name} : date attendue (AAAA, AAAA-MM, AAAA-MM-JJ ou AAAA-MM-JJThh:mm[:ss][Z|±hh:mm]), "
+                "préfixe facultatif eq, gt, ge, lt ou le.",
+                field=name,
+            )
+        prefix = match["prefix"] or "eq"
+        if prefix not in ("eq", "gt", "ge", "lt", "le"):
+            raise InvalidSearch(f"{name} : préfixe non pris en charge ({prefix}).", field=name)
+        start, end = _date_interval(name, match["date"], match["time"], match["zone"])
+        low, high = {
+            "eq": (start, end),
+            "ge": (start, None),
+            "gt": (end, None),
+            "lt": (None, start),
+            "le": (None, end),
+        }[prefix]
+        if low is not None:
+            lower = low if lower is None else max(lower, low)
+        if high is not None:
+            upper = high if upper is None else min(upper, high)
+    return lower, upper
 
 
 def links(search_url: str, query: SearchQuery, total: int, returned: int) -> dict[str, str]:

@@ -52,6 +52,30 @@ class WorklistRow:
     page_for_me: uuid.UUID | None = None  # an on-call page waiting for the viewer's acknowledgement
 
 
+@dataclass(frozen=True)
+class RequestSearch:
+    """Criteria of the FHIR searches (ServiceRequest, Task, DiagnosticReport): every one optional, all AND-ed.
+    Time bounds are half-open intervals [start, end) in UTC."""
+
+    patient_id: uuid.UUID | None = None
+    statuses: tuple[RequestStatus, ...] | None = None  # None: any; () matches nothing
+    requester_professional_id: uuid.UUID | None = None
+    requester_organisation_id: uuid.UUID | None = None
+    performer_professional_id: uuid.UUID | None = None
+    performer_organisation_id: uuid.UUID | None = None
+    request_id: uuid.UUID | None = None
+    authored: tuple[datetime | None, datetime | None] = (None, None)
+    updated: tuple[datetime | None, datetime | None] = (None, None)
+    with_report: bool = False  # only requests whose compte rendu is signed (DiagnosticReport search)
+
+
+@dataclass(frozen=True)
+class RequestFound:
+    request: TeleRequest
+    offer_title: str
+    report_id: uuid.UUID | None
+
+
 class RequestRepository(RepositoryBase[TeleRequest]):
     model = TeleRequest
 
@@ -184,6 +208,59 @@ class RequestRepository(RepositoryBase[TeleRequest]):
             for request, title, specialty, patient, paged in rows.all()
         ]
         return Page(items=items, total=total, offset=page.offset, limit=page.limit)
+
+    async def search(
+        self, principal: Principal, criteria: RequestSearch, page: PageRequest
+    ) -> Page[RequestFound]:
+        """The FHIR searches: the principal's visible requests matching ``criteria``, newest first, with their
+        offer's title and their signed report's id."""
+        if criteria.statuses == ():
+            return Page(items=[], total=0, offset=page.offset, limit=page.limit)
+        stmt = (
+            sa.select(TeleRequest, Offer.title, RequestReport.id)
+            .join(Offer, Offer.id == TeleRequest.offer_id)
+            .outerjoin(RequestReport, RequestReport.request_id == TeleRequest.id)
+            .where(self.visible(principal))
+        )
+        exact = {
+            TeleRequest.id: criteria.request_id,
+            TeleRequest.patient_id: criteria.patient_id,
+            TeleRequest.requester_professional_id: criteria.requester_professional_id,
+            TeleRequest.requester_organisation_id: criteria.requester_organisation_id,
+            TeleRequest.assigned_professional_id: criteria.performer_professional_id,
+            TeleRequest.expert_organisation_id: criteria.performer_organisation_id,
+        }
+        for column, value in exact.items():
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if criteria.statuses is not None:
+            stmt = stmt.where(TeleRequest.status.in_(criteria.statuses))
+        authored = sa.func.coalesce(TeleRequest.sent_at, TeleRequest.created_at)
+        for column, (start, end) in (
+            (authored, criteria.authored),
+            (TeleRequest.updated_at, criteria.updated),
+        ):
+            if start is not None:
+                stmt = stmt.where(column >= start)
+            if end is not None:
+                stmt = stmt.where(column < end)
+        if criteria.with_report:
+            stmt = stmt.where(RequestReport.id.is_not(None))
+        total = await self.count(stmt.with_only_columns(TeleRequest.id))
+        rows = await self.session.execute(
+            stmt.order_by(authored.desc(), TeleRequest.id).offset(page.offset).limit(page.limit)
+        )
+        items = [RequestFound(request, title, report_id) for request, title, report_id in rows.all()]
+        return Page(items=items, total=total, offset=page.offset, limit=page.limit)
+
+    async def reports_by_id(self, report_ids: set[uuid.UUID]) -> dict[uuid.UUID, RequestReport]:
+        if not report_ids:
+            return {}
+        rows = await self.all(sa.select(RequestReport).where(RequestReport.id.in_(report_ids)))
+        return {report.id: report for report in rows}
+
+    async def get_report_by_id(self, report_id: uuid.UUID) -> RequestReport | None:
+        return await self.scalar(sa.select(RequestReport).where(RequestReport.id == report_id))
 
     # --- thread, attachments, report, transitions -----------------------------------------------------------
 

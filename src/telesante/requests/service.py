@@ -41,7 +41,13 @@ from telesante.requests.models import (
     RequestTransition,
     TeleRequest,
 )
-from telesante.requests.repository import RequestRepository, WorklistFilter, WorklistRow
+from telesante.requests.repository import (
+    RequestFound,
+    RequestRepository,
+    RequestSearch,
+    WorklistFilter,
+    WorklistRow,
+)
 from telesante.requests.schemas import (
     MessageCreate,
     ReportCreate,
@@ -803,6 +809,82 @@ async def worklist(
     for row in result.items:
         await _audit(session, principal, row.request, Action.SEARCH, worklist=criteria.side)
     return result
+
+
+async def search_requests(
+    session: AsyncSession, principal: Principal, criteria: RequestSearch, page: PageRequest
+) -> Page[RequestFound]:
+    """FHIR searches (ServiceRequest, Task, DiagnosticReport): scoped like every request read, one audit row per
+    request returned."""
+    result = await RequestRepository(session).search(principal, criteria, page)
+    for found in result.items:
+        await _audit(session, principal, found.request, Action.SEARCH, channel="fhir")
+    return result
+
+
+async def read_request(session: AsyncSession, principal: Principal, request_id: uuid.UUID) -> RequestFound:
+    """One request with its offer's title and its report's id (FHIR read; audited)."""
+    page = await RequestRepository(session).search(
+        principal, RequestSearch(request_id=request_id), PageRequest(0, 1)
+    )
+    if not page.items:
+        raise NotFound("Demande introuvable.")
+    await _audit(session, principal, page.items[0].request, Action.READ, channel="fhir")
+    return page.items[0]
+
+
+async def read_report(
+    session: AsyncSession, principal: Principal, report_id: uuid.UUID
+) -> tuple[RequestFound, RequestReport]:
+    """A signed compte rendu by its own id, for whoever may see its request (FHIR DiagnosticReport; audited)."""
+    report = await RequestRepository(session).get_report_by_id(report_id)
+    if report is None:
+        raise NotFound("Compte rendu introuvable.")
+    try:
+        found = await read_request(session, principal, report.request_id)
+    except NotFound:
+        raise NotFound("Compte rendu introuvable.") from None
+    return found, report
+
+
+async def reports_of(session: AsyncSession, report_ids: set[uuid.UUID]) -> dict[uuid.UUID, RequestReport]:
+    """Reports of requests the caller already read through ``search_requests`` (no further scoping here)."""
+    return await RequestRepository(session).reports_by_id(report_ids)
+
+
+async def read_report_pdf_by_id(
+    session: AsyncSession, principal: Principal, store: BlobStore, report_id: uuid.UUID
+) -> tuple[RequestReport, bytes]:
+    """The signed PDF by the report's id (FHIR Binary)."""
+    report = await RequestRepository(session).get_report_by_id(report_id)
+    if report is None:
+        raise NotFound("Compte rendu introuvable.")
+    try:
+        return await read_report_pdf(session, principal, store, report.request_id)
+    except NotFound:
+        raise NotFound("Compte rendu introuvable.") from None
+
+
+async def submit_request(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    store: BlobStore,
+    data: RequestCreate,
+    files: list[tuple[str, bytes]],
+    *,
+    send: RequestSend | None,
+) -> TeleRequest:
+    """A request created in one go by external software (FHIR): the draft, its files, then — unless it is to stay
+    a draft — sent with every check of ``send_request``. One transaction: any refusal leaves nothing behind."""
+    request = await create_request(session, principal, data)
+    for filename, content in files:
+        await add_attachment(
+            session, principal, store, request.id, filename, content, max_bytes=settings.max_attachment_bytes
+        )
+    if send is not None:
+        request = await send_request(session, principal, settings, request.id, send)
+    return request
 
 
 def is_overdue(request: TeleRequest) -> bool:

@@ -109,3 +109,13 @@ async def test_forms_are_served_as_data(session, client, region):
     )
     assert (await client.get("/api/forms/trauma_cranien/7", headers=token)).status_code == 404
     assert clock.now()  # the clock is the server's
+
+
+async def test_a_page_offset_beyond_any_list_is_refused_not_a_crash(session, client, region):
+    """schemathesis found offset=9801997404757726149624729698304 overflowing SQLite's integers (500)."""
+    headers = await token_for(session, region.requester)
+    for path in ("/api/requests", "/api/patients", "/api/organisations"):
+        response = await client.get(path, params={"offset": str(10**30)}, headers=headers)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["field"] == "offset"
+    assert (await client.get("/api/requests", params={"offset": "1000000"}, headers=headers)).json()["items"] == []

@@ -16,7 +16,7 @@ from telesante.auth.schemas import (
     MeRead,
     PasswordReset,
 )
-from telesante.kit.pagination import PageOut, PageRequest
+from telesante.kit.pagination import Offset, PageOut, PageRequest
 
 router = APIRouter(tags=["comptes"])
 
@@ -52,7 +52,7 @@ async def list_accounts(
     session: SessionDep,
     principal: PrincipalDep,
     q: Annotated[str, Query(max_length=100)] = "",
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ):
     page = await service.list_accounts(session, principal, PageRequest(offset, limit), q)

@@ -22,11 +22,10 @@ from telesante.directory.schemas import (
     ServiceCreate,
     ServiceRead,
 )
-from telesante.kit.pagination import PageOut, PageRequest
+from telesante.kit.pagination import Offset, PageOut, PageRequest
 
 router = APIRouter(tags=["annuaire"])
 
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 

@@ -22,7 +22,7 @@ from telesante.directory.schemas import (
     ServiceCreate,
 )
 from telesante.kit.errors import Conflict, InvalidInput
-from telesante.kit.pagination import PageRequest
+from telesante.kit.pagination import Offset, PageRequest
 from telesante.kit.schemas import parse_input
 from telesante.web.forms import form_values, labelled_message
 from telesante.web.render import form_error, redirect, render
@@ -30,7 +30,6 @@ from telesante.web.render import form_error, redirect, render
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 25
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Text = Annotated[str, Query(max_length=100)]
 
 FIELD_LABELS = {

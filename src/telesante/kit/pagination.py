@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel
 
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
+MAX_OFFSET = 1_000_000  # beyond, databases overflow (SQLite's 64-bit integers) and no user pages that far
+
+# The offset query parameter of every paged route: bounded, so that a huge value is a 422, never a 500.
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 @dataclass(frozen=True)
@@ -18,7 +23,7 @@ class PageRequest:
     limit: int = 20
 
     def __post_init__(self):
-        object.__setattr__(self, "offset", max(0, self.offset))
+        object.__setattr__(self, "offset", max(0, min(MAX_OFFSET, self.offset)))
         object.__setattr__(self, "limit", max(1, min(MAX_PAGE_SIZE, self.limit)))
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
-from telesante.kit.pagination import PageOut, PageRequest
+from telesante.kit.pagination import Offset, PageOut, PageRequest
 from telesante.patients import service
 from telesante.patients.models import Sex
 from telesante.patients.repository import PatientCriteria
@@ -31,7 +31,6 @@ from telesante.patients.schemas import (
 
 router = APIRouter(tags=["patients"])
 
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 

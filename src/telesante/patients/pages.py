@@ -27,7 +27,7 @@ from telesante.directory.models import CLINICAL_ROLES
 from telesante.kit import communes
 from telesante.kit.errors import Conflict, DomainError, InvalidInput
 from telesante.kit.identifiers import INS_OIDS
-from telesante.kit.pagination import PageRequest
+from telesante.kit.pagination import Offset, PageRequest
 from telesante.kit.schemas import InputModel, parse_input
 from telesante.patients import service
 from telesante.patients.models import CareRelationshipKind, Patient, Sex
@@ -47,7 +47,6 @@ router = APIRouter(include_in_schema=False)
 SEARCH_PAGE_SIZE = 20
 LOG_PREVIEW_SIZE = 20
 LOG_PAGE_SIZE = 50
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 FIELD_LABELS = {
     "nom": "Nom",

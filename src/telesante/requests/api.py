@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Query, UploadFile, status
 from fastapi.responses import Response
 
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
-from telesante.kit.pagination import PageOut, PageRequest
+from telesante.kit.pagination import Offset, PageOut, PageRequest
 from telesante.requests import service
 from telesante.requests.models import RequestStatus
 from telesante.requests.repository import WorklistFilter
@@ -62,7 +62,7 @@ async def list_requests(
     patient_id: uuid.UUID | None = None,
     specialty: Annotated[str, Query(max_length=100)] = "",
     urgent: bool | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Limit = 20,
 ):
     """Liste de travail : vos demandes (requérant) ou celles à traiter (expert)."""

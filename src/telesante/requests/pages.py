@@ -16,7 +16,7 @@ from telesante.auth.principal import Principal
 from telesante.db import discard_changes
 from telesante.kit import clock
 from telesante.kit.errors import DomainError, InvalidInput
-from telesante.kit.pagination import PageRequest
+from telesante.kit.pagination import Offset, PageRequest
 from telesante.kit.schemas import parse_input
 from telesante.offers import forms
 from telesante.offers import service as offer_service
@@ -123,7 +123,7 @@ async def worklists(
     urgent: Annotated[str, Query(max_length=3)] = "",
     specialite: Annotated[str, Query(max_length=100)] = "",
     en_retard: Annotated[str, Query(max_length=3)] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ):
     side = "requester" if vue == "requerant" else "expert"
     criteria = _worklist_filter(side, statut, urgent, specialite, en_retard)

@@ -114,6 +114,15 @@ async def list_requestable_offers(
     )
 
 
+async def list_worklist_offers(session: AsyncSession, principal: Principal) -> list[Offer]:
+    """The offers a worklist can be filtered by: those the user may request and those their organisations answer."""
+    answering = {g.organisation_id for g in principal.grants if g.role == Role.EXPERT and g.organisation_id}
+    found = {o.id: o for o in await list_requestable_offers(session, principal)}
+    for organisation_id in sorted(answering):
+        found.update({o.id: o for o in await list_organisation_offers(session, organisation_id)})
+    return sorted(found.values(), key=lambda o: o.title.lower())
+
+
 async def list_organisation_offers(session: AsyncSession, organisation_id: uuid.UUID) -> list[Offer]:
     return await OfferRepository(session).list_for_organisation(organisation_id)
 

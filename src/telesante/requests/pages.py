@@ -91,7 +91,13 @@ def _form_values(answers: dict[str, Any]) -> dict[str, Any]:
 
 
 def _worklist_filter(
-    side: str, statut: str, urgent: str, specialite: str = "", en_retard: str = ""
+    side: str,
+    statut: str,
+    urgent: str,
+    specialite: str = "",
+    en_retard: str = "",
+    offer_id: uuid.UUID | None = None,
+    patient_id: uuid.UUID | None = None,
 ) -> WorklistFilter:
     statuses: tuple[RequestStatus, ...] = ()
     if statut == "ouvertes":
@@ -110,6 +116,8 @@ def _worklist_filter(
         urgent=True if urgent == "oui" else None,
         specialty=specialite.strip(),
         overdue_at=clock.now() if en_retard == "oui" else None,
+        offer_id=offer_id,
+        patient_id=patient_id,
     )
 
 
@@ -123,14 +131,31 @@ async def worklists(
     urgent: Annotated[str, Query(max_length=3)] = "",
     specialite: Annotated[str, Query(max_length=100)] = "",
     en_retard: Annotated[str, Query(max_length=3)] = "",
+    offre: uuid.UUID | None = None,
+    patient_id: uuid.UUID | None = None,
     offset: Offset = 0,
 ):
     side = "requester" if vue == "requerant" else "expert"
-    criteria = _worklist_filter(side, statut, urgent, specialite, en_retard)
-    page = await service.worklist(session, principal, criteria, PageRequest(offset, PAGE_SIZE))
-    query = urlencode(
-        {"vue": vue, "statut": statut, "urgent": urgent, "specialite": specialite, "en_retard": en_retard}
+    # A patient filter is a read of the patient (audited; 404 outside one's care, like the record itself).
+    patient = (
+        (await patient_service.get_patient(session, principal, patient_id)).patient if patient_id else None
     )
+    criteria = _worklist_filter(side, statut, urgent, specialite, en_retard, offre, patient_id)
+    page = await service.worklist(session, principal, criteria, PageRequest(offset, PAGE_SIZE))
+    offers = await offer_service.list_worklist_offers(session, principal)
+    filters = {
+        "vue": vue,
+        "statut": statut,
+        "urgent": urgent,
+        "specialite": specialite,
+        "en_retard": en_retard,
+    }
+    if offre:
+        filters["offre"] = str(offre)
+    if patient_id:
+        filters["patient_id"] = str(patient_id)
+    query = urlencode(filters)
+    without_patient = urlencode({k: v for k, v in filters.items() if k != "patient_id"})
     partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "liste"
     context = {
         "page": page,
@@ -141,6 +166,10 @@ async def worklists(
         "live_events": LIVE_EVENTS,
         "specialite": specialite,
         "en_retard": en_retard,
+        "offers": offers,
+        "offre": str(offre) if offre else "",
+        "patient": patient,
+        "without_patient": f"/demandes?{without_patient}",
         "query": query,
         "base_url": f"/demandes?{query}&",
         **LABELS,

@@ -27,9 +27,10 @@ test: lint
 lint: $(INSTALLED)
 	$(BIN)/ruff check src tests bench
 
-## bench: quick patient-search benchmark (python -m bench.patient_search for the full 1,000,000 rows)
+## bench: quick benchmarks (python -m bench.patient_search / bench.notify without --quick for the full sizes)
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.patient_search --quick
+	$(BIN)/python -m bench.notify --quick
 
 install: $(INSTALLED)
 

@@ -117,6 +117,19 @@ class RequestRepository(RepositoryBase[TeleRequest]):
             sa.select(TeleRequest).where(TeleRequest.id == request_id, self.visible(principal))
         )
 
+    async def get_for_patients_gp(
+        self, request_id: uuid.UUID, professional_id: uuid.UUID | None
+    ) -> TeleRequest | None:
+        """The request when ``professional_id`` is its patient's declared médecin traitant (for the signed report
+        only: the service decides what the GP may read)."""
+        if professional_id is None:
+            return None
+        return await self.scalar(
+            sa.select(TeleRequest)
+            .join(Patient, Patient.id == TeleRequest.patient_id)
+            .where(TeleRequest.id == request_id, Patient.gp_professional_id == professional_id)
+        )
+
     async def was_paged(self, request_id: uuid.UUID, professional_id: uuid.UUID) -> bool:
         return bool(
             await self.scalar(

@@ -686,7 +686,7 @@ async def _announce_report(session: AsyncSession, settings: Settings, request: T
                 body=(
                     "Un acte de télémédecine concernant l'un de vos patients (vous êtes déclaré médecin traitant) a "
                     "donné lieu à un compte rendu signé.\n\n"
-                    f"Il est consultable sur la plateforme Télésanté : {link}\n\n"
+                    f"Il est consultable sur la plateforme Télésanté : {link}/compte-rendu.pdf\n\n"
                     "Ce message ne contient aucune donnée de santé."
                 ),
             ),
@@ -719,12 +719,22 @@ async def _report_pdf(
 async def read_report_pdf(
     session: AsyncSession, principal: Principal, store: BlobStore, request_id: uuid.UUID
 ) -> tuple[RequestReport, bytes]:
-    """The signed compte rendu as a PDF (audited read)."""
-    request = await _visible(session, principal, request_id)
-    report = await RequestRepository(session).get_report(request.id)
+    """The signed compte rendu as a PDF (audited read), for the parties to the request and for the patient's
+    declared médecin traitant, to whom the report is sent (CSP R.6316-4) — the GP reads the signed report and
+    nothing else of the request."""
+    repo = RequestRepository(session)
+    request = await repo.get_visible(principal, request_id)
+    as_gp = False
+    if request is None:
+        request = await repo.get_for_patients_gp(request_id, principal.professional_id)
+        as_gp = True
+    if request is None:
+        raise NotFound("Demande introuvable.")
+    report = await repo.get_report(request.id)
     if report is None or not report.pdf_blob_key:
         raise NotFound("Aucun compte rendu signé pour cette demande.")
-    await _audit(session, principal, request, Action.READ, report_pdf=report.content_hash)
+    extra = {"role": "médecin traitant"} if as_gp else {}
+    await _audit(session, principal, request, Action.READ, report_pdf=report.content_hash, **extra)
     return report, await store.get(report.pdf_blob_key)
 
 

@@ -72,6 +72,7 @@ def server_env(
         "TELESANTE_LOG_LEVEL": "WARNING",
         "TELESANTE_EVENTS_REDIS_CHANNEL": channel,
         "TELESANTE_EVENTS_HEARTBEAT_SECONDS": "15",
+        "TELESANTE_DICOM_PORT": "0",  # two instances on one host: no DICOM listener needed here
     }
     for key, value in (("TELESANTE_DATABASE_URL", database_url), ("TELESANTE_REDIS_URL", redis_url)):
         if value:

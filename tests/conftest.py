@@ -100,7 +100,9 @@ class _TestDatabase:
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path, secret_key="test-secret-key-not-for-production", demo=False)
+    return Settings(
+        data_dir=tmp_path, secret_key="test-secret-key-not-for-production", demo=False, dicom_port=0
+    )
 
 
 @pytest.fixture

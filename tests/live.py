@@ -38,7 +38,8 @@ def start_live_server() -> LiveServer:
         "TELESANTE_SECRET_KEY": "live-test-secret-key-0123456789",
         "TELESANTE_DEMO": "0",
         "TELESANTE_LOG_LEVEL": "WARNING",
-        "TELESANTE_JOBS_POLL_SECONDS": "1",  # timers (escalations) fire within a second of being due
+        "TELESANTE_JOBS_POLL_SECONDS": "1",
+        "TELESANTE_DICOM_PORT": "0",  # several live servers may run at once: no DICOM listener  # timers (escalations) fire within a second of being due
     }
     env.pop("TELESANTE_DATABASE_URL", None)
     python = sys.executable

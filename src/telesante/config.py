@@ -27,6 +27,20 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Adresse d'écoute du serveur web.")
     port: int = Field(8000, ge=1, le=65535, description="Port d'écoute du serveur web.")
+    dicom_port: int = Field(
+        11112,
+        ge=0,
+        le=65535,
+        description="Port du récepteur DICOM (C-ECHO, C-STORE) démarré avec la plateforme ; 0 = pas de récepteur.",
+    )
+    dicom_host: str = Field("127.0.0.1", description="Adresse d'écoute du récepteur DICOM (0.0.0.0 : toutes).")
+    dicom_ae_title: str = Field(
+        "TELESANTE",
+        min_length=1,
+        max_length=16,
+        pattern=r"^[ -\[\]-~]+$",
+        description="Titre AE du récepteur DICOM (16 caractères ASCII au plus, sans barre oblique inverse).",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Clé secrète (CSRF). Générée dans data_dir/secret_key au premier lancement si absente.",

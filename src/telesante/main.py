@@ -57,7 +57,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 lease_seconds=settings.jobs_lease_seconds,
             )
             await runner.start()
+        listener = None
+        if settings.dicom_port:
+            from telesante.imaging.listener import DicomListener
+
+            listener = DicomListener(settings, app.state.database.sessionmaker, app.state.blob_store)
+            await listener.start()
+        app.state.dicom_listener = listener
         yield
+        if listener is not None:
+            await listener.stop()
         if runner is not None:
             await runner.stop()
         unbind_event_bus(app.state.event_bus)

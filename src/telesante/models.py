@@ -4,6 +4,7 @@ from telesante.audit.models import AuditEvent
 from telesante.auth.models import Account, ApiToken, ExternalIdentity, LoginAttempt, WebSession
 from telesante.consents.models import Consent, InformationText
 from telesante.directory.models import Membership, Organisation, OrganisationService, Professional
+from telesante.imaging.models import DicomPeer, ImagingInstance, ImagingSeries, ImagingStudy
 from telesante.jobs.models import ScheduledJob
 from telesante.kit.models import Base
 from telesante.offers.models import Offer, OfferRequester
@@ -41,8 +42,12 @@ __all__ = [
     "CalendarFeed",
     "CareRelationship",
     "Consent",
+    "DicomPeer",
     "ExternalIdentity",
     "IdentityStatusChange",
+    "ImagingInstance",
+    "ImagingSeries",
+    "ImagingStudy",
     "InformationText",
     "LoginAttempt",
     "Membership",

@@ -37,6 +37,7 @@ def settings(tmp_path) -> Settings:
         demo=False,
         cookie_secure=False,
         events_heartbeat_seconds=1,
+        dicom_port=0,
     )
 
 

@@ -517,6 +517,22 @@ async def _ensure_offers(
         summary.created["offers"] += 1
 
 
+# The demo's DICOM senders: `storescu -aet CT_ST_BRIEUC -aec TELESANTE 127.0.0.1 11112 <files>` feeds the demo.
+DICOM_PEERS = (("ch_saint_brieuc", "CT_ST_BRIEUC", "Scanner des urgences"), ("chu", "PACS_CHU", "PACS du CHU"))
+
+
+async def _ensure_dicom_peers(session: AsyncSession, organisations, summary: SeedSummary) -> None:
+    from telesante.imaging.repository import ImagingRepository
+    from telesante.imaging.service import register_peer
+
+    for key, ae_title, description in DICOM_PEERS:
+        if await ImagingRepository(session).get_peer_by_title(ae_title) is not None:
+            summary.existing["émetteurs DICOM"] += 1
+            continue
+        await register_peer(session, None, organisations[key], ae_title, description)
+        summary.created["émetteurs DICOM"] += 1
+
+
 async def seed_demo(session: AsyncSession) -> SeedSummary:
     """Create what is missing of the demo region in the caller's transaction (flushes, never commits)."""
     summary = SeedSummary()
@@ -544,6 +560,7 @@ async def seed_demo(session: AsyncSession) -> SeedSummary:
         summary,
     )
     await _ensure_offers(session, regional_admin, organisations, rota_id, summary)
+    await _ensure_dicom_peers(session, organisations, summary)
     principals = {key: await _principal(session, accounts[key]) for key, _ in PATIENTS_BY_REGISTRANT}
     for plan in plan_patients():
         await _ensure_patient(

@@ -1,0 +1,105 @@
+"""Ingest through the service: the original bytes stored once per SOP Instance UID, the index and the DICOM JSON
+without bulk data; bad files refused with a reason, nothing partial stored."""
+
+from __future__ import annotations
+
+import io
+
+import pydicom
+import pytest
+import sqlalchemy as sa
+
+from telesante.directory.models import Role
+from telesante.imaging import service
+from telesante.imaging.dicom import InvalidDicom, parse_instance
+from telesante.imaging.models import ImagingInstance, ImagingSeries, ImagingStudy
+from telesante.kit.errors import Conflict, Forbidden, InvalidInput
+from telesante.storage.blobs import FilesystemBlobStore
+from tests.factories import make_actor, make_organisation
+
+
+@pytest.fixture
+def store(tmp_path):
+    return FilesystemBlobStore(tmp_path / "blobs")
+
+
+async def count(session, model) -> int:
+    return (await session.execute(sa.select(sa.func.count()).select_from(model))).scalar_one()
+
+
+async def test_a_series_is_indexed_and_stored_unchanged_once(session, store, ct_series):
+    hospital = await make_organisation(session, "CH de Fougères")
+    files = ct_series(3)
+    for data in files:
+        result = await service.ingest_instance(
+            session, store, data, organisation_id=hospital.id, received_from="dicom:CT_FOUGERES"
+        )
+        assert result.created
+    again = await service.ingest_instance(
+        session, store, files[0], organisation_id=hospital.id, received_from="dicom:CT_FOUGERES"
+    )
+    assert not again.created  # the same SOP Instance UID twice is stored once
+    assert (await count(session, ImagingInstance), await count(session, ImagingSeries)) == (3, 1)
+    study = (await session.execute(sa.select(ImagingStudy))).scalar_one()
+    assert (study.series_count, study.instance_count, study.modalities) == (1, 3, "CT")
+    assert (study.dicom_patient_id, study.accession_number, study.study_date) == (
+        "IPP-0001",
+        "ACC-42",
+        "20261124",
+    )
+    assert study.attributes["00100010"]["Value"][0]["Alphabetic"] == "LE GOFF^YANN"
+    instance = (
+        (await session.execute(sa.select(ImagingInstance).order_by(ImagingInstance.instance_number)))
+        .scalars()
+        .first()
+    )
+    assert await store.get(instance.blob_key) == files[0]  # the original bytes, unchanged
+    assert "7FE00010" not in instance.metadata_json and instance.metadata_json["00080060"]["Value"] == ["CT"]
+    assert instance.transfer_syntax_uid == "1.2.840.10008.1.2.1"
+
+
+async def test_bad_files_are_refused_with_a_reason(ct_series):
+    good = ct_series(1)[0]
+    with pytest.raises(InvalidDicom, match="DICM"):
+        parse_instance(b"%PDF-1.7 pas une image" * 20)
+    with pytest.raises(InvalidDicom, match="tronqué"):
+        parse_instance(good[: len(good) - 5000])
+    ds = pydicom.dcmread(io.BytesIO(good))
+    del ds.SOPInstanceUID
+    out = io.BytesIO()
+    ds.save_as(out)
+    with pytest.raises(InvalidDicom, match="SOPInstanceUID"):
+        parse_instance(out.getvalue())
+
+
+async def test_a_refused_instance_leaves_nothing_and_a_study_stays_with_its_sender(session, store, ct_series):
+    hospital = await make_organisation(session, "CH de Fougères")
+    other = await make_organisation(session, "CH de Vitré")
+    files = ct_series(2)
+    await service.ingest_instance(session, store, files[0], organisation_id=hospital.id, received_from="stow")
+    with pytest.raises(Conflict):
+        await service.ingest_instance(
+            session, store, files[1], organisation_id=other.id, received_from="stow"
+        )
+    with pytest.raises(InvalidDicom):
+        await service.ingest_instance(
+            session, store, b"x" * 500, organisation_id=hospital.id, received_from="stow"
+        )
+    assert await count(session, ImagingInstance) == 1
+
+
+async def test_peers_are_declared_by_the_organisations_administrator(session):
+    hospital = await make_organisation(session, "CH de Fougères")
+    admin = await make_actor(session, hospital, Role.ORG_ADMIN)
+    clinician = await make_actor(session, hospital, Role.REQUESTER)
+    peer = await service.register_peer(session, admin.principal, hospital.id, " CT_FOUGERES ")
+    assert peer.ae_title == "CT_FOUGERES"
+    assert await service.peer_organisation(session, "CT_FOUGERES") == hospital.id
+    with pytest.raises(Forbidden):
+        await service.register_peer(session, clinician.principal, hospital.id, "IRM_FOUGERES")
+    with pytest.raises(Conflict):
+        await service.register_peer(session, admin.principal, hospital.id, "CT_FOUGERES")
+    with pytest.raises(InvalidInput):
+        await service.register_peer(session, admin.principal, hospital.id, "TROP_LONG_POUR_UN_AE")
+    with pytest.raises(service.UnknownPeer):
+        await service.peer_organisation(session, "INCONNU")

@@ -38,6 +38,9 @@ def settings(tmp_path) -> Settings:
         cookie_secure=False,
         events_heartbeat_seconds=1,
         dicom_port=0,
+        # No timer loop: the served app shares the test's one session, which a polling runner would use at the
+        # same moment as a request (a "commit already in progress" race seen once in CI rehearsal).
+        jobs_enabled=False,
     )
 
 

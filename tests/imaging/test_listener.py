@@ -41,7 +41,10 @@ async def listening(session, engine, settings, tmp_path):
     hospital = await make_organisation(session, "CH de Fougères")
     admin = await make_actor(session, hospital, Role.ORG_ADMIN)
     await service.register_peer(session, admin.principal, hospital.id, "CT_FOUGERES")
-    configured = settings.model_copy(update={"dicom_port": free_port(), "dicom_host": "127.0.0.1"})
+    # No timer loop: the served app shares the test's one session (see tests/events/conftest.py).
+    configured = settings.model_copy(
+        update={"dicom_port": free_port(), "dicom_host": "127.0.0.1", "jobs_enabled": False}
+    )
     app = create_app(configured, database=_TestDatabase(session, engine))
     async with serving(app):
         assert app.state.dicom_listener.port == configured.dicom_port

@@ -135,6 +135,7 @@ def start_instance(env: dict[str, str]) -> Instance:
 
 
 def stop_instance(instance: Instance) -> None:
+    """Stop a server started by ``start_instance`` (anything with its ``process``)."""
     instance.process.terminate()
     try:
         instance.process.wait(timeout=15)

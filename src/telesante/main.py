@@ -94,6 +94,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         upload_max_bytes=settings.max_attachment_bytes + 64 * 1024,  # the file plus its multipart envelope
+        # FHIR creations carry their documents in base64 (4/3 of the bytes), within a JSON resource.
+        path_limits=dict.fromkeys(
+            ("/fhir", "/fhir/ServiceRequest"), settings.max_attachment_bytes * 4 // 3 + 1_048_576
+        ),
     )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(EventBusMiddleware)

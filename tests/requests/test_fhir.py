@@ -605,3 +605,25 @@ async def test_mangled_resources_get_a_4xx_never_a_500_and_write_nothing(
     await post(valid)  # no consent recorded: refused too (409), after every check above
     assert await count(session, TeleRequest) == before
     assert statuses <= {400, 404, 409, 422}
+
+
+async def test_a_request_with_a_document_over_a_megabyte_is_accepted(
+    session, client, region, offer, patient, tokens
+):
+    """The body limit of FHIR creations allows documents up to the attachment limit, in base64."""
+    import numpy as np
+    from PIL import Image
+
+    await give_consent(session, region.requester, patient.id)
+    noise = np.random.default_rng(7).integers(
+        0, 256, (800, 800, 3), dtype=np.uint8
+    )  # incompressible: ~1.9 MB
+    out = io.BytesIO()
+    Image.fromarray(noise).save(out, format="PNG")
+    assert out.tell() > 1_048_576
+    body = posted_service_request(offer, patient, attachment=out.getvalue())
+    body["contained"][0]["item"][-1]["answer"][0]["valueAttachment"].update(
+        contentType="image/png", title="coupe.png"
+    )
+    response = await client.post("/fhir/ServiceRequest", json=body, headers=tokens["requester"])
+    assert response.status_code == 201, response.text[:300]

@@ -72,16 +72,27 @@ class BodyLimitMiddleware:
 
     UPLOAD_SUFFIX = "/attachments"
 
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_max_bytes: int | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_max_bytes: int | None = None,
+        path_limits: dict[str, int] | None = None,
+    ):
         self.app = app
         self.max_bytes = max_bytes
         self.upload_max_bytes = max(upload_max_bytes or max_bytes, max_bytes)
+        # Exact paths with a limit of their own (e.g. FHIR creations carrying base64 documents).
+        self.path_limits = {path: max(limit, max_bytes) for path, limit in (path_limits or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload_max_bytes if scope.get("path", "").endswith(self.UPLOAD_SUFFIX) else self.max_bytes
+        path = scope.get("path", "")
+        limit = self.path_limits.get(path) or (
+            self.upload_max_bytes if path.endswith(self.UPLOAD_SUFFIX) else self.max_bytes
+        )
         for key, value in scope.get("headers", []):
             if key == b"content-length":
                 try:

@@ -33,13 +33,25 @@ class Settings(BaseSettings):
         le=65535,
         description="Port du récepteur DICOM (C-ECHO, C-STORE) démarré avec la plateforme ; 0 = pas de récepteur.",
     )
-    dicom_host: str = Field("127.0.0.1", description="Adresse d'écoute du récepteur DICOM (0.0.0.0 : toutes).")
+    dicom_host: str = Field(
+        "127.0.0.1", description="Adresse d'écoute du récepteur DICOM (0.0.0.0 : toutes)."
+    )
     dicom_ae_title: str = Field(
         "TELESANTE",
         min_length=1,
         max_length=16,
         pattern=r"^[ -\[\]-~]+$",
         description="Titre AE du récepteur DICOM (16 caractères ASCII au plus, sans barre oblique inverse).",
+    )
+    dicomweb_max_upload_bytes: int = Field(
+        4 * 1024**3,
+        ge=1024**2,
+        description="Taille maximale d'un envoi STOW-RS (une étude entière en une requête), en octets.",
+    )
+    dicom_max_instance_bytes: int = Field(
+        1024**3,
+        ge=1024**2,
+        description="Taille maximale d'une instance DICOM reçue (STOW-RS, dépôt depuis le navigateur), en octets.",
     )
     secret_key: SecretStr | None = Field(
         None,
@@ -63,7 +75,8 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Niveau de journalisation (DEBUG, INFO, WARNING, ERROR).")
     jobs_enabled: bool = Field(
-        True, description="Exécuter les minuteries (délais de réponse, escalades d'astreinte) dans cette instance."
+        True,
+        description="Exécuter les minuteries (délais de réponse, escalades d'astreinte) dans cette instance.",
     )
     jobs_poll_seconds: float = Field(
         5.0, ge=0.5, le=300, description="Intervalle de scrutation des minuteries dues (secondes)."
@@ -97,7 +110,8 @@ class Settings(BaseSettings):
     )
     smtp_port: int = Field(587, ge=1, le=65535, description="Port du serveur SMTP.")
     smtp_security: Literal["starttls", "ssl", "none"] = Field(
-        "starttls", description="Chiffrement SMTP : starttls (587), ssl (465) ou none (relais local seulement)."
+        "starttls",
+        description="Chiffrement SMTP : starttls (587), ssl (465) ou none (relais local seulement).",
     )
     smtp_user: str | None = Field(None, description="Identifiant SMTP (facultatif).")
     smtp_password: SecretStr | None = Field(None, description="Mot de passe SMTP (facultatif).")

@@ -24,6 +24,7 @@ from telesante.events import api as events_api
 from telesante.events.bus import make_event_bus
 from telesante.events.service import EventBusMiddleware, bind_event_bus, unbind_event_bus
 from telesante.fhir import api as fhir_api
+from telesante.imaging import dicomweb
 from telesante.jobs.runner import JobRunner
 from telesante.offers import api as offers_api
 from telesante.offers import pages as offers_pages
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         path_limits=dict.fromkeys(
             ("/fhir", "/fhir/ServiceRequest"), settings.max_attachment_bytes * 4 // 3 + 1_048_576
         ),
+        prefix_limits={"/dicomweb/studies": settings.dicomweb_max_upload_bytes},
     )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(EventBusMiddleware)
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     ):
         app.include_router(module.router, prefix="/api")
     app.include_router(fhir_api.router, prefix="/fhir")
+    app.include_router(dicomweb.router)
     app.include_router(events_api.router)
     for module in (
         web_pages,

@@ -4,7 +4,7 @@ from telesante.audit.models import AuditEvent
 from telesante.auth.models import Account, ApiToken, ExternalIdentity, LoginAttempt, WebSession
 from telesante.consents.models import Consent, InformationText
 from telesante.directory.models import Membership, Organisation, OrganisationService, Professional
-from telesante.imaging.models import DicomPeer, ImagingInstance, ImagingSeries, ImagingStudy
+from telesante.imaging.models import DicomPeer, ImagingInstance, ImagingSeries, ImagingStudy, RequestStudy
 from telesante.jobs.models import ScheduledJob
 from telesante.kit.models import Base
 from telesante.offers.models import Offer, OfferRequester
@@ -48,6 +48,7 @@ __all__ = [
     "ImagingInstance",
     "ImagingSeries",
     "ImagingStudy",
+    "RequestStudy",
     "InformationText",
     "LoginAttempt",
     "Membership",

@@ -70,6 +70,7 @@ class ParsedInstance:
     accession_number: str
     study_description: str
     metadata: dict[str, Any]
+    frames: list[list[Fragment]]
     sha256: str
     size: int
 
@@ -106,30 +107,65 @@ def _uid(ds: Dataset, keyword: str, label: str) -> str:
     return value
 
 
-def _check_pixel_data(ds: Dataset, transfer_syntax: UID) -> None:
-    """A truncated file reads "successfully" with short or missing pixel data: refuse it."""
+Fragment = tuple[int, int]  # (offset in the file, length)
+
+
+def _frame_index(ds: Dataset, data: bytes, transfer_syntax: UID) -> list[list[Fragment]]:
+    """Where each frame's bytes lie in the file, so that a frame is served by a ranged read of the stored file
+    (never by parsing it again). A truncated file reads "successfully" with short or missing pixel data: refused.
+    Not an image (structured report, presentation state…): no frames."""
     if "Rows" not in ds or "Columns" not in ds:
-        return  # not an image (structured report, presentation state…)
-    if "PixelData" not in ds:
+        return []
+    raw = ds.get_item(0x7FE00010, keep_deferred=True)
+    if raw is None:
         raise InvalidDicom("Image sans données de pixels (fichier tronqué ?).", field="PixelData")
-    if transfer_syntax.is_encapsulated:
-        try:
-            fragments = list(pydicom.encaps.generate_fragments(ds.PixelData))
-        except (ValueError, EOFError) as exc:
-            raise InvalidDicom(
-                f"Données de pixels compressées illisibles ({exc}).", field="PixelData"
-            ) from None
-        if not fragments:
-            raise InvalidDicom("Données de pixels compressées vides (fichier tronqué ?).", field="PixelData")
-        return
+    start = raw.value_tell
     frames = _integer(ds, "NumberOfFrames") or 1
-    expected = ds.Rows * ds.Columns * int(ds.get("SamplesPerPixel", 1)) * frames * int(ds.BitsAllocated)
-    expected = (expected + 7) // 8
-    if len(ds.PixelData) < expected:
+    if not transfer_syntax.is_encapsulated:
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        frame_length = ds.Rows * ds.Columns * int(ds.get("SamplesPerPixel", 1) or 1) * bits
+        if frame_length % 8:
+            raise InvalidDicom(
+                "Données de pixels non alignées sur l'octet : non prises en charge.", field="PixelData"
+            )
+        frame_length //= 8
+        available = min(raw.length, len(data) - start)
+        if available < frame_length * frames:
+            raise InvalidDicom(
+                f"Données de pixels incomplètes ({available} octets sur {frame_length * frames} attendus) : "
+                "fichier tronqué.",
+                field="PixelData",
+            )
+        return [[(start + n * frame_length, frame_length)] for n in range(frames)]
+    try:
+        offsets = pydicom.encaps.parse_basic_offsets(io.BytesIO(data[start:]))
+        bot_length = int.from_bytes(data[start + 4 : start + 8], "little")
+        first = start + 8 + bot_length
+        count, positions = pydicom.encaps.parse_fragments(io.BytesIO(data[first:]))
+    except (ValueError, EOFError, IndexError) as exc:
+        raise InvalidDicom(f"Données de pixels compressées illisibles ({exc}).", field="PixelData") from None
+    fragments = [
+        (first + p + 8, int.from_bytes(data[first + p + 4 : first + p + 8], "little")) for p in positions
+    ]
+    if not fragments or any(offset + length > len(data) for offset, length in fragments):
         raise InvalidDicom(
-            f"Données de pixels incomplètes ({len(ds.PixelData)} octets sur {expected} attendus) : fichier tronqué.",
-            field="PixelData",
+            "Données de pixels compressées incomplètes (fichier tronqué ?).", field="PixelData"
         )
+    if frames == 1:
+        return [fragments]
+    if len(fragments) == frames:
+        return [[fragment] for fragment in fragments]
+    if len(offsets) == frames:  # several fragments per frame: the Basic Offset Table groups them
+        grouped: list[list[Fragment]] = [[] for _ in range(frames)]
+        bounds = [first + o for o in offsets]
+        for offset, length in fragments:
+            index = max(i for i, bound in enumerate(bounds) if bound <= offset - 8)
+            grouped[index].append((offset, length))
+        return grouped
+    raise InvalidDicom(
+        f"{frames} images et {count} fragments sans table des positions : découpage en images impossible.",
+        field="PixelData",
+    )
 
 
 def _drop_bulk(json_dict: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +177,7 @@ def parse_instance(data: bytes) -> ParsedInstance:
     if len(data) < 132 or data[128:132] != b"DICM":
         raise InvalidDicom("Ce n'est pas un fichier DICOM (préambule « DICM » absent, partie 10 attendue).")
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
+        ds = pydicom.dcmread(io.BytesIO(data), defer_size=4096)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise InvalidDicom(f"Fichier DICOM illisible : {exc}") from None
     meta = getattr(ds, "file_meta", None)
@@ -152,9 +188,9 @@ def parse_instance(data: bytes) -> ParsedInstance:
     sop_class_uid = _uid(ds, "SOPClassUID", "Classe SOP")
     study_uid = _uid(ds, "StudyInstanceUID", "Identifiant d'étude")
     series_uid = _uid(ds, "SeriesInstanceUID", "Identifiant de série")
-    _check_pixel_data(ds, transfer_syntax)
+    frames = _frame_index(ds, data, transfer_syntax)
     try:
-        without_pixels = Dataset({tag: element for tag, element in ds.items() if tag.group != 0x7FE0})
+        without_pixels = Dataset({tag: ds[tag] for tag in list(ds.keys()) if tag.group != 0x7FE0})
         metadata = _drop_bulk(without_pixels.to_json_dict(bulk_data_threshold=1_000_000_000))
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidDicom(f"Attributs DICOM illisibles : {exc}") from None
@@ -177,6 +213,40 @@ def parse_instance(data: bytes) -> ParsedInstance:
         accession_number=_text(ds, "AccessionNumber", 16),
         study_description=_text(ds, "StudyDescription", 64),
         metadata=metadata,
+        frames=frames,
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
     )
+
+
+# --- identity --------------------------------------------------------------------------------------------------
+
+
+def _first(element: dict[str, Any] | None) -> Any:
+    values = (element or {}).get("Value") or []
+    return values[0] if values else None
+
+
+def _issuer_oid(item: dict[str, Any]) -> str:
+    """The issuer of a patient identifier: (0010,0024) Universal Entity ID, else (0010,0021) Issuer of Patient ID."""
+    qualifiers = _first(item.get("00100024")) or {}
+    return str(_first(qualifiers.get("00400032")) or _first(item.get("00100021")) or "").strip()
+
+
+def ins_in_header(metadata: dict[str, Any], ins_oids: frozenset[str]) -> list[str]:
+    """INS matricules sent in the header: the Patient ID itself when its issuer is an INS OID, or an Other Patient
+    IDs Sequence (0010,1002) item issued under one (the French imaging framework, CI-SIS volet imagerie)."""
+    found = []
+    items = [metadata, *((metadata.get("00101002") or {}).get("Value") or [])]
+    for item in items:
+        value = str(_first(item.get("00100020")) or "").strip()
+        if value and _issuer_oid(item) in ins_oids:
+            found.append(value)
+    return found
+
+
+def name_parts(value: str) -> tuple[str, str]:
+    """(family, given) of a DICOM Person Name (alphabetic group)."""
+    alphabetic = value.split("=")[0]
+    family, _, rest = alphabetic.partition("^")
+    return family.strip(), rest.split("^")[0].strip()

@@ -6,6 +6,7 @@ the image files again."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,26 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from telesante.kit import clock
-from telesante.kit.models import Base, Timestamps, UTCDateTime, UUIDPrimaryKey
+from telesante.kit.models import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, str_enum
+
+
+class PatientMatch(enum.StrEnum):
+    """How a study came to be linked to a patient of the platform (identity vigilance)."""
+
+    PENDING = "a_rapprocher"  # not surely matched: in the identity-vigilance queue
+    INS = "ins"  # the INS sent in the DICOM header, traits agreeing
+    IPP = "ipp"  # the sender's own patient identifier (IPP), traits agreeing
+    REQUEST = "demande"  # attached to a request about this patient, traits agreeing
+    MANUAL = "manuel"  # reconciled by a person
+
+
+MATCH_LABELS = {
+    PatientMatch.PENDING: "À rapprocher",
+    PatientMatch.INS: "Rapprochée par l'INS",
+    PatientMatch.IPP: "Rapprochée par l'IPP de l'émetteur",
+    PatientMatch.REQUEST: "Rapprochée par la demande",
+    PatientMatch.MANUAL: "Rapprochée manuellement",
+}
 
 
 class DicomPeer(UUIDPrimaryKey, Timestamps, Base):
@@ -47,6 +67,11 @@ class ImagingStudy(UUIDPrimaryKey, Timestamps, Base):
     instance_count: Mapped[int] = mapped_column(default=0)
     # study-level DICOM JSON attributes (patient and study modules), for QIDO-RS
     attributes: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    patient_match: Mapped[PatientMatch] = mapped_column(
+        str_enum(PatientMatch, 20), default=PatientMatch.PENDING, server_default="a_rapprocher", index=True
+    )
+    matched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    matched_by_name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
 
 
 class ImagingSeries(UUIDPrimaryKey, Timestamps, Base):
@@ -77,3 +102,18 @@ class ImagingInstance(UUIDPrimaryKey, Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     # the instance's DICOM JSON (PS3.18 F.2) without bulk data: what WADO-RS /metadata returns
     metadata_json: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # where each frame lies in the stored file: [[[offset, length], ...fragments], ...frames]
+    frames: Mapped[list[Any]] = mapped_column(sa.JSON, default=list, server_default="[]")
+
+
+class RequestStudy(UUIDPrimaryKey, Base):
+    """A study attached to a request: the request's parties see it (and the patient's prior studies)."""
+
+    __tablename__ = "request_studies"
+    __table_args__ = (sa.UniqueConstraint("request_id", "study_id"),)
+
+    request_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tele_requests.id"), index=True)
+    study_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("imaging_studies.id"), index=True)
+    attached_by_account_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("accounts.id"))
+    attached_by_name: Mapped[str] = mapped_column(sa.String(200))
+    attached_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)

@@ -1,18 +1,194 @@
-"""Every imaging query. Reads for users (QIDO/WADO, viewer) will go through visible methods scoped like patients and
-requests; what is here serves ingest (by UID) and the DICOM peers."""
+"""Every imaging query. Reads for users (QIDO-RS, WADO-RS, the viewer) go through the *visible* methods, the one
+place where access to images is scoped: a study is visible to the clinicians of the organisation that sent it, to
+the parties of a request it is attached to, to the parties of an open request about its patient (the prior
+studies the expert needs), and to whoever may see its patient (care relationship, emergency access).
+The methods without ``principal`` serve ingest (by UID) and the DICOM peers."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from telesante.imaging.models import DicomPeer, ImagingInstance, ImagingSeries, ImagingStudy
+from telesante.auth.principal import Principal
+from telesante.imaging.models import (
+    DicomPeer,
+    ImagingInstance,
+    ImagingSeries,
+    ImagingStudy,
+    PatientMatch,
+    RequestStudy,
+)
+from telesante.kit.pagination import Page, PageRequest
 from telesante.kit.repository import RepositoryBase
+from telesante.patients.models import Patient
+from telesante.patients.repository import PatientRepository
+from telesante.requests.models import RequestStatus, TeleRequest
+from telesante.requests.repository import RequestRepository
+
+OPEN_REQUEST = (RequestStatus.SENT, RequestStatus.ACCEPTED, RequestStatus.IN_PROGRESS, RequestStatus.ANSWERED)
+
+
+@dataclass(frozen=True)
+class StudyCriteria:
+    """QIDO-RS study matching (PS3.18 8.3.4): exact values, a date range, a modality among the study's."""
+
+    study_uid: str = ""
+    patient_id: str = ""  # (0010,0020) as sent
+    patient_name: str = ""  # prefix, case-insensitive ("*" wildcards removed)
+    study_date: tuple[str, str] = ("", "")  # YYYYMMDD bounds, either may be empty
+    accession_number: str = ""
+    modality: str = ""
+    platform_patient_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class FrameLocation:
+    instance: ImagingInstance
+    study: ImagingStudy
 
 
 class ImagingRepository(RepositoryBase[ImagingStudy]):
     model = ImagingStudy
+
+    # --- scoping ------------------------------------------------------------------------------------------
+
+    def visible(self, principal: Principal) -> sa.ColumnElement[bool]:
+        requests = RequestRepository(self.session)
+        orgs = principal.clinical_organisation_ids
+        sender = ImagingStudy.organisation_id.in_(orgs) if orgs else sa.false()
+        attached = ImagingStudy.id.in_(
+            sa.select(RequestStudy.study_id)
+            .join(TeleRequest, TeleRequest.id == RequestStudy.request_id)
+            .where(requests.visible(principal))
+        )
+        priors = ImagingStudy.patient_id.in_(
+            sa.select(TeleRequest.patient_id).where(
+                requests.visible(principal), TeleRequest.status.in_(OPEN_REQUEST)
+            )
+        )
+        patient = ImagingStudy.patient_id.in_(
+            sa.select(Patient.id).where(PatientRepository(self.session).visible(principal))
+        )
+        return sa.or_(sender, attached, priors, patient)
+
+    async def get_visible_study(self, principal: Principal, study_uid: str) -> ImagingStudy | None:
+        return await self.scalar(
+            sa.select(ImagingStudy).where(ImagingStudy.study_uid == study_uid, self.visible(principal))
+        )
+
+    async def get_visible_study_by_id(self, principal: Principal, study_id: uuid.UUID) -> ImagingStudy | None:
+        return await self.scalar(
+            sa.select(ImagingStudy).where(ImagingStudy.id == study_id, self.visible(principal))
+        )
+
+    async def search_visible(
+        self, principal: Principal, criteria: StudyCriteria, page: PageRequest
+    ) -> Page[ImagingStudy]:
+        stmt = sa.select(ImagingStudy).where(self.visible(principal))
+        if criteria.study_uid:
+            stmt = stmt.where(ImagingStudy.study_uid == criteria.study_uid)
+        if criteria.patient_id:
+            stmt = stmt.where(ImagingStudy.dicom_patient_id == criteria.patient_id)
+        if criteria.patient_name:
+            stmt = stmt.where(ImagingStudy.dicom_patient_name.ilike(criteria.patient_name + "%"))
+        low, high = criteria.study_date
+        if low:
+            stmt = stmt.where(ImagingStudy.study_date >= low)
+        if high:
+            stmt = stmt.where(ImagingStudy.study_date <= high, ImagingStudy.study_date != "")
+        if criteria.accession_number:
+            stmt = stmt.where(ImagingStudy.accession_number == criteria.accession_number)
+        if criteria.modality:
+            stmt = stmt.where(
+                ImagingStudy.id.in_(
+                    sa.select(ImagingSeries.study_id).where(ImagingSeries.modality == criteria.modality)
+                )
+            )
+        if criteria.platform_patient_id:
+            stmt = stmt.where(ImagingStudy.patient_id == criteria.platform_patient_id)
+        total = await self.count(stmt)
+        items = await self.all(
+            stmt.order_by(ImagingStudy.study_date.desc(), ImagingStudy.study_time.desc(), ImagingStudy.id)
+            .offset(page.offset)
+            .limit(page.limit)
+        )
+        return Page(items, total, page.offset, page.limit)
+
+    async def get_visible_frame(
+        self, principal: Principal, study_uid: str, series_uid: str, sop_instance_uid: str
+    ) -> FrameLocation | None:
+        row = (
+            await self.session.execute(
+                sa.select(ImagingInstance, ImagingStudy)
+                .join(ImagingSeries, ImagingSeries.id == ImagingInstance.series_id)
+                .join(ImagingStudy, ImagingStudy.id == ImagingSeries.study_id)
+                .where(
+                    ImagingInstance.sop_instance_uid == sop_instance_uid,
+                    ImagingSeries.series_uid == series_uid,
+                    ImagingStudy.study_uid == study_uid,
+                    self.visible(principal),
+                )
+            )
+        ).first()
+        return FrameLocation(row[0], row[1]) if row else None
+
+    async def list_unmatched(self, organisation_ids: frozenset[uuid.UUID]) -> list[ImagingStudy]:
+        """The identity-vigilance queue of these organisations (studies they sent that no patient was surely
+        found for), oldest first."""
+        if not organisation_ids:
+            return []
+        return await self.all(
+            sa.select(ImagingStudy)
+            .where(
+                ImagingStudy.organisation_id.in_(organisation_ids),
+                ImagingStudy.patient_match == PatientMatch.PENDING,
+            )
+            .order_by(ImagingStudy.created_at)
+            .limit(200)
+        )
+
+    async def list_patient_studies(self, principal: Principal, patient_id: uuid.UUID) -> list[ImagingStudy]:
+        return await self.all(
+            sa.select(ImagingStudy)
+            .where(ImagingStudy.patient_id == patient_id, self.visible(principal))
+            .order_by(ImagingStudy.study_date.desc(), ImagingStudy.study_time.desc())
+            .limit(100)
+        )
+
+    # --- requests -----------------------------------------------------------------------------------------
+
+    async def get_request_study(self, request_id: uuid.UUID, study_id: uuid.UUID) -> RequestStudy | None:
+        return await self.scalar(
+            sa.select(RequestStudy).where(
+                RequestStudy.request_id == request_id, RequestStudy.study_id == study_id
+            )
+        )
+
+    async def add_request_study(self, link: RequestStudy) -> RequestStudy:
+        self.session.add(link)
+        await self.session.flush()
+        return link
+
+    async def list_request_studies(self, request_id: uuid.UUID) -> list[tuple[RequestStudy, ImagingStudy]]:
+        rows = await self.session.execute(
+            sa.select(RequestStudy, ImagingStudy)
+            .join(ImagingStudy, ImagingStudy.id == RequestStudy.study_id)
+            .where(RequestStudy.request_id == request_id)
+            .order_by(RequestStudy.attached_at)
+        )
+        return [(link, study) for link, study in rows.all()]
+
+    async def list_other_studies(
+        self, principal: Principal, patient_id: uuid.UUID, exclude: set[uuid.UUID]
+    ) -> list[ImagingStudy]:
+        stmt = sa.select(ImagingStudy).where(ImagingStudy.patient_id == patient_id, self.visible(principal))
+        if exclude:
+            stmt = stmt.where(ImagingStudy.id.not_in(exclude))
+        return await self.all(
+            stmt.order_by(ImagingStudy.study_date.desc(), ImagingStudy.study_time.desc()).limit(50)
+        )
 
     async def get_peer(self, ae_title: str) -> DicomPeer | None:
         return await self.scalar(
@@ -71,6 +247,35 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
             .where(ImagingSeries.study_id == study_id)
             .order_by(ImagingSeries.series_number, ImagingSeries.series_uid)
         )
+
+    async def get_series_in_study(self, study_id: uuid.UUID, series_uid: str) -> ImagingSeries | None:
+        return await self.scalar(
+            sa.select(ImagingSeries).where(
+                ImagingSeries.study_id == study_id, ImagingSeries.series_uid == series_uid
+            )
+        )
+
+    async def list_study_instances(
+        self, study_id: uuid.UUID, series_uid: str | None = None, sop_instance_uid: str | None = None
+    ) -> list[tuple[ImagingSeries, ImagingInstance]]:
+        stmt = (
+            sa.select(ImagingSeries, ImagingInstance)
+            .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
+            .where(ImagingSeries.study_id == study_id)
+        )
+        if series_uid is not None:
+            stmt = stmt.where(ImagingSeries.series_uid == series_uid)
+        if sop_instance_uid is not None:
+            stmt = stmt.where(ImagingInstance.sop_instance_uid == sop_instance_uid)
+        rows = await self.session.execute(
+            stmt.order_by(
+                ImagingSeries.series_number,
+                ImagingSeries.series_uid,
+                ImagingInstance.instance_number,
+                ImagingInstance.sop_instance_uid,
+            )
+        )
+        return [(series, instance) for series, instance in rows.all()]
 
     async def list_instances(self, series_id: uuid.UUID) -> list[ImagingInstance]:
         return await self.all(

@@ -5,18 +5,38 @@ index and the DICOM JSON written in the same transaction (a refused or failed in
 from __future__ import annotations
 
 import re
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
-from telesante.imaging.dicom import ParsedInstance, parse_instance
-from telesante.imaging.models import DicomPeer, ImagingInstance, ImagingSeries, ImagingStudy
-from telesante.imaging.repository import ImagingRepository
-from telesante.kit.errors import Conflict, Forbidden, InvalidInput
+from telesante.imaging import pixels
+from telesante.imaging.dicom import InvalidDicom, ParsedInstance, ins_in_header, name_parts, parse_instance
+from telesante.imaging.models import (
+    DicomPeer,
+    ImagingInstance,
+    ImagingSeries,
+    ImagingStudy,
+    PatientMatch,
+    RequestStudy,
+)
+from telesante.imaging.repository import FrameLocation, ImagingRepository, StudyCriteria
+from telesante.kit import clock
+from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from telesante.kit.identifiers import INS_OIDS
+from telesante.kit.pagination import Page, PageRequest
+from telesante.kit.text import fold
+from telesante.patients.models import Patient
+from telesante.patients.repository import PatientRepository
+from telesante.patients.service import require_patient_access
+from telesante.requests.models import RequestStatus
+from telesante.requests.repository import RequestRepository
 from telesante.storage.blobs import BlobStore
 from telesante.storage.service import save_blob
 
@@ -85,8 +105,11 @@ async def ingest_instance(
     *,
     organisation_id: uuid.UUID,
     received_from: str,
+    principal: Principal | None = None,
+    parsed: ParsedInstance | None = None,
 ) -> Ingested:
-    parsed: ParsedInstance = await anyio.to_thread.run_sync(parse_instance, data)
+    if parsed is None:
+        parsed = await anyio.to_thread.run_sync(parse_instance, data)
     repo = ImagingRepository(session)
     existing = await repo.get_instance_by_uid(parsed.sop_instance_uid)
     if existing is not None:
@@ -100,6 +123,7 @@ async def ingest_instance(
 
     study = await repo.get_study_by_uid(parsed.study_uid)
     if study is None:
+        patient, how = await match_patient(session, parsed.metadata, organisation_id)
         study = await repo.add_study(
             ImagingStudy(
                 study_uid=parsed.study_uid,
@@ -112,15 +136,24 @@ async def ingest_instance(
                 accession_number=parsed.accession_number,
                 description=parsed.study_description,
                 attributes=parsed.study_attributes,
+                patient_id=patient.id if patient else None,
+                patient_match=how,
+                matched_at=clock.now() if patient else None,
+                matched_by_name="Système (rapprochement automatique)" if patient else "",
             )
         )
         await record_access(
             session,
-            None,
+            principal,
             action=Action.CREATE,
             object_type="ImagingStudy",
             object_id=study.id,
-            details={"study_uid": parsed.study_uid, "received_from": received_from},
+            patient_id=study.patient_id,
+            details={
+                "study_uid": parsed.study_uid,
+                "received_from": received_from,
+                "patient_match": how.value,
+            },
         )
     elif study.organisation_id != organisation_id:
         raise Conflict("Cette étude a déjà été reçue d'un autre établissement.", field="StudyInstanceUID")
@@ -155,6 +188,7 @@ async def ingest_instance(
             sha256=parsed.sha256,
             received_from=received_from[:40],
             metadata_json=parsed.metadata,
+            frames=[[list(fragment) for fragment in frame] for frame in parsed.frames],
         )
     )
     series.instance_count += 1
@@ -164,3 +198,422 @@ async def ingest_instance(
     )
     await session.flush()
     return Ingested(instance, study, created=True)
+
+
+# --- STOW-RS / upload ------------------------------------------------------------------------------------------
+
+
+def sending_organisation(principal: Principal, organisation_id: uuid.UUID | None) -> uuid.UUID:
+    """The organisation a user's upload is received for: theirs, or the one named when they belong to several."""
+    organisations = principal.clinical_organisation_ids
+    if organisation_id is not None:
+        if organisation_id not in organisations:
+            raise Forbidden("Vous ne pouvez déposer des images que pour votre établissement.")
+        return organisation_id
+    if len(organisations) == 1:
+        return next(iter(organisations))
+    if not organisations:
+        raise Forbidden("Seul un professionnel de santé d'un établissement peut déposer des images.")
+    raise InvalidInput(
+        "Vous exercez dans plusieurs établissements : précisez lequel envoie (organisation_id).",
+        field="organisation_id",
+    )
+
+
+@dataclass
+class StowResults:
+    stored: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # study, series, SOP class, SOP instance
+    failed: list[tuple[str, str, int, str]] = field(
+        default_factory=list
+    )  # SOP class, SOP instance, reason, why
+
+
+FAILURE_OUT_OF_RESOURCES = 0xA700
+FAILURE_MISMATCH = 0xA900
+FAILURE_CANNOT_UNDERSTAND = 0xC000
+FAILURE_PROCESSING = 0x0110
+FAILURE_DUPLICATE = 0x0111
+
+
+async def store_part(
+    session: AsyncSession,
+    store: BlobStore,
+    principal: Principal,
+    data: bytes | None,
+    *,
+    organisation_id: uuid.UUID,
+    study_uid: str | None,
+    results: StowResults,
+    received_from: str = "stow",
+) -> None:
+    """One instance of a STOW-RS request or a browser upload, in its own savepoint: a refused instance leaves
+    nothing behind and the others are kept (PS3.18 10.5: 202 with the failures listed)."""
+    if data is None:
+        results.failed.append(("", "", FAILURE_OUT_OF_RESOURCES, "Instance trop volumineuse."))
+        return
+    try:
+        async with session.begin_nested():
+            parsed = await anyio.to_thread.run_sync(parse_instance, data)
+            if study_uid is not None and parsed.study_uid != study_uid:
+                results.failed.append(
+                    (
+                        parsed.sop_class_uid,
+                        parsed.sop_instance_uid,
+                        FAILURE_MISMATCH,
+                        f"L'instance appartient à l'étude {parsed.study_uid}, pas à {study_uid}.",
+                    )
+                )
+                return
+            await ingest_instance(
+                session,
+                store,
+                data,
+                organisation_id=organisation_id,
+                received_from=received_from,
+                principal=principal,
+                parsed=parsed,
+            )
+    except InvalidDicom as exc:
+        results.failed.append(("", "", FAILURE_CANNOT_UNDERSTAND, exc.message))
+        return
+    except Conflict as exc:
+        results.failed.append((parsed.sop_class_uid, parsed.sop_instance_uid, FAILURE_DUPLICATE, exc.message))
+        return
+    except DomainError as exc:
+        results.failed.append(("", "", FAILURE_PROCESSING, exc.message))
+        return
+    results.stored.append(
+        (parsed.study_uid, parsed.series_uid, parsed.sop_class_uid, parsed.sop_instance_uid)
+    )
+
+
+# --- patient matching (identity vigilance) ---------------------------------------------------------------------
+
+
+def traits_agree(metadata: dict[str, Any], patient: Patient) -> bool:
+    """The header's name, birth date and sex agree with the patient's identity: the family name (birth or used
+    name, accents and case folded), the birth date always; the sex when both are known. Missing traits never
+    agree: a match must be sure (RNIV, identity vigilance)."""
+    name = str(((metadata.get("00100010") or {}).get("Value") or [{}])[0].get("Alphabetic", ""))
+    family, _given = name_parts(name)
+    birth = str(((metadata.get("00100030") or {}).get("Value") or [""])[0])
+    sex = str(((metadata.get("00100040") or {}).get("Value") or [""])[0]).upper()
+    if not family or not birth:
+        return False
+    if fold(family) not in {patient.search_birth_family, patient.search_used_family}:
+        return False
+    if birth != patient.birth_date.strftime("%Y%m%d"):
+        return False
+    return not (sex in ("M", "F") and patient.sex.value in ("M", "F") and sex != patient.sex.value)
+
+
+async def match_patient(
+    session: AsyncSession, metadata: dict[str, Any], organisation_id: uuid.UUID
+) -> tuple[Patient | None, PatientMatch]:
+    """The platform's patient for an arriving study: by the INS sent in the header, else by the sender's own
+    patient identifier (IPP), and in both cases only if the traits agree. Anything less sure waits in the
+    identity-vigilance queue for a person."""
+    patients = PatientRepository(session)
+    for matricule in ins_in_header(metadata, frozenset(INS_OIDS)):
+        patient = await patients.get_by_ins(matricule)
+        if patient is not None and traits_agree(metadata, patient):
+            return patient, PatientMatch.INS
+    patient_id = str(((metadata.get("00100020") or {}).get("Value") or [""])[0]).strip()
+    if patient_id:
+        local = await patients.get_local_identifier(organisation_id, patient_id)
+        if local is not None:
+            patient = await patients.get(local.patient_id)
+            if patient is not None and traits_agree(metadata, patient):
+                return patient, PatientMatch.IPP
+    return None, PatientMatch.PENDING
+
+
+async def list_to_reconcile(session: AsyncSession, principal: Principal) -> list[ImagingStudy]:
+    """Studies of the principal's organisations waiting for a person to say whose they are."""
+    return await ImagingRepository(session).list_unmatched(principal.clinical_organisation_ids)
+
+
+async def reconcile_study(
+    session: AsyncSession, principal: Principal, study_id: uuid.UUID, patient_id: uuid.UUID, reason: str
+) -> ImagingStudy:
+    """A person of the sending organisation says whose study it is (a patient they may see). The traits of the
+    header need not agree (that is why it was queued), but the reason is required and kept in the audit."""
+    repo = ImagingRepository(session)
+    study = await repo.get(study_id)
+    if study is None or study.organisation_id not in principal.clinical_organisation_ids:
+        raise NotFound("Étude introuvable.")
+    if study.patient_match != PatientMatch.PENDING:
+        raise Conflict("Cette étude est déjà rapprochée d'un patient.")
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("Indiquez comment l'identité a été vérifiée.", field="reason")
+    patient = (await require_patient_access(session, principal, patient_id)).patient
+    study.patient_id = patient.id
+    study.patient_match = PatientMatch.MANUAL
+    study.matched_at = clock.now()
+    study.matched_by_name = principal.display_name[:200]
+    await session.flush()
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="ImagingStudy",
+        object_id=study.id,
+        patient_id=patient.id,
+        details={"study_uid": study.study_uid, "reconciled": True, "reason": reason[:500]},
+    )
+    return study
+
+
+# --- reading (QIDO-RS, WADO-RS, viewer) ------------------------------------------------------------------------
+
+# A viewer fetches every frame of a series one by one: the first fetch of a series by a user is audited, the
+# following ones within this many seconds are not written again (the audit keeps views, not HTTP requests).
+FRAME_AUDIT_SECONDS = 600
+_frame_audits: dict[tuple[uuid.UUID, str], float] = {}
+
+
+async def _audit_study(
+    session: AsyncSession, principal: Principal, study: ImagingStudy, what: str, **details: Any
+) -> None:
+    await record_access(
+        session,
+        principal,
+        action=Action.READ,
+        object_type="ImagingStudy",
+        object_id=study.id,
+        patient_id=study.patient_id,
+        details={"study_uid": study.study_uid, "what": what, **details},
+    )
+
+
+async def _visible_study(session: AsyncSession, principal: Principal, study_uid: str) -> ImagingStudy:
+    study = await ImagingRepository(session).get_visible_study(principal, study_uid)
+    if study is None:
+        raise NotFound("Étude introuvable.")
+    return study
+
+
+async def search_studies(
+    session: AsyncSession, principal: Principal, criteria: StudyCriteria, page: PageRequest
+) -> Page[ImagingStudy]:
+    """QIDO-RS study search, scoped; each study shown is audited (a search that finds none, once)."""
+    result = await ImagingRepository(session).search_visible(principal, criteria, page)
+    searched = {k: str(v) for k, v in criteria.__dict__.items() if v and v != ("", "")}
+    for study in result.items or [None]:
+        await record_access(
+            session,
+            principal,
+            action=Action.SEARCH,
+            object_type="ImagingStudy",
+            object_id=study.id if study else "",
+            patient_id=study.patient_id if study else None,
+            details={"criteria": searched},
+        )
+    return result
+
+
+async def study_series(
+    session: AsyncSession, principal: Principal, study_uid: str
+) -> tuple[ImagingStudy, list[ImagingSeries]]:
+    study = await _visible_study(session, principal, study_uid)
+    await _audit_study(session, principal, study, "series")
+    return study, await ImagingRepository(session).list_series(study.id)
+
+
+async def series_instances(
+    session: AsyncSession, principal: Principal, study_uid: str, series_uid: str | None
+) -> tuple[ImagingStudy, list[tuple[ImagingSeries, ImagingInstance]]]:
+    study = await _visible_study(session, principal, study_uid)
+    rows = await ImagingRepository(session).list_study_instances(study.id, series_uid)
+    if series_uid is not None and not rows:
+        raise NotFound("Série introuvable.")
+    await _audit_study(session, principal, study, "instances", series_uid=series_uid)
+    return study, rows
+
+
+async def read_metadata(
+    session: AsyncSession,
+    principal: Principal,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+) -> tuple[ImagingStudy, list[tuple[ImagingSeries, ImagingInstance]]]:
+    """WADO-RS metadata: read from the index (the DICOM JSON saved at ingest), never from the image files."""
+    study = await _visible_study(session, principal, study_uid)
+    rows = await ImagingRepository(session).list_study_instances(study.id, series_uid, sop_instance_uid)
+    if (series_uid or sop_instance_uid) and not rows:
+        raise NotFound("Série ou instance introuvable.")
+    await _audit_study(session, principal, study, "metadata", series_uid=series_uid)
+    return study, rows
+
+
+async def retrieve(
+    session: AsyncSession,
+    principal: Principal,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+) -> tuple[ImagingStudy, list[ImagingInstance]]:
+    """The instances whose stored files a WADO-RS retrieval sends (the bytes are read while streaming)."""
+    study, rows = await read_metadata(session, principal, study_uid, series_uid, sop_instance_uid)
+    return study, [instance for _series, instance in rows]
+
+
+async def locate_frames(
+    session: AsyncSession,
+    principal: Principal,
+    study_uid: str,
+    series_uid: str,
+    sop_instance_uid: str,
+    numbers: list[int],
+) -> FrameLocation:
+    """Where the asked frames lie (1-based numbers), checking access and the numbers; audited once per series
+    and user within FRAME_AUDIT_SECONDS."""
+    found = await ImagingRepository(session).get_visible_frame(
+        principal, study_uid, series_uid, sop_instance_uid
+    )
+    if found is None:
+        raise NotFound("Instance introuvable.")
+    count = len(found.instance.frames)
+    bad = [n for n in numbers if not 1 <= n <= count]
+    if not count:
+        raise NotFound("Cette instance ne contient pas d'image.")
+    if bad:
+        raise NotFound(f"Image n° {bad[0]} introuvable : l'instance en compte {count}.")
+    key = (principal.account_id, series_uid)
+    now = time.monotonic()
+    if now - _frame_audits.get(key, -FRAME_AUDIT_SECONDS) >= FRAME_AUDIT_SECONDS:
+        await _audit_study(session, principal, found.study, "frames", series_uid=series_uid)
+        if len(_frame_audits) > 10_000:
+            _frame_audits.clear()
+        _frame_audits[key] = now
+    return found
+
+
+async def read_frames(
+    store: BlobStore, instance: ImagingInstance, numbers: list[int], native: bool
+) -> list[bytes]:
+    """The frames as stored (one ranged read per fragment), or decoded to native little endian when the stored
+    transfer syntax is compressed and ``native`` is asked."""
+    if native and instance.transfer_syntax_uid not in pixels.NATIVE_SYNTAXES:
+        data = await store.get(instance.blob_key)
+        return [await anyio.to_thread.run_sync(pixels.native_frame, data, n - 1) for n in numbers]
+    out = []
+    for n in numbers:
+        parts = [
+            await store.get_range(instance.blob_key, offset, length)
+            for offset, length in instance.frames[n - 1]
+        ]
+        out.append(b"".join(parts))
+    return out
+
+
+async def render(
+    store: BlobStore,
+    instance: ImagingInstance,
+    number: int,
+    *,
+    window: pixels.Window | None,
+    media_type: str,
+    max_size: tuple[int, int] | None = None,
+    quality: int = 90,
+) -> bytes:
+    data = await store.get(instance.blob_key)
+    return await anyio.to_thread.run_sync(
+        lambda: pixels.render_frame(
+            data, number - 1, window=window, media_type=media_type, max_size=max_size, quality=quality
+        )
+    )
+
+
+# --- studies in requests ---------------------------------------------------------------------------------------
+
+
+async def attach_study(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, study_id: uuid.UUID
+) -> RequestStudy:
+    """A party of the request attaches a study it may see. The study must be the request's patient's: matched to
+    them already, or its header's traits agreeing with theirs (then it is matched by the request); otherwise
+    refused (identity vigilance) — a study of another patient never reaches the expert."""
+    request = await RequestRepository(session).get_visible(principal, request_id)
+    if request is None:
+        raise NotFound("Demande introuvable.")
+    if request.status in (RequestStatus.CLOSED, RequestStatus.CANCELLED, RequestStatus.DECLINED):
+        raise Conflict("La demande est terminée : plus aucune image ne peut y être jointe.")
+    repo = ImagingRepository(session)
+    study = await repo.get_visible_study_by_id(principal, study_id)
+    if study is None:
+        raise NotFound("Étude introuvable.")
+    if study.patient_id is None:
+        patient = await PatientRepository(session).get(request.patient_id)
+        metadata = {**study.attributes}
+        if patient is None or not traits_agree(metadata, patient):
+            raise Conflict(
+                "L'identité de l'étude (nom, date de naissance, sexe) ne correspond pas au patient de la demande : "
+                "faites-la rapprocher par la cellule d'identitovigilance.",
+                field="study_id",
+            )
+        study.patient_id = patient.id
+        study.patient_match = PatientMatch.REQUEST
+        study.matched_at = clock.now()
+        study.matched_by_name = principal.display_name[:200]
+    elif study.patient_id != request.patient_id:
+        raise Conflict("Cette étude concerne un autre patient que celui de la demande.", field="study_id")
+    if await repo.get_request_study(request.id, study.id) is not None:
+        raise Conflict("Cette étude est déjà jointe à la demande.", field="study_id")
+    link = await repo.add_request_study(
+        RequestStudy(
+            request_id=request.id,
+            study_id=study.id,
+            attached_by_account_id=principal.account_id,
+            attached_by_name=principal.display_name[:200],
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="TeleRequest",
+        object_id=request.id,
+        patient_id=request.patient_id,
+        details={"study_attached": study.study_uid},
+    )
+    return link
+
+
+@dataclass(frozen=True)
+class RequestImaging:
+    attached: list[tuple[RequestStudy, ImagingStudy]]
+    priors: list[ImagingStudy]  # the patient's other studies the principal may see
+
+
+async def request_imaging(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID
+) -> RequestImaging:
+    request = await RequestRepository(session).get_visible(principal, request_id)
+    if request is None:
+        raise NotFound("Demande introuvable.")
+    repo = ImagingRepository(session)
+    attached = await repo.list_request_studies(request.id)
+    priors = await repo.list_other_studies(
+        principal, request.patient_id, {study.id for _l, study in attached}
+    )
+    return RequestImaging(attached, priors)
+
+
+async def patient_studies(
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID
+) -> list[ImagingStudy]:
+    """The studies of a patient the principal may see (to attach one to a request)."""
+    await require_patient_access(session, principal, patient_id)
+    return await ImagingRepository(session).list_patient_studies(principal, patient_id)
+
+
+def study_date(study: ImagingStudy) -> date | None:
+    try:
+        return date(int(study.study_date[:4]), int(study.study_date[4:6]), int(study.study_date[6:8]))
+    except (ValueError, IndexError):
+        return None

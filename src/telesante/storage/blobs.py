@@ -68,6 +68,9 @@ class BlobStore(Protocol):
     async def get(self, key: str) -> bytes:
         """The content under ``key``; ``NotFound`` (French message) when there is none."""
 
+    async def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of the content under ``key`` from ``offset`` (a DICOM frame inside its file)."""
+
     async def delete(self, key: str) -> None:
         """Remove ``key``; deleting a missing key is not an error."""
 
@@ -104,6 +107,22 @@ class FilesystemBlobStore:
         path = self.path_for(key)
         try:
             return await asyncio.to_thread(path.read_bytes)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(_MISSING) from None
+        except OSError as exc:
+            log.exception("blob read failed: %s", key)
+            raise StorageUnavailable() from exc
+
+    async def get_range(self, key: str, offset: int, length: int) -> bytes:
+        path = self.path_for(key)
+
+        def read() -> bytes:
+            with path.open("rb") as file:
+                file.seek(offset)
+                return file.read(length)
+
+        try:
+            return await asyncio.to_thread(read)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(_MISSING) from None
         except OSError as exc:
@@ -224,6 +243,20 @@ class S3BlobStore:
 
         def read() -> bytes:
             response = self.client.get_object(Bucket=self.bucket, Key=object_key)
+            with response["Body"] as body:
+                return body.read()
+
+        return await self._run(read, key)
+
+    async def get_range(self, key: str, offset: int, length: int) -> bytes:
+        object_key = self._object_key(key)
+        if length <= 0:
+            return b""
+
+        def read() -> bytes:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=object_key, Range=f"bytes={offset}-{offset + length - 1}"
+            )
             with response["Body"] as body:
                 return body.read()
 

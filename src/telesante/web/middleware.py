@@ -78,21 +78,27 @@ class BodyLimitMiddleware:
         max_bytes: int,
         upload_max_bytes: int | None = None,
         path_limits: dict[str, int] | None = None,
+        prefix_limits: dict[str, int] | None = None,
     ):
         self.app = app
         self.max_bytes = max_bytes
         self.upload_max_bytes = max(upload_max_bytes or max_bytes, max_bytes)
         # Exact paths with a limit of their own (e.g. FHIR creations carrying base64 documents).
         self.path_limits = {path: max(limit, max_bytes) for path, limit in (path_limits or {}).items()}
+        # Path prefixes with a limit of their own (e.g. DICOMweb STOW-RS: a whole study in one request).
+        self.prefix_limits = [
+            (prefix, max(limit, max_bytes)) for prefix, limit in (prefix_limits or {}).items()
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        limit = self.path_limits.get(path) or (
-            self.upload_max_bytes if path.endswith(self.UPLOAD_SUFFIX) else self.max_bytes
+        limit = self.path_limits.get(path) or next(
+            (value for prefix, value in self.prefix_limits if path.startswith(prefix)), None
         )
+        limit = limit or (self.upload_max_bytes if path.endswith(self.UPLOAD_SUFFIX) else self.max_bytes)
         for key, value in scope.get("headers", []):
             if key == b"content-length":
                 try:
@@ -100,7 +106,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._refuse(scope, send)
+                    await self._refuse(send, limit)
                     return
         received = 0
 
@@ -116,15 +122,15 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await self._refuse(scope, send)
+            await self._refuse(send, limit)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "type": "about:blank",
                 "title": "Requête trop volumineuse",
                 "status": 413,
-                "detail": f"Le corps de la requête dépasse {self.max_bytes} octets.",
+                "detail": f"Le corps de la requête dépasse {limit} octets.",
             },
             ensure_ascii=False,
         ).encode()

@@ -9,6 +9,8 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from tests.requests.conftest import offer, region, store  # noqa: F401 - the small region of request tests
+
 
 def ct_slice(
     study_uid: str,

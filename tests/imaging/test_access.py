@@ -22,14 +22,13 @@ from telesante.kit.pagination import PageRequest
 from telesante.requests import service as request_service
 from tests.factories import make_patient, valid_nir
 from tests.imaging.conftest import ct_slice
-from tests.requests.conftest import offer, region, store  # noqa: F401 - fixtures
 from tests.requests.test_service import sent_request
 
 BIRTH = date(1950, 5, 4)  # the phantom's PatientBirthDate
 
 
 @pytest.fixture
-async def yann(session, region):  # noqa: F811
+async def yann(session, region):
     """The phantom's patient, registered at the requesting hospital with its IPP there."""
     return await make_patient(
         session,
@@ -42,11 +41,11 @@ async def yann(session, region):  # noqa: F811
     )
 
 
-def requester_org(region):  # noqa: F811
+def requester_org(region):
     return next(iter(region.requester.principal.clinical_organisation_ids))
 
 
-async def receive(session, store, region, *, slices=2, **kwargs):  # noqa: F811
+async def receive(session, store, region, *, slices=2, **kwargs):
     study_uid, series_uid = generate_uid(), generate_uid()
     result = None
     for number in range(1, slices + 1):
@@ -67,7 +66,7 @@ async def visible(session, actor, study) -> bool:
     return bool(found.items)
 
 
-async def test_matched_by_the_senders_ipp_when_the_traits_agree(session, region, store, yann):  # noqa: F811
+async def test_matched_by_the_senders_ipp_when_the_traits_agree(session, region, store, yann):
     study = await receive(session, store, region)
     assert (study.patient_id, study.patient_match) == (yann.id, PatientMatch.IPP)
     # the same IPP with another birth date: not sure, so queued for a person
@@ -78,7 +77,7 @@ async def test_matched_by_the_senders_ipp_when_the_traits_agree(session, region,
     assert await service.list_to_reconcile(session, region.expert.principal) == []  # not the CHU's queue
 
 
-async def test_matched_by_the_ins_of_the_header(session, region, store):  # noqa: F811
+async def test_matched_by_the_ins_of_the_header(session, region, store):
     nir = valid_nir("1", BIRTH)
     patient = await make_patient(
         session,
@@ -103,7 +102,7 @@ async def test_matched_by_the_ins_of_the_header(session, region, store):  # noqa
     assert (result.study.patient_id, result.study.patient_match) == (patient.id, PatientMatch.INS)
 
 
-async def test_reconciliation_by_a_person_of_the_sender(session, region, store, yann):  # noqa: F811
+async def test_reconciliation_by_a_person_of_the_sender(session, region, store, yann):
     study = await receive(session, store, region, patient_id="INCONNU")
     study_id = study.id
     with pytest.raises(NotFound):  # the CHU's expert does not reconcile Fougères' studies
@@ -130,7 +129,7 @@ async def test_three_actors_and_the_request_giving_access(
     offer,
     store,
     settings,
-    yann,  # noqa: F811
+    yann,
 ):
     study = await receive(session, store, region)
     study_id, study_uid = study.id, study.study_uid
@@ -181,7 +180,7 @@ async def test_a_study_of_another_patient_is_never_attached(
     offer,
     store,
     settings,
-    yann,  # noqa: F811
+    yann,
 ):
     stranger = await receive(session, store, region, patient_id="AUTRE")  # pending, traits of Yann Le Goff…
     request = await sent_request(session, region, offer, yann, store, settings)

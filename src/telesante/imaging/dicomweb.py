@@ -34,6 +34,12 @@ UID_PATTERN = r"^[0-9]+(\.[0-9]+)*$"
 _FRAME_LIST = re.compile(r"^[0-9]{1,6}(,[0-9]{1,6}){0,499}$")
 
 
+class BadRequest(InvalidInput):
+    """A DICOMweb request that cannot be understood: 400, as PS3.18 says (the field is named)."""
+
+    status_code = 400
+
+
 class NotAcceptable(DomainError):
     status_code = 406
     code = "format-non-disponible"
@@ -48,7 +54,7 @@ class UnsupportedMediaType(DomainError):
 
 def _uid(value: str, field: str) -> str:
     if len(value) > 64 or not re.match(UID_PATTERN, value):
-        raise InvalidInput(
+        raise BadRequest(
             f"{field} invalide : un UID DICOM (chiffres et points, 64 caractères au plus).", field=field
         )
     return value
@@ -256,12 +262,12 @@ def _study_criteria(request: Request) -> tuple[StudyCriteria, list[str]]:
         elif tag_for_keyword(keyword) is not None:
             ignored.append(keyword)  # a DICOM attribute not matched on: said in a Warning header
         else:
-            raise InvalidInput(f"Paramètre de recherche inconnu : « {key} ».", field=key)
+            raise BadRequest(f"Paramètre de recherche inconnu : « {key} ».", field=key)
     date_range = ("", "")
     if values.get("StudyDate"):
         found = _DATE_RANGE.match(values["StudyDate"])
         if not found or not (found.group(1) or found.group(3)):
-            raise InvalidInput(
+            raise BadRequest(
                 "StudyDate attendu : AAAAMMJJ, ou un intervalle AAAAMMJJ-AAAAMMJJ.", field="StudyDate"
             )
         low, dash, high = found.groups()
@@ -401,7 +407,7 @@ async def retrieve_instances(
 
 def _frame_numbers(frames: str) -> list[int]:
     if not _FRAME_LIST.match(frames):
-        raise InvalidInput(
+        raise BadRequest(
             "Liste d'images attendue : numéros séparés par des virgules (1,2,3).", field="frames"
         )
     return [int(n) for n in frames.split(",")]
@@ -447,11 +453,11 @@ def _window(value: str | None) -> pixels.Window | None:
     try:
         center, width = float(pieces[0]), float(pieces[1])
     except (ValueError, IndexError):
-        raise InvalidInput("window attendu : centre,largeur[,linear] (ex. 40,80).", field="window") from None
+        raise BadRequest("window attendu : centre,largeur[,linear] (ex. 40,80).", field="window") from None
     if len(pieces) > 2 and pieces[2].strip().lower() not in ("linear", ""):
-        raise InvalidInput("Seule la fonction de fenêtrage « linear » est prise en charge.", field="window")
+        raise BadRequest("Seule la fonction de fenêtrage « linear » est prise en charge.", field="window")
     if width < 1:
-        raise InvalidInput("La largeur de fenêtre doit être au moins 1.", field="window")
+        raise BadRequest("La largeur de fenêtre doit être au moins 1.", field="window")
     return pixels.Window(center, width)
 
 
@@ -461,11 +467,11 @@ def _viewport(value: str | None) -> tuple[int, int] | None:
     try:
         width, height = (int(v) for v in value.split(",")[:2])
     except ValueError:
-        raise InvalidInput(
+        raise BadRequest(
             "viewport attendu : largeur,hauteur en pixels (ex. 128,128).", field="viewport"
         ) from None
     if not (1 <= width <= 4096 and 1 <= height <= 4096):
-        raise InvalidInput("viewport : de 1 à 4096 pixels de côté.", field="viewport")
+        raise BadRequest("viewport : de 1 à 4096 pixels de côté.", field="viewport")
     return width, height
 
 
@@ -496,7 +502,7 @@ async def retrieve_rendered(
 ):
     numbers = _frame_numbers(frames)
     if len(numbers) != 1:
-        raise InvalidInput("Une seule image à la fois en rendu.", field="frames")
+        raise BadRequest("Une seule image à la fois en rendu.", field="frames")
     media_type = _rendered_type(request.headers.get("accept", ""))
     size = _viewport(viewport) or ((128, 128) if request.url.path.endswith("/thumbnail") else None)
     found = await service.locate_frames(
@@ -562,7 +568,7 @@ def _stow_boundary(content_type: str) -> str:
         )
     boundary = media.params.get("boundary", "")
     if not boundary or len(boundary) > 200:
-        raise InvalidInput("Paramètre boundary absent de Content-Type.", field="Content-Type")
+        raise BadRequest("Paramètre boundary absent de Content-Type.", field="Content-Type")
     return boundary
 
 
@@ -595,7 +601,7 @@ async def store_instances(
         try:
             parser.write(chunk)
         except Exception as exc:  # python-multipart raises its own MultipartParseError (a ValueError)
-            raise InvalidInput(f"Corps multipart illisible : {exc}", field="body") from None
+            raise BadRequest(f"Corps multipart illisible : {exc}", field="body") from None
         for data in collector.done:
             await service.store_part(
                 session,
@@ -619,7 +625,7 @@ async def store_instances(
             results=results,
         )
     if not results.stored and not results.failed:
-        raise InvalidInput("Aucune instance DICOM dans le corps de la requête.", field="body")
+        raise BadRequest("Aucune instance DICOM dans le corps de la requête.", field="body")
     base = _base(request)
     body: dict[str, Any] = {}
     if study_uid or len({s for s, *_ in results.stored}) == 1:

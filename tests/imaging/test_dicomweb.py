@@ -1,0 +1,244 @@
+"""DICOMweb with dicomweb-client (a client no one here wrote) against the app served on a local port: STOW-RS,
+QIDO-RS, WADO-RS (instances, metadata, frames, rendered), uncompressed and compressed studies; the colleague of
+another hospital finds nothing; bad input answered with a reason (httpx)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import date
+
+import httpx
+import numpy as np
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
+from requests.exceptions import HTTPError
+
+from telesante.directory.models import Role
+from telesante.main import create_app
+from tests.conftest import _TestDatabase
+from tests.events.conftest import serving
+from tests.factories import make_actor, make_organisation, make_patient, token_for
+from tests.imaging.conftest import ct_slice
+from tests.imaging.test_listener import dcmtk
+
+
+@pytest.fixture
+async def served(session, engine, settings):
+    configured = settings.model_copy(update={"jobs_enabled": False, "dicom_port": 0})
+    app = create_app(configured, database=_TestDatabase(session, engine))
+    async with serving(app) as server:
+        yield server.url
+
+
+@pytest.fixture
+async def actors(session):
+    fougeres = await make_organisation(session, "CH de Fougères")
+    vitre = await make_organisation(session, "CH de Vitré")
+    treating = await make_actor(session, fougeres, Role.REQUESTER)
+    colleague = await make_actor(session, vitre, Role.EXPERT)
+    outsider = await make_actor(session, None, Role.EVALUATOR)
+    await make_patient(
+        session,
+        treating,
+        birth_family_name="Le Goff",
+        birth_given_names="Yann",
+        birth_date=date(1950, 5, 4),
+        sex="M",
+        ipp="IPP-0001",
+    )
+    return {
+        "treating": await token_for(session, treating),
+        "colleague": await token_for(session, colleague),
+        "outsider": await token_for(session, outsider),
+    }
+
+
+def client(url: str, headers: dict[str, str]) -> DICOMwebClient:
+    web = DICOMwebClient(url=f"{url}/dicomweb", headers=headers)
+    return web
+
+
+def datasets(slices: int = 3, **kwargs) -> list[pydicom.Dataset]:
+    study_uid, series_uid = generate_uid(), generate_uid()
+    return [
+        pydicom.dcmread(io.BytesIO(ct_slice(study_uid, series_uid, n, **kwargs)))
+        for n in range(1, slices + 1)
+    ]
+
+
+async def test_stow_qido_wado_with_dicomweb_client(served, actors):
+    web = client(served, actors["treating"])
+    series = datasets(3)
+    study_uid, series_uid = series[0].StudyInstanceUID, series[0].SeriesInstanceUID
+    answer = await asyncio.to_thread(web.store_instances, series)
+    stored = [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence]
+    assert sorted(stored) == sorted(ds.SOPInstanceUID for ds in series)
+    assert "FailedSOPSequence" not in answer
+
+    found = await asyncio.to_thread(
+        web.search_for_studies, search_filters={"PatientID": "IPP-0001", "ModalitiesInStudy": "CT"}
+    )
+    assert [pydicom.Dataset.from_json(s).StudyInstanceUID for s in found] == [study_uid]
+    study = pydicom.Dataset.from_json(found[0])
+    assert (study.NumberOfStudyRelatedInstances, study.PatientName) == (3, "LE GOFF^YANN")
+    assert (
+        await asyncio.to_thread(web.search_for_studies, search_filters={"StudyDate": "20200101-20201231"})
+        == []
+    )
+    in_range = await asyncio.to_thread(
+        web.search_for_studies, search_filters={"StudyDate": "20261101-20261130"}
+    )
+    assert len(in_range) == 1
+    series_found = await asyncio.to_thread(web.search_for_series, study_uid)
+    assert [pydicom.Dataset.from_json(s).SeriesInstanceUID for s in series_found] == [series_uid]
+    instances = await asyncio.to_thread(web.search_for_instances, study_uid, series_uid)
+    assert sorted(pydicom.Dataset.from_json(i).InstanceNumber for i in instances) == [1, 2, 3]
+
+    metadata = await asyncio.to_thread(web.retrieve_series_metadata, study_uid, series_uid)
+    assert len(metadata) == 3
+    first = pydicom.Dataset.from_json(metadata[0], bulk_data_uri_handler=lambda *a: b"")
+    assert (first.Rows, first.Columns, first.Modality) == (512, 512, "CT")
+
+    by_number = {ds.InstanceNumber: ds for ds in series}
+    sop_uid = by_number[2].SOPInstanceUID
+    frames = await asyncio.to_thread(web.retrieve_instance_frames, study_uid, series_uid, sop_uid, [1])
+    assert frames[0] == by_number[2].PixelData  # the stored pixel bytes, unchanged
+    instance = await asyncio.to_thread(web.retrieve_instance, study_uid, series_uid, sop_uid)
+    assert instance.SOPInstanceUID == sop_uid and instance.PixelData == by_number[2].PixelData
+    retrieved = await asyncio.to_thread(web.retrieve_series, study_uid, series_uid)
+    assert sorted(ds.SOPInstanceUID for ds in retrieved) == sorted(ds.SOPInstanceUID for ds in series)
+    rendered = await asyncio.to_thread(
+        web.retrieve_instance_rendered,
+        study_uid,
+        series_uid,
+        sop_uid,
+        media_types=("image/png",),
+        params={"window": "40,80"},
+    )
+    assert rendered[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the colleague elsewhere and the outsider: nothing found, nothing retrieved
+    for who in ("colleague", "outsider"):
+        other = client(served, actors[who])
+        assert (
+            await asyncio.to_thread(other.search_for_studies, search_filters={"PatientID": "IPP-0001"}) == []
+        )
+        with pytest.raises(HTTPError) as refused:
+            await asyncio.to_thread(other.retrieve_series_metadata, study_uid, series_uid)
+        assert refused.value.response.status_code == 404
+
+
+def compressed(syntax) -> list[pydicom.Dataset]:
+    out = datasets(2, rows=128)
+    for ds in out:
+        ds.compress(syntax)
+    return out
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless], ids=["rle", "jpeg2000"])
+async def test_compressed_frames_as_stored_or_decoded(served, actors, syntax):
+    web = client(served, actors["treating"])
+    series = compressed(syntax)
+    await asyncio.to_thread(web.store_instances, series)
+    ds = series[0]
+    expected = ds.pixel_array
+    native = await asyncio.to_thread(
+        web.retrieve_instance_frames, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, [1]
+    )
+    decoded = np.frombuffer(native[0], dtype=expected.dtype).reshape(expected.shape)
+    assert np.array_equal(decoded, expected)  # lossless: the same samples
+    as_stored = await asyncio.to_thread(
+        web.retrieve_instance_frames,
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        ds.SOPInstanceUID,
+        [1],
+        media_types=(("application/octet-stream", "*"),),
+    )
+    fragment = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    assert as_stored[0] == fragment  # the compressed bytes, as received
+
+
+@pytest.mark.parametrize(
+    ("option", "syntax"),
+    [("+e1", "1.2.840.10008.1.2.4.70"), ("+el", "1.2.840.10008.1.2.4.57")],
+    ids=["sv1", "sv6"],
+)
+async def test_jpeg_lossless_made_by_dcmtk_is_decoded(served, actors, tmp_path, option, syntax):
+    ds = datasets(1, rows=128)[0]
+    source, target = tmp_path / "in.dcm", tmp_path / "out.dcm"
+    ds.save_as(source, enforce_file_format=True)
+    code, output = await dcmtk("dcmcjpeg", option, str(source), str(target))
+    assert code == 0, output
+    lossless = pydicom.dcmread(target)
+    assert lossless.file_meta.TransferSyntaxUID == syntax
+    web = client(served, actors["treating"])
+    await asyncio.to_thread(web.store_instances, [lossless])
+    frames = await asyncio.to_thread(
+        web.retrieve_instance_frames, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, [1]
+    )
+    decoded = np.frombuffer(frames[0], dtype=np.int16).reshape(128, 128)
+    assert np.array_equal(decoded, ds.pixel_array)
+    rendered = await asyncio.to_thread(
+        web.retrieve_instance_rendered, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+    )
+    assert rendered[:2] == b"\xff\xd8"  # JPEG
+
+
+def multipart(*parts: bytes, boundary: str = "frontiere") -> tuple[bytes, dict[str, str]]:
+    body = b"".join(
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n" for part in parts
+    )
+    body += f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'}
+
+
+async def test_bad_input_is_answered_with_a_reason(served, actors):
+    good = [ct_slice(generate_uid(), generate_uid(), n, rows=64) for n in (1, 2)]
+    truncated = good[1][:-500]
+    async with httpx.AsyncClient(base_url=f"{served}/dicomweb", headers=actors["treating"]) as http:
+        response = await http.post(
+            "/studies", content=b"not multipart", headers={"Content-Type": "application/dicom"}
+        )
+        assert response.status_code == 415 and "multipart/related" in response.json()["detail"]
+        body, headers = multipart(good[0], truncated, b"%PDF-1.7 pas une image" * 10)
+        response = await http.post("/studies", content=body, headers=headers)
+        assert response.status_code == 202  # some stored, some refused
+        result = response.json()
+        assert len(result["00081199"]["Value"]) == 1
+        failures = result["00081198"]["Value"]
+        assert [f["00081197"]["Value"][0] for f in failures] == [0xC000, 0xC000]
+        assert "tronqué" in failures[0]["00091001"]["Value"][0]
+        body, headers = multipart(truncated)
+        response = await http.post("/studies", content=body, headers=headers)
+        assert response.status_code == 409  # nothing stored
+        study_uid = pydicom.dcmread(io.BytesIO(good[0])).StudyInstanceUID
+        body, headers = multipart(good[1])
+        response = await http.post(f"/studies/{study_uid}", content=body, headers=headers)
+        assert response.status_code == 409
+        assert response.json()["00081198"]["Value"][0]["00081197"]["Value"][0] == 0xA900  # not this study
+        response = await http.get("/studies", params={"NomInconnu": "x"})
+        assert response.status_code == 400 and "NomInconnu" in response.json()["detail"]
+        response = await http.get("/studies", params={"StudyDate": "2026-11-24"})
+        assert response.status_code == 400 and response.json()["field"] == "StudyDate"
+        response = await http.get("/studies", params={"PatientSex": "M"})
+        assert response.status_code == 200 and "PatientSex" in response.headers["warning"]
+        response = await http.get("/studies/1.2.3/metadata")
+        assert response.status_code == 404
+        response = await http.get("/studies/not-a-uid/metadata")
+        assert response.status_code == 400
+        ds = pydicom.dcmread(io.BytesIO(good[0]))
+        frames = f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/frames"
+        response = await http.get(f"{frames}/2")
+        assert response.status_code == 404 and "1" in response.json()["detail"]
+        response = await http.get(f"{frames}/1", headers={"Accept": 'multipart/related; type="image/jp2"'})
+        assert response.status_code == 406
+        response = await http.get(f"{frames}/1/rendered", headers={"Accept": "image/gif"})
+        assert response.status_code == 406
+        response = await http.get(f"{frames}/1/rendered", params={"window": "abc"})
+        assert response.status_code == 400 and response.json()["field"] == "window"
+    async with httpx.AsyncClient(base_url=f"{served}/dicomweb") as anonymous:
+        assert (await anonymous.get("/studies")).status_code == 401

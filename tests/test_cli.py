@@ -189,3 +189,45 @@ def test_demo_seed_refuses_outside_demo_mode(cli, migrated, data_dir):
     assert "TELESANTE_DEMO=1" in result.stderr
     with _db(data_dir) as db:
         assert db.execute("SELECT count(*) FROM organisations").fetchone() == (0,)
+
+
+def test_dicom_peers_are_declared_per_organisation(cli, migrated, data_dir):
+    from telesante.config import Settings
+    from telesante.db import Database
+    from telesante.directory import service as directory_service
+    from telesante.directory.schemas import OrganisationCreate
+    from telesante.kit.identifiers import finess_with_key
+
+    finess = finess_with_key("35000999")
+
+    async def organisation() -> None:
+        database = Database(Settings(data_dir=data_dir, database_url=None))
+        async with database.sessionmaker() as session:
+            await directory_service.create_organisation(
+                session,
+                None,
+                OrganisationCreate(
+                    finess=finess,
+                    name="CH de Fougères",
+                    type="ch",
+                    commune_insee="35115",
+                    city="Fougères",
+                    postal_code="35300",
+                ),
+            )
+            await session.commit()
+        await database.dispose()
+
+    unknown = cli("dicom", "peer-add", "--finess", finess, "--ae", "CT_FOUGERES")
+    assert unknown.exit_code == 1 and finess in unknown.stderr
+    asyncio.run(organisation())
+    added = cli(
+        "dicom", "peer-add", "--finess", finess, "--ae", "CT_FOUGERES", "--description", "Scanner SAU"
+    )
+    assert added.exit_code == 0, added.output
+    again = cli("dicom", "peer-add", "--finess", finess, "--ae", "CT_FOUGERES")
+    assert again.exit_code == 1 and "déjà déclaré" in again.stderr
+    bad = cli("dicom", "peer-add", "--finess", finess, "--ae", "TITRE_BIEN_TROP_LONG_POUR_DICOM")
+    assert bad.exit_code == 1 and "16 caractères" in bad.stderr
+    listed = cli("dicom", "peers")
+    assert listed.stdout.splitlines() == ["CT_FOUGERES\tCH de Fougères\tactif\tScanner SAU"]

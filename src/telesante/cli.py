@@ -41,12 +41,14 @@ token_app = typer.Typer(help="Jetons d'API (Authorization: Bearer).", no_args_is
 account_app = typer.Typer(help="Comptes utilisateurs (chemin opérateur).", no_args_is_help=True)
 audit_app = typer.Typer(help="Journal d'audit chaîné.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Minuteries durables (escalades, délais de réponse).", no_args_is_help=True)
+dicom_app = typer.Typer(help="Émetteurs DICOM connus (titres AE par établissement).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(token_app, name="token")
 app.add_typer(account_app, name="account")
 app.add_typer(audit_app, name="audit")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(dicom_app, name="dicom")
 
 
 # --- plumbing -------------------------------------------------------------------------------------------
@@ -244,6 +246,45 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="Identifiant du je
 
     _run(work)
     typer.echo(f"Jeton {parsed} révoqué.")
+
+
+# --- DICOM peers ----------------------------------------------------------------------------------------
+
+
+@dicom_app.command("peer-add")
+def dicom_peer_add(
+    finess: Annotated[str, typer.Option("--finess", help="FINESS de l'établissement émetteur.")],
+    ae_title: Annotated[str, typer.Option("--ae", help="Titre AE appelant (scanner, PACS).")],
+    description: Annotated[str, typer.Option(help="Description (ex. « Scanner des urgences »).")] = "",
+) -> None:
+    """Déclarer un émetteur DICOM d'un établissement : seuls les émetteurs connus peuvent envoyer."""
+    from telesante.directory.repository import OrganisationRepository
+    from telesante.imaging import service as imaging_service
+    from telesante.kit.errors import NotFound
+
+    async def work(session: AsyncSession) -> str:
+        organisation = await OrganisationRepository(session).get_by_finess(finess.strip())
+        if organisation is None:
+            raise NotFound(f"Aucun établissement de FINESS {finess.strip()}.")
+        peer = await imaging_service.register_peer(session, None, organisation.id, ae_title, description)
+        return f"Émetteur « {peer.ae_title} » déclaré pour {organisation.name}."
+
+    typer.echo(_run(work))
+
+
+@dicom_app.command("peers")
+def dicom_peers() -> None:
+    """Lister les émetteurs DICOM déclarés."""
+    from telesante.imaging import service as imaging_service
+
+    async def work(session: AsyncSession) -> list[str]:
+        return [
+            f"{peer.ae_title}\t{name}\t{'actif' if peer.active else 'inactif'}\t{peer.description}"
+            for peer, name in await imaging_service.list_peers(session)
+        ]
+
+    for line in _run(work):
+        typer.echo(line)
 
 
 PasswordOption = Annotated[

@@ -16,12 +16,12 @@ from pydicom.uid import generate_uid
 from telesante.audit.models import AuditEvent
 from telesante.imaging import service
 from telesante.imaging.models import PatientMatch
+from telesante.imaging.phantom import ct_slice
 from telesante.imaging.repository import StudyCriteria
 from telesante.kit.errors import Conflict, InvalidInput, NotFound
 from telesante.kit.pagination import PageRequest
 from telesante.requests import service as request_service
 from tests.factories import make_patient, valid_nir
-from tests.imaging.conftest import ct_slice
 from tests.requests.test_service import sent_request
 
 BIRTH = date(1950, 5, 4)  # the phantom's PatientBirthDate

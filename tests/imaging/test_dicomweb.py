@@ -17,11 +17,11 @@ from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
 from requests.exceptions import HTTPError
 
 from telesante.directory.models import Role
+from telesante.imaging.phantom import ct_slice
 from telesante.main import create_app
 from tests.conftest import _TestDatabase
 from tests.events.conftest import serving
 from tests.factories import make_actor, make_organisation, make_patient, token_for
-from tests.imaging.conftest import ct_slice
 from tests.imaging.test_listener import dcmtk
 
 

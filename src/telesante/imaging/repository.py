@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from telesante.auth.principal import Principal
+from telesante.directory.models import Organisation
 from telesante.imaging.models import (
     DicomPeer,
     ImagingInstance,
@@ -208,6 +209,14 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
         if organisation_id is not None:
             stmt = stmt.where(DicomPeer.organisation_id == organisation_id)
         return await self.all(stmt)
+
+    async def list_peers_with_organisation(self) -> list[tuple[DicomPeer, str]]:
+        rows = await self.session.execute(
+            sa.select(DicomPeer, Organisation.name)
+            .join(Organisation, Organisation.id == DicomPeer.organisation_id)
+            .order_by(Organisation.name, DicomPeer.ae_title)
+        )
+        return [(peer, name) for peer, name in rows.all()]
 
     async def get_instance_by_uid(self, sop_instance_uid: str) -> ImagingInstance | None:
         return await self.scalar(

@@ -81,6 +81,11 @@ async def register_peer(
     )
 
 
+async def list_peers(session: AsyncSession) -> list[tuple[DicomPeer, str]]:
+    """Every declared peer with its organisation's name (operator's view)."""
+    return await ImagingRepository(session).list_peers_with_organisation()
+
+
 async def peer_organisation(session: AsyncSession, calling_ae_title: str) -> uuid.UUID:
     peer = await ImagingRepository(session).get_peer(calling_ae_title.strip())
     if peer is None:

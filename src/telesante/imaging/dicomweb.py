@@ -433,8 +433,8 @@ async def retrieve_frames(
         _uid(sop_uid, "SOPInstanceUID"),
         numbers,
     )
-    wanted = frame_format(request.headers.get("accept", ""), found.instance.transfer_syntax_uid)
-    data = await service.read_frames(store, found.instance, numbers, wanted.native)
+    wanted = frame_format(request.headers.get("accept", ""), found.transfer_syntax_uid)
+    data = await service.read_frames(store, found, numbers, wanted.native)
     if not wanted.multipart and len(data) == 1:
         return Response(data[0], media_type=wanted.part_type)
     location = str(request.url).split("/frames/")[0] + "/frames/"
@@ -515,7 +515,7 @@ async def retrieve_rendered(
     )
     data = await service.render(
         store,
-        found.instance,
+        found,
         numbers[0],
         window=_window(window),
         media_type=media_type,

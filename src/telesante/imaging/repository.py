@@ -46,8 +46,14 @@ class StudyCriteria:
 
 @dataclass(frozen=True)
 class FrameLocation:
-    instance: ImagingInstance
-    study: ImagingStudy
+    """What serving a frame needs (instances never change once stored: safe to keep in memory)."""
+
+    study_id: uuid.UUID
+    study_uid: str
+    series_uid: str
+    blob_key: str
+    transfer_syntax_uid: str
+    frames: tuple[tuple[tuple[int, int], ...], ...]
 
 
 class ImagingRepository(RepositoryBase[ImagingStudy]):
@@ -117,23 +123,46 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
         )
         return Page(items, total, page.offset, page.limit)
 
-    async def get_visible_frame(
-        self, principal: Principal, study_uid: str, series_uid: str, sop_instance_uid: str
+    async def get_frame_location(
+        self, study_uid: str, series_uid: str, sop_instance_uid: str
     ) -> FrameLocation | None:
+        """Unscoped: the caller checks access with ``is_visible`` (both are kept in memory by the service)."""
         row = (
             await self.session.execute(
-                sa.select(ImagingInstance, ImagingStudy)
+                sa.select(
+                    ImagingStudy.id,
+                    ImagingInstance.blob_key,
+                    ImagingInstance.transfer_syntax_uid,
+                    ImagingInstance.frames,
+                )
+                .select_from(ImagingInstance)
                 .join(ImagingSeries, ImagingSeries.id == ImagingInstance.series_id)
                 .join(ImagingStudy, ImagingStudy.id == ImagingSeries.study_id)
                 .where(
                     ImagingInstance.sop_instance_uid == sop_instance_uid,
                     ImagingSeries.series_uid == series_uid,
                     ImagingStudy.study_uid == study_uid,
-                    self.visible(principal),
                 )
             )
         ).first()
-        return FrameLocation(row[0], row[1]) if row else None
+        if row is None:
+            return None
+        study_id, blob_key, syntax, frames = row
+        return FrameLocation(
+            study_id,
+            study_uid,
+            series_uid,
+            blob_key,
+            syntax,
+            tuple(tuple((int(o), int(n)) for o, n in frame) for frame in frames),
+        )
+
+    async def is_visible(self, principal: Principal, study_id: uuid.UUID) -> bool:
+        return bool(
+            await self.scalar(
+                sa.select(sa.literal(True)).where(ImagingStudy.id == study_id, self.visible(principal))
+            )
+        )
 
     async def list_unmatched(self, organisation_ids: frozenset[uuid.UUID]) -> list[ImagingStudy]:
         """The identity-vigilance queue of these organisations (studies they sent that no patient was surely

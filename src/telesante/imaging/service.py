@@ -377,7 +377,10 @@ async def reconcile_study(
 # A viewer fetches every frame of a series one by one: the first fetch of a series by a user is audited, the
 # following ones within this many seconds are not written again (the audit keeps views, not HTTP requests).
 FRAME_AUDIT_SECONDS = 600
+ACCESS_CACHE_SECONDS = 30
 _frame_audits: dict[tuple[uuid.UUID, str], float] = {}
+_access: dict[tuple[Any, ...], float] = {}
+_locations: dict[tuple[str, str, str], FrameLocation] = {}
 
 
 async def _audit_study(
@@ -476,30 +479,46 @@ async def locate_frames(
     numbers: list[int],
 ) -> FrameLocation:
     """Where the asked frames lie (1-based numbers), checking access and the numbers; audited once per series
-    and user within FRAME_AUDIT_SECONDS."""
-    found = await ImagingRepository(session).get_visible_frame(
-        principal, study_uid, series_uid, sop_instance_uid
-    )
+    and user within FRAME_AUDIT_SECONDS.
+
+    A viewer asks for hundreds of frames in a row: where an instance's frames lie is kept in memory (instances
+    never change), and so is the access decision of a user for a study, for ACCESS_CACHE_SECONDS."""
+    repo = ImagingRepository(session)
+    location_key = (study_uid, series_uid, sop_instance_uid)
+    found = _locations.get(location_key)
     if found is None:
-        raise NotFound("Instance introuvable.")
-    count = len(found.instance.frames)
-    bad = [n for n in numbers if not 1 <= n <= count]
+        found = await repo.get_frame_location(study_uid, series_uid, sop_instance_uid)
+        if found is None:
+            raise NotFound("Instance introuvable.")
+        if len(_locations) >= 50_000:
+            _locations.clear()
+        _locations[location_key] = found
+    now = time.monotonic()
+    access_key = (principal.account_id, principal.grants, found.study_id)
+    if now - _access.get(access_key, -ACCESS_CACHE_SECONDS) >= ACCESS_CACHE_SECONDS:
+        if not await repo.is_visible(principal, found.study_id):
+            raise NotFound("Instance introuvable.")
+        if len(_access) >= 10_000:
+            _access.clear()
+        _access[access_key] = now
+    count = len(found.frames)
     if not count:
         raise NotFound("Cette instance ne contient pas d'image.")
+    bad = [n for n in numbers if not 1 <= n <= count]
     if bad:
         raise NotFound(f"Image n° {bad[0]} introuvable : l'instance en compte {count}.")
-    key = (principal.account_id, series_uid)
-    now = time.monotonic()
-    if now - _frame_audits.get(key, -FRAME_AUDIT_SECONDS) >= FRAME_AUDIT_SECONDS:
-        await _audit_study(session, principal, found.study, "frames", series_uid=series_uid)
-        if len(_frame_audits) > 10_000:
+    audit_key = (principal.account_id, series_uid)
+    if now - _frame_audits.get(audit_key, -FRAME_AUDIT_SECONDS) >= FRAME_AUDIT_SECONDS:
+        study = await repo.get(found.study_id)
+        await _audit_study(session, principal, study, "frames", series_uid=series_uid)
+        if len(_frame_audits) >= 10_000:
             _frame_audits.clear()
-        _frame_audits[key] = now
+        _frame_audits[audit_key] = now
     return found
 
 
 async def read_frames(
-    store: BlobStore, instance: ImagingInstance, numbers: list[int], native: bool
+    store: BlobStore, instance: FrameLocation, numbers: list[int], native: bool
 ) -> list[bytes]:
     """The frames as stored (one ranged read per fragment), or decoded to native little endian when the stored
     transfer syntax is compressed and ``native`` is asked."""
@@ -518,7 +537,7 @@ async def read_frames(
 
 async def render(
     store: BlobStore,
-    instance: ImagingInstance,
+    instance: FrameLocation,
     number: int,
     *,
     window: pixels.Window | None,

@@ -1,0 +1,375 @@
+"""Imaging throughput against Orthanc, same run, same synthetic study (300 slices of 512×512 16-bit CT).
+
+    python -m bench.imaging [--quick]
+
+Télésanté runs as deployed (uvicorn process, SQLite, filesystem blob store, DICOM listener); Orthanc from Debian
+(``orthanc`` + ``orthanc-dicomweb``) runs beside it on loopback with its SQLite index, TCP_NODELAY on, no storage
+compression, when it is installed (this benchmark installs nothing). Measured for both:
+
+1. **C-STORE ingest** — DCMTK ``storescu`` sends the whole study over one association (instances/s);
+2. **STOW-RS ingest** — another copy of the study (new UIDs) in POST requests of 30 instances (instances/s);
+3. **series metadata** — ``GET /studies/{s}/series/{se}/metadata``, median of repeated calls (ms);
+4. **frames one by one** — ``GET …/instances/{i}/frames/1`` for every slice in turn, one client, keep-alive
+   (frames/s);
+5. **series retrieval** — ``GET /studies/{s}/series/{se}`` (WADO-RS multipart), bytes read by the client (MB/s).
+
+The client (httpx, storescu) shares the machine's two cores with the server. Télésanté is called with a bearer token
+(every request authenticated, scoped and audited as in production); Orthanc without authentication. Goals (issue 4):
+ingest ≥ 2× Orthanc, metadata ≤ 50 ms, frames ≥ 5× Orthanc, series retrieval ≥ Orthanc. The last line is one JSON
+object with the figures and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.notify import ROOT, _free_port, migrate, start_instance, stop_instance
+from telesante.imaging.phantom import head_ct, write_series
+
+AE_SCU = "BENCH_SCU"
+STOW_BATCH = 30
+GOALS = {"ingest_ratio": 2.0, "metadata_ms": 50.0, "frames_ratio": 5.0, "retrieval_ratio": 1.0}
+ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- Télésanté ----------------------------------------------------------------------------------------------
+
+
+async def seed() -> dict[str, str]:
+    """A hospital with its scanner declared as a DICOM peer, and a radiologist's API token."""
+    import telesante.models  # noqa: F401 - every model registered
+    from telesante.auth import service as auth_service
+    from telesante.config import Settings
+    from telesante.db import Database
+    from telesante.directory import service as directory_service
+    from telesante.directory.models import OrganisationType, Profession, Role
+    from telesante.directory.schemas import MembershipCreate, OrganisationCreate, ProfessionalCreate
+    from telesante.imaging import service as imaging_service
+    from telesante.kit.identifiers import finess_with_key, rpps_with_key
+
+    database = Database(Settings())
+    async with database.sessionmaker() as session:
+        hospital = await directory_service.create_organisation(
+            session,
+            None,
+            OrganisationCreate(
+                finess=finess_with_key("35000001"),
+                name="CH de Fougères",
+                type=OrganisationType.CH,
+                commune_insee="35115",
+                city="Fougères",
+                postal_code="35300",
+            ),
+        )
+        professional = await directory_service.create_professional(
+            session,
+            None,
+            ProfessionalCreate(
+                rpps=rpps_with_key("1000000001"),
+                family_name="Radiologue",
+                given_name="Claire",
+                profession=Profession.MEDECIN,
+                specialty="Radiologie",
+            ),
+        )
+        await directory_service.add_membership(
+            session,
+            None,
+            MembershipCreate(professional_id=professional.id, organisation_id=hospital.id, role=Role.REQUESTER),
+        )
+        email = "radiologue@bench.telesante.fr"
+        await auth_service.create_account(
+            session, None, professional_id=professional.id, email=email, password="Bench-imaging-2026!"
+        )
+        token, _ = await auth_service.create_api_token(session, email=email, name="bench")
+        await imaging_service.register_peer(session, None, hospital.id, AE_SCU, "Banc d'essai")
+        await session.commit()
+    await database.dispose()
+    return {"token": token}
+
+
+def seed_in_subprocess(env: dict[str, str]) -> dict[str, str]:
+    code = "import asyncio, json; from bench.imaging import seed; print(json.dumps(asyncio.run(seed())))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Target:
+    name: str
+    dicomweb: str  # base URL of DICOMweb
+    dicom_port: int
+    called_ae: str
+    headers: dict[str, str]
+    process: Any
+
+
+def start_telesante(work: Path) -> Target:
+    port = _free_port()
+    (work / "telesante").mkdir()
+    env = {
+        **os.environ,
+        "TELESANTE_DATA_DIR": str(work / "telesante"),
+        "TELESANTE_SECRET_KEY": "bench-imaging-secret-key-0123456789",
+        "TELESANTE_DEMO": "0",
+        "TELESANTE_LOG_LEVEL": "WARNING",
+        "TELESANTE_DICOM_PORT": str(port),
+        "TELESANTE_JOBS_ENABLED": "0",
+    }
+    env.pop("TELESANTE_DATABASE_URL", None)
+    migrate(env)
+    info = seed_in_subprocess(env)
+    instance = start_instance(env)
+    return Target(
+        "telesante",
+        f"{instance.url}/dicomweb",
+        port,
+        "TELESANTE",
+        {"Authorization": f"Bearer {info['token']}"},
+        instance,
+    )
+
+
+def start_orthanc(work: Path) -> Target | None:
+    binary = shutil.which("Orthanc")
+    if binary is None or not ORTHANC_PLUGIN.exists():
+        return None
+    http_port, dicom_port = _free_port(), _free_port()
+    folder = work / "orthanc"
+    folder.mkdir()
+    config = {
+        "Name": "bench",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "index"),
+        "StorageCompression": False,
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": "ORTHANC",
+        "DicomCheckCalledAet": False,
+        "DicomAlwaysAllowStore": True,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "HttpServerEnabled": True,
+        "TcpNoDelay": True,
+        "HttpsVerifyPeers": False,
+        "Plugins": [str(ORTHANC_PLUGIN)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
+        "ConcurrentJobs": 2,
+    }
+    (folder / "orthanc.json").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        [binary, str(folder / "orthanc.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("Orthanc exited at start-up")
+        try:
+            if httpx.get(url + "/system", timeout=1).status_code == 200:
+                return Target("orthanc", f"{url}/dicom-web", dicom_port, "ORTHANC", {}, process)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("Orthanc did not start within 30 s")
+
+
+def stop(target: Target) -> None:
+    if target.name == "telesante":
+        stop_instance(target.process)
+    else:
+        target.process.terminate()
+        try:
+            target.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            target.process.kill()
+
+
+# --- measures -----------------------------------------------------------------------------------------------
+
+
+def c_store(target: Target, folder: Path) -> float:
+    """storescu, one association, the whole folder: instances per second."""
+    count = len(list(folder.glob("*.dcm")))
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["storescu", "-aet", AE_SCU, "-aec", target.called_ae, "+sd", "127.0.0.1", str(target.dicom_port), str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"storescu to {target.name} failed: {done.stdout[-500:]}{done.stderr[-500:]}")
+    return count / elapsed
+
+
+def _multipart(files: list[bytes]) -> tuple[bytes, str]:
+    boundary = secrets.token_hex(12)
+    body = bytearray()
+    for data in files:
+        body += f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        body += data
+        body += b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return bytes(body), f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+async def stow(client: httpx.AsyncClient, target: Target, files: list[bytes]) -> float:
+    batches = [_multipart(files[i : i + STOW_BATCH]) for i in range(0, len(files), STOW_BATCH)]
+    started = time.perf_counter()
+    for body, content_type in batches:
+        response = await client.post(
+            f"{target.dicomweb}/studies",
+            content=body,
+            headers={**target.headers, "Content-Type": content_type, "Accept": "application/dicom+json"},
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"STOW to {target.name}: {response.status_code} {response.text[:300]}")
+    return len(files) / (time.perf_counter() - started)
+
+
+async def uids(client: httpx.AsyncClient, target: Target, study_uid: str) -> tuple[str, list[str]]:
+    response = await client.get(f"{target.dicomweb}/studies/{study_uid}/series", headers=target.headers)
+    response.raise_for_status()
+    series_uid = response.json()[0]["0020000E"]["Value"][0]
+    response = await client.get(
+        f"{target.dicomweb}/studies/{study_uid}/series/{series_uid}/instances", headers=target.headers
+    )
+    response.raise_for_status()
+    instances = sorted(response.json(), key=lambda item: item.get("00200013", {}).get("Value", [0])[0])
+    return series_uid, [item["00080018"]["Value"][0] for item in instances]
+
+
+async def series_metadata(client: httpx.AsyncClient, target: Target, study: str, series: str, repeats: int) -> float:
+    url = f"{target.dicomweb}/studies/{study}/series/{series}/metadata"
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = await client.get(url, headers={**target.headers, "Accept": "application/dicom+json"})
+        response.raise_for_status()
+        assert len(response.json()) > 0
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+async def frames(client: httpx.AsyncClient, target: Target, study: str, series: str, sops: list[str]) -> float:
+    headers = {**target.headers, "Accept": 'multipart/related; type="application/octet-stream"'}
+    started = time.perf_counter()
+    for sop in sops:
+        response = await client.get(
+            f"{target.dicomweb}/studies/{study}/series/{series}/instances/{sop}/frames/1", headers=headers
+        )
+        if response.status_code != 200 or len(response.content) < 512 * 512 * 2:
+            raise RuntimeError(f"frame from {target.name}: {response.status_code} {len(response.content)} bytes")
+    return len(sops) / (time.perf_counter() - started)
+
+
+async def retrieval(client: httpx.AsyncClient, target: Target, study: str, series: str) -> float:
+    headers = {**target.headers, "Accept": 'multipart/related; type="application/dicom"'}
+    started = time.perf_counter()
+    received = 0
+    async with client.stream("GET", f"{target.dicomweb}/studies/{study}/series/{series}", headers=headers) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_raw():
+            received += len(chunk)
+    return received / 1e6 / (time.perf_counter() - started)
+
+
+async def measure(target: Target, work: Path, slices: int, repeats: int) -> dict[str, float]:
+    _progress(f"[{target.name}] C-STORE of {slices} slices…")
+    cstore_files = head_ct(slices)
+    folder = write_series(work / f"cstore-{target.name}", cstore_files)
+    from pydicom import dcmread
+
+    study_uid = dcmread(folder / "IM00001.dcm", stop_before_pixels=True).StudyInstanceUID
+    results: dict[str, float] = {"cstore_instances_per_s": c_store(target, folder)}
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_keepalive_connections=2)) as client:
+        _progress(f"[{target.name}] STOW-RS…")
+        results["stow_instances_per_s"] = await stow(client, target, head_ct(slices, patient_id="IPP-0002"))
+        series_uid, sops = await uids(client, target, study_uid)
+        if len(sops) != slices:
+            raise RuntimeError(f"{target.name} indexed {len(sops)} of {slices} instances")
+        _progress(f"[{target.name}] metadata, frames, retrieval…")
+        await series_metadata(client, target, study_uid, series_uid, 1)  # warm-up
+        results["series_metadata_ms"] = await series_metadata(client, target, study_uid, series_uid, repeats)
+        results["frames_per_s"] = await frames(client, target, study_uid, series_uid, sops)
+        results["series_retrieval_mb_per_s"] = await retrieval(client, target, study_uid, series_uid)
+    return {key: round(value, 1) for key, value in results.items()}
+
+
+def _ratio(ours: float, theirs: float | None) -> float | None:
+    return round(ours / theirs, 2) if theirs else None
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="60 slices instead of 300, fewer repeats")
+    args = parser.parse_args()
+    slices, repeats = (60, 3) if args.quick else (300, 7)
+    if shutil.which("storescu") is None:
+        raise SystemExit("storescu manquant : apt-get install dcmtk")
+    with tempfile.TemporaryDirectory(prefix="bench-imaging-") as tmp:
+        work = Path(tmp)
+        figures: dict[str, Any] = {}
+        for start in (start_telesante, start_orthanc):
+            target = start(work)
+            if target is None:
+                _progress("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb): no comparison")
+                continue
+            try:
+                figures[target.name] = await measure(target, work, slices, repeats)
+            finally:
+                stop(target)
+            _progress(f"[{target.name}] {figures[target.name]}")
+    ours, theirs = figures["telesante"], figures.get("orthanc")
+    ratios = {}
+    if theirs:
+        ratios = {
+            "cstore": _ratio(ours["cstore_instances_per_s"], theirs["cstore_instances_per_s"]),
+            "stow": _ratio(ours["stow_instances_per_s"], theirs["stow_instances_per_s"]),
+            "series_metadata": _ratio(theirs["series_metadata_ms"], ours["series_metadata_ms"]),
+            "frames": _ratio(ours["frames_per_s"], theirs["frames_per_s"]),
+            "series_retrieval": _ratio(ours["series_retrieval_mb_per_s"], theirs["series_retrieval_mb_per_s"]),
+        }
+    goals_met = {
+        "ingest_2x": bool(ratios) and min(ratios["cstore"], ratios["stow"]) >= GOALS["ingest_ratio"],
+        "metadata_50ms": ours["series_metadata_ms"] <= GOALS["metadata_ms"],
+        "frames_5x": bool(ratios) and ratios["frames"] >= GOALS["frames_ratio"],
+        "retrieval_1x": bool(ratios) and ratios["series_retrieval"] >= GOALS["retrieval_ratio"],
+    }
+    print(
+        json.dumps(
+            {
+                "benchmark": "imaging",
+                "slices": slices,
+                "telesante": ours,
+                "orthanc": theirs,
+                "ratios_telesante_over_orthanc": ratios,
+                "goals_met": goals_met,
+                "cpus": os.cpu_count(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -26,7 +26,7 @@ class LiveServer:
     data_dir: Path
 
 
-def start_live_server() -> LiveServer:
+def start_live_server(dicom_port: int = 0) -> LiveServer:
     data_dir = Path(tempfile.mkdtemp(prefix="telesante-live-"))
     env = {
         **os.environ,
@@ -35,7 +35,8 @@ def start_live_server() -> LiveServer:
         "TELESANTE_DEMO": "0",
         "TELESANTE_LOG_LEVEL": "WARNING",
         "TELESANTE_JOBS_POLL_SECONDS": "1",  # timers (escalations) fire within a second of being due
-        "TELESANTE_DICOM_PORT": "0",  # several live servers may run at once: no DICOM listener
+        # several live servers may run at once: a DICOM listener only when a test asks for one (on a free port)
+        "TELESANTE_DICOM_PORT": str(dicom_port),
     }
     env.pop("TELESANTE_DATABASE_URL", None)
     migrate(env)

@@ -14,6 +14,7 @@ from telesante.consents.models import ConsentScopeType
 from telesante.consents.schemas import ConsentCreate
 from telesante.db import Database
 from telesante.directory.models import OrganisationType, Role
+from telesante.imaging import service as imaging_service
 from telesante.kit import clock
 from telesante.offers import service as offer_service
 from telesante.offers.models import ActType, Routing
@@ -87,6 +88,9 @@ async def main() -> None:
                 ack_minutes=1,  # the shortest delay, so that the escalation test waits one minute
             ),
         )
+        # The CT scanner of the general hospital, a known DICOM peer (for the imaging browser story).
+        here_admin = await make_actor(session, here, Role.ORG_ADMIN)
+        await imaging_service.register_peer(session, here_admin.principal, here.id, "CT_LANNION", "Scanner")
         token = (await token_for(session, clinician))["Authorization"].split(" ", 1)[1]
         info = {
             "email": clinician.email,

@@ -25,6 +25,7 @@ from telesante.events.bus import make_event_bus
 from telesante.events.service import EventBusMiddleware, bind_event_bus, unbind_event_bus
 from telesante.fhir import api as fhir_api
 from telesante.imaging import dicomweb
+from telesante.imaging import pages as imaging_pages
 from telesante.jobs.runner import JobRunner
 from telesante.offers import api as offers_api
 from telesante.offers import pages as offers_pages
@@ -99,7 +100,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         path_limits=dict.fromkeys(
             ("/fhir", "/fhir/ServiceRequest"), settings.max_attachment_bytes * 4 // 3 + 1_048_576
         ),
-        prefix_limits={"/dicomweb/studies": settings.dicomweb_max_upload_bytes},
+        prefix_limits={
+            "/dicomweb/studies": settings.dicomweb_max_upload_bytes,
+            "/imagerie/depot": settings.dicomweb_max_upload_bytes,
+        },
     )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(EventBusMiddleware)
@@ -128,6 +132,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         audit_pages,
         offers_pages,
         requests_pages,
+        imaging_pages,
         oncall_pages,
     ):
         app.include_router(module.router)

@@ -185,6 +185,10 @@ async def test_a_study_of_another_patient_is_never_attached(
     stranger = await receive(session, store, region, patient_id="AUTRE")  # pending, traits of Yann Le Goff…
     request = await sent_request(session, region, offer, yann, store, settings)
     request_id, stranger_id = request.id, stranger.id
+    # …so the requester is offered to attach it (the expert of the CHU is not: it is not theirs)
+    offered = await service.request_imaging(session, region.requester.principal, request_id)
+    assert [s.id for s in offered.candidates] == [stranger_id]
+    assert (await service.request_imaging(session, region.expert.principal, request_id)).candidates == []
     # …so attaching it to Yann's request matches it through the request (traits agree)
     await service.attach_study(session, region.requester.principal, request_id, stranger_id)
     assert stranger.patient_match == PatientMatch.REQUEST and stranger.patient_id == yann.id

@@ -118,4 +118,6 @@ async def test_a_page_offset_beyond_any_list_is_refused_not_a_crash(session, cli
         response = await client.get(path, params={"offset": str(10**30)}, headers=headers)
         assert response.status_code == 422, (path, response.text)
         assert response.json()["field"] == "offset"
-    assert (await client.get("/api/requests", params={"offset": "1000000"}, headers=headers)).json()["items"] == []
+    assert (await client.get("/api/requests", params={"offset": "1000000"}, headers=headers)).json()[
+        "items"
+    ] == []

@@ -518,7 +518,10 @@ async def _ensure_offers(
 
 
 # The demo's DICOM senders: `storescu -aet CT_ST_BRIEUC -aec TELESANTE 127.0.0.1 11112 <files>` feeds the demo.
-DICOM_PEERS = (("ch_saint_brieuc", "CT_ST_BRIEUC", "Scanner des urgences"), ("chu", "PACS_CHU", "PACS du CHU"))
+DICOM_PEERS = (
+    ("ch_saint_brieuc", "CT_ST_BRIEUC", "Scanner des urgences"),
+    ("chu", "PACS_CHU", "PACS du CHU"),
+)
 
 
 async def _ensure_dicom_peers(session: AsyncSession, organisations, summary: SeedSummary) -> None:

@@ -612,6 +612,8 @@ async def attach_study(
 class RequestImaging:
     attached: list[tuple[RequestStudy, ImagingStudy]]
     priors: list[ImagingStudy]  # the patient's other studies the principal may see
+    # studies received by the principal's organisations, not yet matched, whose header agrees with the patient
+    candidates: list[ImagingStudy] = field(default_factory=list)
 
 
 async def request_imaging(
@@ -625,7 +627,13 @@ async def request_imaging(
     priors = await repo.list_other_studies(
         principal, request.patient_id, {study.id for _l, study in attached}
     )
-    return RequestImaging(attached, priors)
+    patient = await PatientRepository(session).get(request.patient_id)
+    candidates = [
+        study
+        for study in await repo.list_unmatched(principal.clinical_organisation_ids)
+        if patient is not None and traits_agree(study.attributes, patient)
+    ]
+    return RequestImaging(attached, priors, candidates)
 
 
 async def patient_studies(
@@ -641,3 +649,134 @@ def study_date(study: ImagingStudy) -> date | None:
         return date(int(study.study_date[:4]), int(study.study_date[4:6]), int(study.study_date[6:8]))
     except (ValueError, IndexError):
         return None
+
+
+# --- browser upload (a folder or a zip of DICOM files) -----------------------------------------------------------
+
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory: the index of a CD, not an image
+
+
+@dataclass
+class UploadResult:
+    stored: int = 0
+    already: int = 0
+    ignored: list[str] = field(default_factory=list)  # not DICOM (README, DICOMDIR, viewer programs of a CD…)
+    failed: list[str] = field(default_factory=list)  # DICOM refused, with the reason
+    attached: list[str] = field(default_factory=list)  # study descriptions attached to the request
+    not_attached: list[str] = field(default_factory=list)  # with the reason (identity vigilance)
+
+
+async def upload_to_request(
+    session: AsyncSession,
+    principal: Principal,
+    store: BlobStore,
+    request_id: uuid.UUID,
+    files: list[tuple[str, bytes]],
+    *,
+    max_instance_bytes: int,
+) -> UploadResult:
+    """DICOM files chosen in the browser (a CD's folder, a zip) received for the principal's organisation, then
+    each study attached to the request. Files that are not DICOM are skipped and named; each refused instance is
+    named with its reason and leaves nothing behind; a study whose identity does not agree with the request's
+    patient is kept (in the identity-vigilance queue) but not attached."""
+    request = await RequestRepository(session).get_visible(principal, request_id)
+    if request is None:
+        raise NotFound("Demande introuvable.")
+    if request.status in (RequestStatus.CLOSED, RequestStatus.CANCELLED, RequestStatus.DECLINED):
+        raise Conflict("La demande est terminée : plus aucune image ne peut y être jointe.")
+    organisation = sending_organisation(principal, None)
+    result = UploadResult()
+    studies: dict[str, None] = {}
+    repo = ImagingRepository(session)
+    for name, data in files:
+        if len(data) > max_instance_bytes:
+            result.failed.append(f"{name} : fichier trop volumineux.")
+            continue
+        if len(data) < 132 or data[128:132] != b"DICM":
+            result.ignored.append(name)
+            continue
+        try:
+            async with session.begin_nested():
+                parsed = await anyio.to_thread.run_sync(parse_instance, data)
+                if parsed.sop_class_uid == DICOMDIR_CLASS:
+                    result.ignored.append(name)
+                    continue
+                ingested = await ingest_instance(
+                    session,
+                    store,
+                    data,
+                    organisation_id=organisation,
+                    received_from="upload",
+                    principal=principal,
+                    parsed=parsed,
+                )
+        except DomainError as exc:
+            result.failed.append(f"{name} : {exc.message}")
+            continue
+        if ingested.created:
+            result.stored += 1
+        else:
+            result.already += 1
+        studies[parsed.study_uid] = None
+    for study_uid in studies:
+        study = await repo.get_study_by_uid(study_uid)
+        label = f"{study.description or 'Étude'} du {study.study_date[6:8]}/{study.study_date[4:6]}/{study.study_date[:4]}"
+        if await repo.get_request_study(request.id, study.id) is not None:
+            continue
+        try:
+            async with session.begin_nested():
+                await attach_study(session, principal, request.id, study.id)
+        except DomainError as exc:
+            result.not_attached.append(f"{label} : {exc.message}")
+            continue
+        result.attached.append(label)
+    return result
+
+
+# --- viewer and identity-vigilance pages -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViewerCase:
+    request: Any
+    study: ImagingStudy
+    patient: Patient
+
+
+async def viewer_case(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, study_uid: str
+) -> ViewerCase:
+    """The viewer of a case: the request and a study the principal may see, of the request's patient."""
+    request = await RequestRepository(session).get_visible(principal, request_id)
+    if request is None:
+        raise NotFound("Demande introuvable.")
+    study = await ImagingRepository(session).get_visible_study(principal, study_uid)
+    if study is None or study.patient_id != request.patient_id:
+        raise NotFound("Étude introuvable.")
+    patient = await PatientRepository(session).get(request.patient_id)
+    await _audit_study(session, principal, study, "viewer", request_id=str(request.id))
+    return ViewerCase(request, study, patient)
+
+
+async def study_to_reconcile(
+    session: AsyncSession, principal: Principal, study_id: uuid.UUID
+) -> ImagingStudy:
+    study = await ImagingRepository(session).get(study_id)
+    if study is None or study.organisation_id not in principal.clinical_organisation_ids:
+        raise NotFound("Étude introuvable.")
+    await _audit_study(session, principal, study, "identity-vigilance")
+    return study
+
+
+def header_traits(study: ImagingStudy) -> tuple[str, date | None]:
+    """(family name, birth date) of the header, to look for the patient."""
+    family, _given = name_parts(study.dicom_patient_name)
+    try:
+        birth = date(
+            int(study.dicom_birth_date[:4]),
+            int(study.dicom_birth_date[4:6]),
+            int(study.dicom_birth_date[6:8]),
+        )
+    except (ValueError, IndexError):
+        birth = None
+    return family, birth

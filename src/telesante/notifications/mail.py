@@ -45,7 +45,9 @@ def _send_now(settings: Settings, mail: Mail) -> None:
     context = ssl.create_default_context()
     smtp_class = smtplib.SMTP_SSL if settings.smtp_security == "ssl" else smtplib.SMTP
     kwargs = {"context": context} if settings.smtp_security == "ssl" else {}
-    with smtp_class(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds, **kwargs) as smtp:
+    with smtp_class(
+        settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds, **kwargs
+    ) as smtp:
         if settings.smtp_security == "starttls":
             smtp.starttls(context=context)
         if settings.smtp_user:

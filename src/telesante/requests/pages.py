@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
 from telesante.auth.principal import Principal
 from telesante.db import discard_changes
+from telesante.imaging import service as imaging_service
 from telesante.kit import clock
 from telesante.kit.errors import DomainError, InvalidInput
 from telesante.kit.pagination import Offset, PageRequest
@@ -244,10 +245,12 @@ async def _detail_context(session, principal: Principal, request_id: uuid.UUID) 
     form_definition = forms.get_form(tele_request.form_code, tele_request.form_version)
     side = service._side(principal, tele_request)
     access = await patient_service.require_patient_access(session, principal, tele_request.patient_id)
+    imaging = await imaging_service.request_imaging(session, principal, request_id)
     expert_answers = {k: v for k, v in tele_request.expert_answers.items() if k != "conclusion"}
     return {
         **{key: value for key, value in detail.items() if key != "request"},  # "request" is the HTTP request
         "tele_request": tele_request,
+        "imaging": imaging,
         "patient": access.patient,
         "offer": offer,
         "form": form_definition,
@@ -274,7 +277,7 @@ async def request_page(request: Request, session: SessionDep, principal: Princip
     return response
 
 
-async def _act(request: Request, session, principal: Principal, request_id: uuid.UUID, action) -> Response:
+async def act(request: Request, session, principal: Principal, request_id: uuid.UUID, action) -> Response:
     """Run one action; on a domain error, re-render the request page with the message (and roll back)."""
     try:
         await action()
@@ -307,7 +310,7 @@ async def update_draft_page(
             RequestDraftUpdate(answers=answers_from_form(definition.fields, submitted)),
         )
 
-    return await _act(request, session, principal, request_id, action)
+    return await act(request, session, principal, request_id, action)
 
 
 @router.post("/demandes/{request_id}/envoyer")
@@ -324,12 +327,12 @@ async def send_page(
     async def action():
         await service.send_request(session, principal, settings, request_id, parse_input(RequestSend, data))
 
-    return await _act(request, session, principal, request_id, action)
+    return await act(request, session, principal, request_id, action)
 
 
 @router.post("/demandes/{request_id}/accepter")
 async def accept_page(request: Request, session: SessionDep, principal: PrincipalDep, request_id: uuid.UUID):
-    return await _act(
+    return await act(
         request,
         session,
         principal,
@@ -347,7 +350,7 @@ async def decline_page(request: Request, session: SessionDep, principal: Princip
     async def action():
         await service.decline_request(session, principal, request_id, await _reason(request))
 
-    return await _act(request, session, principal, request_id, action)
+    return await act(request, session, principal, request_id, action)
 
 
 @router.post("/demandes/{request_id}/annuler")
@@ -355,7 +358,7 @@ async def cancel_page(request: Request, session: SessionDep, principal: Principa
     async def action():
         await service.cancel_request(session, principal, request_id, await _reason(request))
 
-    return await _act(request, session, principal, request_id, action)
+    return await act(request, session, principal, request_id, action)
 
 
 @router.post("/demandes/{request_id}/messages")
@@ -369,7 +372,7 @@ async def message_page(request: Request, session: SessionDep, principal: Princip
         data = parse_input(MessageCreate, {"kind": kind, "body": str(submitted.get("body", "")).strip()})
         await service.post_message(session, principal, request_id, data)
 
-    return await _act(request, session, principal, request_id, action)
+    return await act(request, session, principal, request_id, action)
 
 
 @router.post("/demandes/{request_id}/documents")
@@ -398,7 +401,7 @@ async def upload_page(
             max_bytes=settings.max_attachment_bytes,
         )
 
-    return await _act(request, session, principal, request_id, action)
+    return await act(request, session, principal, request_id, action)
 
 
 @router.get("/demandes/{request_id}/documents/{attachment_id}")
@@ -429,7 +432,7 @@ async def answer_page(request: Request, session: SessionDep, principal: Principa
         )
         await service.answer_request(session, principal, request_id, data)
 
-    return await _act(request, session, principal, request_id, action)
+    return await act(request, session, principal, request_id, action)
 
 
 @router.get("/demandes/{request_id}/compte-rendu.pdf")
@@ -473,7 +476,7 @@ async def report_page(
         )
         await service.sign_report(session, principal, settings, store, request_id, data)
 
-    return await _act(request, session, principal, request_id, action)
+    return await act(request, session, principal, request_id, action)
 
 
 def _paris_to_utc(value: str) -> str:
@@ -492,7 +495,7 @@ def _paris_to_utc(value: str) -> str:
 
 @router.post("/demandes/{request_id}/cloturer")
 async def close_page(request: Request, session: SessionDep, principal: PrincipalDep, request_id: uuid.UUID):
-    return await _act(
+    return await act(
         request, session, principal, request_id, lambda: service.close_request(session, principal, request_id)
     )
 

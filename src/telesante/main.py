@@ -109,6 +109,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(EventBusMiddleware)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # DICOMweb first: a viewer sends hundreds of requests in a row, and routes are matched in order.
+    app.include_router(dicomweb.router)
     app.include_router(health.router)
     for module in (
         auth_api,
@@ -121,7 +123,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     ):
         app.include_router(module.router, prefix="/api")
     app.include_router(fhir_api.router, prefix="/fhir")
-    app.include_router(dicomweb.router)
     app.include_router(events_api.router)
     for module in (
         web_pages,

@@ -6,6 +6,7 @@ and shape the answer (DICOM JSON, multipart/related). The conformance is in docs
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
@@ -22,7 +23,7 @@ from python_multipart.multipart import MultipartParser
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
 from telesante.imaging import pixels, service
 from telesante.imaging.models import ImagingInstance, ImagingSeries, ImagingStudy
-from telesante.imaging.repository import StudyCriteria
+from telesante.imaging.repository import InstanceEntry, StudyCriteria
 from telesante.kit.errors import DomainError, InvalidInput
 from telesante.kit.pagination import PageRequest
 from telesante.storage.dependencies import BlobStoreDep
@@ -65,8 +66,6 @@ def _base(request: Request) -> str:
 
 
 def _json(content: Any, status_code: int = 200) -> Response:
-    import json
-
     return Response(
         json.dumps(content, separators=(",", ":"), ensure_ascii=False),
         status_code=status_code,
@@ -211,17 +210,16 @@ def instance_json(
     return dict(sorted(out.items()))
 
 
-def metadata_json(
-    study: ImagingStudy, series: ImagingSeries, instance: ImagingInstance, base: str
-) -> dict[str, Any]:
-    out = dict(instance.metadata_json)
-    out["00083002"] = _attr("UI", instance.transfer_syntax_uid)  # Available Transfer Syntax UID
-    if instance.frames:
-        out["7FE00010"] = {
-            "vr": "OW",
-            "BulkDataURI": _instance_url(base, study, series, instance) + "/frames/1",
-        }
-    return out
+def metadata_text(study: ImagingStudy, entry: InstanceEntry, base: str) -> str:
+    """The stored DICOM JSON of the instance, with its Available Transfer Syntax UID and the address of its pixel
+    data added — spliced as text: the stored object is never parsed again to be sent."""
+    extra = {"00083002": _attr("UI", entry.transfer_syntax_uid)}
+    if entry.has_frames:
+        url = f"{base}/studies/{study.study_uid}/series/{entry.series_uid}/instances/{entry.sop_instance_uid}"
+        extra["7FE00010"] = {"vr": "OW", "BulkDataURI": url + "/frames/1"}
+    added = json.dumps(extra, separators=(",", ":"), ensure_ascii=False)[1:-1]
+    text = entry.metadata_text.strip()
+    return text[:-1] + ("," if text != "{}" else "") + added + "}"
 
 
 def _instance_url(base: str, study: ImagingStudy, series: ImagingSeries, instance: ImagingInstance) -> str:
@@ -356,7 +354,8 @@ async def retrieve_metadata(
         _uid(sop_uid, "SOPInstanceUID") if sop_uid else None,
     )
     base = _base(request)
-    return _json([metadata_json(study, series, instance, base) for series, instance in rows])
+    body = "[" + ",".join(metadata_text(study, entry, base) for entry in rows) + "]"
+    return Response(body, media_type=DICOM_JSON)
 
 
 @router.get("/studies/{study_uid}")

@@ -45,6 +45,18 @@ class StudyCriteria:
 
 
 @dataclass(frozen=True)
+class InstanceEntry:
+    """An instance as WADO-RS serves it: its DICOM JSON kept as stored text (never parsed to be sent again)."""
+
+    series_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    blob_key: str
+    has_frames: bool
+    metadata_text: str
+
+
+@dataclass(frozen=True)
 class FrameLocation:
     """What serving a frame needs (instances never change once stored: safe to keep in memory)."""
 
@@ -314,6 +326,38 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
             )
         )
         return [(series, instance) for series, instance in rows.all()]
+
+    async def list_entries(
+        self, study_id: uuid.UUID, series_uid: str | None = None, sop_instance_uid: str | None = None
+    ) -> list[InstanceEntry]:
+        stmt = (
+            sa.select(
+                ImagingSeries.series_uid,
+                ImagingInstance.sop_instance_uid,
+                ImagingInstance.transfer_syntax_uid,
+                ImagingInstance.blob_key,
+                sa.cast(ImagingInstance.frames, sa.Text),
+                sa.cast(ImagingInstance.metadata_json, sa.Text),
+            )
+            .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
+            .where(ImagingSeries.study_id == study_id)
+        )
+        if series_uid is not None:
+            stmt = stmt.where(ImagingSeries.series_uid == series_uid)
+        if sop_instance_uid is not None:
+            stmt = stmt.where(ImagingInstance.sop_instance_uid == sop_instance_uid)
+        rows = await self.session.execute(
+            stmt.order_by(
+                ImagingSeries.series_number,
+                ImagingSeries.series_uid,
+                ImagingInstance.instance_number,
+                ImagingInstance.sop_instance_uid,
+            )
+        )
+        return [
+            InstanceEntry(series, sop, syntax, key, frames.strip() not in ("[]", ""), text)
+            for series, sop, syntax, key, frames, text in rows.all()
+        ]
 
     async def list_instances(self, series_id: uuid.UUID) -> list[ImagingInstance]:
         return await self.all(

@@ -26,7 +26,7 @@ from telesante.imaging.models import (
     PatientMatch,
     RequestStudy,
 )
-from telesante.imaging.repository import FrameLocation, ImagingRepository, StudyCriteria
+from telesante.imaging.repository import FrameLocation, ImagingRepository, InstanceEntry, StudyCriteria
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from telesante.kit.identifiers import INS_OIDS
@@ -448,10 +448,10 @@ async def read_metadata(
     study_uid: str,
     series_uid: str | None = None,
     sop_instance_uid: str | None = None,
-) -> tuple[ImagingStudy, list[tuple[ImagingSeries, ImagingInstance]]]:
+) -> tuple[ImagingStudy, list[InstanceEntry]]:
     """WADO-RS metadata: read from the index (the DICOM JSON saved at ingest), never from the image files."""
     study = await _visible_study(session, principal, study_uid)
-    rows = await ImagingRepository(session).list_study_instances(study.id, series_uid, sop_instance_uid)
+    rows = await ImagingRepository(session).list_entries(study.id, series_uid, sop_instance_uid)
     if (series_uid or sop_instance_uid) and not rows:
         raise NotFound("Série ou instance introuvable.")
     await _audit_study(session, principal, study, "metadata", series_uid=series_uid)
@@ -464,10 +464,14 @@ async def retrieve(
     study_uid: str,
     series_uid: str | None = None,
     sop_instance_uid: str | None = None,
-) -> tuple[ImagingStudy, list[ImagingInstance]]:
+) -> tuple[ImagingStudy, list[InstanceEntry]]:
     """The instances whose stored files a WADO-RS retrieval sends (the bytes are read while streaming)."""
-    study, rows = await read_metadata(session, principal, study_uid, series_uid, sop_instance_uid)
-    return study, [instance for _series, instance in rows]
+    study = await _visible_study(session, principal, study_uid)
+    rows = await ImagingRepository(session).list_entries(study.id, series_uid, sop_instance_uid)
+    if (series_uid or sop_instance_uid) and not rows:
+        raise NotFound("Série ou instance introuvable.")
+    await _audit_study(session, principal, study, "retrieve", series_uid=series_uid)
+    return study, rows
 
 
 async def locate_frames(

@@ -6,6 +6,7 @@ import pytest
 
 from telesante.imaging.phantom import head_ct
 from tests.requests.conftest import offer, region, store  # noqa: F401 - the small region of request tests
+from tests.storage.conftest import s3_bucket, s3_endpoint, s3_store  # noqa: F401 - moto's S3 server
 
 
 @pytest.fixture

@@ -242,3 +242,53 @@ async def test_bad_input_is_answered_with_a_reason(served, actors):
         assert response.status_code == 400 and response.json()["field"] == "window"
     async with httpx.AsyncClient(base_url=f"{served}/dicomweb") as anonymous:
         assert (await anonymous.get("/studies")).status_code == 401
+
+
+async def test_the_request_sequence_of_the_ohif_viewer(served, actors):
+    """What OHIF v3's DICOMweb data source asks, in its order and with its headers: the study list (wildcards,
+    fuzzymatching, includefield), the series, each series' metadata, the thumbnails, then the frames as stored."""
+    web = client(served, actors["treating"])
+    series = datasets(3)
+    await asyncio.to_thread(web.store_instances, series)
+    study_uid, series_uid = series[0].StudyInstanceUID, series[0].SeriesInstanceUID
+    qido = {**actors["treating"], "Accept": "application/dicom+json"}
+    async with httpx.AsyncClient(base_url=f"{served}/dicomweb", headers=qido) as http:
+        listing = await http.get(
+            "/studies",
+            params={
+                "limit": "101",
+                "offset": "0",
+                "fuzzymatching": "false",
+                "includefield": "00081030,00080060",
+                "PatientName": "*goff*",
+                "StudyDescription": "TDM*",
+                "StudyDate": "20261124-",
+            },
+        )
+        assert listing.status_code == 200, listing.text
+        assert [s["0020000D"]["Value"][0] for s in listing.json()] == [study_uid]
+        study = listing.json()[0]
+        assert study["00080061"]["Value"] == ["CT"] and study["00201208"]["Value"] == [3]
+        missing = await http.get("/studies", params={"PatientName": "*dupont*"})
+        assert missing.json() == []
+        found = await http.get(f"/studies/{study_uid}/series")
+        assert found.json()[0]["0020000E"]["Value"] == [series_uid]
+        metadata = (await http.get(f"/studies/{study_uid}/series/{series_uid}/metadata")).json()
+        assert {item["00083002"]["Value"][0] for item in metadata} == {"1.2.840.10008.1.2.1"}
+        frame_url = metadata[0]["7FE00010"]["BulkDataURI"]
+        thumbnail = await http.get(
+            f"/studies/{study_uid}/series/{series_uid}/thumbnail", headers={"Accept": "image/jpeg"}
+        )
+        assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
+        frame = await http.get(
+            frame_url,
+            headers={"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"},
+        )
+        assert frame.status_code == 200
+        assert frame.headers["content-type"].startswith("multipart/related")
+        boundary = frame.headers["content-type"].split("boundary=")[1]
+        head, _, rest = frame.content.partition(b"\r\n\r\n")
+        assert b"transfer-syntax=1.2.840.10008.1.2.1" in head
+        pixels = rest[: rest.rindex(b"\r\n--" + boundary.encode())]
+        sop = metadata[0]["00080018"]["Value"][0]
+        assert pixels == next(ds for ds in series if ds.SOPInstanceUID == sop).PixelData

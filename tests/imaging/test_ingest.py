@@ -103,3 +103,22 @@ async def test_peers_are_declared_by_the_organisations_administrator(session):
         await service.register_peer(session, admin.principal, hospital.id, "TROP_LONG_POUR_UN_AE")
     with pytest.raises(service.UnknownPeer):
         await service.peer_organisation(session, "INCONNU")
+
+
+async def test_ingest_and_frames_through_an_s3_store(session, s3_store, ct_series):
+    """The same ingest with the S3-compatible backend (moto's server): the original file stored once, and a frame
+    served by a ranged read of the object."""
+    from telesante.imaging.repository import ImagingRepository
+
+    hospital = await make_organisation(session, "CH de Fougères")
+    files = ct_series(2)
+    for data in files:
+        await service.ingest_instance(
+            session, s3_store, data, organisation_id=hospital.id, received_from="stow"
+        )
+    ds = pydicom.dcmread(io.BytesIO(files[1]))
+    location = await ImagingRepository(session).get_frame_location(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+    )
+    assert await s3_store.get(location.blob_key) == files[1]
+    assert await service.read_frames(s3_store, location, [1], native=False) == [ds.PixelData]

@@ -62,6 +62,12 @@ SAMPLES: dict[tuple[str, str], dict] = {
     ("GET", "/demandes/{request_id}/compte-rendu.pdf"): {"expected": 404},
     ("POST", "/demandes/{request_id}/compte-rendu"): {"form": {"conclusion": "x"}, "expected": 422},
     ("POST", "/demandes/{request_id}/cloturer"): {"expected": 409},
+    # imaging of the case: a study that is not the patient's is not found; attaching an unknown one is refused
+    ("GET", "/demandes/{request_id}/imagerie/{study_uid}"): {"expected": 404},
+    ("POST", "/demandes/{request_id}/imagerie/joindre"): {
+        "form": {"study_id": "5d1c2f0e-0000-4000-8000-000000000000"},
+        "expected": 422,
+    },
     ("GET", "/fhir/ServiceRequest/{request_id}"): {},
     ("GET", "/fhir/Task/{request_id}"): {},
     ("GET", "/fhir/QuestionnaireResponse/{request_id}"): {},
@@ -88,7 +94,7 @@ async def world(session, region, offer, patient, store, app):
     attachment = await service.add_attachment(
         session, region.requester.principal, store, draft.id, "scanner.pdf", a_pdf(), max_bytes=MAX
     )
-    ids = {"request_id": str(draft.id), "attachment_id": str(attachment.id)}
+    ids = {"request_id": str(draft.id), "attachment_id": str(attachment.id), "study_uid": "1.2.250.1.999.1"}
     headers = {
         "treating": await token_for(session, region.requester),
         "colleague": await token_for(session, region.colleague),

@@ -71,6 +71,17 @@ async def test_keys_are_independent_and_binary_safe(store):
     assert await store.exists("a/b") is False  # a "directory" is not a blob
 
 
+async def test_ranged_reads_serve_a_part_of_a_blob(store):
+    """How a DICOM frame is served: a range of the stored file, on both backends."""
+    data = bytes(range(256)) * 4096
+    await store.put("a/b/frames", data, "application/dicom")
+    assert await store.get_range("a/b/frames", 1000, 5000) == data[1000:6000]
+    assert await store.get_range("a/b/frames", len(data) - 10, 10) == data[-10:]
+    assert await store.get_range("a/b/frames", 0, 0) == b""
+    with pytest.raises(NotFound):
+        await store.get_range("a/b/absent", 0, 10)
+
+
 @pytest.mark.parametrize("key", BAD_KEYS)
 async def test_keys_that_could_escape_are_refused(store, key):
     for call in (

@@ -237,6 +237,7 @@ QIDO_STUDY_KEYS = {
     "StudyDate",
     "ModalitiesInStudy",
     "AccessionNumber",
+    "StudyDescription",
 }
 QIDO_CONTROL = {"limit", "offset", "includefield", "fuzzymatching"}
 _DATE_RANGE = re.compile(r"^([0-9]{8})?(-)?([0-9]{8})?$")
@@ -277,7 +278,8 @@ def _study_criteria(request: Request) -> tuple[StudyCriteria, list[str]]:
         StudyCriteria(
             study_uid=values.get("StudyInstanceUID", ""),
             patient_id=values.get("PatientID", ""),
-            patient_name=values.get("PatientName", "").replace("*", "").replace("?", ""),
+            patient_name=values.get("PatientName", ""),
+            description=values.get("StudyDescription", ""),
             study_date=date_range,
             accession_number=values.get("AccessionNumber", ""),
             modality=values.get("ModalitiesInStudy", ""),
@@ -520,6 +522,34 @@ async def retrieve_rendered(
         media_type=media_type,
         max_size=size,
         quality=quality,
+    )
+    return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.get("/studies/{study_uid}/series/{series_uid}/thumbnail")
+async def retrieve_series_thumbnail(
+    request: Request,
+    study_uid: str,
+    series_uid: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: BlobStoreDep,
+    viewport: Annotated[str | None, Query(max_length=20)] = None,
+):
+    """The series' middle image, small (PS3.18 thumbnail resource)."""
+    media_type = _rendered_type(request.headers.get("accept", ""))
+    study, entries = await service.read_metadata(
+        session, principal, _uid(study_uid, "StudyInstanceUID"), _uid(series_uid, "SeriesInstanceUID")
+    )
+    images = [entry for entry in entries if entry.has_frames]
+    if not images:
+        raise NotAcceptable("Cette série ne contient pas d'image à rendre.")
+    middle = images[len(images) // 2]
+    found = await service.locate_frames(
+        session, principal, study.study_uid, middle.series_uid, middle.sop_instance_uid, [1]
+    )
+    data = await service.render(
+        store, found, 1, window=None, media_type=media_type, max_size=_viewport(viewport) or (128, 128)
     )
     return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=300"})
 

@@ -37,7 +37,8 @@ class StudyCriteria:
 
     study_uid: str = ""
     patient_id: str = ""  # (0010,0020) as sent
-    patient_name: str = ""  # prefix, case-insensitive ("*" wildcards removed)
+    patient_name: str = ""  # PS3.4 C.2.2.2.4 wildcards: "*" any run, "?" one character; case-insensitive
+    description: str = ""  # same matching
     study_date: tuple[str, str] = ("", "")  # YYYYMMDD bounds, either may be empty
     accession_number: str = ""
     modality: str = ""
@@ -66,6 +67,16 @@ class FrameLocation:
     blob_key: str
     transfer_syntax_uid: str
     frames: tuple[tuple[tuple[int, int], ...], ...]
+
+
+def _wildcard(column: sa.ColumnElement[str], pattern: str) -> sa.ColumnElement[bool]:
+    """DICOM wildcard matching; a value without wildcard matches as a prefix (what a person typing a name expects,
+    and PS3.18 fuzzy matching allows)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = escaped.replace("*", "%").replace("?", "_")
+    if "*" not in pattern and "?" not in pattern:
+        like += "%"
+    return column.ilike(like, escape="\\")
 
 
 class ImagingRepository(RepositoryBase[ImagingStudy]):
@@ -111,7 +122,9 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
         if criteria.patient_id:
             stmt = stmt.where(ImagingStudy.dicom_patient_id == criteria.patient_id)
         if criteria.patient_name:
-            stmt = stmt.where(ImagingStudy.dicom_patient_name.ilike(criteria.patient_name + "%"))
+            stmt = stmt.where(_wildcard(ImagingStudy.dicom_patient_name, criteria.patient_name))
+        if criteria.description:
+            stmt = stmt.where(_wildcard(ImagingStudy.description, criteria.description))
         low, high = criteria.study_date
         if low:
             stmt = stmt.where(ImagingStudy.study_date >= low)

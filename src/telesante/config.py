@@ -53,6 +53,19 @@ class Settings(BaseSettings):
         ge=1024**2,
         description="Taille maximale d'une instance DICOM reçue (STOW-RS, dépôt depuis le navigateur), en octets.",
     )
+    teleradiology_read_minutes_vital: int = Field(
+        30,
+        ge=5,
+        le=10080,
+        description="Téléradiologie : délai d'interprétation visé en urgence vitale, en minutes, depuis la réception "
+        "des images.",
+    )
+    teleradiology_read_minutes_urgent: int = Field(
+        120, ge=5, le=10080, description="Téléradiologie : délai d'interprétation visé en urgence, en minutes."
+    )
+    teleradiology_read_minutes_scheduled: int = Field(
+        2880, ge=5, le=43200, description="Téléradiologie : délai d'interprétation visé pour un examen programmé."
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Clé secrète (CSRF). Générée dans data_dir/secret_key au premier lancement si absente.",

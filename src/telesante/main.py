@@ -36,6 +36,7 @@ from telesante.patients import pages as patients_pages
 from telesante.requests import api as requests_api
 from telesante.requests import pages as requests_pages
 from telesante.storage.blobs import make_blob_store
+from telesante.teleradiology import pages as teleradiology_pages
 from telesante.web import errors, health
 from telesante.web import pages as web_pages
 from telesante.web.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         offers_pages,
         requests_pages,
         imaging_pages,
+        teleradiology_pages,
         oncall_pages,
     ):
         app.include_router(module.router)

@@ -4,7 +4,13 @@ from telesante.audit.models import AuditEvent
 from telesante.auth.models import Account, ApiToken, ExternalIdentity, LoginAttempt, WebSession
 from telesante.consents.models import Consent, InformationText
 from telesante.directory.models import Membership, Organisation, OrganisationService, Professional
-from telesante.imaging.models import DicomPeer, ImagingInstance, ImagingSeries, ImagingStudy, RequestStudy
+from telesante.imaging.models import (
+    DicomPeer,
+    ImagingInstance,
+    ImagingSeries,
+    ImagingStudy,
+    RequestStudy,
+)
 from telesante.jobs.models import ScheduledJob
 from telesante.kit.models import Base
 from telesante.offers.models import Offer, OfferRequester
@@ -32,6 +38,7 @@ from telesante.requests.models import (
     RequestTransition,
     TeleRequest,
 )
+from telesante.teleradiology.models import ExamJustification
 
 __all__ = [
     "Account",
@@ -43,6 +50,7 @@ __all__ = [
     "CareRelationship",
     "Consent",
     "DicomPeer",
+    "ExamJustification",
     "ExternalIdentity",
     "IdentityStatusChange",
     "ImagingInstance",

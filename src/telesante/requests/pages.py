@@ -37,6 +37,8 @@ from telesante.requests.schemas import (
 )
 from telesante.requests.states import Side, next_states
 from telesante.storage.dependencies import BlobStoreDep, file_response
+from telesante.teleradiology import service as teleradiology_service
+from telesante.teleradiology.models import JUSTIFICATION_LABELS
 from telesante.web.render import form_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -246,11 +248,20 @@ async def _detail_context(session, principal: Principal, request_id: uuid.UUID) 
     side = service._side(principal, tele_request)
     access = await patient_service.require_patient_access(session, principal, tele_request.patient_id)
     imaging = await imaging_service.request_imaging(session, principal, request_id)
+    teleradiology = teleradiology_service.is_teleradiology(tele_request)
+    justification = (
+        await teleradiology_service.get_justification(session, principal, request_id)
+        if teleradiology
+        else None
+    )
     expert_answers = {k: v for k, v in tele_request.expert_answers.items() if k != "conclusion"}
     return {
         **{key: value for key, value in detail.items() if key != "request"},  # "request" is the HTTP request
         "tele_request": tele_request,
         "imaging": imaging,
+        "teleradiology": teleradiology,
+        "justification": justification,
+        "JUSTIFICATION_LABELS": JUSTIFICATION_LABELS,
         "patient": access.patient,
         "offer": offer,
         "form": form_definition,

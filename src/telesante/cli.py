@@ -206,8 +206,10 @@ def demo_seed() -> None:
             code=2,
         )
     from telesante.demo import seed
+    from telesante.storage.blobs import make_blob_store
 
-    summary = _run(seed.seed_demo, settings)
+    store = make_blob_store(settings)
+    summary = _run(lambda session: seed.seed_demo(session, store), settings)
     typer.echo(seed.format_summary(summary))
 
 

@@ -171,3 +171,11 @@ def test_head_trauma_offer_routes_to_the_neurosurgeon_on_call(seeded):
         *(2 * [datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")]),
     )
     assert [role for _, role in on_duty] == ["primary", "backup"]
+
+
+def test_a_head_ct_is_received_and_matched_to_its_patient(seeded):
+    studies = seeded.rows("SELECT patient_match, instance_count, modalities, patient_id FROM imaging_studies")
+    assert len(studies) == 1
+    match, count, modalities, patient_id = studies[0]
+    assert (match, count, modalities) == ("ipp", 120, "CT") and patient_id is not None
+    assert seeded.rows("SELECT count(*) FROM offers WHERE form_code = 'teleradiologie'") == [(1,)]

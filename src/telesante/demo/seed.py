@@ -74,6 +74,8 @@ SUMMARY_LABELS = {
     "rotas": "Listes de garde",
     "shifts": "  dont gardes planifiées",
     "offers": "Offres de télé-expertise",
+    "émetteurs DICOM": "Émetteurs DICOM",
+    "études d'imagerie": "Études d'imagerie (scanner cérébral)",
 }
 
 
@@ -499,6 +501,19 @@ async def _ensure_offers(
         ),
         OfferCreate(
             organisation_id=chu,
+            service_id=services.get("Radiologie") or services.get("Imagerie médicale"),
+            title="Téléradiologie — interprétation à distance",
+            description="Examens des hôpitaux de la région lus par les radiologues du CHU : justification avant "
+            "réalisation, interprétation, compte rendu signé (charte G4).",
+            act_type=ActType.TELEEXPERTISE,
+            specialty="Radiologie",
+            form_code="teleradiologie",
+            routing=Routing.POOL,
+            response_minutes=60,
+            urgent=True,
+        ),
+        OfferCreate(
+            organisation_id=chu,
             service_id=services.get("Neurologie"),
             title="Avis neurologique",
             act_type=ActType.TELEEXPERTISE,
@@ -536,8 +551,47 @@ async def _ensure_dicom_peers(session: AsyncSession, organisations, summary: See
         summary.created["émetteurs DICOM"] += 1
 
 
-async def seed_demo(session: AsyncSession) -> SeedSummary:
-    """Create what is missing of the demo region in the caller's transaction (flushes, never commits)."""
+DEMO_CT_SLICES = 120
+
+
+async def _ensure_demo_ct(session: AsyncSession, store, organisations, summary: SeedSummary) -> None:
+    """A head CT of a demo patient of Saint-Brieuc, as its scanner would send it (IPP and identity in the header):
+    matched to the patient, ready to attach to a request and read in the viewer."""
+    from telesante.imaging import service as imaging_service
+    from telesante.imaging.phantom import head_ct
+
+    plan = next(
+        p
+        for p in plan_patients()
+        if p.data.ipp and p.data.ipp.startswith("RDA") and p.registrant == "urgentiste"
+    )
+    given = plan.data.birth_given_names.split(" ")[0]
+    files = head_ct(
+        DEMO_CT_SLICES,
+        uid_seed="telesante-demo-head-ct",
+        patient_id=plan.data.ipp,
+        patient_name=f"{plan.data.birth_family_name}^{given}".upper(),
+        birth_date=plan.data.birth_date.strftime("%Y%m%d"),
+        sex=plan.data.sex,
+        study_date=clock.now().strftime("%Y%m%d"),
+    )
+    created = False
+    for data in files:
+        result = await imaging_service.ingest_instance(
+            session,
+            store,
+            data,
+            organisation_id=organisations["ch_saint_brieuc"],
+            received_from="dicom:CT_ST_BRIEUC",
+        )
+        created = created or result.created
+    summary.created["études d'imagerie"] += int(created)
+    summary.existing["études d'imagerie"] += int(not created)
+
+
+async def seed_demo(session: AsyncSession, store=None) -> SeedSummary:
+    """Create what is missing of the demo region in the caller's transaction (flushes, never commits). With a blob
+    store, a head CT is received too."""
     summary = SeedSummary()
     organisations = {spec.key: await _ensure_organisation(session, spec, summary) for spec in ORGANISATIONS}
     accounts: dict[str, uuid.UUID] = {}
@@ -575,6 +629,8 @@ async def seed_demo(session: AsyncSession) -> SeedSummary:
             texts,
             summary,
         )
+    if store is not None:
+        await _ensure_demo_ct(session, store, organisations, summary)
     return summary
 
 

@@ -25,6 +25,7 @@ def ct_slice(
     study_date: str = "20261124",
     study_time: str = "031500",
     accession_number: str = "ACC-42",
+    sop_instance_uid: str | None = None,
 ) -> bytes:
     """One axial slice, 5 mm apart, as a DICOM Part 10 file in Explicit VR Little Endian."""
     ds = Dataset()
@@ -32,7 +33,7 @@ def ct_slice(
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
     ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = generate_uid()
+    ds.SOPInstanceUID = sop_instance_uid or generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
     ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = (
@@ -67,10 +68,18 @@ def ct_slice(
     return out.getvalue()
 
 
-def head_ct(slices: int = 300, **kwargs) -> list[bytes]:
-    """A whole series (one study) of ``slices`` slices."""
-    study_uid, series_uid = generate_uid(), generate_uid()
-    return [ct_slice(study_uid, series_uid, number, **kwargs) for number in range(1, slices + 1)]
+def head_ct(slices: int = 300, *, uid_seed: str | None = None, **kwargs) -> list[bytes]:
+    """A whole series (one study) of ``slices`` slices; with ``uid_seed`` the UIDs are always the same (the demo
+    seed stores it once however often it runs)."""
+
+    def uid(*parts: object) -> str:
+        return generate_uid(entropy_srcs=[uid_seed, *map(str, parts)]) if uid_seed else generate_uid()
+
+    study_uid, series_uid = uid("study"), uid("series")
+    return [
+        ct_slice(study_uid, series_uid, number, sop_instance_uid=uid("instance", number), **kwargs)
+        for number in range(1, slices + 1)
+    ]
 
 
 def write_series(folder: Path, files: list[bytes]) -> Path:

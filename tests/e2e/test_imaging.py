@@ -150,3 +150,24 @@ def test_the_colleague_elsewhere_cannot_open_the_viewer(page, live, tmp_path):
     assert response.status == 404
     frames = page.request.get(f"{live.url}/dicomweb/studies/{study_uid}/metadata")
     assert frames.status == 404
+
+
+def test_a_cd_zip_is_uploaded_from_the_browser_with_its_progress(page, live, tmp_path):
+    import zipfile
+
+    series = head_ct(
+        12, rows=128, patient_id="LAN-990", patient_name="LE GOFF^MAIWENN", birth_date="19540312", sex="F"
+    )
+    archive = tmp_path / "cd.zip"
+    with zipfile.ZipFile(archive, "w") as cd:
+        for number, data in enumerate(series, start=1):
+            cd.writestr(f"DICOM/IM{number:04d}", data)
+        cd.writestr("AUTORUN.INF", b"[autorun]")
+    request_id = draft_request(live)
+    log_in(page, live)
+    page.goto(f"{live.url}/demandes/{request_id}")
+    page.set_input_files("#f-dicom-zip", str(archive))
+    expect(page.locator("#imagerie-etat")).to_contain_text("12 image(s) reçue(s)", timeout=30_000)
+    expect(page.locator("#imagerie-etat")).to_contain_text("1 fichier(s) non DICOM ignoré(s)")
+    expect(page.locator("a.study-link")).to_have_count(1, timeout=15_000)
+    expect(page.locator("#imagerie")).to_contain_text("12 images")

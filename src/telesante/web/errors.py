@@ -52,7 +52,7 @@ def _kind(request: Request) -> str:
     path = request.url.path
     if path.startswith("/fhir"):
         return "fhir"
-    if path.startswith(("/api", "/dicomweb")) or path in ("/healthz", "/openapi.json"):
+    if path.startswith(("/api", "/dicomweb", "/imagerie/depot")) or path in ("/healthz", "/openapi.json"):
         return "api"
     return "html"
 

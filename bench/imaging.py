@@ -94,7 +94,9 @@ async def seed() -> dict[str, str]:
         await directory_service.add_membership(
             session,
             None,
-            MembershipCreate(professional_id=professional.id, organisation_id=hospital.id, role=Role.REQUESTER),
+            MembershipCreate(
+                professional_id=professional.id, organisation_id=hospital.id, role=Role.REQUESTER
+            ),
         )
         email = "radiologue@bench.telesante.fr"
         await auth_service.create_account(
@@ -109,7 +111,9 @@ async def seed() -> dict[str, str]:
 
 def seed_in_subprocess(env: dict[str, str]) -> dict[str, str]:
     code = "import asyncio, json; from bench.imaging import seed; print(json.dumps(asyncio.run(seed())))"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -212,7 +216,17 @@ def c_store(target: Target, folder: Path) -> float:
     count = len(list(folder.glob("*.dcm")))
     started = time.perf_counter()
     done = subprocess.run(
-        ["storescu", "-aet", AE_SCU, "-aec", target.called_ae, "+sd", "127.0.0.1", str(target.dicom_port), str(folder)],
+        [
+            "storescu",
+            "-aet",
+            AE_SCU,
+            "-aec",
+            target.called_ae,
+            "+sd",
+            "127.0.0.1",
+            str(target.dicom_port),
+            str(folder),
+        ],
         capture_output=True,
         text=True,
     )
@@ -259,7 +273,9 @@ async def uids(client: httpx.AsyncClient, target: Target, study_uid: str) -> tup
     return series_uid, [item["00080018"]["Value"][0] for item in instances]
 
 
-async def series_metadata(client: httpx.AsyncClient, target: Target, study: str, series: str, repeats: int) -> float:
+async def series_metadata(
+    client: httpx.AsyncClient, target: Target, study: str, series: str, repeats: int
+) -> float:
     url = f"{target.dicomweb}/studies/{study}/series/{series}/metadata"
     timings = []
     for _ in range(repeats):
@@ -271,7 +287,9 @@ async def series_metadata(client: httpx.AsyncClient, target: Target, study: str,
     return statistics.median(timings)
 
 
-async def frames(client: httpx.AsyncClient, target: Target, study: str, series: str, sops: list[str]) -> float:
+async def frames(
+    client: httpx.AsyncClient, target: Target, study: str, series: str, sops: list[str]
+) -> float:
     headers = {**target.headers, "Accept": 'multipart/related; type="application/octet-stream"'}
     started = time.perf_counter()
     for sop in sops:
@@ -279,7 +297,9 @@ async def frames(client: httpx.AsyncClient, target: Target, study: str, series: 
             f"{target.dicomweb}/studies/{study}/series/{series}/instances/{sop}/frames/1", headers=headers
         )
         if response.status_code != 200 or len(response.content) < 512 * 512 * 2:
-            raise RuntimeError(f"frame from {target.name}: {response.status_code} {len(response.content)} bytes")
+            raise RuntimeError(
+                f"frame from {target.name}: {response.status_code} {len(response.content)} bytes"
+            )
     return len(sops) / (time.perf_counter() - started)
 
 
@@ -287,7 +307,9 @@ async def retrieval(client: httpx.AsyncClient, target: Target, study: str, serie
     headers = {**target.headers, "Accept": 'multipart/related; type="application/dicom"'}
     started = time.perf_counter()
     received = 0
-    async with client.stream("GET", f"{target.dicomweb}/studies/{study}/series/{series}", headers=headers) as response:
+    async with client.stream(
+        "GET", f"{target.dicomweb}/studies/{study}/series/{series}", headers=headers
+    ) as response:
         response.raise_for_status()
         async for chunk in response.aiter_raw():
             received += len(chunk)
@@ -333,7 +355,9 @@ async def main() -> None:
         for start in (start_telesante, start_orthanc):
             target = start(work)
             if target is None:
-                _progress("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb): no comparison")
+                _progress(
+                    "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb): no comparison"
+                )
                 continue
             try:
                 figures[target.name] = await measure(target, work, slices, repeats)
@@ -348,7 +372,9 @@ async def main() -> None:
             "stow": _ratio(ours["stow_instances_per_s"], theirs["stow_instances_per_s"]),
             "series_metadata": _ratio(theirs["series_metadata_ms"], ours["series_metadata_ms"]),
             "frames": _ratio(ours["frames_per_s"], theirs["frames_per_s"]),
-            "series_retrieval": _ratio(ours["series_retrieval_mb_per_s"], theirs["series_retrieval_mb_per_s"]),
+            "series_retrieval": _ratio(
+                ours["series_retrieval_mb_per_s"], theirs["series_retrieval_mb_per_s"]
+            ),
         }
     goals_met = {
         "ingest_2x": bool(ratios) and min(ratios["cstore"], ratios["stow"]) >= GOALS["ingest_ratio"],

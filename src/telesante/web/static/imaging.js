@@ -277,6 +277,7 @@
       else pixels = instance.signed ? new Int16Array(buffer) : new Uint16Array(buffer);
       frames.set(instance.sop, pixels);
       root.dataset.loaded = String(frames.size);
+      if (frames.size === series.instances.length) root.dataset.allLoadedMs = String(Math.round(performance.now()));
       if (instance === currentInstance()) draw();
     } catch (error) {
       showError(error.message);
@@ -345,6 +346,8 @@
       }
     }
     offscreenCtx.putImageData(imageData, 0, 0);
+    // measured by bench.viewer: time from the navigation to the first image on screen
+    if (!root.dataset.firstImageMs) root.dataset.firstImageMs = String(Math.round(performance.now()));
     const scale = fitScale(instance);
     const x = (canvas.width - instance.columns * scale) / 2 + state.panX;
     const y = (canvas.height - instance.rows * scale) / 2 + state.panY;

@@ -13,7 +13,8 @@ compression, when it is installed (this benchmark installs nothing). Measured fo
    (frames/s);
 5. **series retrieval** — ``GET /studies/{s}/series/{se}`` (WADO-RS multipart), bytes read by the client (MB/s).
 
-The client (httpx, storescu) shares the machine's two cores with the server. Télésanté is called with a bearer token
+The client (httpx, storescu) shares the machine's two cores with the server. The same client fetching a frame's
+bytes from a bare ASGI app (``bench/bare_asgi.py``, no work at all) gives the ceiling any server can reach here. Télésanté is called with a bearer token
 (every request authenticated, scoped and audited as in production); Orthanc without authentication. Goals (issue 4):
 ingest ≥ 2× Orthanc, metadata ≤ 50 ms, frames ≥ 5× Orthanc, series retrieval ≥ Orthanc. The last line is one JSON
 object with the figures and the ratios.
@@ -338,6 +339,45 @@ async def measure(target: Target, work: Path, slices: int, repeats: int) -> dict
     return {key: round(value, 1) for key, value in results.items()}
 
 
+async def client_ceiling(count: int) -> float:
+    """Frames per second the same client reaches against a bare ASGI app sending a frame's bytes (no work at all)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare_asgi:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/frame"
+        async with httpx.AsyncClient(timeout=30) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    await client.get(url)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+            started = time.perf_counter()
+            for _ in range(count):
+                (await client.get(url)).raise_for_status()
+            return round(count / (time.perf_counter() - started), 1)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 15)
+
+
 def _ratio(ours: float, theirs: float | None) -> float | None:
     return round(ours / theirs, 2) if theirs else None
 
@@ -364,6 +404,8 @@ async def main() -> None:
             finally:
                 stop(target)
             _progress(f"[{target.name}] {figures[target.name]}")
+    ceiling = await client_ceiling(slices)
+    _progress(f"[client ceiling] {ceiling} frames/s against a bare ASGI app")
     ours, theirs = figures["telesante"], figures.get("orthanc")
     ratios = {}
     if theirs:
@@ -390,6 +432,10 @@ async def main() -> None:
                 "telesante": ours,
                 "orthanc": theirs,
                 "ratios_telesante_over_orthanc": ratios,
+                "client_ceiling_frames_per_s": ceiling,
+                "client_ceiling_over_orthanc_frames": _ratio(ceiling, theirs["frames_per_s"])
+                if theirs
+                else None,
                 "goals_met": goals_met,
                 "cpus": os.cpu_count(),
             }

@@ -61,10 +61,16 @@ class Settings(BaseSettings):
         "des images.",
     )
     teleradiology_read_minutes_urgent: int = Field(
-        120, ge=5, le=10080, description="Téléradiologie : délai d'interprétation visé en urgence, en minutes."
+        120,
+        ge=5,
+        le=10080,
+        description="Téléradiologie : délai d'interprétation visé en urgence, en minutes.",
     )
     teleradiology_read_minutes_scheduled: int = Field(
-        2880, ge=5, le=43200, description="Téléradiologie : délai d'interprétation visé pour un examen programmé."
+        2880,
+        ge=5,
+        le=43200,
+        description="Téléradiologie : délai d'interprétation visé pour un examen programmé.",
     )
     secret_key: SecretStr | None = Field(
         None,

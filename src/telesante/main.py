@@ -26,6 +26,7 @@ from telesante.events.service import EventBusMiddleware, bind_event_bus, unbind_
 from telesante.fhir import api as fhir_api
 from telesante.imaging import dicomweb
 from telesante.imaging import pages as imaging_pages
+from telesante.imaging.fastpath import FrameFastPath
 from telesante.jobs.runner import JobRunner
 from telesante.offers import api as offers_api
 from telesante.offers import pages as offers_pages
@@ -108,6 +109,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(EventBusMiddleware)
+    # Outermost: the viewer's next frames of a study it was just allowed to read (imaging/fastpath.py).
+    app.add_middleware(FrameFastPath)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # DICOMweb first: a viewer sends hundreds of requests in a row, and routes are matched in order.

@@ -117,8 +117,9 @@ async def test_ingest_and_frames_through_an_s3_store(session, s3_store, ct_serie
             session, s3_store, data, organisation_id=hospital.id, received_from="stow"
         )
     ds = pydicom.dcmread(io.BytesIO(files[1]))
-    location = await ImagingRepository(session).get_frame_location(
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+    locations = await ImagingRepository(session).series_frame_locations(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID
     )
+    location = locations[ds.SOPInstanceUID]
     assert await s3_store.get(location.blob_key) == files[1]
     assert await service.read_frames(s3_store, location, [1], native=False) == [ds.PixelData]

@@ -148,39 +148,33 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
         )
         return Page(items, total, page.offset, page.limit)
 
-    async def get_frame_location(
-        self, study_uid: str, series_uid: str, sop_instance_uid: str
-    ) -> FrameLocation | None:
-        """Unscoped: the caller checks access with ``is_visible`` (both are kept in memory by the service)."""
-        row = (
-            await self.session.execute(
-                sa.select(
-                    ImagingStudy.id,
-                    ImagingInstance.blob_key,
-                    ImagingInstance.transfer_syntax_uid,
-                    ImagingInstance.frames,
-                )
-                .select_from(ImagingInstance)
-                .join(ImagingSeries, ImagingSeries.id == ImagingInstance.series_id)
-                .join(ImagingStudy, ImagingStudy.id == ImagingSeries.study_id)
-                .where(
-                    ImagingInstance.sop_instance_uid == sop_instance_uid,
-                    ImagingSeries.series_uid == series_uid,
-                    ImagingStudy.study_uid == study_uid,
-                )
+    async def series_frame_locations(self, study_uid: str, series_uid: str) -> dict[str, FrameLocation]:
+        """Where the frames of every instance of a series lie, by SOP Instance UID. Unscoped: the caller checks
+        access with ``is_visible`` (the service keeps both in memory: a viewer reads the whole series)."""
+        rows = await self.session.execute(
+            sa.select(
+                ImagingStudy.id,
+                ImagingInstance.sop_instance_uid,
+                ImagingInstance.blob_key,
+                ImagingInstance.transfer_syntax_uid,
+                ImagingInstance.frames,
             )
-        ).first()
-        if row is None:
-            return None
-        study_id, blob_key, syntax, frames = row
-        return FrameLocation(
-            study_id,
-            study_uid,
-            series_uid,
-            blob_key,
-            syntax,
-            tuple(tuple((int(o), int(n)) for o, n in frame) for frame in frames),
+            .select_from(ImagingInstance)
+            .join(ImagingSeries, ImagingSeries.id == ImagingInstance.series_id)
+            .join(ImagingStudy, ImagingStudy.id == ImagingSeries.study_id)
+            .where(ImagingSeries.series_uid == series_uid, ImagingStudy.study_uid == study_uid)
         )
+        return {
+            sop: FrameLocation(
+                study_id,
+                study_uid,
+                series_uid,
+                blob_key,
+                syntax,
+                tuple(tuple((int(o), int(n)) for o, n in frame) for frame in frames),
+            )
+            for study_id, sop, blob_key, syntax, frames in rows.all()
+        }
 
     async def is_visible(self, principal: Principal, study_id: uuid.UUID) -> bool:
         return bool(

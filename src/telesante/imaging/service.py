@@ -491,12 +491,13 @@ async def locate_frames(
     location_key = (study_uid, series_uid, sop_instance_uid)
     found = _locations.get(location_key)
     if found is None:
-        found = await repo.get_frame_location(study_uid, series_uid, sop_instance_uid)
+        series = await repo.series_frame_locations(study_uid, series_uid)
+        if len(_locations) + len(series) > 100_000:
+            _locations.clear()
+        _locations.update({(study_uid, series_uid, sop): location for sop, location in series.items()})
+        found = series.get(sop_instance_uid)
         if found is None:
             raise NotFound("Instance introuvable.")
-        if len(_locations) >= 50_000:
-            _locations.clear()
-        _locations[location_key] = found
     now = time.monotonic()
     access_key = (principal.account_id, principal.grants, found.study_id)
     if now - _access.get(access_key, -ACCESS_CACHE_SECONDS) >= ACCESS_CACHE_SECONDS:
@@ -519,6 +520,22 @@ async def locate_frames(
             _frame_audits.clear()
         _frame_audits[audit_key] = now
     return found
+
+
+def cached_location(study_uid: str, series_uid: str, sop_instance_uid: str) -> FrameLocation | None:
+    return _locations.get((study_uid, series_uid, sop_instance_uid))
+
+
+def is_fresh(account_id: uuid.UUID, grants: tuple, location: FrameLocation, now: float) -> bool:
+    """The user's access to the study and the audit of the series' view are both still fresh (the fast path)."""
+    granted = _access.get((account_id, grants, location.study_id))
+    audited = _frame_audits.get((account_id, location.series_uid))
+    return (
+        granted is not None
+        and now - granted < ACCESS_CACHE_SECONDS
+        and audited is not None
+        and now - audited < FRAME_AUDIT_SECONDS
+    )
 
 
 async def read_frames(

@@ -1,0 +1,135 @@
+"""The viewer's hot path: a frame that the same user has just been allowed to read, served without the framework.
+
+A viewer fetches every frame of a series one by one. The first frame of a series goes through the DICOMweb route:
+authentication, the access rule, the audit. That route then remembers who the caller's credential belongs to (the
+principal, for FAST_PRINCIPAL_SECONDS), and the imaging service remembers where the instance's frames lie, that this
+user may see the study (30 s) and that the series' view is audited (10 min). While all four are fresh, the next
+frames of that study are answered here with one ranged read of the stored file. Anything else — a frame that must
+be decoded, an unknown credential, an expired entry, a malformed request — goes on to the route unchanged.
+
+So a revoked token or a closed session may still read frames of a study it was reading for at most
+FAST_PRINCIPAL_SECONDS; nothing else is served from memory (documented in docs/domains/imaging.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from telesante.auth.principal import Principal
+from telesante.imaging import service
+from telesante.imaging.negotiation import frame_format
+from telesante.web.middleware import SECURITY_HEADERS
+
+FAST_PRINCIPAL_SECONDS = 10.0
+SESSION_COOKIE = b"ts_session"
+_FRAME_PATH = re.compile(
+    r"^/dicomweb/studies/([0-9.]{1,64})/series/([0-9.]{1,64})/instances/([0-9.]{1,64})/frames/([0-9]{1,6})$"
+)
+
+
+@dataclass(frozen=True)
+class _Known:
+    account_id: uuid.UUID
+    grants: tuple
+    at: float
+
+
+_principals: dict[bytes, _Known] = {}
+
+
+def _credential(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """A digest of the caller's credential: the bearer token, else the session cookie."""
+    cookie = None
+    for key, value in headers:
+        if key == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            if scheme.lower() == b"bearer" and token.strip():
+                return hashlib.sha256(b"bearer:" + token.strip()).digest()
+        elif key == b"cookie":
+            for part in value.split(b";"):
+                name, _, content = part.strip().partition(b"=")
+                if name == SESSION_COOKIE and content:
+                    cookie = hashlib.sha256(b"session:" + content).digest()
+    return cookie
+
+
+def remember(headers: list[tuple[bytes, bytes]], principal: Principal) -> None:
+    """Called by the frames route once the caller is authenticated and allowed."""
+    key = _credential(headers)
+    if key is None:
+        return
+    if len(_principals) >= 10_000:
+        _principals.clear()
+    _principals[key] = _Known(principal.account_id, principal.grants, time.monotonic())
+
+
+def forget_all() -> None:
+    _principals.clear()
+
+
+class FrameFastPath:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            found = _FRAME_PATH.match(scope.get("path", ""))
+            if found is not None and await self._serve(scope, send, found):
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, send: Send, found: re.Match) -> bool:
+        study_uid, series_uid, sop_uid, number = found.groups()
+        headers = scope.get("headers", [])
+        now = time.monotonic()
+        key = _credential(headers)
+        known = _principals.get(key) if key else None
+        if known is None or now - known.at >= FAST_PRINCIPAL_SECONDS:
+            return False
+        location = service.cached_location(study_uid, series_uid, sop_uid)
+        if location is None or not service.is_fresh(known.account_id, known.grants, location, now):
+            return False
+        index = int(number)
+        if not 1 <= index <= len(location.frames):
+            return False
+        accept = next((v.decode("latin-1") for k, v in headers if k == b"accept"), "")
+        try:
+            wanted = frame_format(accept, location.transfer_syntax_uid)
+        except Exception:  # noqa: BLE001 - not acceptable: the route answers 406 with its reason
+            return False
+        if wanted.native and location.transfer_syntax_uid not in service.pixels.NATIVE_SYNTAXES:
+            return False  # to be decoded: the route does it
+        store = scope["app"].state.blob_store
+        try:
+            data = (await service.read_frames(store, location, [index], native=False))[0]
+        except Exception:  # noqa: BLE001 - storage trouble: the route answers it properly
+            return False
+        if wanted.multipart:
+            boundary = uuid.uuid4().hex
+            body = (
+                f"--{boundary}\r\nContent-Type: {wanted.part_type}\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                + data
+                + f"\r\n--{boundary}--\r\n".encode()
+            )
+            content_type = f'multipart/related; type="{wanted.part_type.split(";")[0]}"; boundary={boundary}'
+        else:
+            body, content_type = data, wanted.part_type
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type.encode("latin-1")),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"private, no-store"),
+                    *SECURITY_HEADERS,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return True

@@ -342,8 +342,8 @@ async def measure(target: Target, work: Path, slices: int, repeats: int) -> dict
 async def client_ceiling(count: int) -> float:
     """Frames per second the same client reaches against a bare ASGI app sending a frame's bytes (no work at all)."""
     port = _free_port()
-    process = subprocess.Popen(
-        [
+    process = await asyncio.create_subprocess_exec(
+        *(
             sys.executable,
             "-m",
             "uvicorn",
@@ -352,7 +352,7 @@ async def client_ceiling(count: int) -> float:
             str(port),
             "--log-level",
             "warning",
-        ],
+        ),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

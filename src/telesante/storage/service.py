@@ -22,9 +22,10 @@ from telesante.storage.blobs import BlobStore
 log = logging.getLogger(__name__)
 
 
-def blob_key(data: bytes) -> str:
-    """The content address of ``data``: ``sha256/<2 hex>/<2 hex>/<64 hex>`` (two levels of 256 folders)."""
-    digest = hashlib.sha256(data).hexdigest()
+def blob_key(data: bytes, digest: str | None = None) -> str:
+    """The content address of ``data``: ``sha256/<2 hex>/<2 hex>/<64 hex>`` (two levels of 256 folders).
+    ``digest``: its SHA-256 (hex) when the caller has computed it already."""
+    digest = digest or hashlib.sha256(data).hexdigest()
     return f"sha256/{digest[:2]}/{digest[2:4]}/{digest}"
 
 
@@ -40,10 +41,12 @@ class _Claim:
 _claims: weakref.WeakKeyDictionary[BlobStore, dict[str, _Claim]] = weakref.WeakKeyDictionary()
 
 
-async def save_blob(session: AsyncSession, store: BlobStore, data: bytes, content_type: str) -> str:
+async def save_blob(
+    session: AsyncSession, store: BlobStore, data: bytes, content_type: str, *, sha256: str | None = None
+) -> str:
     """Write ``data`` now under its content address and return the key; if ``session``'s transaction rolls back,
     the blob is deleted again unless it existed before or is used by another transaction (see module doc)."""
-    key = blob_key(data)
+    key = blob_key(data, sha256)
     claims = _claims.setdefault(store, {})
     claim = claims.setdefault(key, _Claim())
     claim.holders += 1  # before any await: a concurrent saver of the same content sees this claim

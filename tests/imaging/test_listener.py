@@ -1,5 +1,6 @@
 """The DICOM listener started with the platform, with DCMTK from Debian as the peer: echoscu, and storescu sending a
-whole study over one association; an unknown calling AE is refused with status 0124 and nothing is stored."""
+whole study over one association; an unknown calling AE is rejected at association time and nothing is stored; a
+peer removed after the association list was read is still refused per instance (0124)."""
 
 from __future__ import annotations
 
@@ -87,12 +88,34 @@ async def test_an_unknown_calling_ae_is_refused_and_nothing_is_stored(
     code, output = await dcmtk(
         "storescu", "-v", "-aet", "INCONNU", "-aec", "TELESANTE", "127.0.0.1", str(listening), str(path)
     )
-    assert "Status: 0x124" in output, (
+    # rejected at association time: A-ASSOCIATE-RJ, permanent, "calling AE title not recognised" (PS3.8 9.3.4)
+    assert code != 0 and "Association Rejected" in output and "Calling AE Title Not Recognized" in output, (
         output
-    )  # 0124H "Refused: Not Authorized" (PS3.7 C.4; DCMTK 3.6.7 names it not)
+    )
     assert (await session.execute(sa.select(sa.func.count()).select_from(ImagingInstance))).scalar_one() == 0
     # The listener keeps serving: a known peer still gets through.
     code, output = await dcmtk(
         "echoscu", "-aet", "CT_FOUGERES", "-aec", "TELESANTE", "127.0.0.1", str(listening)
     )
     assert code == 0, output
+
+
+async def test_a_peer_deactivated_since_the_last_refresh_is_refused_per_instance(
+    session, listening, ct_series, tmp_path
+):
+    from telesante.imaging.models import DicomPeer
+
+    peer = (
+        await session.execute(sa.select(DicomPeer).where(DicomPeer.ae_title == "CT_FOUGERES"))
+    ).scalar_one()
+    peer.active = False  # the listener's list still has it until its next refresh
+    await session.flush()
+    path = tmp_path / "IM0001.dcm"
+    path.write_bytes(ct_series(1)[0])
+    code, output = await dcmtk(
+        "storescu", "-v", "-aet", "CT_FOUGERES", "-aec", "TELESANTE", "127.0.0.1", str(listening), str(path)
+    )
+    assert "Status: 0x124" in output, (
+        output
+    )  # 0124H "Refused: Not Authorized" (PS3.7 C.4; DCMTK 3.6.7 names it not)
+    assert (await session.execute(sa.select(sa.func.count()).select_from(ImagingInstance))).scalar_one() == 0

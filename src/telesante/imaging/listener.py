@@ -5,7 +5,11 @@ pynetdicom serves each association in its own thread; each received instance is 
 loop (``ingest_instance`` in its own transaction) and the thread waits for the outcome to answer the C-STORE with
 the proper status: 0000 stored (or already stored), 0124 refused: not authorised (unknown calling AE), C000 cannot
 understand (not DICOM, no identifiers, truncated), A700 out of resources (anything unexpected; logged). A failed
-instance never stops the association nor the listener."""
+instance never stops the association nor the listener.
+
+Unknown calling AE titles are rejected at association time already (A-ASSOCIATE-RJ, "calling AE title not
+recognised"): the list of active peers is read at start and every PEERS_REFRESH_SECONDS. The per-instance check stays,
+for a peer deactivated in between (and when no peer is declared at all, which pynetdicom reads as "anyone")."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telesante.config import Settings
 from telesante.db import run_in_transaction
 from telesante.imaging.dicom import InvalidDicom
-from telesante.imaging.service import UnknownPeer, ingest_instance, peer_organisation
+from telesante.imaging.service import UnknownPeer, active_peer_titles, ingest_instance, peer_organisation
 from telesante.kit.errors import DomainError
 from telesante.storage.blobs import BlobStore
 
@@ -34,6 +38,7 @@ NOT_AUTHORISED = 0x0124
 CANNOT_UNDERSTAND = 0xC000
 OUT_OF_RESOURCES = 0xA700
 STORE_TIMEOUT_SECONDS = 120
+PEERS_REFRESH_SECONDS = 15.0
 
 
 def _status(code: int, comment: str = "") -> Dataset:
@@ -54,6 +59,8 @@ class DicomListener:
         self.server = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
+        self.ae: AE | None = None
+        self._refresher: asyncio.Task | None = None
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -62,6 +69,8 @@ class DicomListener:
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)
         ae.maximum_pdu_size = 0  # no limit: the sender's PDUs as large as it likes
+        self.ae = ae
+        await self.refresh_peers()
         handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, lambda event: SUCCESS)]
         address = (self.settings.dicom_host, self.settings.dicom_port)
         try:
@@ -72,11 +81,30 @@ class DicomListener:
             log.error("Récepteur DICOM non démarré sur %s:%s : %s", *address, exc)
             return
         self.port = self.server.server_address[1]
+        self._refresher = asyncio.create_task(self._refresh_forever())
         log.info(
             "Récepteur DICOM %s à l'écoute sur %s:%s", self.settings.dicom_ae_title, address[0], self.port
         )
 
+    async def refresh_peers(self) -> None:
+        """The calling AE titles accepted at association time: the active peers, read from the database."""
+        async with asynccontextmanager(run_in_transaction)(self.sessionmaker) as session:
+            titles = await active_peer_titles(session)
+        if self.ae is not None:
+            self.ae.require_calling_aet = titles
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PEERS_REFRESH_SECONDS)
+            try:
+                await self.refresh_peers()
+            except Exception:  # noqa: BLE001 - the previous list stays; retried at the next tick
+                log.exception("Liste des émetteurs DICOM non relue")
+
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
         if self.server is not None:
             await asyncio.to_thread(self.server.shutdown)
             self.server = None

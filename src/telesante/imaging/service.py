@@ -89,6 +89,10 @@ async def list_peers(session: AsyncSession) -> list[tuple[DicomPeer, str]]:
     return await ImagingRepository(session).list_peers_with_organisation()
 
 
+async def active_peer_titles(session: AsyncSession) -> list[str]:
+    return [peer.ae_title for peer in await ImagingRepository(session).list_peers() if peer.active]
+
+
 async def peer_organisation(session: AsyncSession, calling_ae_title: str) -> uuid.UUID:
     peer = await ImagingRepository(session).get_peer(calling_ae_title.strip())
     if peer is None:

@@ -292,3 +292,30 @@ async def test_the_request_sequence_of_the_ohif_viewer(served, actors):
         pixels = rest[: rest.rindex(b"\r\n--" + boundary.encode())]
         sop = metadata[0]["00080018"]["Value"][0]
         assert pixels == next(ds for ds in series if ds.SOPInstanceUID == sop).PixelData
+
+
+async def test_jpeg_baseline_made_by_dcmtk_is_decoded(served, actors, tmp_path):
+    """8-bit lossy JPEG (process 1), as ultrasound and secondary captures send it: decoded close to the original."""
+    ds = datasets(1, rows=128)[0]
+    hounsfield = ds.pixel_array.astype(np.int32) - 1024
+    original = np.clip((hounsfield + 100) * 2, 0, 255).astype(np.uint8)  # a soft-tissue window, 8 bits
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = original.tobytes()
+    ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+    source, target = tmp_path / "in.dcm", tmp_path / "out.dcm"
+    ds.save_as(source, enforce_file_format=True)
+    code, output = await dcmtk("dcmcjpeg", "+eb", str(source), str(target))
+    assert code == 0, output
+    baseline = pydicom.dcmread(target)
+    assert baseline.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    web = client(served, actors["treating"])
+    await asyncio.to_thread(web.store_instances, [baseline])
+    frames = await asyncio.to_thread(  # lossy: DCMTK gave the image a new SOP Instance UID
+        web.retrieve_instance_frames,
+        baseline.StudyInstanceUID,
+        baseline.SeriesInstanceUID,
+        baseline.SOPInstanceUID,
+        [1],
+    )
+    decoded = np.frombuffer(frames[0], dtype=np.uint8).reshape(128, 128)
+    assert np.abs(decoded.astype(int) - original.astype(int)).mean() < 4  # lossy, but the same image

@@ -65,3 +65,49 @@ async def test_queue_and_reconciliation(session, region, store, client):
     matched = (await session.execute(sa.select(ImagingStudy).where(ImagingStudy.id == study_id))).scalar_one()
     assert (matched.patient_id, matched.patient_match) == (yann_id, PatientMatch.MANUAL)
     assert "INCONNU-7" not in (await client.get("/imagerie/rapprochement", headers=treating)).text
+
+
+async def test_administrators_declare_and_suspend_their_senders(session, region, client):
+    from telesante.directory.models import Role
+    from telesante.imaging.models import DicomPeer
+    from tests.factories import make_actor, make_organisation
+
+    chu = next(iter(region.admin.principal.admin_organisation_ids()))
+    other_admin = await make_actor(session, await make_organisation(session, "CH de Redon"), Role.ORG_ADMIN)
+    admin = await token_for(session, region.admin)
+    added = await client.post(
+        "/imagerie/emetteurs",
+        data={"organisation_id": str(chu), "ae_title": "PACS_CHU", "description": "PACS"},
+        headers=admin,
+        follow_redirects=False,
+    )
+    assert added.status_code == 303
+    page = await client.get("/imagerie/emetteurs", headers=admin)
+    assert "PACS_CHU" in page.text and "Actif" in page.text
+    again = await client.post(
+        "/imagerie/emetteurs", data={"organisation_id": str(chu), "ae_title": "PACS_CHU"}, headers=admin
+    )
+    assert again.status_code == 409 and "déjà déclaré" in again.text
+    bad = await client.post(
+        "/imagerie/emetteurs", data={"organisation_id": str(chu), "ae_title": "A\\B"}, headers=admin
+    )
+    assert bad.status_code == 422 and "16 caractères" in bad.text
+    peer_id = (
+        await session.execute(sa.select(DicomPeer.id).where(DicomPeer.ae_title == "PACS_CHU"))
+    ).scalar_one()
+    other = await token_for(session, other_admin)
+    assert "PACS_CHU" not in (await client.get("/imagerie/emetteurs", headers=other)).text
+    assert (await client.post(f"/imagerie/emetteurs/{peer_id}/suspendre", headers=other)).status_code == 404
+    refused = await client.post(
+        "/imagerie/emetteurs", data={"organisation_id": str(chu), "ae_title": "INTRUS"}, headers=other
+    )
+    assert refused.status_code == 403
+    clinician = await token_for(session, region.requester)
+    assert (await client.get("/imagerie/emetteurs", headers=clinician)).status_code == 403
+    suspended = await client.post(
+        f"/imagerie/emetteurs/{peer_id}/suspendre", headers=admin, follow_redirects=False
+    )
+    assert suspended.status_code == 303
+    assert (
+        await session.execute(sa.select(DicomPeer.active).where(DicomPeer.id == peer_id))
+    ).scalar_one() is False

@@ -168,3 +168,50 @@ async def reconcile_page(request: Request, session: SessionDep, principal: Princ
             status_code=exc.status_code if exc.status_code in (404, 409, 422) else 422,
         )
     return redirect("/imagerie/rapprochement")
+
+
+# --- DICOM senders (administrators) ------------------------------------------------------------------------------
+
+
+async def _peers_context(session, principal) -> dict:
+    from telesante.directory.repository import OrganisationRepository
+
+    peers = await service.list_peers(session, principal)
+    repo = OrganisationRepository(session)
+    administered = sorted(principal.admin_organisation_ids())
+    organisations = [(o, (await repo.get(o)).name) for o in administered]
+    return {"peers": peers, "organisations": organisations, "errors": {}, "values": {}}
+
+
+@router.get("/imagerie/emetteurs")
+async def peers_page(request: Request, session: SessionDep, principal: PrincipalDep):
+    return render(request, "imaging/peers.html", await _peers_context(session, principal))
+
+
+@router.post("/imagerie/emetteurs")
+async def add_peer_page(request: Request, session: SessionDep, principal: PrincipalDep):
+    from telesante.db import discard_changes
+
+    submitted = await request.form()
+    values = {k: str(submitted.get(k, "")) for k in ("organisation_id", "ae_title", "description")}
+    try:
+        organisation_id = _uuid(values["organisation_id"], "organisation_id")
+        await service.register_peer(
+            session, principal, organisation_id, values["ae_title"], values["description"]
+        )
+    except DomainError as exc:
+        await discard_changes(session)
+        context = await _peers_context(session, principal)
+        context.update(errors={exc.field or "": exc.message}, error=exc.message, values=values)
+        return render(request, "imaging/peers.html", context, status_code=exc.status_code)
+    return redirect("/imagerie/emetteurs")
+
+
+@router.post("/imagerie/emetteurs/{peer_id}/{action}")
+async def toggle_peer_page(
+    request: Request, session: SessionDep, principal: PrincipalDep, peer_id: uuid.UUID, action: str
+):
+    if action not in ("suspendre", "reprendre"):
+        raise InvalidInput("Action inconnue.", field="action")
+    await service.set_peer_active(session, principal, peer_id, action == "reprendre")
+    return redirect("/imagerie/emetteurs")

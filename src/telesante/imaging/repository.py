@@ -258,12 +258,20 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
             stmt = stmt.where(DicomPeer.organisation_id == organisation_id)
         return await self.all(stmt)
 
-    async def list_peers_with_organisation(self) -> list[tuple[DicomPeer, str]]:
-        rows = await self.session.execute(
+    async def get_peer_by_id(self, peer_id: uuid.UUID) -> DicomPeer | None:
+        return await self.session.get(DicomPeer, peer_id)
+
+    async def list_peers_with_organisation(
+        self, organisation_ids: frozenset[uuid.UUID] | None = None
+    ) -> list[tuple[DicomPeer, str]]:
+        stmt = (
             sa.select(DicomPeer, Organisation.name)
             .join(Organisation, Organisation.id == DicomPeer.organisation_id)
             .order_by(Organisation.name, DicomPeer.ae_title)
         )
+        if organisation_ids is not None:
+            stmt = stmt.where(DicomPeer.organisation_id.in_(organisation_ids))
+        rows = await self.session.execute(stmt)
         return [(peer, name) for peer, name in rows.all()]
 
     async def get_instance_by_uid(self, sop_instance_uid: str) -> ImagingInstance | None:

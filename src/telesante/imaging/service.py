@@ -73,9 +73,10 @@ async def register_peer(
 ) -> DicomPeer:
     """A calling AE title of an organisation (its scanner, its PACS). ``principal=None`` is the CLI (operator);
     otherwise the organisation's administrator."""
-    if principal is not None and organisation_id not in principal.admin_organisation_ids():
+    if principal is not None and not principal.can_administer(organisation_id):
         raise Forbidden("Seul l'administrateur de l'établissement déclare ses émetteurs DICOM.")
     title = normalise_ae_title(ae_title)
+    description = description.strip()[:200]
     repo = ImagingRepository(session)
     if await repo.get_peer_by_title(title) is not None:
         raise Conflict(f"Le titre AE « {title} » est déjà déclaré.", field="ae_title")
@@ -84,9 +85,29 @@ async def register_peer(
     )
 
 
-async def list_peers(session: AsyncSession) -> list[tuple[DicomPeer, str]]:
-    """Every declared peer with its organisation's name (operator's view)."""
-    return await ImagingRepository(session).list_peers_with_organisation()
+async def list_peers(
+    session: AsyncSession, principal: Principal | None = None
+) -> list[tuple[DicomPeer, str]]:
+    """The declared peers with their organisation's name: all of them for the operator (CLI) and the regional
+    administrator, those of their organisations for an organisation's administrator."""
+    if principal is not None and not principal.is_admin:
+        raise Forbidden("Réservé aux administrateurs.")
+    organisations = (
+        None if principal is None or principal.is_regional_admin else principal.admin_organisation_ids()
+    )
+    return await ImagingRepository(session).list_peers_with_organisation(organisations)
+
+
+async def set_peer_active(
+    session: AsyncSession, principal: Principal, peer_id: uuid.UUID, active: bool
+) -> DicomPeer:
+    """Suspend (or resume) a sender: refused at the next association (within 15 s) and per instance at once."""
+    peer = await ImagingRepository(session).get_peer_by_id(peer_id)
+    if peer is None or not principal.can_administer(peer.organisation_id):
+        raise NotFound("Émetteur DICOM introuvable.")
+    peer.active = active
+    await session.flush()
+    return peer
 
 
 async def active_peer_titles(session: AsyncSession) -> list[str]:

@@ -64,6 +64,11 @@ SAMPLES: dict[tuple[str, str], dict] = {
     ("POST", "/demandes/{request_id}/cloturer"): {"expected": 409},
     # imaging of the case: a study that is not the patient's is not found; attaching an unknown one is refused
     ("GET", "/demandes/{request_id}/imagerie/{study_uid}"): {"expected": 404},
+    # teleradiology: this request is not one (its justification is refused for the parties, unseen for others)
+    ("POST", "/demandes/{request_id}/justification"): {
+        "form": {"decision": "justifie", "protocol": "TDM"},
+        "expected": 409,
+    },
     ("POST", "/demandes/{request_id}/imagerie/joindre"): {
         "form": {"study_id": "5d1c2f0e-0000-4000-8000-000000000000"},
         "expected": 422,

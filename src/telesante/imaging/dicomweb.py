@@ -6,6 +6,7 @@ and shape the answer (DICOM JSON, multipart/related). The conformance is in docs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -324,17 +325,25 @@ async def retrieve_instances(
     base = _base(request)
 
     async def parts() -> AsyncIterator[tuple[str, str, bytes]]:
-        for instance in instances:
-            data = await store.get(instance.blob_key)
-            used = instance.transfer_syntax_uid
-            if syntax == pixels.EXPLICIT_LE and used != pixels.EXPLICIT_LE:
-                data = await anyio.to_thread.run_sync(pixels.transcode_to_explicit_le, data)
-                used = pixels.EXPLICIT_LE
-            yield (
-                f"application/dicom; transfer-syntax={used}",
-                f"{base}/studies/{study.study_uid}/instances/{instance.sop_instance_uid}",
-                data,
-            )
+        # the next file is read while the current one is being sent
+        ahead = asyncio.ensure_future(store.get(instances[0].blob_key)) if instances else None
+        try:
+            for position, instance in enumerate(instances):
+                data = await ahead
+                if position + 1 < len(instances):
+                    ahead = asyncio.ensure_future(store.get(instances[position + 1].blob_key))
+                used = instance.transfer_syntax_uid
+                if syntax == pixels.EXPLICIT_LE and used != pixels.EXPLICIT_LE:
+                    data = await anyio.to_thread.run_sync(pixels.transcode_to_explicit_le, data)
+                    used = pixels.EXPLICIT_LE
+                yield (
+                    f"application/dicom; transfer-syntax={used}",
+                    f"{base}/studies/{study.study_uid}/instances/{instance.sop_instance_uid}",
+                    data,
+                )
+        finally:  # the client went away: the read ahead is not wanted any more
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
 
     if not multipart and len(instances) == 1:
         data = await store.get(instances[0].blob_key)

@@ -87,12 +87,11 @@ def _multipart(parts: AsyncIterator[tuple[str, str, bytes]], inner_type: str) ->
 
     async def body() -> AsyncIterator[bytes]:
         async for content_type, location, data in parts:
-            yield (
+            head = (
                 f"--{boundary}\r\nContent-Type: {content_type}\r\nContent-Location: {location}\r\n"
                 f"Content-Length: {len(data)}\r\n\r\n"
             ).encode()
-            yield data
-            yield b"\r\n"
+            yield b"".join((head, data, b"\r\n"))  # one write per part
         yield f"--{boundary}--\r\n".encode()
 
     return StreamingResponse(

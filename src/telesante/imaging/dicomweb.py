@@ -314,12 +314,13 @@ async def retrieve_instances(
             f"Syntaxe de transfert {syntax} non disponible : telle que stockée (transfer-syntax=*) "
             f"ou {pixels.EXPLICIT_LE} (décompressée)."
         )
-    study, instances = await service.retrieve(
+    study, instances = await service.read_metadata(
         session,
         principal,
         _uid(study_uid, "StudyInstanceUID"),
         _uid(series_uid, "SeriesInstanceUID") if series_uid else None,
         _uid(sop_uid, "SOPInstanceUID") if sop_uid else None,
+        what="retrieve",
     )
     base = _base(request)
 
@@ -571,11 +572,8 @@ async def store_instances(
         },
     )
     results = service.StowResults()
-    async for chunk in request.stream():
-        try:
-            parser.write(chunk)
-        except Exception as exc:  # python-multipart raises its own MultipartParseError (a ValueError)
-            raise BadRequest(f"Corps multipart illisible : {exc}", field="body") from None
+
+    async def store_received() -> None:
         for data in collector.done:
             await service.store_part(
                 session,
@@ -587,17 +585,18 @@ async def store_instances(
                 results=results,
             )
         collector.done.clear()
-    parser.finalize()
-    for data in collector.done:
-        await service.store_part(
-            session,
-            store,
-            principal,
-            data,
-            organisation_id=organisation,
-            study_uid=study_uid,
-            results=results,
-        )
+
+    async for chunk in request.stream():
+        try:
+            parser.write(chunk)
+        except Exception as exc:  # python-multipart raises its own MultipartParseError (a ValueError)
+            raise BadRequest(f"Corps multipart illisible : {exc}", field="body") from None
+        await store_received()  # each instance as soon as its part is complete
+    try:
+        parser.finalize()
+    except Exception as exc:  # noqa: BLE001 - same as above, at the end of the body
+        raise BadRequest(f"Corps multipart incomplet : {exc}", field="body") from None
+    await store_received()
     if not results.stored and not results.failed:
         raise BadRequest("Aucune instance DICOM dans le corps de la requête.", field="body")
     base = _base(request)

@@ -320,55 +320,46 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
             )
         )
 
-    async def list_study_instances(
-        self, study_id: uuid.UUID, series_uid: str | None = None, sop_instance_uid: str | None = None
-    ) -> list[tuple[ImagingSeries, ImagingInstance]]:
-        stmt = (
-            sa.select(ImagingSeries, ImagingInstance)
-            .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
-            .where(ImagingSeries.study_id == study_id)
+    @staticmethod
+    def _of_study(
+        stmt: sa.Select, study_id: uuid.UUID, series_uid: str | None, sop_instance_uid: str | None
+    ) -> sa.Select:
+        """The instances of a study (optionally of one series, or one instance), in series and instance order."""
+        stmt = stmt.join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id).where(
+            ImagingSeries.study_id == study_id
         )
         if series_uid is not None:
             stmt = stmt.where(ImagingSeries.series_uid == series_uid)
         if sop_instance_uid is not None:
             stmt = stmt.where(ImagingInstance.sop_instance_uid == sop_instance_uid)
-        rows = await self.session.execute(
-            stmt.order_by(
-                ImagingSeries.series_number,
-                ImagingSeries.series_uid,
-                ImagingInstance.instance_number,
-                ImagingInstance.sop_instance_uid,
-            )
+        return stmt.order_by(
+            ImagingSeries.series_number,
+            ImagingSeries.series_uid,
+            ImagingInstance.instance_number,
+            ImagingInstance.sop_instance_uid,
         )
+
+    async def list_study_instances(
+        self, study_id: uuid.UUID, series_uid: str | None = None, sop_instance_uid: str | None = None
+    ) -> list[tuple[ImagingSeries, ImagingInstance]]:
+        stmt = self._of_study(
+            sa.select(ImagingSeries, ImagingInstance), study_id, series_uid, sop_instance_uid
+        )
+        rows = await self.session.execute(stmt)
         return [(series, instance) for series, instance in rows.all()]
 
     async def list_entries(
         self, study_id: uuid.UUID, series_uid: str | None = None, sop_instance_uid: str | None = None
     ) -> list[InstanceEntry]:
-        stmt = (
-            sa.select(
-                ImagingSeries.series_uid,
-                ImagingInstance.sop_instance_uid,
-                ImagingInstance.transfer_syntax_uid,
-                ImagingInstance.blob_key,
-                sa.cast(ImagingInstance.frames, sa.Text),
-                sa.cast(ImagingInstance.metadata_json, sa.Text),
-            )
-            .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
-            .where(ImagingSeries.study_id == study_id)
+        columns = sa.select(
+            ImagingSeries.series_uid,
+            ImagingInstance.sop_instance_uid,
+            ImagingInstance.transfer_syntax_uid,
+            ImagingInstance.blob_key,
+            sa.cast(ImagingInstance.frames, sa.Text),
+            sa.cast(ImagingInstance.metadata_json, sa.Text),
         )
-        if series_uid is not None:
-            stmt = stmt.where(ImagingSeries.series_uid == series_uid)
-        if sop_instance_uid is not None:
-            stmt = stmt.where(ImagingInstance.sop_instance_uid == sop_instance_uid)
-        rows = await self.session.execute(
-            stmt.order_by(
-                ImagingSeries.series_number,
-                ImagingSeries.series_uid,
-                ImagingInstance.instance_number,
-                ImagingInstance.sop_instance_uid,
-            )
-        )
+        rows = await self.session.execute(self._of_study(columns, study_id, series_uid, sop_instance_uid))
         return [
             InstanceEntry(series, sop, syntax, key, frames.strip() not in ("[]", ""), text)
             for series, sop, syntax, key, frames, text in rows.all()

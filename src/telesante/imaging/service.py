@@ -483,29 +483,16 @@ async def read_metadata(
     study_uid: str,
     series_uid: str | None = None,
     sop_instance_uid: str | None = None,
+    *,
+    what: str = "metadata",
 ) -> tuple[ImagingStudy, list[InstanceEntry]]:
-    """WADO-RS metadata: read from the index (the DICOM JSON saved at ingest), never from the image files."""
+    """WADO-RS metadata (read from the index: the DICOM JSON saved at ingest, never the image files), or with
+    ``what="retrieve"`` the instances whose stored files a retrieval streams."""
     study = await _visible_study(session, principal, study_uid)
     rows = await ImagingRepository(session).list_entries(study.id, series_uid, sop_instance_uid)
     if (series_uid or sop_instance_uid) and not rows:
         raise NotFound("Série ou instance introuvable.")
-    await _audit_study(session, principal, study, "metadata", series_uid=series_uid)
-    return study, rows
-
-
-async def retrieve(
-    session: AsyncSession,
-    principal: Principal,
-    study_uid: str,
-    series_uid: str | None = None,
-    sop_instance_uid: str | None = None,
-) -> tuple[ImagingStudy, list[InstanceEntry]]:
-    """The instances whose stored files a WADO-RS retrieval sends (the bytes are read while streaming)."""
-    study = await _visible_study(session, principal, study_uid)
-    rows = await ImagingRepository(session).list_entries(study.id, series_uid, sop_instance_uid)
-    if (series_uid or sop_instance_uid) and not rows:
-        raise NotFound("Série ou instance introuvable.")
-    await _audit_study(session, principal, study, "retrieve", series_uid=series_uid)
+    await _audit_study(session, principal, study, what, series_uid=series_uid)
     return study, rows
 
 

@@ -177,6 +177,15 @@ def parse_instance(data: bytes) -> ParsedInstance:
     if len(data) < 132 or data[128:132] != b"DICM":
         raise InvalidDicom("Ce n'est pas un fichier DICOM (préambule « DICM » absent, partie 10 attendue).")
     try:
+        return _parse(data)
+    except DomainError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file: pydicom's errors vary (ValueError, NotImplementedError…)
+        raise InvalidDicom(f"Fichier DICOM endommagé ou illisible : {str(exc)[:200]}") from None
+
+
+def _parse(data: bytes) -> ParsedInstance:
+    try:
         ds = pydicom.dcmread(io.BytesIO(data), defer_size=4096)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise InvalidDicom(f"Fichier DICOM illisible : {exc}") from None

@@ -54,12 +54,18 @@ def decode_frame(data: bytes, index: int) -> np.ndarray:
     """Frame ``index`` (0-based) of the stored file as an array of stored values (no rescale)."""
     try:
         return pydicom.pixels.pixel_array(io.BytesIO(data), index=index)
-    except (NotImplementedError, RuntimeError, ValueError, KeyError, AttributeError, EOFError) as exc:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-        syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
-        raise UndecodableImage(
-            f"Image non décodable (syntaxe de transfert {syntax.name or syntax}) : {exc}"
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - third-party decoders raise what they like on damaged data
+        raise UndecodableImage(f"Image non décodable ({_syntax_name(data)}) : {str(exc)[:200]}") from None
+
+
+def _syntax_name(data: bytes) -> str:
+    try:
+        syntax = UID(
+            str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).file_meta.TransferSyntaxUID)
+        )
+        return f"syntaxe de transfert {syntax.name or syntax}"
+    except Exception:  # noqa: BLE001 - only for the message
+        return "syntaxe de transfert illisible"
 
 
 def native_frame(data: bytes, index: int) -> bytes:
@@ -94,8 +100,8 @@ def render_frame(
     quality: int = 90,
 ) -> bytes:
     """Frame ``index`` rescaled (modality LUT), windowed (linear, PS3.3 C.11.2.1.2) and encoded for a browser."""
-    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
     array = decode_frame(data, index)
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
     if array.ndim == 3 and array.shape[-1] == 3:  # colour (already RGB after decoding)
         image = Image.fromarray(array.astype(np.uint8), "RGB")
     else:
@@ -120,16 +126,13 @@ def render_frame(
 
 def transcode_to_explicit_le(data: bytes) -> bytes:
     """The instance decompressed into Explicit VR Little Endian (for a client that reads no compressed syntax)."""
-    ds = pydicom.dcmread(io.BytesIO(data))
-    syntax = UID(str(ds.file_meta.TransferSyntaxUID))
     try:
-        if syntax.is_compressed:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        if UID(str(ds.file_meta.TransferSyntaxUID)).is_compressed:
             ds.decompress()
-    except (NotImplementedError, RuntimeError, ValueError) as exc:
-        raise UndecodableImage(
-            f"Image non décodable (syntaxe de transfert {syntax.name or syntax}) : {exc}"
-        ) from None
-    ds.file_meta.TransferSyntaxUID = EXPLICIT_LE
-    out = io.BytesIO()
-    ds.save_as(out, implicit_vr=False, little_endian=True, enforce_file_format=True)
+        ds.file_meta.TransferSyntaxUID = EXPLICIT_LE
+        out = io.BytesIO()
+        ds.save_as(out, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    except Exception as exc:  # noqa: BLE001 - third-party decoders raise what they like on damaged data
+        raise UndecodableImage(f"Image non décodable ({_syntax_name(data)}) : {str(exc)[:200]}") from None
     return out.getvalue()

@@ -164,3 +164,41 @@ def test_damaged_files_are_refused_never_crash(ct_series):
                     except pixels.UndecodableImage:
                         refused += 1
     assert refused > 50  # the damage is real: many copies are refused
+
+
+async def test_a_stow_batch_is_indexed_together_and_a_conflict_falls_back_to_one_by_one(
+    session, store, ct_series
+):
+    """STOW-RS parts are indexed in batches; a batch with an instance of another organisation's study is undone and
+    stored one by one, so that each instance gets its own outcome."""
+    from telesante.imaging.repository import ImagingRepository
+
+    fougeres = await make_organisation(session, "CH de Fougères")
+    vitre = await make_organisation(session, "CH de Vitré")
+    theirs = ct_series(2)
+    await service.ingest_instance(
+        session, store, theirs[0], organisation_id=fougeres.id, received_from="stow"
+    )
+    ours = ct_series(3)
+    results = service.StowResults()
+    await service.store_parts(
+        session, store, None, [*ours, ours[0]], organisation_id=vitre.id, study_uid=None, results=results
+    )
+    assert len(results.stored) == 4 and not results.failed  # a part sent twice is stored once, listed twice
+    assert (await count(session, ImagingInstance), await count(session, ImagingSeries)) == (4, 2)
+    results = service.StowResults()
+    await service.store_parts(
+        session,
+        store,
+        None,
+        [theirs[0], ours[1], theirs[1]],
+        organisation_id=vitre.id,
+        study_uid=None,
+        results=results,
+    )
+    assert [failure[2] for failure in results.failed] == [0x0111, 0x0111]  # Fougères' study, one by one
+    assert len(results.stored) == 1  # ours[1], already stored: acknowledged
+    study = await ImagingRepository(session).get_study_by_uid(
+        pydicom.dcmread(io.BytesIO(ours[0])).StudyInstanceUID
+    )
+    assert (study.instance_count, study.series_count, study.organisation_id) == (3, 1, vitre.id)

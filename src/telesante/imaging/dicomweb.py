@@ -503,6 +503,9 @@ async def retrieve_series_thumbnail(
 # --- STOW-RS -----------------------------------------------------------------------------------------------
 
 
+STOW_BATCH = 16  # instances indexed together (each one is kept in memory until then: 16 × 0.5 MB for a CT)
+
+
 class _PartCollector:
     """python-multipart callbacks: collects each part's bytes (up to a size) as the body streams in."""
 
@@ -573,30 +576,31 @@ async def store_instances(
     )
     results = service.StowResults()
 
-    async def store_received() -> None:
-        for data in collector.done:
-            await service.store_part(
+    async def store_received(at_least: int) -> None:
+        """The completed parts, in batches (indexed together: a few statements for a whole batch)."""
+        if len(collector.done) >= at_least:
+            batch, collector.done[:] = list(collector.done), []
+            await service.store_parts(
                 session,
                 store,
                 principal,
-                data,
+                batch,
                 organisation_id=organisation,
                 study_uid=study_uid,
                 results=results,
             )
-        collector.done.clear()
 
     async for chunk in request.stream():
         try:
             parser.write(chunk)
         except Exception as exc:  # python-multipart raises its own MultipartParseError (a ValueError)
             raise BadRequest(f"Corps multipart illisible : {exc}", field="body") from None
-        await store_received()  # each instance as soon as its part is complete
+        await store_received(STOW_BATCH)
     try:
         parser.finalize()
     except Exception as exc:  # noqa: BLE001 - same as above, at the end of the body
         raise BadRequest(f"Corps multipart incomplet : {exc}", field="body") from None
-    await store_received()
+    await store_received(1)
     if not results.stored and not results.failed:
         raise BadRequest("Aucune instance DICOM dans le corps de la requête.", field="body")
     base = _base(request)

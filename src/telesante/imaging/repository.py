@@ -279,6 +279,26 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
             sa.select(ImagingInstance).where(ImagingInstance.sop_instance_uid == sop_instance_uid)
         )
 
+    async def instance_owners(self, sop_instance_uids: list[str]) -> dict[str, uuid.UUID]:
+        """For the SOP Instance UIDs already stored: the organisation that sent each."""
+        if not sop_instance_uids:
+            return {}
+        rows = await self.session.execute(
+            sa.select(ImagingInstance.sop_instance_uid, ImagingStudy.organisation_id)
+            .join(ImagingSeries, ImagingSeries.id == ImagingInstance.series_id)
+            .join(ImagingStudy, ImagingStudy.id == ImagingSeries.study_id)
+            .where(ImagingInstance.sop_instance_uid.in_(sop_instance_uids))
+        )
+        return {sop: organisation for sop, organisation in rows.all()}
+
+    async def studies_by_uids(self, study_uids: set[str]) -> dict[str, ImagingStudy]:
+        studies = await self.all(sa.select(ImagingStudy).where(ImagingStudy.study_uid.in_(study_uids)))
+        return {study.study_uid: study for study in studies}
+
+    async def series_by_uids(self, series_uids: set[str]) -> dict[str, ImagingSeries]:
+        found = await self.all(sa.select(ImagingSeries).where(ImagingSeries.series_uid.in_(series_uids)))
+        return {series.series_uid: series for series in found}
+
     async def get_study_by_uid(self, study_uid: str) -> ImagingStudy | None:
         return await self.scalar(sa.select(ImagingStudy).where(ImagingStudy.study_uid == study_uid))
 

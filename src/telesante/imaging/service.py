@@ -4,6 +4,7 @@ index and the DICOM JSON written in the same transaction (a refused or failed in
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -12,6 +13,7 @@ from datetime import date
 from typing import Any
 
 import anyio
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.audit.service import Action, record_access
@@ -284,6 +286,7 @@ async def store_part(
     study_uid: str | None,
     results: StowResults,
     received_from: str = "stow",
+    parsed: ParsedInstance | None = None,
 ) -> None:
     """One instance of a STOW-RS request or a browser upload, in its own savepoint: a refused instance leaves
     nothing behind and the others are kept (PS3.18 10.5: 202 with the failures listed)."""
@@ -292,7 +295,7 @@ async def store_part(
         return
     try:
         async with session.begin_nested():
-            parsed = await anyio.to_thread.run_sync(parse_instance, data)
+            parsed = parsed or await anyio.to_thread.run_sync(parse_instance, data)
             if study_uid is not None and parsed.study_uid != study_uid:
                 results.failed.append(
                     (
@@ -327,6 +330,181 @@ async def store_part(
     results.stored.append(
         (parsed.study_uid, parsed.series_uid, parsed.sop_class_uid, parsed.sop_instance_uid)
     )
+
+
+async def store_parts(
+    session: AsyncSession,
+    store: BlobStore,
+    principal: Principal,
+    parts: list[bytes | None],
+    *,
+    organisation_id: uuid.UUID,
+    study_uid: str | None,
+    results: StowResults,
+) -> None:
+    """Several instances of a STOW-RS request together: each is parsed and checked on its own (a refused one is
+    listed with its reason), then the others are indexed in one savepoint with a few statements for all of them
+    (existing instances, studies and series looked up at once, one insert) and their files written side by side.
+    If anything in that batch conflicts, it is undone and the instances are stored one by one, each in its own
+    savepoint, so that each gets its own outcome."""
+    ready: list[tuple[bytes, ParsedInstance]] = []
+    for data in parts:
+        if data is None:
+            results.failed.append(("", "", FAILURE_OUT_OF_RESOURCES, "Instance trop volumineuse."))
+            continue
+        try:
+            parsed = await anyio.to_thread.run_sync(parse_instance, data)
+        except InvalidDicom as exc:
+            results.failed.append(("", "", FAILURE_CANNOT_UNDERSTAND, exc.message))
+            continue
+        if study_uid is not None and parsed.study_uid != study_uid:
+            results.failed.append(
+                (
+                    parsed.sop_class_uid,
+                    parsed.sop_instance_uid,
+                    FAILURE_MISMATCH,
+                    f"L'instance appartient à l'étude {parsed.study_uid}, pas à {study_uid}.",
+                )
+            )
+            continue
+        ready.append((data, parsed))
+    if not ready:
+        return
+    try:
+        async with session.begin_nested():
+            await ingest_many(
+                session,
+                store,
+                ready,
+                organisation_id=organisation_id,
+                received_from="stow",
+                principal=principal,
+            )
+    except (DomainError, IntegrityError):
+        session.info.pop(INGEST_CACHE, None)
+        for data, parsed in ready:
+            await store_part(
+                session,
+                store,
+                principal,
+                data,
+                organisation_id=organisation_id,
+                study_uid=study_uid,
+                results=results,
+                parsed=parsed,
+            )
+        return
+    results.stored.extend(
+        (parsed.study_uid, parsed.series_uid, parsed.sop_class_uid, parsed.sop_instance_uid)
+        for _d, parsed in ready
+    )
+
+
+async def ingest_many(
+    session: AsyncSession,
+    store: BlobStore,
+    items: list[tuple[bytes, ParsedInstance]],
+    *,
+    organisation_id: uuid.UUID,
+    received_from: str,
+    principal: Principal | None,
+) -> None:
+    """The batch form of ``ingest_instance`` (same rules): Conflict as soon as anything belongs to another
+    organisation (the caller then goes one by one)."""
+    repo = ImagingRepository(session)
+    unique: dict[str, tuple[bytes, ParsedInstance]] = {}
+    for data, parsed in items:
+        unique.setdefault(parsed.sop_instance_uid, (data, parsed))
+    owners = await repo.instance_owners(list(unique))
+    if any(owner != organisation_id for owner in owners.values()):
+        raise Conflict("Une instance a déjà été reçue d'un autre établissement.", field="SOPInstanceUID")
+    new = [(data, parsed) for uid, (data, parsed) in unique.items() if uid not in owners]
+    if not new:
+        return
+    studies = await repo.studies_by_uids({parsed.study_uid for _d, parsed in new})
+    for _data, parsed in new:
+        study = studies.get(parsed.study_uid)
+        if study is None:
+            patient, how = await match_patient(session, parsed.metadata, organisation_id)
+            study = studies[parsed.study_uid] = await repo.add_study(
+                ImagingStudy(
+                    study_uid=parsed.study_uid,
+                    organisation_id=organisation_id,
+                    dicom_patient_id=parsed.patient_id,
+                    dicom_patient_name=parsed.patient_name,
+                    dicom_birth_date=parsed.birth_date,
+                    study_date=parsed.study_date,
+                    study_time=parsed.study_time,
+                    accession_number=parsed.accession_number,
+                    description=parsed.study_description,
+                    attributes=parsed.study_attributes,
+                    patient_id=patient.id if patient else None,
+                    patient_match=how,
+                    matched_at=clock.now() if patient else None,
+                    matched_by_name="Système (rapprochement automatique)" if patient else "",
+                )
+            )
+            await record_access(
+                session,
+                principal,
+                action=Action.CREATE,
+                object_type="ImagingStudy",
+                object_id=study.id,
+                patient_id=study.patient_id,
+                details={
+                    "study_uid": parsed.study_uid,
+                    "received_from": received_from,
+                    "patient_match": how.value,
+                },
+            )
+        elif study.organisation_id != organisation_id:
+            raise Conflict("Cette étude a déjà été reçue d'un autre établissement.", field="StudyInstanceUID")
+    series_of = await repo.series_by_uids({parsed.series_uid for _d, parsed in new})
+    for _data, parsed in new:
+        study = studies[parsed.study_uid]
+        series = series_of.get(parsed.series_uid)
+        if series is None:
+            series = series_of[parsed.series_uid] = await repo.add_series(
+                ImagingSeries(
+                    study_id=study.id,
+                    series_uid=parsed.series_uid,
+                    modality=parsed.modality,
+                    series_number=parsed.series_number,
+                    description=parsed.series_description,
+                    attributes=parsed.series_attributes,
+                )
+            )
+            study.series_count += 1
+        elif series.study_id != study.id:
+            raise Conflict("Cette série appartient à une autre étude.", field="SeriesInstanceUID")
+    # the files side by side (each write is atomic and fsync'd in a worker thread)
+    keys = await asyncio.gather(
+        *(save_blob(session, store, data, "application/dicom", sha256=parsed.sha256) for data, parsed in new)
+    )
+    for (_data, parsed), key in zip(new, keys, strict=True):
+        study, series = studies[parsed.study_uid], series_of[parsed.series_uid]
+        session.add(
+            ImagingInstance(
+                series_id=series.id,
+                sop_instance_uid=parsed.sop_instance_uid,
+                sop_class_uid=parsed.sop_class_uid,
+                instance_number=parsed.instance_number,
+                transfer_syntax_uid=parsed.transfer_syntax_uid,
+                number_of_frames=parsed.number_of_frames,
+                blob_key=key,
+                size=parsed.size,
+                sha256=parsed.sha256,
+                received_from=received_from[:40],
+                metadata_json=parsed.metadata,
+                frames=[[list(fragment) for fragment in frame] for frame in parsed.frames],
+            )
+        )
+        series.instance_count += 1
+        study.instance_count += 1
+        study.modalities = "\\".join(
+            sorted({*filter(None, study.modalities.split("\\")), parsed.modality} - {""})
+        )
+    await session.flush()
 
 
 # --- patient matching (identity vigilance) ---------------------------------------------------------------------

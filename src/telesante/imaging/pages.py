@@ -174,13 +174,8 @@ async def reconcile_page(request: Request, session: SessionDep, principal: Princ
 
 
 async def _peers_context(session, principal) -> dict:
-    from telesante.directory.repository import OrganisationRepository
-
-    peers = await service.list_peers(session, principal)
-    repo = OrganisationRepository(session)
-    administered = sorted(principal.admin_organisation_ids())
-    organisations = [(o, (await repo.get(o)).name) for o in administered]
-    return {"peers": peers, "organisations": organisations, "errors": {}, "values": {}}
+    view = await service.peers_view(session, principal)
+    return {"peers": view.peers, "organisations": view.organisations, "errors": {}, "values": {}}
 
 
 @router.get("/imagerie/emetteurs")

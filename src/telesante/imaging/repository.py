@@ -315,6 +315,10 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
         await self.session.flush()
         return series
 
+    async def add_instances(self, instances: list[ImagingInstance]) -> None:
+        self.session.add_all(instances)
+        await self.session.flush()
+
     async def add_instance(self, instance: ImagingInstance) -> ImagingInstance:
         self.session.add(instance)
         await self.session.flush()

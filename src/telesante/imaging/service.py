@@ -100,6 +100,25 @@ async def list_peers(
     return await ImagingRepository(session).list_peers_with_organisation(organisations)
 
 
+@dataclass(frozen=True)
+class PeersView:
+    peers: list[tuple[DicomPeer, str]]
+    organisations: list[tuple[uuid.UUID, str]]  # where the administrator may declare a sender
+
+
+async def peers_view(session: AsyncSession, principal: Principal) -> PeersView:
+    from telesante.directory.repository import OrganisationRepository
+
+    peers = await list_peers(session, principal)
+    repo = OrganisationRepository(session)
+    organisations = []
+    for organisation_id in sorted(principal.admin_organisation_ids()):
+        organisation = await repo.get(organisation_id)
+        if organisation is not None:
+            organisations.append((organisation_id, organisation.name))
+    return PeersView(peers, organisations)
+
+
 async def set_peer_active(
     session: AsyncSession, principal: Principal, peer_id: uuid.UUID, active: bool
 ) -> DicomPeer:
@@ -481,9 +500,10 @@ async def ingest_many(
     keys = await asyncio.gather(
         *(save_blob(session, store, data, "application/dicom", sha256=parsed.sha256) for data, parsed in new)
     )
+    instances = []
     for (_data, parsed), key in zip(new, keys, strict=True):
         study, series = studies[parsed.study_uid], series_of[parsed.series_uid]
-        session.add(
+        instances.append(
             ImagingInstance(
                 series_id=series.id,
                 sop_instance_uid=parsed.sop_instance_uid,
@@ -504,7 +524,7 @@ async def ingest_many(
         study.modalities = "\\".join(
             sorted({*filter(None, study.modalities.split("\\")), parsed.modality} - {""})
         )
-    await session.flush()
+    await repo.add_instances(instances)
 
 
 # --- patient matching (identity vigilance) ---------------------------------------------------------------------

@@ -499,12 +499,12 @@ async def _ensure_offers(
             urgent=True,
             ack_minutes=5,
         ),
+        # The radiologists shared by three hospitals read, as a federation, the exams of the region's hospitals.
         OfferCreate(
-            organisation_id=chu,
-            service_id=services.get("Radiologie") or services.get("Imagerie médicale"),
-            title="Téléradiologie — interprétation à distance",
-            description="Examens des hôpitaux de la région lus par les radiologues du CHU : justification avant "
-            "réalisation, interprétation, compte rendu signé (charte G4).",
+            organisation_id=organisations["ch_saint_brieuc"],
+            title="Téléradiologie de la fédération — interprétation à distance",
+            description="Examens des hôpitaux de la région lus par les radiologues de la fédération (Rives d'Armor, "
+            "Golfe, Clos-Poulet) : justification avant réalisation, interprétation, compte rendu signé (charte G4).",
             act_type=ActType.TELEEXPERTISE,
             specialty="Radiologie",
             form_code="teleradiologie",
@@ -523,7 +523,9 @@ async def _ensure_offers(
             response_minutes=24 * 60,
         ),
     ]
-    current = {o.title for o in await offer_service.list_organisation_offers(session, chu)}
+    current = set()
+    for organisation_id in {data.organisation_id for data in wanted}:
+        current |= {o.title for o in await offer_service.list_organisation_offers(session, organisation_id)}
     for data in wanted:
         if data.title in current:
             summary.existing["offers"] += 1

@@ -56,21 +56,24 @@ async def upload_page(
 ):
     """Files of a folder or zip archives, in batches sent by the page (XMLHttpRequest, with its progress)."""
     form = await request.form(max_files=2000, max_fields=20)
-    files: list[tuple[str, bytes]] = []
+    received: list[tuple[str, bytes]] = []
     for upload in form.getlist("files"):
         if isinstance(upload, str) or not upload.filename:
             continue
-        data = await upload.read(settings.dicom_max_instance_bytes + 1)
-        files.extend(
-            expand(
-                upload.filename,
-                data,
-                max_entry_bytes=settings.dicom_max_instance_bytes,
-                max_total_bytes=settings.dicomweb_max_upload_bytes,
-            )
-        )
-    if not files:
+        received.append((upload.filename, await upload.read(settings.dicom_max_instance_bytes + 1)))
+    if not received:
         raise InvalidInput("Choisissez un dossier d'images DICOM ou une archive zip.", field="files")
+    # zip archives are expanded one entry at a time, as the service stores them (never all in memory)
+    files = (
+        entry
+        for name, data in received
+        for entry in expand(
+            name,
+            data,
+            max_entry_bytes=settings.dicom_max_instance_bytes,
+            max_total_bytes=settings.dicomweb_max_upload_bytes,
+        )
+    )
     result = await service.upload_to_request(
         session, principal, store, demande, files, max_instance_bytes=settings.dicom_max_instance_bytes
     )

@@ -8,6 +8,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -912,7 +913,7 @@ async def upload_to_request(
     principal: Principal,
     store: BlobStore,
     request_id: uuid.UUID,
-    files: list[tuple[str, bytes]],
+    files: Iterable[tuple[str, bytes]],
     *,
     max_instance_bytes: int,
 ) -> UploadResult:

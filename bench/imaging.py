@@ -10,7 +10,7 @@ compression, when it is installed (this benchmark installs nothing). Measured fo
 2. **STOW-RS ingest** — another copy of the study (new UIDs) in POST requests of 30 instances (instances/s);
 3. **series metadata** — ``GET /studies/{s}/series/{se}/metadata``, median of repeated calls (ms);
 4. **frames one by one** — ``GET …/instances/{i}/frames/1`` for every slice in turn, one client, keep-alive
-   (frames/s);
+   (frames/s); then the same with 6 connections at a time, as the viewer fetches them;
 5. **series retrieval** — ``GET /studies/{s}/series/{se}`` (WADO-RS multipart), bytes read by the client (MB/s).
 
 The client (httpx, storescu) shares the machine's two cores with the server. The same client fetching a frame's
@@ -289,18 +289,25 @@ async def series_metadata(
 
 
 async def frames(
-    client: httpx.AsyncClient, target: Target, study: str, series: str, sops: list[str]
+    client: httpx.AsyncClient, target: Target, study: str, series: str, sops: list[str], connections: int = 1
 ) -> float:
+    """Every slice's frame, one request each; ``connections`` at a time (the viewer uses 6)."""
     headers = {**target.headers, "Accept": 'multipart/related; type="application/octet-stream"'}
-    started = time.perf_counter()
-    for sop in sops:
-        response = await client.get(
-            f"{target.dicomweb}/studies/{study}/series/{series}/instances/{sop}/frames/1", headers=headers
-        )
-        if response.status_code != 200 or len(response.content) < 512 * 512 * 2:
-            raise RuntimeError(
-                f"frame from {target.name}: {response.status_code} {len(response.content)} bytes"
+    queue = list(sops)
+
+    async def worker() -> None:
+        while queue:
+            sop = queue.pop()
+            response = await client.get(
+                f"{target.dicomweb}/studies/{study}/series/{series}/instances/{sop}/frames/1", headers=headers
             )
+            if response.status_code != 200 or len(response.content) < 512 * 512 * 2:
+                raise RuntimeError(
+                    f"frame from {target.name}: {response.status_code} {len(response.content)} bytes"
+                )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
     return len(sops) / (time.perf_counter() - started)
 
 
@@ -325,7 +332,7 @@ async def measure(target: Target, work: Path, slices: int, repeats: int) -> dict
 
     study_uid = dcmread(folder / "IM00001.dcm", stop_before_pixels=True).StudyInstanceUID
     results: dict[str, float] = {"cstore_instances_per_s": c_store(target, folder)}
-    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_keepalive_connections=2)) as client:
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_keepalive_connections=6)) as client:
         _progress(f"[{target.name}] STOW-RS…")
         results["stow_instances_per_s"] = await stow(client, target, head_ct(slices, patient_id="IPP-0002"))
         series_uid, sops = await uids(client, target, study_uid)
@@ -335,6 +342,7 @@ async def measure(target: Target, work: Path, slices: int, repeats: int) -> dict
         await series_metadata(client, target, study_uid, series_uid, 1)  # warm-up
         results["series_metadata_ms"] = await series_metadata(client, target, study_uid, series_uid, repeats)
         results["frames_per_s"] = await frames(client, target, study_uid, series_uid, sops)
+        results["frames_6_connections_per_s"] = await frames(client, target, study_uid, series_uid, sops, 6)
         results["series_retrieval_mb_per_s"] = await retrieval(client, target, study_uid, series_uid)
     return {key: round(value, 1) for key, value in results.items()}
 
@@ -414,6 +422,9 @@ async def main() -> None:
             "stow": _ratio(ours["stow_instances_per_s"], theirs["stow_instances_per_s"]),
             "series_metadata": _ratio(theirs["series_metadata_ms"], ours["series_metadata_ms"]),
             "frames": _ratio(ours["frames_per_s"], theirs["frames_per_s"]),
+            "frames_6_connections": _ratio(
+                ours["frames_6_connections_per_s"], theirs["frames_6_connections_per_s"]
+            ),
             "series_retrieval": _ratio(
                 ours["series_retrieval_mb_per_s"], theirs["series_retrieval_mb_per_s"]
             ),

@@ -56,6 +56,15 @@ def _uid(value: str, field: str) -> str:
     return value
 
 
+def _uids(study_uid: str, series_uid: str | None = None, sop_uid: str | None = None) -> tuple[str, ...]:
+    """The UIDs of a resource path, each checked (400 naming the bad one); absent levels stay None."""
+    return (
+        _uid(study_uid, "StudyInstanceUID"),
+        _uid(series_uid, "SeriesInstanceUID") if series_uid is not None else None,
+        _uid(sop_uid, "SOPInstanceUID") if sop_uid is not None else None,
+    )
+
+
 def _base(request: Request) -> str:
     return str(request.url_for("qido_studies"))[: -len("/studies")]
 
@@ -287,9 +296,7 @@ async def retrieve_metadata(
     study, rows = await service.read_metadata(
         session,
         principal,
-        _uid(study_uid, "StudyInstanceUID"),
-        _uid(series_uid, "SeriesInstanceUID") if series_uid else None,
-        _uid(sop_uid, "SOPInstanceUID") if sop_uid else None,
+        *_uids(study_uid, series_uid, sop_uid),
     )
     base = _base(request)
     body = "[" + ",".join(metadata_text(study, entry, base) for entry in rows) + "]"
@@ -317,9 +324,7 @@ async def retrieve_instances(
     study, instances = await service.read_metadata(
         session,
         principal,
-        _uid(study_uid, "StudyInstanceUID"),
-        _uid(series_uid, "SeriesInstanceUID") if series_uid else None,
-        _uid(sop_uid, "SOPInstanceUID") if sop_uid else None,
+        *_uids(study_uid, series_uid, sop_uid),
         what="retrieve",
     )
     base = _base(request)
@@ -374,9 +379,7 @@ async def retrieve_frames(
     found = await service.locate_frames(
         session,
         principal,
-        _uid(study_uid, "StudyInstanceUID"),
-        _uid(series_uid, "SeriesInstanceUID"),
-        _uid(sop_uid, "SOPInstanceUID"),
+        *_uids(study_uid, series_uid, sop_uid),
         numbers,
     )
     wanted = frame_format(request.headers.get("accept", ""), found.transfer_syntax_uid)
@@ -455,9 +458,7 @@ async def retrieve_rendered(
     found = await service.locate_frames(
         session,
         principal,
-        _uid(study_uid, "StudyInstanceUID"),
-        _uid(series_uid, "SeriesInstanceUID"),
-        _uid(sop_uid, "SOPInstanceUID"),
+        *_uids(study_uid, series_uid, sop_uid),
         numbers,
     )
     data = await service.render(

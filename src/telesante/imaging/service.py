@@ -153,6 +153,87 @@ class Ingested:
     created: bool  # False: this SOP Instance UID was already stored (the bytes were not stored twice)
 
 
+async def _new_study(
+    session: AsyncSession,
+    repo: ImagingRepository,
+    parsed: ParsedInstance,
+    *,
+    organisation_id: uuid.UUID,
+    received_from: str,
+    principal: Principal | None,
+) -> ImagingStudy:
+    """A study seen for the first time: matched to a patient when that is sure, and its creation audited."""
+    patient, how = await match_patient(session, parsed.metadata, organisation_id)
+    study = await repo.add_study(
+        ImagingStudy(
+            study_uid=parsed.study_uid,
+            organisation_id=organisation_id,
+            dicom_patient_id=parsed.patient_id,
+            dicom_patient_name=parsed.patient_name,
+            dicom_birth_date=parsed.birth_date,
+            study_date=parsed.study_date,
+            study_time=parsed.study_time,
+            accession_number=parsed.accession_number,
+            description=parsed.study_description,
+            attributes=parsed.study_attributes,
+            patient_id=patient.id if patient else None,
+            patient_match=how,
+            matched_at=clock.now() if patient else None,
+            matched_by_name="Système (rapprochement automatique)" if patient else "",
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="ImagingStudy",
+        object_id=study.id,
+        patient_id=study.patient_id,
+        details={"study_uid": parsed.study_uid, "received_from": received_from, "patient_match": how.value},
+    )
+    return study
+
+
+async def _new_series(repo: ImagingRepository, study: ImagingStudy, parsed: ParsedInstance) -> ImagingSeries:
+    series = await repo.add_series(
+        ImagingSeries(
+            study_id=study.id,
+            series_uid=parsed.series_uid,
+            modality=parsed.modality,
+            series_number=parsed.series_number,
+            description=parsed.series_description,
+            attributes=parsed.series_attributes,
+        )
+    )
+    study.series_count += 1
+    return series
+
+
+def _new_instance(
+    study: ImagingStudy, series: ImagingSeries, parsed: ParsedInstance, key: str, received_from: str
+) -> ImagingInstance:
+    """The index row of a stored file; the series' and the study's counts and modalities follow."""
+    series.instance_count += 1
+    study.instance_count += 1
+    study.modalities = "\\".join(
+        sorted({*filter(None, study.modalities.split("\\")), parsed.modality} - {""})
+    )
+    return ImagingInstance(
+        series_id=series.id,
+        sop_instance_uid=parsed.sop_instance_uid,
+        sop_class_uid=parsed.sop_class_uid,
+        instance_number=parsed.instance_number,
+        transfer_syntax_uid=parsed.transfer_syntax_uid,
+        number_of_frames=parsed.number_of_frames,
+        blob_key=key,
+        size=parsed.size,
+        sha256=parsed.sha256,
+        received_from=received_from[:40],
+        metadata_json=parsed.metadata,
+        frames=[[list(fragment) for fragment in frame] for frame in parsed.frames],
+    )
+
+
 async def ingest_instance(
     session: AsyncSession,
     store: BlobStore,
@@ -181,80 +262,25 @@ async def ingest_instance(
     known = session.info.setdefault(INGEST_CACHE, {})
     study = known.get(parsed.study_uid) or await repo.get_study_by_uid(parsed.study_uid)
     if study is None:
-        patient, how = await match_patient(session, parsed.metadata, organisation_id)
-        study = await repo.add_study(
-            ImagingStudy(
-                study_uid=parsed.study_uid,
-                organisation_id=organisation_id,
-                dicom_patient_id=parsed.patient_id,
-                dicom_patient_name=parsed.patient_name,
-                dicom_birth_date=parsed.birth_date,
-                study_date=parsed.study_date,
-                study_time=parsed.study_time,
-                accession_number=parsed.accession_number,
-                description=parsed.study_description,
-                attributes=parsed.study_attributes,
-                patient_id=patient.id if patient else None,
-                patient_match=how,
-                matched_at=clock.now() if patient else None,
-                matched_by_name="Système (rapprochement automatique)" if patient else "",
-            )
-        )
-        await record_access(
+        study = await _new_study(
             session,
-            principal,
-            action=Action.CREATE,
-            object_type="ImagingStudy",
-            object_id=study.id,
-            patient_id=study.patient_id,
-            details={
-                "study_uid": parsed.study_uid,
-                "received_from": received_from,
-                "patient_match": how.value,
-            },
+            repo,
+            parsed,
+            organisation_id=organisation_id,
+            received_from=received_from,
+            principal=principal,
         )
     elif study.organisation_id != organisation_id:
         raise Conflict("Cette étude a déjà été reçue d'un autre établissement.", field="StudyInstanceUID")
 
     series = known.get(parsed.series_uid) or await repo.get_series_by_uid(parsed.series_uid)
     if series is None:
-        series = await repo.add_series(
-            ImagingSeries(
-                study_id=study.id,
-                series_uid=parsed.series_uid,
-                modality=parsed.modality,
-                series_number=parsed.series_number,
-                description=parsed.series_description,
-                attributes=parsed.series_attributes,
-            )
-        )
-        study.series_count += 1
+        series = await _new_series(repo, study, parsed)
     elif series.study_id != study.id:
         raise Conflict("Cette série appartient à une autre étude.", field="SeriesInstanceUID")
 
     key = await save_blob(session, store, data, "application/dicom", sha256=parsed.sha256)
-    instance = await repo.add_instance(
-        ImagingInstance(
-            series_id=series.id,
-            sop_instance_uid=parsed.sop_instance_uid,
-            sop_class_uid=parsed.sop_class_uid,
-            instance_number=parsed.instance_number,
-            transfer_syntax_uid=parsed.transfer_syntax_uid,
-            number_of_frames=parsed.number_of_frames,
-            blob_key=key,
-            size=parsed.size,
-            sha256=parsed.sha256,
-            received_from=received_from[:40],
-            metadata_json=parsed.metadata,
-            frames=[[list(fragment) for fragment in frame] for frame in parsed.frames],
-        )
-    )
-    series.instance_count += 1
-    study.instance_count += 1
-    study.modalities = "\\".join(
-        sorted({*filter(None, study.modalities.split("\\")), parsed.modality} - {""})
-    )
-    await session.flush()
+    instance = await repo.add_instance(_new_instance(study, series, parsed, key, received_from))
     known[parsed.study_uid], known[parsed.series_uid] = study, series
     return Ingested(instance, study, created=True)
 
@@ -445,37 +471,13 @@ async def ingest_many(
     for _data, parsed in new:
         study = studies.get(parsed.study_uid)
         if study is None:
-            patient, how = await match_patient(session, parsed.metadata, organisation_id)
-            study = studies[parsed.study_uid] = await repo.add_study(
-                ImagingStudy(
-                    study_uid=parsed.study_uid,
-                    organisation_id=organisation_id,
-                    dicom_patient_id=parsed.patient_id,
-                    dicom_patient_name=parsed.patient_name,
-                    dicom_birth_date=parsed.birth_date,
-                    study_date=parsed.study_date,
-                    study_time=parsed.study_time,
-                    accession_number=parsed.accession_number,
-                    description=parsed.study_description,
-                    attributes=parsed.study_attributes,
-                    patient_id=patient.id if patient else None,
-                    patient_match=how,
-                    matched_at=clock.now() if patient else None,
-                    matched_by_name="Système (rapprochement automatique)" if patient else "",
-                )
-            )
-            await record_access(
+            studies[parsed.study_uid] = await _new_study(
                 session,
-                principal,
-                action=Action.CREATE,
-                object_type="ImagingStudy",
-                object_id=study.id,
-                patient_id=study.patient_id,
-                details={
-                    "study_uid": parsed.study_uid,
-                    "received_from": received_from,
-                    "patient_match": how.value,
-                },
+                repo,
+                parsed,
+                organisation_id=organisation_id,
+                received_from=received_from,
+                principal=principal,
             )
         elif study.organisation_id != organisation_id:
             raise Conflict("Cette étude a déjà été reçue d'un autre établissement.", field="StudyInstanceUID")
@@ -484,47 +486,17 @@ async def ingest_many(
         study = studies[parsed.study_uid]
         series = series_of.get(parsed.series_uid)
         if series is None:
-            series = series_of[parsed.series_uid] = await repo.add_series(
-                ImagingSeries(
-                    study_id=study.id,
-                    series_uid=parsed.series_uid,
-                    modality=parsed.modality,
-                    series_number=parsed.series_number,
-                    description=parsed.series_description,
-                    attributes=parsed.series_attributes,
-                )
-            )
-            study.series_count += 1
+            series_of[parsed.series_uid] = await _new_series(repo, study, parsed)
         elif series.study_id != study.id:
             raise Conflict("Cette série appartient à une autre étude.", field="SeriesInstanceUID")
     # the files side by side (each write is atomic and fsync'd in a worker thread)
     keys = await asyncio.gather(
         *(save_blob(session, store, data, "application/dicom", sha256=parsed.sha256) for data, parsed in new)
     )
-    instances = []
-    for (_data, parsed), key in zip(new, keys, strict=True):
-        study, series = studies[parsed.study_uid], series_of[parsed.series_uid]
-        instances.append(
-            ImagingInstance(
-                series_id=series.id,
-                sop_instance_uid=parsed.sop_instance_uid,
-                sop_class_uid=parsed.sop_class_uid,
-                instance_number=parsed.instance_number,
-                transfer_syntax_uid=parsed.transfer_syntax_uid,
-                number_of_frames=parsed.number_of_frames,
-                blob_key=key,
-                size=parsed.size,
-                sha256=parsed.sha256,
-                received_from=received_from[:40],
-                metadata_json=parsed.metadata,
-                frames=[[list(fragment) for fragment in frame] for frame in parsed.frames],
-            )
-        )
-        series.instance_count += 1
-        study.instance_count += 1
-        study.modalities = "\\".join(
-            sorted({*filter(None, study.modalities.split("\\")), parsed.modality} - {""})
-        )
+    instances = [
+        _new_instance(studies[parsed.study_uid], series_of[parsed.series_uid], parsed, key, received_from)
+        for (_data, parsed), key in zip(new, keys, strict=True)
+    ]
     await repo.add_instances(instances)
 
 

@@ -72,8 +72,15 @@ async def test_matched_by_the_senders_ipp_when_the_traits_agree(session, region,
     # the same IPP with another birth date: not sure, so queued for a person
     other = await receive(session, store, region, birth_date="19500505")
     assert (other.patient_id, other.patient_match) == (None, PatientMatch.PENDING)
+    other_id = other.id
     queue = await service.list_to_reconcile(session, region.requester.principal)
-    assert [s.id for s in queue] == [other.id]
+    assert [s.id for s in queue] == [other_id]
+    listed = (
+        await session.execute(
+            sa.select(AuditEvent).where(AuditEvent.object_id == str(other_id), AuditEvent.action == "search")
+        )
+    ).scalar_one()
+    assert "identitovigilance" in listed.details
     assert await service.list_to_reconcile(session, region.expert.principal) == []  # not the CHU's queue
 
 

@@ -198,14 +198,6 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
             .limit(200)
         )
 
-    async def list_patient_studies(self, principal: Principal, patient_id: uuid.UUID) -> list[ImagingStudy]:
-        return await self.all(
-            sa.select(ImagingStudy)
-            .where(ImagingStudy.patient_id == patient_id, self.visible(principal))
-            .order_by(ImagingStudy.study_date.desc(), ImagingStudy.study_time.desc())
-            .limit(100)
-        )
-
     # --- requests -----------------------------------------------------------------------------------------
 
     async def get_request_study(self, request_id: uuid.UUID, study_id: uuid.UUID) -> RequestStudy | None:

@@ -542,8 +542,19 @@ async def match_patient(
 
 
 async def list_to_reconcile(session: AsyncSession, principal: Principal) -> list[ImagingStudy]:
-    """Studies of the principal's organisations waiting for a person to say whose they are."""
-    return await ImagingRepository(session).list_unmatched(principal.clinical_organisation_ids)
+    """Studies of the principal's organisations waiting for a person to say whose they are. Each shows the
+    identity of its header: one audit row per study listed."""
+    studies = await ImagingRepository(session).list_unmatched(principal.clinical_organisation_ids)
+    for study in studies:
+        await record_access(
+            session,
+            principal,
+            action=Action.SEARCH,
+            object_type="ImagingStudy",
+            object_id=study.id,
+            details={"study_uid": study.study_uid, "list": "identitovigilance"},
+        )
+    return studies
 
 
 async def reconcile_study(
@@ -848,14 +859,6 @@ async def request_imaging(
         if patient is not None and traits_agree(study.attributes, patient)
     ]
     return RequestImaging(attached, priors, candidates)
-
-
-async def patient_studies(
-    session: AsyncSession, principal: Principal, patient_id: uuid.UUID
-) -> list[ImagingStudy]:
-    """The studies of a patient the principal may see (to attach one to a request)."""
-    await require_patient_access(session, principal, patient_id)
-    return await ImagingRepository(session).list_patient_studies(principal, patient_id)
 
 
 def study_date(study: ImagingStudy) -> date | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import date
 
 import httpx
 import numpy as np
@@ -16,12 +15,10 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
 from requests.exceptions import HTTPError
 
-from telesante.directory.models import Role
 from telesante.imaging.phantom import ct_slice
 from telesante.main import create_app
 from tests.conftest import _TestDatabase
 from tests.events.conftest import serving
-from tests.factories import make_actor, make_organisation, make_patient, token_for
 from tests.imaging.test_listener import dcmtk
 
 
@@ -31,29 +28,6 @@ async def served(session, engine, settings):
     app = create_app(configured, database=_TestDatabase(session, engine))
     async with serving(app) as server:
         yield server.url
-
-
-@pytest.fixture
-async def actors(session):
-    fougeres = await make_organisation(session, "CH de Fougères")
-    vitre = await make_organisation(session, "CH de Vitré")
-    treating = await make_actor(session, fougeres, Role.REQUESTER)
-    colleague = await make_actor(session, vitre, Role.EXPERT)
-    outsider = await make_actor(session, None, Role.EVALUATOR)
-    await make_patient(
-        session,
-        treating,
-        birth_family_name="Le Goff",
-        birth_given_names="Yann",
-        birth_date=date(1950, 5, 4),
-        sex="M",
-        ipp="IPP-0001",
-    )
-    return {
-        "treating": await token_for(session, treating),
-        "colleague": await token_for(session, colleague),
-        "outsider": await token_for(session, outsider),
-    }
 
 
 def client(url: str, headers: dict[str, str]) -> DICOMwebClient:

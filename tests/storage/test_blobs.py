@@ -127,6 +127,38 @@ async def test_filesystem_refuses_a_symlink_leading_out(tmp_path):
     assert list(outside.iterdir()) == []
 
 
+async def test_filesystem_reads_a_cached_range_straight_into_a_buffer(tmp_path):
+    """The frames fast path: a range the page cache holds is read into the response buffer without a thread; what
+    cannot be read that way (past the end, absent, a bad key) says False and the caller uses get_range."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    data = os.urandom(600_000)
+    await store.put("a/b/frames", data, "application/dicom")
+    assert await store.get_range("a/b/frames", 0, 10) == data[:10]  # written just now: in the page cache
+    buffer = bytearray(b"H" * 4 + bytes(524_288) + b"T" * 4)
+    assert store.read_cached_into("a/b/frames", 1000, memoryview(buffer)[4:-4]) is True
+    assert buffer[4:-4] == data[1000 : 1000 + 524_288]
+    assert buffer[:4] == b"HHHH" and buffer[-4:] == b"TTTT"  # only the slice asked for is written
+    assert store.read_cached_into("a/b/frames", 500_000, memoryview(bytearray(200_000))) is False  # past the end
+    assert store.read_cached_into("a/b/absent", 0, memoryview(bytearray(10))) is False
+    assert store.read_cached_into("../etc/passwd", 0, memoryview(bytearray(10))) is False
+
+
+async def test_filesystem_symlink_check_is_not_bypassed_by_a_checked_key(tmp_path):
+    """Keys are remembered once their directory is checked; a key under a directory that leads out never is."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    root = tmp_path / "blobs"
+    store = FilesystemBlobStore(root)
+    await store.put("inside/x/blob", b"ok", "text/plain")
+    assert await store.get("inside/x/blob") == b"ok"
+    (root / "leak").symlink_to(outside)
+    for _ in range(2):
+        with pytest.raises(InvalidBlobKey):
+            await store.get("leak/secret")
+    assert store.read_cached_into("leak/secret", 0, memoryview(bytearray(6))) is False
+
+
 async def test_filesystem_write_is_atomic(tmp_path, monkeypatch):
     """At the moment the file appears under its name it is complete and synced; before, nothing is visible."""
     store = FilesystemBlobStore(tmp_path / "blobs")

@@ -105,20 +105,32 @@ class FrameFastPath:
         if wanted.native and location.transfer_syntax_uid not in service.pixels.NATIVE_SYNTAXES:
             return False  # to be decoded: the route does it
         store = scope["app"].state.blob_store
-        try:
-            data = (await service.read_frames(store, location, [index], native=False))[0]
-        except Exception:  # noqa: BLE001 - storage trouble: the route answers it properly
-            return False
         if wanted.multipart:
             boundary = uuid.uuid4().hex
-            body = (
-                f"--{boundary}\r\nContent-Type: {wanted.part_type}\r\nContent-Length: {len(data)}\r\n\r\n".encode()
-                + data
-                + f"\r\n--{boundary}--\r\n".encode()
-            )
+            head = f"--{boundary}\r\nContent-Type: {wanted.part_type}\r\nContent-Length: {{}}\r\n\r\n"
+            tail = f"\r\n--{boundary}--\r\n".encode()
             content_type = f'multipart/related; type="{wanted.part_type.split(";")[0]}"; boundary={boundary}'
         else:
-            body, content_type = data, wanted.part_type
+            head, tail, content_type = "", b"", wanted.part_type
+        fragments = location.frames[index - 1]
+        body = None
+        if len(fragments) == 1 and hasattr(store, "read_cached_into"):
+            # the usual case: one fragment, hot in the page cache, read straight into the response (no copy)
+            offset, length = fragments[0]
+            start = head.format(length).encode() if head else b""
+            body = bytearray(len(start) + length + len(tail))
+            body[: len(start)] = start
+            body[len(body) - len(tail) :] = tail
+            if not store.read_cached_into(
+                location.blob_key, offset, memoryview(body)[len(start) : len(start) + length]
+            ):
+                body = None
+        if body is None:
+            try:
+                data = (await service.read_frames(store, location, [index], native=False))[0]
+            except Exception:  # noqa: BLE001 - storage trouble: the route answers it properly
+                return False
+            body = (head.format(len(data)).encode() if head else b"") + data + tail
         await send(
             {
                 "type": "http.response.start",

@@ -1,0 +1,133 @@
+"""The frames fast path (imaging/fastpath.py): after the first frame of a series went through the route (authenticated,
+scoped, audited), the same caller's next frames are read from the page cache straight into the response. It must
+give the very bytes the route gives, fall back to the route for anything it does not know, and never serve a caller
+the route has not allowed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from telesante.imaging import fastpath
+from telesante.main import create_app
+from tests.conftest import _TestDatabase
+from tests.events.conftest import serving
+from tests.imaging.test_dicomweb import client, datasets
+
+MULTIPART_OCTETS = {"Accept": 'multipart/related; type="application/octet-stream"'}
+
+
+@pytest.fixture
+async def app_served(session, engine, settings):
+    configured = settings.model_copy(update={"jobs_enabled": False, "dicom_port": 0})
+    app = create_app(configured, database=_TestDatabase(session, engine))
+    fastpath.forget_all()
+    async with serving(app) as server:
+        yield app, server.url
+    fastpath.forget_all()
+
+
+class CountingReads:
+    """Counts the fast path's reads on the app's blob store (and can pretend the page cache is cold)."""
+
+    def __init__(self, store, monkeypatch, *, cold: bool = False):
+        self.calls = 0
+        original = store.read_cached_into
+
+        def read_cached_into(key, offset, buffer):
+            self.calls += 1
+            return False if cold else original(key, offset, buffer)
+
+        monkeypatch.setattr(store, "read_cached_into", read_cached_into)
+
+
+def _frame_url(base: str, ds) -> str:
+    return (
+        f"{base}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/1"
+    )
+
+
+def _single_part(response: httpx.Response) -> bytes:
+    """The one part of a multipart/related answer (boundary from Content-Type, the part's own Content-Length)."""
+    boundary = response.headers["content-type"].split("boundary=")[1].strip('"')
+    body = response.content
+    assert body.startswith(f"--{boundary}\r\n".encode()) and body.endswith(f"\r\n--{boundary}--\r\n".encode())
+    head, _, rest = body.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+    )
+    return rest[:length]
+
+
+async def _stored_series(url: str, token: dict[str, str], slices: int = 4):
+    series = datasets(slices)
+    await asyncio.to_thread(client(url, token).store_instances, series)
+    return series
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["page-cache", "cold-cache"])
+async def test_next_frames_are_the_routes_bytes(app_served, actors, monkeypatch, cold):
+    app, url = app_served
+    series = await _stored_series(url, actors["treating"])
+    reads = CountingReads(app.state.blob_store, monkeypatch, cold=cold)
+    async with httpx.AsyncClient(headers=actors["treating"]) as http:
+        first = await http.get(_frame_url(url, series[0]), headers=MULTIPART_OCTETS)
+        assert first.status_code == 200 and reads.calls == 0  # the route: authenticated, scoped, audited
+        for ds in series[1:]:
+            response = await http.get(_frame_url(url, ds), headers=MULTIPART_OCTETS)
+            assert response.status_code == 200
+            assert _single_part(response) == ds.PixelData
+            assert response.headers["cache-control"] == "private, no-store"
+            assert "content-security-policy" in response.headers
+        assert _single_part(first) == series[0].PixelData
+        single = await http.get(_frame_url(url, series[1]), headers={"Accept": "application/octet-stream"})
+        assert single.status_code == 200 and single.content == series[1].PixelData
+    assert reads.calls == len(
+        series
+    )  # every next frame went through the fast path (cold: then read in a thread)
+
+
+async def test_only_a_caller_the_route_allowed_is_served(app_served, actors, monkeypatch):
+    """The colleague elsewhere and the outsider get the route's 404 even right after the treating doctor's
+    frames were served fast; an unknown token gets 401; an expired memory sends the caller back to the route."""
+    app, url = app_served
+    series = await _stored_series(url, actors["treating"])
+    reads = CountingReads(app.state.blob_store, monkeypatch)
+    async with httpx.AsyncClient() as http:
+        for ds in series[:2]:
+            ok = await http.get(_frame_url(url, ds), headers={**actors["treating"], **MULTIPART_OCTETS})
+            assert ok.status_code == 200
+        assert reads.calls == 1
+        for who in ("colleague", "outsider"):
+            refused = await http.get(_frame_url(url, series[2]), headers={**actors[who], **MULTIPART_OCTETS})
+            assert refused.status_code == 404, who
+        forged = await http.get(
+            _frame_url(url, series[2]), headers={"Authorization": "Bearer ts_forged", **MULTIPART_OCTETS}
+        )
+        assert forged.status_code == 401
+        assert reads.calls == 1  # none of them reached the fast path's read
+
+        monkeypatch.setattr(fastpath, "FAST_PRINCIPAL_SECONDS", 0.0)
+        again = await http.get(_frame_url(url, series[3]), headers={**actors["treating"], **MULTIPART_OCTETS})
+        assert again.status_code == 200 and _single_part(again) == series[3].PixelData
+        assert reads.calls == 1  # served by the route again
+
+
+async def test_what_the_fast_path_does_not_handle_goes_to_the_route(app_served, actors, monkeypatch):
+    app, url = app_served
+    series = await _stored_series(url, actors["treating"])
+    reads = CountingReads(app.state.blob_store, monkeypatch)
+    async with httpx.AsyncClient(headers=actors["treating"]) as http:
+        assert (await http.get(_frame_url(url, series[0]), headers=MULTIPART_OCTETS)).status_code == 200
+        beyond = await http.get(_frame_url(url, series[1])[: -len("/1")] + "/2", headers=MULTIPART_OCTETS)
+        assert beyond.status_code == 404 and "image" in beyond.json()["detail"].lower()
+        refused = await http.get(
+            _frame_url(url, series[1]), headers={"Accept": 'multipart/related; type="image/jp2"'}
+        )
+        assert refused.status_code == 406
+    assert reads.calls == 0

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         ge=1024**2,
         description="Taille maximale d'une instance DICOM reçue (STOW-RS, dépôt depuis le navigateur), en octets.",
     )
+    dicom_parse_processes: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Processus auxiliaires qui lisent les fichiers DICOM reçus par STOW-RS (0 : dans le serveur).",
+    )
     teleradiology_read_minutes_vital: int = Field(
         30,
         ge=5,

@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -24,7 +25,7 @@ from telesante.events import api as events_api
 from telesante.events.bus import make_event_bus
 from telesante.events.service import EventBusMiddleware, bind_event_bus, unbind_event_bus
 from telesante.fhir import api as fhir_api
-from telesante.imaging import dicomweb
+from telesante.imaging import dicomweb, parsing
 from telesante.imaging import pages as imaging_pages
 from telesante.imaging.fastpath import FrameFastPath
 from telesante.jobs.runner import JobRunner
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         yield
         if listener is not None:
             await listener.stop()
+        await anyio.to_thread.run_sync(parsing.shutdown)
         if runner is not None:
             await runner.stop()
         unbind_event_bus(app.state.event_bus)

@@ -166,8 +166,31 @@ def test_damaged_files_are_refused_never_crash(ct_series):
     assert refused > 50  # the damage is real: many copies are refused
 
 
+async def stow(
+    session, store, parts, *, organisation_id, study_uid=None, parse_processes=0, batch=16, backlog=16
+):
+    """The parts of one STOW-RS request through the pipeline, as the route feeds it."""
+    results = service.StowResults()
+    ingest = service.StowIngest(
+        session,
+        store,
+        None,
+        organisation_id=organisation_id,
+        study_uid=study_uid,
+        results=results,
+        parse_processes=parse_processes,
+        batch=batch,
+        backlog=backlog,
+    )
+    for part in parts:
+        await ingest.add(part)
+    await ingest.finish()
+    return results
+
+
+@pytest.mark.parametrize("parse_processes", [0, 1], ids=["threads", "helper-process"])
 async def test_a_stow_batch_is_indexed_together_and_a_conflict_falls_back_to_one_by_one(
-    session, store, ct_series
+    session, store, ct_series, parse_processes
 ):
     """STOW-RS parts are indexed in batches; a batch with an instance of another organisation's study is undone and
     stored one by one, so that each instance gets its own outcome."""
@@ -180,21 +203,17 @@ async def test_a_stow_batch_is_indexed_together_and_a_conflict_falls_back_to_one
         session, store, theirs[0], organisation_id=fougeres.id, received_from="stow"
     )
     ours = ct_series(3)
-    results = service.StowResults()
-    await service.store_parts(
-        session, store, None, [*ours, ours[0]], organisation_id=vitre.id, study_uid=None, results=results
+    results = await stow(
+        session, store, [*ours, ours[0]], organisation_id=vitre.id, parse_processes=parse_processes
     )
     assert len(results.stored) == 4 and not results.failed  # a part sent twice is stored once, listed twice
     assert (await count(session, ImagingInstance), await count(session, ImagingSeries)) == (4, 2)
-    results = service.StowResults()
-    await service.store_parts(
+    results = await stow(
         session,
         store,
-        None,
         [theirs[0], ours[1], theirs[1]],
         organisation_id=vitre.id,
-        study_uid=None,
-        results=results,
+        parse_processes=parse_processes,
     )
     assert [failure[2] for failure in results.failed] == [0x0111, 0x0111]  # Fougères' study, one by one
     assert len(results.stored) == 1  # ours[1], already stored: acknowledged
@@ -202,3 +221,62 @@ async def test_a_stow_batch_is_indexed_together_and_a_conflict_falls_back_to_one
         pydicom.dcmread(io.BytesIO(ours[0])).StudyInstanceUID
     )
     assert (study.instance_count, study.series_count, study.organisation_id) == (3, 1, vitre.id)
+
+
+async def test_the_pipeline_keeps_each_parts_outcome_across_small_batches(session, store, ct_series):
+    """Batches of 2 with one part waiting: the good parts are all stored, each bad one is listed with its reason
+    (not DICOM, too large, another study than the one in the URL), whatever batch it fell in."""
+    hospital = await make_organisation(session, "CH de Fougères")
+    series = ct_series(5)
+    other_study = ct_series(1)[0]
+    study_uid = pydicom.dcmread(io.BytesIO(series[0])).StudyInstanceUID
+    parts = [
+        series[0],
+        b"not dicom at all" * 20,
+        series[1],
+        None,
+        series[2],
+        other_study,
+        series[3],
+        series[4],
+    ]
+    results = await stow(
+        session, store, parts, organisation_id=hospital.id, study_uid=study_uid, batch=2, backlog=1
+    )
+    assert sorted(sop for _s, _se, _c, sop in results.stored) == sorted(
+        pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID for data in series
+    )
+    assert sorted(reason for _c, _s, reason, _m in results.failed) == [0xA700, 0xA900, 0xC000]
+    assert await count(session, ImagingInstance) == 5
+
+
+async def test_a_storage_failure_stops_the_request_with_its_error(session, store, ct_series, monkeypatch):
+    """The consumer's error (storage down) is the request's, raised by finish() or by the next add(): the sender
+    gets 503 and retries, rather than every instance listed as failed."""
+    from telesante.storage.blobs import StorageUnavailable
+
+    hospital = await make_organisation(session, "CH de Fougères")
+
+    async def down(*args, **kwargs):
+        raise StorageUnavailable("Stockage indisponible.")
+
+    monkeypatch.setattr(store, "put_many_if_absent", down)
+    with pytest.raises(StorageUnavailable):
+        await stow(session, store, ct_series(6), organisation_id=hospital.id, batch=2, backlog=1)
+
+
+async def test_an_aborted_request_stops_the_pipeline(session, store, ct_series):
+    """The body broke off: waiting parts are dropped, the batch in progress ends, nothing is left running."""
+    hospital = await make_organisation(session, "CH de Fougères")
+    results = service.StowResults()
+    ingest = service.StowIngest(
+        session, store, None, organisation_id=hospital.id, study_uid=None, results=results, batch=4, backlog=4
+    )
+    for part in ct_series(3):
+        await ingest.add(part)
+    await ingest.abort()
+    assert ingest._consumer.done()
+    assert len(results.stored) <= 3 and not results.failed
+    await service.StowIngest(
+        session, store, None, organisation_id=hospital.id, study_uid=None, results=results
+    ).abort()  # nothing added: nothing to stop

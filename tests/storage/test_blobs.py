@@ -82,6 +82,26 @@ async def test_ranged_reads_serve_a_part_of_a_blob(store):
         await store.get_range("a/b/absent", 0, 10)
 
 
+async def test_several_blobs_are_written_together_and_existing_ones_kept(store):
+    """How a STOW-RS batch is saved: each absent key written (True), a present one left as it is (False), a key
+    twice in one call written once."""
+    await store.put("batch/a/existing", b"before", "application/dicom")
+    items = [
+        ("batch/a/one", os.urandom(70_000), "application/dicom"),
+        ("batch/a/existing", b"after", "application/dicom"),
+        ("batch/b/two", b"", "application/dicom"),
+        ("batch/a/one", b"same key again", "application/dicom"),
+    ]
+    assert await store.put_many_if_absent(items) == [True, False, True, False]
+    assert await store.get("batch/a/one") == items[0][1]
+    assert await store.get("batch/a/existing") == b"before"
+    assert await store.get("batch/b/two") == b""
+    assert await store.put_many_if_absent([]) == []
+    assert await store.put_if_absent("batch/b/two", b"x", "text/plain") is False
+    assert await store.put_if_absent("batch/b/three", b"x", "text/plain") is True
+    assert await store.get("batch/b/three") == b"x"
+
+
 @pytest.mark.parametrize("key", BAD_KEYS)
 async def test_keys_that_could_escape_are_refused(store, key):
     for call in (
@@ -138,7 +158,9 @@ async def test_filesystem_reads_a_cached_range_straight_into_a_buffer(tmp_path):
     assert store.read_cached_into("a/b/frames", 1000, memoryview(buffer)[4:-4]) is True
     assert buffer[4:-4] == data[1000 : 1000 + 524_288]
     assert buffer[:4] == b"HHHH" and buffer[-4:] == b"TTTT"  # only the slice asked for is written
-    assert store.read_cached_into("a/b/frames", 500_000, memoryview(bytearray(200_000))) is False  # past the end
+    assert (
+        store.read_cached_into("a/b/frames", 500_000, memoryview(bytearray(200_000))) is False
+    )  # past the end
     assert store.read_cached_into("a/b/absent", 0, memoryview(bytearray(10))) is False
     assert store.read_cached_into("../etc/passwd", 0, memoryview(bytearray(10))) is False
 
@@ -157,6 +179,38 @@ async def test_filesystem_symlink_check_is_not_bypassed_by_a_checked_key(tmp_pat
         with pytest.raises(InvalidBlobKey):
             await store.get("leak/secret")
     assert store.read_cached_into("leak/secret", 0, memoryview(bytearray(6))) is False
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+async def test_filesystem_batch_write_leaves_no_temporary_file(tmp_path, monkeypatch, syncfs):
+    """With syncfs (Linux) the batch is flushed twice in all; without it each file is fsync'd as by put(). Either
+    way the files are complete under their names, mode 0600, and no temporary file stays, even when one fails."""
+    if not syncfs:
+        monkeypatch.setattr(blobs, "_syncfs", None)
+    elif blobs._syncfs is None:
+        pytest.fail("syncfs(2) must be available on the Linux machines that run these tests")
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    data = [os.urandom(100_000) for _ in range(5)]
+    assert (
+        await store.put_many_if_absent([(f"k/{n % 2}/b{n}", d, "x") for n, d in enumerate(data)])
+        == [True] * 5
+    )
+    for n, d in enumerate(data):
+        path = tmp_path / "blobs" / "k" / str(n % 2) / f"b{n}"
+        assert path.read_bytes() == d and path.stat().st_mode & 0o777 == 0o600
+    real_replace = os.replace
+
+    def fail_on_the_second(source, target):
+        if str(target).endswith("c1"):
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(blobs.os, "replace", fail_on_the_second)
+    with pytest.raises(StorageUnavailable):
+        await store.put_many_if_absent([("k/0/c0", b"zero", "x"), ("k/0/c1", b"one", "x")])
+    leftovers = [p.name for p in (tmp_path / "blobs").rglob(".tmp-*")]
+    assert leftovers == []
+    assert not (tmp_path / "blobs" / "k" / "0" / "c1").exists()
 
 
 async def test_filesystem_write_is_atomic(tmp_path, monkeypatch):

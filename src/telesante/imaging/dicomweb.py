@@ -11,6 +11,7 @@ import json
 import re
 import secrets
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -504,15 +505,12 @@ async def retrieve_series_thumbnail(
 # --- STOW-RS -----------------------------------------------------------------------------------------------
 
 
-STOW_BATCH = 16  # instances indexed together (each one is kept in memory until then: 16 × 0.5 MB for a CT)
-
-
 class _PartCollector:
     """python-multipart callbacks: collects each part's bytes (up to a size) as the body streams in."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self.done: list[bytes | None] = []  # None: the part was too large
+        self.done: deque[bytes | None] = deque()  # None: the part was too large
         self._buffer = bytearray()
         self._too_big = False
 
@@ -527,7 +525,7 @@ class _PartCollector:
             self._too_big = True
             self._buffer = bytearray()
             return
-        self._buffer += data[start:end]
+        self._buffer += memoryview(data)[start:end]
 
     def on_part_end(self) -> None:
         self.done.append(None if self._too_big else bytes(self._buffer))
@@ -576,32 +574,33 @@ async def store_instances(
         },
     )
     results = service.StowResults()
-
-    async def store_received(at_least: int) -> None:
-        """The completed parts, in batches (indexed together: a few statements for a whole batch)."""
-        if len(collector.done) >= at_least:
-            batch, collector.done[:] = list(collector.done), []
-            await service.store_parts(
-                session,
-                store,
-                principal,
-                batch,
-                organisation_id=organisation,
-                study_uid=study_uid,
-                results=results,
-            )
-
-    async for chunk in request.stream():
-        try:
-            parser.write(chunk)
-        except Exception as exc:  # python-multipart raises its own MultipartParseError (a ValueError)
-            raise BadRequest(f"Corps multipart illisible : {exc}", field="body") from None
-        await store_received(STOW_BATCH)
+    ingest = service.StowIngest(
+        session,
+        store,
+        principal,
+        organisation_id=organisation,
+        study_uid=study_uid,
+        results=results,
+        parse_processes=settings.dicom_parse_processes,
+    )
     try:
-        parser.finalize()
-    except Exception as exc:  # noqa: BLE001 - same as above, at the end of the body
-        raise BadRequest(f"Corps multipart incomplet : {exc}", field="body") from None
-    await store_received(1)
+        async for chunk in request.stream():
+            try:
+                parser.write(chunk)
+            except Exception as exc:  # python-multipart raises its own MultipartParseError (a ValueError)
+                raise BadRequest(f"Corps multipart illisible : {exc}", field="body") from None
+            while collector.done:
+                await ingest.add(collector.done.popleft())
+        try:
+            parser.finalize()
+        except Exception as exc:  # noqa: BLE001 - same as above, at the end of the body
+            raise BadRequest(f"Corps multipart incomplet : {exc}", field="body") from None
+        while collector.done:
+            await ingest.add(collector.done.popleft())
+    except BaseException:
+        await ingest.abort()
+        raise
+    await ingest.finish()
     if not results.stored and not results.failed:
         raise BadRequest("Aucune instance DICOM dans le corps de la requête.", field="body")
     base = _base(request)

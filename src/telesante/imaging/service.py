@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
-from telesante.imaging import pixels
+from telesante.imaging import parsing, pixels
 from telesante.imaging.dicom import InvalidDicom, ParsedInstance, ins_in_header, name_parts, parse_instance
 from telesante.imaging.models import (
     DicomPeer,
@@ -40,8 +40,8 @@ from telesante.patients.repository import PatientRepository
 from telesante.patients.service import require_patient_access
 from telesante.requests.models import RequestStatus
 from telesante.requests.repository import RequestRepository
-from telesante.storage.blobs import BlobStore
-from telesante.storage.service import save_blob
+from telesante.storage.blobs import BlobStore, StorageUnavailable
+from telesante.storage.service import save_blob, save_blobs
 
 AE_TITLE = re.compile(r"^[ -~]{1,16}$")  # PS3.5: 16 characters of the default repertoire, no backslash
 
@@ -369,6 +369,8 @@ async def store_part(
         session.info.pop(INGEST_CACHE, None)
         results.failed.append((parsed.sop_class_uid, parsed.sop_instance_uid, FAILURE_DUPLICATE, exc.message))
         return
+    except StorageUnavailable:
+        raise  # not this instance's fault: the whole request fails (503) and the sender retries it later
     except DomainError as exc:
         session.info.pop(INGEST_CACHE, None)
         results.failed.append(("", "", FAILURE_PROCESSING, exc.message))
@@ -378,72 +380,151 @@ async def store_part(
     )
 
 
-async def store_parts(
-    session: AsyncSession,
-    store: BlobStore,
-    principal: Principal,
-    parts: list[bytes | None],
-    *,
-    organisation_id: uuid.UUID,
-    study_uid: str | None,
-    results: StowResults,
-) -> None:
-    """Several instances of a STOW-RS request together: each is parsed and checked on its own (a refused one is
-    listed with its reason), then the others are indexed in one savepoint with a few statements for all of them
-    (existing instances, studies and series looked up at once, one insert) and their files written side by side.
-    If anything in that batch conflicts, it is undone and the instances are stored one by one, each in its own
-    savepoint, so that each gets its own outcome."""
-    ready: list[tuple[bytes, ParsedInstance]] = []
-    for data in parts:
-        if data is None:
-            results.failed.append(("", "", FAILURE_OUT_OF_RESOURCES, "Instance trop volumineuse."))
-            continue
+class StowIngest:
+    """The instances of one STOW-RS request, stored while its body is still arriving.
+
+    Each part is parsed in a worker thread as soon as it is complete (``add``), and one consumer task indexes the
+    parsed ones in batches, in order: each instance is checked on its own (a refused one is listed with its reason),
+    then a batch is indexed in one savepoint with a few statements (existing instances, studies and series looked
+    up at once, one insert) and its files written side by side. If anything in a batch conflicts, it is undone and
+    its instances are stored one by one, each in its own savepoint, so that each gets its own outcome. The session
+    is only ever used by the consumer, and at most ``backlog`` received parts wait for it (memory stays bounded
+    however large the request). Receiving, parsing, writing files and the database thus overlap instead of
+    taking turns."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        store: BlobStore,
+        principal: Principal,
+        *,
+        organisation_id: uuid.UUID,
+        study_uid: str | None,
+        results: StowResults,
+        parse_processes: int = 0,
+        batch: int = 16,
+        backlog: int = 16,
+    ):
+        self.session, self.store, self.principal = session, store, principal
+        self.organisation_id, self.study_uid, self.results = organisation_id, study_uid, results
+        self.parse_processes, self.batch = parse_processes, batch
+        self._queue: asyncio.Queue[tuple[bytes | None, asyncio.Future | None] | None] = asyncio.Queue(backlog)
+        self._parsers = anyio.CapacityLimiter(
+            2
+        )  # in threads, parsing holds the GIL: more would only take turns
+        self._consumer: asyncio.Task | None = None
+        self._error: BaseException | None = None
+        self._stopping = False
+
+    async def add(self, data: bytes | None) -> None:
+        """One received part (None: it was larger than the instance limit); waits while the backlog is full."""
+        if self._error is not None:
+            raise self._error
+        if self._consumer is None:
+            self._consumer = asyncio.create_task(self._consume())
+        parsing = asyncio.ensure_future(self._parse(data)) if data is not None else None
+        await self._queue.put((data, parsing))
+
+    async def finish(self) -> None:
+        """Every part added is stored (or listed as failed); the consumer's error, if any, is raised here."""
+        if self._consumer is None:
+            return
+        await self._queue.put(None)
+        await self._consumer
+        if self._error is not None:
+            raise self._error
+
+    async def abort(self) -> None:
+        """The request failed while its body was read: parts still waiting are dropped (the transaction is then
+        rolled back as a whole). The batch being indexed finishes first: a session is never interrupted."""
+        if self._consumer is None:
+            return
+        self._stopping = True
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None and item[1] is not None:
+                item[1].cancel()
+        self._queue.put_nowait(None)
+        await asyncio.gather(self._consumer, return_exceptions=True)
+
+    async def _parse(self, data: bytes) -> ParsedInstance | InvalidDicom:
         try:
-            parsed = await anyio.to_thread.run_sync(parse_instance, data)
+            return await parsing.parse(data, self.parse_processes, self._parsers)
         except InvalidDicom as exc:
-            results.failed.append(("", "", FAILURE_CANNOT_UNDERSTAND, exc.message))
-            continue
-        if study_uid is not None and parsed.study_uid != study_uid:
-            results.failed.append(
-                (
-                    parsed.sop_class_uid,
-                    parsed.sop_instance_uid,
-                    FAILURE_MISMATCH,
-                    f"L'instance appartient à l'étude {parsed.study_uid}, pas à {study_uid}.",
+            return exc
+
+    async def _consume(self) -> None:
+        finished = False
+        while not finished:
+            batch: list[tuple[bytes | None, asyncio.Future | None]] = []
+            while len(batch) < self.batch:  # a whole batch, or what is left at the end
+                item = await self._queue.get()
+                if item is None:
+                    finished = True
+                    break
+                batch.append(item)
+            if self._stopping or self._error is not None:
+                for _data, parsing in batch:
+                    if parsing is not None:
+                        parsing.cancel()
+                continue
+            try:
+                await self._store([(data, await parsing if parsing else None) for data, parsing in batch])
+            except Exception as exc:  # noqa: BLE001 - raised to the request by add() or finish()
+                self._error = exc
+
+    async def _store(self, outcomes: list[tuple[bytes | None, ParsedInstance | InvalidDicom | None]]) -> None:
+        results, study_uid = self.results, self.study_uid
+        ready: list[tuple[bytes, ParsedInstance]] = []
+        for data, parsed in outcomes:
+            if data is None or parsed is None:
+                results.failed.append(("", "", FAILURE_OUT_OF_RESOURCES, "Instance trop volumineuse."))
+            elif isinstance(parsed, InvalidDicom):
+                results.failed.append(("", "", FAILURE_CANNOT_UNDERSTAND, parsed.message))
+            elif study_uid is not None and parsed.study_uid != study_uid:
+                results.failed.append(
+                    (
+                        parsed.sop_class_uid,
+                        parsed.sop_instance_uid,
+                        FAILURE_MISMATCH,
+                        f"L'instance appartient à l'étude {parsed.study_uid}, pas à {study_uid}.",
+                    )
                 )
-            )
-            continue
-        ready.append((data, parsed))
-    if not ready:
-        return
-    try:
-        async with session.begin_nested():
-            await ingest_many(
-                session,
-                store,
-                ready,
-                organisation_id=organisation_id,
-                received_from="stow",
-                principal=principal,
-            )
-    except (DomainError, IntegrityError):
-        session.info.pop(INGEST_CACHE, None)
-        for data, parsed in ready:
-            await store_part(
-                session,
-                store,
-                principal,
-                data,
-                organisation_id=organisation_id,
-                study_uid=study_uid,
-                results=results,
-                parsed=parsed,
-            )
-        return
-    results.stored.extend(
-        (parsed.study_uid, parsed.series_uid, parsed.sop_class_uid, parsed.sop_instance_uid)
-        for _d, parsed in ready
-    )
+            else:
+                ready.append((data, parsed))
+        if not ready:
+            return
+        session = self.session
+        try:
+            async with session.begin_nested():
+                await ingest_many(
+                    session,
+                    self.store,
+                    ready,
+                    organisation_id=self.organisation_id,
+                    received_from="stow",
+                    principal=self.principal,
+                )
+        except StorageUnavailable:
+            raise
+        except (DomainError, IntegrityError):
+            session.info.pop(INGEST_CACHE, None)
+            for data, parsed in ready:
+                await store_part(
+                    session,
+                    self.store,
+                    self.principal,
+                    data,
+                    organisation_id=self.organisation_id,
+                    study_uid=study_uid,
+                    results=results,
+                    parsed=parsed,
+                )
+            return
+        results.stored.extend(
+            (parsed.study_uid, parsed.series_uid, parsed.sop_class_uid, parsed.sop_instance_uid)
+            for _d, parsed in ready
+        )
 
 
 async def ingest_many(
@@ -490,8 +571,8 @@ async def ingest_many(
         elif series.study_id != study.id:
             raise Conflict("Cette série appartient à une autre étude.", field="SeriesInstanceUID")
     # the files side by side (each write is atomic and fsync'd in a worker thread)
-    keys = await asyncio.gather(
-        *(save_blob(session, store, data, "application/dicom", sha256=parsed.sha256) for data, parsed in new)
+    keys = await save_blobs(
+        session, store, [(data, "application/dicom", parsed.sha256) for data, parsed in new]
     )
     instances = [
         _new_instance(studies[parsed.study_uid], series_of[parsed.series_uid], parsed, key, received_from)

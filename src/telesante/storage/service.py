@@ -46,27 +46,43 @@ async def save_blob(
 ) -> str:
     """Write ``data`` now under its content address and return the key; if ``session``'s transaction rolls back,
     the blob is deleted again unless it existed before or is used by another transaction (see module doc)."""
-    key = blob_key(data, sha256)
+    return (await save_blobs(session, store, [(data, content_type, sha256)]))[0]
+
+
+async def save_blobs(
+    session: AsyncSession, store: BlobStore, items: list[tuple[bytes, str, str | None]]
+) -> list[str]:
+    """``save_blob`` for several contents at once, (data, content type, SHA-256 or None) each: the store writes
+    them together (``put_many_if_absent``: one worker-thread hop and one flush to disk for all of them)."""
+    keys = [blob_key(data, sha256) for data, _type, sha256 in items]
     claims = _claims.setdefault(store, {})
-    claim = claims.setdefault(key, _Claim())
-    claim.holders += 1  # before any await: a concurrent saver of the same content sees this claim
+    held = []
+    for key in keys:
+        claim = claims.setdefault(key, _Claim())
+        claim.holders += 1  # before any await: a concurrent saver of the same content sees this claim
+        held.append(claim)
     try:
-        if not await store.exists(key):
-            await store.put(key, data, content_type)
-            claim.written = True
+        written = await store.put_many_if_absent(
+            [(key, data, content_type) for key, (data, content_type, _sha) in zip(keys, items, strict=True)]
+        )
     except BaseException:
-        await _release(store, key, committed=False)
+        for key in keys:
+            await _release(store, key, committed=False)
         raise
+    for claim, new in zip(held, written, strict=True):
+        claim.written = claim.written or new
 
     async def on_commit() -> None:
-        await _release(store, key, committed=True)
+        for key in keys:
+            await _release(store, key, committed=True)
 
     async def on_rollback() -> None:
-        await _release(store, key, committed=False)
+        for key in keys:
+            await _release(store, key, committed=False)
 
     after_commit(session, on_commit)
     after_rollback(session, on_rollback)
-    return key
+    return keys
 
 
 async def _release(store: BlobStore, key: str, *, committed: bool) -> None:

@@ -1,0 +1,124 @@
+"""Parsing received DICOM files outside the server's process.
+
+Reading an instance's header and turning it into DICOM JSON (pydicom) takes about a millisecond of pure Python per
+instance, holding the interpreter's lock: a study of 300 slices arriving by STOW-RS would keep the event loop from
+receiving, writing and indexing for that long. With ``TELESANTE_DICOM_PARSE_PROCESSES`` ≥ 1 (default 1) the parsing
+runs in that many helper processes (a ``forkserver`` pool, started at the first instance and kept for the life of
+the server), so that it uses another core while the server goes on. With 0 it runs in the server's worker threads.
+
+The helper receives the file's bytes and sends back a ``ParsedInstance`` (identifiers, index attributes, DICOM JSON
+and frame offsets): the same function, the same result, the same refusals (``InvalidDicom`` with its French
+message). If a helper dies, the pool is started again and that instance is parsed in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import anyio
+
+from telesante.imaging.dicom import InvalidDicom, ParsedInstance, parse_instance
+
+log = logging.getLogger(__name__)
+
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+_lock = threading.Lock()
+
+
+def _outcome(data: bytes) -> ParsedInstance | tuple[str, str | None]:
+    """In the helper: the parsed instance, or the refusal's (message, field) (exceptions do not cross cleanly)."""
+    try:
+        return parse_instance(data)
+    except InvalidDicom as exc:
+        return (exc.message, exc.field)
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended: absent, or a zombie its parent has not reaped yet (Linux /proc; elsewhere kill 0)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists() and not _signalable(pid)
+    except (OSError, IndexError):  # pragma: no cover - unreadable: ask the kernel
+        return not _signalable(pid)
+
+
+def _signalable(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - the pid was reused by another user's process
+        return False
+    return True
+
+
+def _follow(server_pid: int) -> None:
+    """In each helper: end when the server is gone, even killed without a shutdown (else the helper and the fork
+    server, which still hold each other's pipes, would stay behind)."""
+
+    def watch() -> None:
+        while not _gone(server_pid):
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-server", daemon=True).start()
+
+
+def _executor(processes: int) -> ProcessPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != processes:
+            if _pool is not None:
+                _pool.shutdown(wait=False, cancel_futures=True)
+            # forkserver: helpers are forked from a clean process, never from the server with its threads
+            _pool = ProcessPoolExecutor(
+                processes,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_follow,
+                initargs=(os.getpid(),),
+            )
+            _pool_size = processes
+        return _pool
+
+
+def _discard(broken: ProcessPoolExecutor) -> None:
+    global _pool
+    with _lock:
+        if _pool is broken:
+            _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+async def parse(data: bytes, processes: int, limiter: anyio.CapacityLimiter | None = None) -> ParsedInstance:
+    """``parse_instance`` in a helper process (``processes`` ≥ 1) or in a worker thread (0); InvalidDicom as there."""
+    if processes < 1:
+        return await anyio.to_thread.run_sync(parse_instance, data, limiter=limiter)
+    executor = _executor(processes)
+    try:
+        outcome = await asyncio.get_running_loop().run_in_executor(executor, _outcome, data)
+    except BrokenProcessPool:
+        log.error("DICOM parsing helper died: pool restarted, this instance parsed in a thread")
+        _discard(executor)
+        return await anyio.to_thread.run_sync(parse_instance, data, limiter=limiter)
+    if isinstance(outcome, ParsedInstance):
+        return outcome
+    message, field = outcome
+    raise InvalidDicom(message, field=field)
+
+
+def shutdown() -> None:
+    """Stop the helpers (at the server's shutdown)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)

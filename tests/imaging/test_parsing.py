@@ -1,0 +1,95 @@
+"""DICOM parsing in a helper process (imaging/parsing.py): the same result and the same refusals as in the server's
+process, and a helper that dies does not lose the instance."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from telesante.imaging import parsing
+from telesante.imaging.dicom import InvalidDicom, parse_instance
+
+
+@pytest.fixture(autouse=True)
+def fresh_pool():
+    parsing.shutdown()
+    yield
+    parsing.shutdown()
+
+
+async def test_a_helper_process_gives_the_same_instance(ct_series):
+    data = ct_series(1)[0]
+    parsed = await parsing.parse(data, processes=1)
+    assert parsed == parse_instance(data)
+    assert parsed.frames == [[(parsed.frames[0][0][0], 512 * 512 * 2)]]
+    in_thread = await parsing.parse(data, processes=0)
+    assert in_thread == parsed
+
+
+@pytest.mark.parametrize("processes", [0, 1])
+async def test_refusals_keep_their_reason(ct_series, processes):
+    truncated = ct_series(1)[0][:-1000]
+    with pytest.raises(InvalidDicom) as caught:
+        await parsing.parse(truncated, processes=processes)
+    assert "tronqué" in caught.value.message
+    assert caught.value.field == "PixelData"
+    with pytest.raises(InvalidDicom) as caught:
+        await parsing.parse(b"\0" * 200, processes=processes)
+    assert "DICM" in caught.value.message
+
+
+async def test_a_helper_that_dies_is_replaced(ct_series):
+    first, second = ct_series(2)
+    assert (await parsing.parse(first, processes=1)).sop_instance_uid == parse_instance(
+        first
+    ).sop_instance_uid
+    pool = parsing._pool
+    for pid in list(pool._processes):
+        os.kill(pid, signal.SIGKILL)
+    # the instance in flight when the helper died is parsed in a thread; the next one gets a new helper
+    assert (await parsing.parse(second, processes=1)).sop_instance_uid == parse_instance(
+        second
+    ).sop_instance_uid
+    assert (await parsing.parse(first, processes=1)).sop_instance_uid == parse_instance(
+        first
+    ).sop_instance_uid
+    assert parsing._pool is not None and parsing._pool is not pool
+
+
+def test_helpers_end_with_a_server_killed_without_shutdown(ct_series, tmp_path):
+    """A server killed with SIGKILL runs no shutdown: its helper and the fork server must still go."""
+    sample = tmp_path / "slice.dcm"
+    sample.write_bytes(ct_series(1)[0])
+    code = (
+        "import asyncio, json, os, signal, multiprocessing.forkserver as fs\n"
+        "from telesante.imaging import parsing\n"
+        f"data = open({str(sample)!r}, 'rb').read()\n"
+        "asyncio.run(parsing.parse(data, 1))\n"
+        "print(json.dumps([*parsing._pool._processes, fs._forkserver._forkserver_pid]), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    helpers = json.loads(server.stdout.readline())
+    assert len(helpers) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # a zombie (ended, not yet reaped by init) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the killed server is not reaped yet here: a zombie, which must count as gone
+    assert not any(alive(pid) for pid in helpers)
+    assert server.wait(timeout=10) == -signal.SIGKILL
+    server.stdout.close()

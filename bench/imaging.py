@@ -11,11 +11,14 @@ compression, when it is installed (this benchmark installs nothing). Measured fo
    instances/s);
 3. **series metadata** — ``GET /studies/{s}/series/{se}/metadata``, median of repeated calls (ms);
 4. **frames one by one** — ``GET …/instances/{i}/frames/1`` for every slice in turn, one client, keep-alive
-   (frames/s); then the same with 6 connections at a time, as the viewer fetches them;
-5. **series retrieval** — ``GET /studies/{s}/series/{se}`` (WADO-RS multipart), bytes read by the client (MB/s).
+   (frames/s, median of passes); then the same with 6 connections at a time, as the viewer fetches them;
+5. **series retrieval** — ``GET /studies/{s}/series/{se}`` (WADO-RS multipart), bytes read by the client (MB/s,
+   median of passes).
 
-The client (httpx, storescu) shares the machine's two cores with the server. The same client fetching a frame's
-bytes from a bare ASGI app (``bench/bare_asgi.py``, no work at all) gives the ceiling any server can reach here. Télésanté is called with a bearer token
+Frames and series retrieval are fetched with curl (C, keep-alive), STOW-RS and metadata with httpx, C-STORE with
+storescu; the clients share the machine's two cores with the server. Each STOW-RS and frames figure is the median
+of several passes, after a warm-up. curl fetching a frame's bytes from a bare ASGI app (``bench/bare_asgi.py``, no
+work at all) gives the ceiling any Python server can reach here. Télésanté is called with a bearer token
 (every request authenticated, scoped and audited as in production); Orthanc without authentication. Goals (issue 4):
 ingest ≥ 2× Orthanc, metadata ≤ 50 ms, frames ≥ 5× Orthanc, series retrieval ≥ Orthanc. The last line is one JSON
 object with the figures and the ratios.
@@ -359,6 +362,7 @@ async def measure(target: Target, work: Path, slices: int, repeats: int) -> dict
     results: dict[str, float] = {"cstore_instances_per_s": c_store(target, folder)}
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_keepalive_connections=6)) as client:
         _progress(f"[{target.name}] STOW-RS…")
+        await stow(client, target, head_ct(2, patient_id="IPP-0001"))  # warm-up (helper processes, caches)
         copies = [head_ct(slices, patient_id=f"IPP-{n:04d}") for n in range(2, 2 + STOW_COPIES)]
         results["stow_instances_per_s"] = statistics.median(
             [await stow(client, target, copy) for copy in copies]

@@ -6,8 +6,10 @@ the route has not allowed."""
 from __future__ import annotations
 
 import asyncio
+import io
 
 import httpx
+import pydicom
 import pytest
 
 from telesante.imaging import fastpath
@@ -131,3 +133,33 @@ async def test_what_the_fast_path_does_not_handle_goes_to_the_route(app_served, 
         )
         assert refused.status_code == 406
     assert reads.calls == 0
+
+
+async def test_series_retrieval_announces_its_length_and_sends_the_stored_files(app_served, actors):
+    """WADO-RS series: Content-Length announced (sizes from the index), each part the stored file byte for byte;
+    a file missing from the storage is a clear error before anything is sent, not a cut answer."""
+    app, url = app_served
+    series = await _stored_series(url, actors["treating"], slices=3)
+    sent = {ds.SOPInstanceUID: ds for ds in series}
+    path = f"{url}/dicomweb/studies/{series[0].StudyInstanceUID}/series/{series[0].SeriesInstanceUID}"
+    accept = {"Accept": 'multipart/related; type="application/dicom"'}
+    async with httpx.AsyncClient(headers=actors["treating"]) as http:
+        response = await http.get(path, headers=accept)
+        assert response.status_code == 200
+        assert int(response.headers["content-length"]) == len(response.content)
+        assert "transfer-encoding" not in response.headers
+        boundary = response.headers["content-type"].split("boundary=")[1]
+        parts = response.content.split(f"--{boundary}".encode())[1:-1]
+        assert len(parts) == 3
+        for part in parts:
+            head, _, data = part.partition(b"\r\n\r\n")
+            data = data[:-2]  # the CRLF before the next boundary
+            assert f"Content-Length: {len(data)}".encode() in head
+            ds = pydicom.dcmread(io.BytesIO(data))
+            assert ds.PixelData == sent[ds.SOPInstanceUID].PixelData
+        store = app.state.blob_store
+        for key in [p for p in (store.root).rglob("*") if p.is_file()]:
+            key.unlink()
+        missing = await http.get(path, headers=accept)
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")

@@ -28,6 +28,7 @@ from telesante.imaging.negotiation import MediaRange, NotAcceptable, frame_forma
 from telesante.imaging.repository import InstanceEntry, StudyCriteria
 from telesante.kit.errors import DomainError, InvalidInput
 from telesante.kit.pagination import PageRequest
+from telesante.storage.blobs import BlobStore
 from telesante.storage.dependencies import BlobStoreDep
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -329,32 +330,74 @@ async def retrieve_instances(
         what="retrieve",
     )
     base = _base(request)
-
-    async def parts() -> AsyncIterator[tuple[str, str, bytes]]:
-        # the next file is read while the current one is being sent
-        ahead = asyncio.ensure_future(store.get(instances[0].blob_key)) if instances else None
-        try:
-            for position, instance in enumerate(instances):
-                data = await ahead
-                if position + 1 < len(instances):
-                    ahead = asyncio.ensure_future(store.get(instances[position + 1].blob_key))
-                used = instance.transfer_syntax_uid
-                if syntax == pixels.EXPLICIT_LE and used != pixels.EXPLICIT_LE:
-                    data = await anyio.to_thread.run_sync(pixels.transcode_to_explicit_le, data)
-                    used = pixels.EXPLICIT_LE
-                yield (
-                    f"application/dicom; transfer-syntax={used}",
-                    f"{base}/studies/{study.study_uid}/instances/{instance.sop_instance_uid}",
-                    data,
-                )
-        finally:  # the client went away: the read ahead is not wanted any more
-            if ahead is not None and not ahead.done():
-                ahead.cancel()
-
     if not multipart and len(instances) == 1:
         data = await store.get(instances[0].blob_key)
         return Response(data, media_type="application/dicom")
-    return _multipart(parts(), "application/dicom")
+    if syntax == pixels.EXPLICIT_LE and any(i.transfer_syntax_uid != pixels.EXPLICIT_LE for i in instances):
+        return _multipart(_transcoded(store, study, instances, base), "application/dicom")
+    return await _stored_multipart(store, study, instances, base)
+
+
+async def _transcoded(
+    store: BlobStore, study: ImagingStudy, instances: list[InstanceEntry], base: str
+) -> AsyncIterator[tuple[str, str, bytes]]:
+    """The instances decompressed to Explicit VR Little Endian, one by one (their sizes are only known then)."""
+    for instance in instances:
+        data = await store.get(instance.blob_key)
+        if instance.transfer_syntax_uid != pixels.EXPLICIT_LE:
+            data = await anyio.to_thread.run_sync(pixels.transcode_to_explicit_le, data)
+        yield (
+            f"application/dicom; transfer-syntax={pixels.EXPLICIT_LE}",
+            f"{base}/studies/{study.study_uid}/instances/{instance.sop_instance_uid}",
+            data,
+        )
+
+
+async def _stored_multipart(
+    store: BlobStore, study: ImagingStudy, instances: list[InstanceEntry], base: str
+) -> StreamingResponse:
+    """The stored files as they are, each part read straight into its own buffer (head, file, CRLF: one copy, one
+    write) and the next one read while the current one is sent. Every size is in the index, so the length of the
+    whole answer is announced (no chunked encoding, which would copy each part once more). The first part is read
+    before answering, so that a missing file gets a proper error rather than a cut answer."""
+    boundary = secrets.token_hex(16)
+    heads = [
+        (
+            f"--{boundary}\r\nContent-Type: application/dicom; transfer-syntax={instance.transfer_syntax_uid}\r\n"
+            f"Content-Location: {base}/studies/{study.study_uid}/instances/{instance.sop_instance_uid}\r\n"
+            f"Content-Length: {instance.size}\r\n\r\n"
+        ).encode()
+        for instance in instances
+    ]
+    closing = f"--{boundary}--\r\n".encode()
+    length = sum(len(head) + instance.size + 2 for head, instance in zip(heads, instances, strict=True))
+
+    def read(position: int) -> asyncio.Future:
+        instance = instances[position]
+        return asyncio.ensure_future(
+            service.read_part(store, instance.blob_key, instance.size, heads[position], b"\r\n")
+        )
+
+    first = await read(0) if instances else None
+
+    async def body() -> AsyncIterator[bytes | memoryview]:
+        part, ahead = first, None
+        try:
+            for position in range(len(instances)):
+                ahead = read(position + 1) if position + 1 < len(instances) else None
+                yield memoryview(part)
+                if ahead is not None:
+                    part = await ahead
+        finally:  # the client went away: the read ahead is not wanted any more
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+        yield closing
+
+    return StreamingResponse(
+        body(),
+        media_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
+        headers={"Content-Length": str(length + len(closing))},
+    )
 
 
 def _frame_numbers(frames: str) -> list[int]:

@@ -113,24 +113,18 @@ class FrameFastPath:
         else:
             head, tail, content_type = "", b"", wanted.part_type
         fragments = location.frames[index - 1]
-        body = None
-        if len(fragments) == 1 and hasattr(store, "read_cached_into"):
-            # the usual case: one fragment, hot in the page cache, read straight into the response (no copy)
-            offset, length = fragments[0]
-            start = head.format(length).encode() if head else b""
-            body = bytearray(len(start) + length + len(tail))
-            body[: len(start)] = start
-            body[len(body) - len(tail) :] = tail
-            if not store.read_cached_into(
-                location.blob_key, offset, memoryview(body)[len(start) : len(start) + length]
-            ):
-                body = None
-        if body is None:
-            try:
+        try:
+            if len(fragments) == 1:  # the usual case: read straight into the response (no copy)
+                offset, length = fragments[0]
+                start = head.format(length).encode() if head else b""
+                body: bytes | bytearray = await service.read_part(
+                    store, location.blob_key, length, start, tail, offset
+                )
+            else:
                 data = (await service.read_frames(store, location, [index], native=False))[0]
-            except Exception:  # noqa: BLE001 - storage trouble: the route answers it properly
-                return False
-            body = (head.format(len(data)).encode() if head else b"") + data + tail
+                body = (head.format(len(data)).encode() if head else b"") + data + tail
+        except Exception:  # noqa: BLE001 - storage trouble: the route answers it properly
+            return False
         await send(
             {
                 "type": "http.response.start",

@@ -55,6 +55,7 @@ class InstanceEntry:
     blob_key: str
     has_frames: bool
     metadata_text: str
+    size: int  # of the stored file, in bytes
 
 
 @dataclass(frozen=True)
@@ -374,11 +375,12 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
             ImagingInstance.blob_key,
             sa.cast(ImagingInstance.frames, sa.Text),
             sa.cast(ImagingInstance.metadata_json, sa.Text),
+            ImagingInstance.size,
         )
         rows = await self.session.execute(self._of_study(columns, study_id, series_uid, sop_instance_uid))
         return [
-            InstanceEntry(series, sop, syntax, key, frames.strip() not in ("[]", ""), text)
-            for series, sop, syntax, key, frames, text in rows.all()
+            InstanceEntry(series, sop, syntax, key, frames.strip() not in ("[]", ""), text, size)
+            for series, sop, syntax, key, frames, text, size in rows.all()
         ]
 
     async def list_instances(self, series_id: uuid.UUID) -> list[ImagingInstance]:

@@ -823,6 +823,25 @@ def is_fresh(account_id: uuid.UUID, grants: tuple, location: FrameLocation, now:
     )
 
 
+async def read_part(
+    store: BlobStore, key: str, size: int, head: bytes, tail: bytes, offset: int = 0
+) -> bytearray:
+    """``head``, then ``size`` bytes of the blob from ``offset``, then ``tail``, in one buffer (one part of a
+    multipart answer): read straight into it from the page cache when the store can (no worker thread, no copy),
+    else by a ranged read. StorageUnavailable if the file is shorter than the index says."""
+    buffer = bytearray(len(head) + size + len(tail))
+    buffer[: len(head)] = head
+    buffer[len(head) + size :] = tail
+    reader = getattr(store, "read_cached_into", None)
+    if reader is not None and reader(key, offset, memoryview(buffer)[len(head) : len(head) + size]):
+        return buffer
+    data = await store.get_range(key, offset, size)
+    if len(data) != size:
+        raise StorageUnavailable("Fichier d'image incomplet dans le stockage.")
+    buffer[len(head) : len(head) + size] = data
+    return buffer
+
+
 async def read_frames(
     store: BlobStore, instance: FrameLocation, numbers: list[int], native: bool
 ) -> list[bytes]:

@@ -163,3 +163,20 @@ async def test_series_retrieval_announces_its_length_and_sends_the_stored_files(
         missing = await http.get(path, headers=accept)
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_revoked_token_is_not_served_from_memory(app_served, actors):
+    """Revoking the token (through the API, as its owner does) drops what the fast path kept for the account at
+    once, not when it expires: the very next frame goes to the route, which refuses the token."""
+    _app, url = app_served
+    series = await _stored_series(url, actors["treating"], slices=3)
+    async with httpx.AsyncClient(headers=actors["treating"]) as http:
+        for ds in series[:2]:  # the route, then the fast path
+            assert (await http.get(_frame_url(url, ds), headers=MULTIPART_OCTETS)).status_code == 200
+        assert fastpath._principals  # the caller is remembered
+        tokens = (await http.get(f"{url}/api/tokens")).json()
+        token_id = next(t["id"] for t in tokens if t["revoked_at"] is None)
+        assert (await http.post(f"{url}/api/tokens/{token_id}/revoke")).status_code == 200
+        assert not fastpath._principals
+        refused = await http.get(_frame_url(url, series[2]), headers=MULTIPART_OCTETS)
+        assert refused.status_code == 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ from telesante.auth.repository import (
     WebSessionRepository,
 )
 from telesante.config import Settings
+from telesante.db import after_commit
 from telesante.directory.models import ADMIN_ROLES, REGIONAL_ROLES, Role
 from telesante.directory.repository import ProfessionalRepository
 from telesante.kit import clock
@@ -43,6 +45,26 @@ class LoginOutcome:
     error: str | None = None
     session_token: str | None = None
     next_step: str | None = None  # None | "totp" | "totp_enrol" | "change_password"
+
+
+RevocationListener = Callable[[uuid.UUID], None]
+_revocation_listeners: list[RevocationListener] = []
+
+
+def on_credentials_revoked(listener: RevocationListener) -> None:
+    """``listener(account_id)`` runs in this process once a transaction that closed that account's sessions or
+    tokens (logout, password change or reset, deactivation, token revoked) has committed: decisions kept in memory
+    for the account (the imaging frames fast path) are dropped at once, not when they expire."""
+    if listener not in _revocation_listeners:
+        _revocation_listeners.append(listener)
+
+
+def _credentials_revoked(session: AsyncSession, account_id: uuid.UUID) -> None:
+    async def notify() -> None:
+        for listener in _revocation_listeners:
+            listener(account_id)
+
+    after_commit(session, notify)
 
 
 async def build_principal(session: AsyncSession, account: Account, auth_method: str) -> Principal:
@@ -261,12 +283,14 @@ async def change_own_password(
     account.must_change_password = False
     await WebSessionRepository(session).revoke_all_for(account.id, now)
     await session.flush()
+    _credentials_revoked(session, account.id)
     return None
 
 
 async def logout(session: AsyncSession, web_session: WebSession) -> None:
     web_session.revoked_at = clock.now()
     await session.flush()
+    _credentials_revoked(session, web_session.account_id)
 
 
 # --- administration -------------------------------------------------------------------------------------
@@ -383,6 +407,7 @@ async def reset_password(
         account.totp_last_step = None
     await WebSessionRepository(session).revoke_all_for(account.id, now)
     await session.flush()
+    _credentials_revoked(session, account.id)
     await record_access(
         session,
         principal,
@@ -404,6 +429,7 @@ async def set_account_active(
     account.active = active
     if not active:
         await WebSessionRepository(session).revoke_all_for(account.id, clock.now())
+        _credentials_revoked(session, account.id)
     await session.flush()
     await record_access(
         session,
@@ -453,6 +479,7 @@ async def revoke_api_token(
     if api_token.revoked_at is None:
         api_token.revoked_at = clock.now()
         await session.flush()
+        _credentials_revoked(session, api_token.account_id)
     return api_token
 
 

@@ -7,8 +7,10 @@ user may see the study (30 s) and that the series' view is audited (10 min). Whi
 frames of that study are answered here with one ranged read of the stored file. Anything else — a frame that must
 be decoded, an unknown credential, an expired entry, a malformed request — goes on to the route unchanged.
 
-So a revoked token or a closed session may still read frames of a study it was reading for at most
-FAST_PRINCIPAL_SECONDS; nothing else is served from memory (documented in docs/domains/imaging.md)."""
+A logout, a revoked token, a password change or a deactivated account drops what is kept for the account at once in
+the process that made the change (``auth.service.on_credentials_revoked``); on other instances of a scaled-out
+installation such a credential may still read frames of a study it was reading for at most FAST_PRINCIPAL_SECONDS.
+Nothing else is served from memory (documented in docs/domains/imaging.md)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from telesante.auth import service as auth_service
 from telesante.auth.principal import Principal
 from telesante.imaging import service
 from telesante.imaging.negotiation import frame_format
@@ -70,6 +73,17 @@ def remember(headers: list[tuple[bytes, bytes]], principal: Principal) -> None:
 
 def forget_all() -> None:
     _principals.clear()
+
+
+def forget_account(account_id: uuid.UUID) -> None:
+    """The account's sessions or tokens were just closed: nothing of it is served from memory any more, in this
+    process at once (other instances: within FAST_PRINCIPAL_SECONDS)."""
+    for key in [key for key, known in _principals.items() if known.account_id == account_id]:
+        _principals.pop(key, None)
+    service.forget_account(account_id)
+
+
+auth_service.on_credentials_revoked(forget_account)
 
 
 class FrameFastPath:

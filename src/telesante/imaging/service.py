@@ -383,7 +383,8 @@ async def store_part(
 class StowIngest:
     """The instances of one STOW-RS request, stored while its body is still arriving.
 
-    Each part is parsed in a worker thread as soon as it is complete (``add``), and one consumer task indexes the
+    Each part is parsed (in a helper process, ``imaging/parsing.py``, or a worker thread) as soon as it is complete
+    (``add``), and one consumer task indexes the
     parsed ones in batches, in order: each instance is checked on its own (a refused one is listed with its reason),
     then a batch is indexed in one savepoint with a few statements (existing instances, studies and series looked
     up at once, one insert) and its files written side by side. If anything in a batch conflicts, it is undone and
@@ -409,9 +410,8 @@ class StowIngest:
         self.organisation_id, self.study_uid, self.results = organisation_id, study_uid, results
         self.parse_processes, self.batch = parse_processes, batch
         self._queue: asyncio.Queue[tuple[bytes | None, asyncio.Future | None] | None] = asyncio.Queue(backlog)
-        self._parsers = anyio.CapacityLimiter(
-            2
-        )  # in threads, parsing holds the GIL: more would only take turns
+        # in threads, parsing holds the GIL: more than two would only take turns
+        self._parsers = anyio.CapacityLimiter(2)
         self._consumer: asyncio.Task | None = None
         self._error: BaseException | None = None
         self._stopping = False
@@ -422,8 +422,8 @@ class StowIngest:
             raise self._error
         if self._consumer is None:
             self._consumer = asyncio.create_task(self._consume())
-        parsing = asyncio.ensure_future(self._parse(data)) if data is not None else None
-        await self._queue.put((data, parsing))
+        pending = asyncio.ensure_future(self._parse(data)) if data is not None else None
+        await self._queue.put((data, pending))
 
     async def finish(self) -> None:
         """Every part added is stored (or listed as failed); the consumer's error, if any, is raised here."""
@@ -464,12 +464,12 @@ class StowIngest:
                     break
                 batch.append(item)
             if self._stopping or self._error is not None:
-                for _data, parsing in batch:
-                    if parsing is not None:
-                        parsing.cancel()
+                for _data, pending in batch:
+                    if pending is not None:
+                        pending.cancel()
                 continue
             try:
-                await self._store([(data, await parsing if parsing else None) for data, parsing in batch])
+                await self._store([(data, await pending if pending else None) for data, pending in batch])
             except Exception as exc:  # noqa: BLE001 - raised to the request by add() or finish()
                 self._error = exc
 
@@ -679,6 +679,12 @@ ACCESS_CACHE_SECONDS = 30
 _frame_audits: dict[tuple[uuid.UUID, str], float] = {}
 _access: dict[tuple[Any, ...], float] = {}
 _locations: dict[tuple[str, str, str], FrameLocation] = {}
+
+
+def forget_account(account_id: uuid.UUID) -> None:
+    """Drop the access decisions kept for an account (its sessions or tokens were just closed)."""
+    for key in [key for key in _access if key[0] == account_id]:
+        _access.pop(key, None)
 
 
 async def _audit_study(

@@ -15,9 +15,9 @@ from pydicom.uid import generate_uid
 
 from telesante.audit.models import AuditEvent
 from telesante.imaging import service
-from telesante.imaging.models import PatientMatch
+from telesante.imaging.models import ImagingSeries, PatientMatch
 from telesante.imaging.phantom import ct_slice
-from telesante.imaging.repository import StudyCriteria
+from telesante.imaging.repository import ImagingRepository, StudyCriteria
 from telesante.kit.errors import Conflict, InvalidInput, NotFound
 from telesante.kit.pagination import PageRequest
 from telesante.requests import service as request_service
@@ -209,3 +209,34 @@ async def test_a_study_of_another_patient_is_never_attached(
     unknown = await receive(session, store, region, patient_id="X-1", birth_date="19991231")
     with pytest.raises(Conflict, match="identitovigilance"):
         await service.attach_study(session, region.requester.principal, other_request_id, unknown.id)
+
+
+async def test_a_frames_view_is_marked_audited_only_once_its_audit_row_commits(session, region, store, yann):
+    """The frames of a series are audited once per user per 10 minutes: the mark that spares the next audits is set
+    after the commit. A view whose transaction rolls back leaves no mark, so the next one is audited again."""
+    study = await receive(session, store, region)
+    series = (
+        await session.execute(sa.select(ImagingSeries).where(ImagingSeries.study_id == study.id))
+    ).scalar_one()
+    instance = (await ImagingRepository(session).list_instances(series.id))[0]
+    principal = region.requester.principal
+    key = (principal.account_id, series.series_uid)
+    service._frame_audits.pop(key, None)
+
+    async def view() -> list:
+        """The after-commit hooks this view registered."""
+        hooks = session.info.setdefault("after_commit", [])
+        before = len(hooks)
+        await service.locate_frames(
+            session, principal, study.study_uid, series.series_uid, instance.sop_instance_uid, [1]
+        )
+        added = hooks[before:]
+        del hooks[before:]
+        return added
+
+    assert len(await view()) == 1 and key not in service._frame_audits  # rolled back: its hook never runs
+    hooks = await view()  # audited again
+    assert len(hooks) == 1
+    await hooks[0]()  # committed
+    assert key in service._frame_audits
+    assert await view() == []  # within 10 minutes: not audited again

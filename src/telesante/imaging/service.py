@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
+from telesante.db import after_commit
 from telesante.imaging import parsing, pixels
 from telesante.imaging.dicom import InvalidDicom, ParsedInstance, ins_in_header, name_parts, parse_instance
 from telesante.imaging.models import (
@@ -807,9 +808,13 @@ async def locate_frames(
     if now - _frame_audits.get(audit_key, -FRAME_AUDIT_SECONDS) >= FRAME_AUDIT_SECONDS:
         study = await repo.get(found.study_id)
         await _audit_study(session, principal, study, "frames", series_uid=series_uid)
-        if len(_frame_audits) >= 10_000:
-            _frame_audits.clear()
-        _frame_audits[audit_key] = now
+
+        async def audited() -> None:  # only once the audit row is committed: a rolled-back view is audited again
+            if len(_frame_audits) >= 10_000:
+                _frame_audits.clear()
+            _frame_audits[audit_key] = now
+
+        after_commit(session, audited)
     return found
 
 

@@ -5,6 +5,7 @@ Each field is documented in ``docs/settings.md``; keep both in step.
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +53,13 @@ class Settings(BaseSettings):
         1024**3,
         ge=1024**2,
         description="Taille maximale d'une instance DICOM reçue (STOW-RS, dépôt depuis le navigateur), en octets.",
+    )
+    dicomweb_cors_origins: str = Field(
+        "",
+        description=(
+            "Origines autorisées à appeler /dicomweb depuis un navigateur (visionneuse OHIF hébergée ailleurs), "
+            "séparées par des virgules : https://ohif.chu.example.fr. Vide : aucune."
+        ),
     )
     dicom_parse_processes: int = Field(
         1,
@@ -206,6 +214,22 @@ class Settings(BaseSettings):
         if value.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
         return value
+
+    @field_validator("dicomweb_cors_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        origins = [origin.strip() for origin in value.split(",") if origin.strip()]
+        for origin in origins:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(
+                    f"Origine « {origin} » invalide : schéma, hôte et port seulement (https://ohif.example.fr), "
+                    "sans chemin ni joker."
+                )
+        return ",".join(origins)
+
+    @property
+    def dicomweb_cors_origin_list(self) -> list[str]:
+        return [origin for origin in self.dicomweb_cors_origins.split(",") if origin]
 
     @field_validator("redis_url")
     @classmethod

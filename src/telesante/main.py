@@ -113,6 +113,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(EventBusMiddleware)
     # Outermost: the viewer's next frames of a study it was just allowed to read (imaging/fastpath.py).
     app.add_middleware(FrameFastPath)
+    if settings.dicomweb_cors_origin_list:  # a viewer on another origin (OHIF), bearer token only
+        app.add_middleware(dicomweb.DicomwebCors, origins=settings.dicomweb_cors_origin_list)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # DICOMweb first: a viewer sends hundreds of requests in a row, and routes are matched in order.

@@ -20,6 +20,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from python_multipart.multipart import MultipartParser
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
 from telesante.imaging import fastpath, pixels, service
@@ -32,6 +34,31 @@ from telesante.storage.blobs import BlobStore
 from telesante.storage.dependencies import BlobStoreDep
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+
+
+class DicomwebCors:
+    """CORS for /dicomweb only, for the origins of ``TELESANTE_DICOMWEB_CORS_ORIGINS`` (a viewer such as OHIF
+    served from another origin, calling with a bearer token). No cookies are allowed across origins: a session never
+    authorises a foreign page. Outermost, so that frames served by the fast path carry the headers too."""
+
+    def __init__(self, app: ASGIApp, origins: list[str]):
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Accept", "Content-Type"],
+            expose_headers=["Content-Location", "Content-Length", "Warning"],
+            allow_credentials=False,
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith("/dicomweb/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
 
 DICOM_JSON = "application/dicom+json"
 UID_PATTERN = r"^[0-9]+(\.[0-9]+)*$"

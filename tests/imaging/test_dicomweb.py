@@ -293,3 +293,35 @@ async def test_jpeg_baseline_made_by_dcmtk_is_decoded(served, actors, tmp_path):
     )
     decoded = np.frombuffer(frames[0], dtype=np.uint8).reshape(128, 128)
     assert np.abs(decoded.astype(int) - original.astype(int)).mean() < 4  # lossy, but the same image
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 65536, 10**7])
+def test_stow_parts_are_collected_whole_whatever_the_chunks(chunk):
+    """The STOW-RS body arrives in chunks of any size: each part comes out byte for byte, and a part over the
+    instance limit comes out as None (listed as failed 0xA700), the others kept."""
+    from python_multipart.multipart import MultipartParser
+
+    from telesante.imaging.dicomweb import _PartCollector
+
+    parts = [bytes(range(256)) * 40, b"x" * 20_000, b"\r\n--not-the-boundary\r\n" * 3, b""]
+    boundary = "b0undary"
+    body = (
+        b"".join(
+            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n"
+            for part in parts
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
+    collector = _PartCollector(max_bytes=15_000)
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": collector.on_part_begin,
+            "on_part_data": collector.on_part_data,
+            "on_part_end": collector.on_part_end,
+        },
+    )
+    for start in range(0, len(body), chunk):
+        parser.write(body[start : start + chunk])
+    parser.finalize()
+    assert list(collector.done) == [parts[0], None, parts[2], parts[3]]

@@ -576,30 +576,31 @@ async def retrieve_series_thumbnail(
 
 
 class _PartCollector:
-    """python-multipart callbacks: collects each part's bytes (up to a size) as the body streams in."""
+    """python-multipart callbacks: collects each part's bytes (up to a size) as the body streams in. The chunks
+    are kept as received and joined once at the part's end (one copy of the instance, not one per chunk)."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.done: deque[bytes | None] = deque()  # None: the part was too large
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._size = 0
         self._too_big = False
 
     def on_part_begin(self) -> None:
-        self._buffer = bytearray()
-        self._too_big = False
+        self._chunks, self._size, self._too_big = [], 0, False
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._too_big:
             return
-        if len(self._buffer) + end - start > self.max_bytes:
-            self._too_big = True
-            self._buffer = bytearray()
+        self._size += end - start
+        if self._size > self.max_bytes:
+            self._too_big, self._chunks = True, []
             return
-        self._buffer += memoryview(data)[start:end]
+        self._chunks.append(data if start == 0 and end == len(data) else bytes(data[start:end]))
 
     def on_part_end(self) -> None:
-        self.done.append(None if self._too_big else bytes(self._buffer))
-        self._buffer = bytearray()
+        self.done.append(None if self._too_big else b"".join(self._chunks))
+        self._chunks = []
 
 
 def _stow_boundary(content_type: str) -> str:

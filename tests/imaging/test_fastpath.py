@@ -180,3 +180,26 @@ async def test_a_revoked_token_is_not_served_from_memory(app_served, actors):
         assert not fastpath._principals
         refused = await http.get(_frame_url(url, series[2]), headers=MULTIPART_OCTETS)
         assert refused.status_code == 401
+
+
+async def test_large_parts_are_read_in_a_thread_even_when_cached(tmp_path, monkeypatch):
+    """Copying a large range would hold the event loop: above IN_LOOP_READ_BYTES the page-cache path is not tried,
+    the bytes come from the ranged read, and the buffer holds head, content and tail in place."""
+    from telesante.imaging import service
+    from telesante.storage.blobs import FilesystemBlobStore
+
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    data = bytes(range(256)) * 100
+    await store.put("k/a/big", data, "application/dicom")
+    tried = []
+    original = store.read_cached_into
+    monkeypatch.setattr(store, "read_cached_into", lambda *a: tried.append(a) or original(*a))
+    monkeypatch.setattr(service, "IN_LOOP_READ_BYTES", 1000)
+    part = await service.read_part(store, "k/a/big", 5000, b"HEAD", b"TAIL", offset=100)
+    assert bytes(part) == b"HEAD" + data[100:5100] + b"TAIL" and tried == []
+    part = await service.read_part(store, "k/a/big", 900, b"H", b"T", offset=10)
+    assert bytes(part) == b"H" + data[10:910] + b"T" and len(tried) == 1
+    from telesante.storage.blobs import StorageUnavailable
+
+    with pytest.raises(StorageUnavailable):  # the file is shorter than the index says: never a short answer
+        await service.read_part(store, "k/a/big", 900, b"H", b"T", offset=len(data) - 100)

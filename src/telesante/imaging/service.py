@@ -809,7 +809,9 @@ async def locate_frames(
         study = await repo.get(found.study_id)
         await _audit_study(session, principal, study, "frames", series_uid=series_uid)
 
-        async def audited() -> None:  # only once the audit row is committed: a rolled-back view is audited again
+        async def audited() -> (
+            None
+        ):  # only once the audit row is committed: a rolled-back view is audited again
             if len(_frame_audits) >= 10_000:
                 _frame_audits.clear()
             _frame_audits[audit_key] = now
@@ -834,17 +836,26 @@ def is_fresh(account_id: uuid.UUID, grants: tuple, location: FrameLocation, now:
     )
 
 
+# Larger ranges are read in a worker thread even when cached: copying them would hold the event loop too long.
+IN_LOOP_READ_BYTES = 8 * 1024 * 1024
+
+
 async def read_part(
     store: BlobStore, key: str, size: int, head: bytes, tail: bytes, offset: int = 0
 ) -> bytearray:
     """``head``, then ``size`` bytes of the blob from ``offset``, then ``tail``, in one buffer (one part of a
-    multipart answer): read straight into it from the page cache when the store can (no worker thread, no copy),
-    else by a ranged read. StorageUnavailable if the file is shorter than the index says."""
+    multipart answer): read straight into it from the page cache when the store can and it is at most
+    IN_LOOP_READ_BYTES (no worker thread, no copy), else by a ranged read. StorageUnavailable if the file is
+    shorter than the index says."""
     buffer = bytearray(len(head) + size + len(tail))
     buffer[: len(head)] = head
     buffer[len(head) + size :] = tail
     reader = getattr(store, "read_cached_into", None)
-    if reader is not None and reader(key, offset, memoryview(buffer)[len(head) : len(head) + size]):
+    if (
+        reader is not None
+        and size <= IN_LOOP_READ_BYTES
+        and reader(key, offset, memoryview(buffer)[len(head) : len(head) + size])
+    ):
         return buffer
     data = await store.get_range(key, offset, size)
     if len(data) != size:

@@ -167,7 +167,16 @@ def test_damaged_files_are_refused_never_crash(ct_series):
 
 
 async def stow(
-    session, store, parts, *, organisation_id, study_uid=None, parse_processes=0, batch=16, backlog=16
+    session,
+    store,
+    parts,
+    *,
+    organisation_id,
+    study_uid=None,
+    parse_processes=0,
+    batch=16,
+    backlog=16,
+    large_bytes=8 * 1024 * 1024,
 ):
     """The parts of one STOW-RS request through the pipeline, as the route feeds it."""
     results = service.StowResults()
@@ -181,6 +190,7 @@ async def stow(
         parse_processes=parse_processes,
         batch=batch,
         backlog=backlog,
+        large_bytes=large_bytes,
     )
     for part in parts:
         await ingest.add(part)
@@ -280,3 +290,32 @@ async def test_an_aborted_request_stops_the_pipeline(session, store, ct_series):
     await service.StowIngest(
         session, store, None, organisation_id=hospital.id, study_uid=None, results=results
     ).abort()  # nothing added: nothing to stop
+
+
+async def test_a_large_instance_is_stored_on_its_own(session, store, ct_series, monkeypatch):
+    """Memory stays bounded: an instance over ``large_bytes`` is stored alone, after what came before it and before
+    the next part is read; the small ones around it still go in batches, and every outcome is kept."""
+    hospital = await make_organisation(session, "CH de Fougères")
+    small = ct_series(5, rows=64)
+    large = ct_series(2)  # 512×512: over the limit below
+    assert max(map(len, small)) < 100_000 < min(map(len, large))
+    batches: list[list[int]] = []
+    original = service.ingest_many
+
+    async def recording(session_, store_, items, **kwargs):
+        batches.append([len(data) for data, _parsed in items])
+        return await original(session_, store_, items, **kwargs)
+
+    monkeypatch.setattr(service, "ingest_many", recording)
+    parts = [small[0], small[1], large[0], small[2], small[3], small[4], large[1]]
+    results = await stow(
+        session, store, parts, organisation_id=hospital.id, batch=4, backlog=4, large_bytes=100_000
+    )
+    assert len(results.stored) == 7 and not results.failed
+    assert await count(session, ImagingInstance) == 7
+    assert [[size > 100_000 for size in batch] for batch in batches] == [
+        [False, False],
+        [True],
+        [False, False, False],
+        [True],
+    ]

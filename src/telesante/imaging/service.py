@@ -381,18 +381,22 @@ async def store_part(
     )
 
 
+_FLUSH = object()  # in a StowIngest queue: store what waits now
+
+
 class StowIngest:
     """The instances of one STOW-RS request, stored while its body is still arriving.
 
     Each part is parsed (in a helper process, ``imaging/parsing.py``, or a worker thread) as soon as it is complete
-    (``add``), and one consumer task indexes the
-    parsed ones in batches, in order: each instance is checked on its own (a refused one is listed with its reason),
+    (``add``), and one consumer task indexes the parsed ones in batches, in order: each instance is checked on its own (a refused one is listed with its reason),
     then a batch is indexed in one savepoint with a few statements (existing instances, studies and series looked
     up at once, one insert) and its files written side by side. If anything in a batch conflicts, it is undone and
     its instances are stored one by one, each in its own savepoint, so that each gets its own outcome. The session
-    is only ever used by the consumer, and at most ``backlog`` received parts wait for it (memory stays bounded
-    however large the request). Receiving, parsing, writing files and the database thus overlap instead of
-    taking turns."""
+    is only ever used by the consumer, and at most ``backlog`` received parts wait for it. An instance larger than
+    ``large_bytes`` (a multi-frame ultrasound or tomosynthesis) is stored on its own, once everything before it is
+    stored and before the next part is read: memory stays bounded (about 2 × 16 × 8 MiB, or one large instance)
+    however large the request. Receiving, parsing, writing files and the database thus overlap instead of taking
+    turns."""
 
     def __init__(
         self,
@@ -406,11 +410,14 @@ class StowIngest:
         parse_processes: int = 0,
         batch: int = 16,
         backlog: int = 16,
+        large_bytes: int = 8 * 1024 * 1024,
     ):
         self.session, self.store, self.principal = session, store, principal
         self.organisation_id, self.study_uid, self.results = organisation_id, study_uid, results
-        self.parse_processes, self.batch = parse_processes, batch
-        self._queue: asyncio.Queue[tuple[bytes | None, asyncio.Future | None] | None] = asyncio.Queue(backlog)
+        self.parse_processes, self.batch, self.large_bytes = parse_processes, batch, large_bytes
+        # items: (part, its parsing), _FLUSH (store what waits now), None (the end)
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(backlog)
+        self._flushed = asyncio.Event()
         # in threads, parsing holds the GIL: more than two would only take turns
         self._parsers = anyio.CapacityLimiter(2)
         self._consumer: asyncio.Task | None = None
@@ -423,8 +430,20 @@ class StowIngest:
             raise self._error
         if self._consumer is None:
             self._consumer = asyncio.create_task(self._consume())
+        large = data is not None and len(data) > self.large_bytes
+        if large:
+            await self._flush()  # what waits is stored first: a large instance is never held with others
         pending = asyncio.ensure_future(self._parse(data)) if data is not None else None
         await self._queue.put((data, pending))
+        if large:
+            await self._flush()  # and it is stored before the next part is read
+
+    async def _flush(self) -> None:
+        self._flushed.clear()
+        await self._queue.put(_FLUSH)
+        await self._flushed.wait()
+        if self._error is not None:
+            raise self._error
 
     async def finish(self) -> None:
         """Every part added is stored (or listed as failed); the consumer's error, if any, is raised here."""
@@ -443,7 +462,7 @@ class StowIngest:
         self._stopping = True
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            if item is not None and item[1] is not None:
+            if isinstance(item, tuple) and item[1] is not None:
                 item[1].cancel()
         self._queue.put_nowait(None)
         await asyncio.gather(self._consumer, return_exceptions=True)
@@ -458,21 +477,29 @@ class StowIngest:
         finished = False
         while not finished:
             batch: list[tuple[bytes | None, asyncio.Future | None]] = []
-            while len(batch) < self.batch:  # a whole batch, or what is left at the end
+            flush = False
+            while (
+                len(batch) < self.batch
+            ):  # a whole batch, or what waits when asked, or what is left at the end
                 item = await self._queue.get()
                 if item is None:
                     finished = True
+                    break
+                if item is _FLUSH:
+                    flush = True
                     break
                 batch.append(item)
             if self._stopping or self._error is not None:
                 for _data, pending in batch:
                     if pending is not None:
                         pending.cancel()
-                continue
-            try:
-                await self._store([(data, await pending if pending else None) for data, pending in batch])
-            except Exception as exc:  # noqa: BLE001 - raised to the request by add() or finish()
-                self._error = exc
+            elif batch:
+                try:
+                    await self._store([(data, await pending if pending else None) for data, pending in batch])
+                except Exception as exc:  # noqa: BLE001 - raised to the request by add() or finish()
+                    self._error = exc
+            if flush:
+                self._flushed.set()
 
     async def _store(self, outcomes: list[tuple[bytes | None, ParsedInstance | InvalidDicom | None]]) -> None:
         results, study_uid = self.results, self.study_uid

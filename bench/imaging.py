@@ -15,7 +15,7 @@ compression, when it is installed (this benchmark installs nothing). Measured fo
 5. **series retrieval** — ``GET /studies/{s}/series/{se}`` (WADO-RS multipart), bytes read by the client (MB/s,
    median of passes).
 
-Frames and series retrieval are fetched with curl (C, keep-alive), STOW-RS and metadata with httpx, C-STORE with
+STOW-RS, frames and series retrieval go through curl (C, keep-alive), metadata through httpx, C-STORE with
 storescu; the clients share the machine's two cores with the server. Each STOW-RS and frames figure is the median
 of several passes, after a warm-up. curl fetching a frame's bytes from a bare ASGI app (``bench/bare_asgi.py``, no
 work at all) gives the ceiling any Python server can reach here. Télésanté is called with a bearer token
@@ -253,18 +253,36 @@ def _multipart(files: list[bytes]) -> tuple[bytes, str]:
     return bytes(body), f'multipart/related; type="application/dicom"; boundary={boundary}'
 
 
-async def stow(client: httpx.AsyncClient, target: Target, files: list[bytes]) -> float:
-    batches = [_multipart(files[i : i + STOW_BATCH]) for i in range(0, len(files), STOW_BATCH)]
+def stow(target: Target, files: list[bytes], work: Path) -> float:
+    """POST the instances in requests of ``STOW_BATCH`` with curl (bodies built and written beforehand, one
+    keep-alive connection): instances per second."""
+    lines: list[str] = []
+    for number, start in enumerate(range(0, len(files), STOW_BATCH)):
+        body, content_type = _multipart(files[start : start + STOW_BATCH])
+        path = work / f"stow-{target.name}-{number}.bin"
+        path.write_bytes(body)
+        if lines:
+            lines.append("next")
+        headers = {**target.headers, "Content-Type": content_type, "Accept": "application/dicom+json"}
+        headers["Expect"] = ""  # no "100-continue" round trip (Orthanc's server lets curl wait 1 s for it)
+        lines += [
+            f'header = "{name}: {value.replace(chr(34), chr(92) + chr(34))}"'
+            for name, value in headers.items()
+        ]
+        lines += [f'url = "{target.dicomweb}/studies"', f'data-binary = "@{path}"', 'output = "/dev/null"']
+        lines.append('write-out = "%{http_code}\\n"')
+    config = work / f"stow-{target.name}.curl"
+    config.write_text("\n".join(lines) + "\n")
+    command = ["curl", "--silent", "--config", str(config)]
     started = time.perf_counter()
-    for body, content_type in batches:
-        response = await client.post(
-            f"{target.dicomweb}/studies",
-            content=body,
-            headers={**target.headers, "Content-Type": content_type, "Accept": "application/dicom+json"},
-        )
-        if response.status_code != 200:
-            raise RuntimeError(f"STOW to {target.name}: {response.status_code} {response.text[:300]}")
-    return len(files) / (time.perf_counter() - started)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    codes = done.stdout.split()
+    if done.returncode != 0 or codes != ["200"] * len(range(0, len(files), STOW_BATCH)):
+        raise RuntimeError(f"STOW to {target.name}: curl {done.returncode} {codes} {done.stderr[-300:]}")
+    for leftover in work.glob(f"stow-{target.name}-*"):
+        leftover.unlink()
+    return len(files) / elapsed
 
 
 async def uids(client: httpx.AsyncClient, target: Target, study_uid: str) -> tuple[str, list[str]]:
@@ -362,11 +380,9 @@ async def measure(target: Target, work: Path, slices: int, repeats: int) -> dict
     results: dict[str, float] = {"cstore_instances_per_s": c_store(target, folder)}
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_keepalive_connections=6)) as client:
         _progress(f"[{target.name}] STOW-RS…")
-        await stow(client, target, head_ct(2, patient_id="IPP-0001"))  # warm-up (helper processes, caches)
+        stow(target, head_ct(2, patient_id="IPP-0001"), work)  # warm-up (helper processes, caches)
         copies = [head_ct(slices, patient_id=f"IPP-{n:04d}") for n in range(2, 2 + STOW_COPIES)]
-        results["stow_instances_per_s"] = statistics.median(
-            [await stow(client, target, copy) for copy in copies]
-        )
+        results["stow_instances_per_s"] = statistics.median([stow(target, copy, work) for copy in copies])
         series_uid, sops = await uids(client, target, study_uid)
         if len(sops) != slices:
             raise RuntimeError(f"{target.name} indexed {len(sops)} of {slices} instances")

@@ -134,6 +134,17 @@ class Settings(BaseSettings):
         description="Délai d'acquittement par défaut d'un appel d'astreinte avant escalade (minutes) : titulaire, "
         "puis second recours, puis chef de service.",
     )
+    public_holidays: Literal["metropole", "alsace-moselle"] = Field(
+        "metropole",
+        description="Jours fériés que les disponibilités récurrentes sautent : metropole (11 jours) ou "
+        "alsace-moselle (plus le Vendredi saint et le 26 décembre).",
+    )
+    scheduling_horizon_days: int = Field(
+        92,
+        ge=7,
+        le=366,
+        description="Créneaux proposés à la réservation : jusqu'à combien de jours à l'avance.",
+    )
     public_url: str = Field(
         "http://127.0.0.1:8000",
         description="Adresse publique de la plateforme, pour les liens des courriels de notification.",

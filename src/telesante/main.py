@@ -37,6 +37,8 @@ from telesante.patients import api as patients_api
 from telesante.patients import pages as patients_pages
 from telesante.requests import api as requests_api
 from telesante.requests import pages as requests_pages
+from telesante.scheduling import api as scheduling_api
+from telesante.scheduling import pages as scheduling_pages
 from telesante.storage.blobs import make_blob_store
 from telesante.teleradiology import pages as teleradiology_pages
 from telesante.web import errors, health
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         offers_api,
         requests_api,
         oncall_api,
+        scheduling_api,
     ):
         app.include_router(module.router, prefix="/api")
     app.include_router(fhir_api.router, prefix="/fhir")
@@ -144,6 +147,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         imaging_pages,
         teleradiology_pages,
         oncall_pages,
+        scheduling_pages,
     ):
         app.include_router(module.router)
     return app

@@ -38,10 +38,24 @@ from telesante.requests.models import (
     RequestTransition,
     TeleRequest,
 )
+from telesante.scheduling.models import (
+    Appointment,
+    AvailabilityException,
+    AvailabilityPattern,
+    SiteStaff,
+    Slot,
+    TeleconsultationSite,
+)
 from telesante.teleradiology.models import ExamJustification
 
 __all__ = [
     "Account",
+    "Appointment",
+    "AvailabilityException",
+    "AvailabilityPattern",
+    "SiteStaff",
+    "Slot",
+    "TeleconsultationSite",
     "ApiToken",
     "AuditEvent",
     "Base",

@@ -24,6 +24,7 @@ T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # Tuesday 1 December 2026, 09:00 i
 @dataclass
 class World:
     nurse: Actor  # EHPAD nurse: books for the resident (treating side)
+    nurse2: Actor  # her colleague at the same EHPAD
     doctor: Actor  # CHU geriatrician: consults
     admin: Actor  # CHU administrator
     ehpad_admin: Actor
@@ -45,10 +46,15 @@ def frozen_clock():
 
 @pytest.fixture
 async def world(session) -> World:
+    return await build_world(session)
+
+
+async def build_world(session) -> World:
     ehpad = await make_organisation(session, "EHPAD Les Hortensias", type=OrganisationType.EHPAD)
     chu = await make_organisation(session, "CHU de Rennes", type=OrganisationType.CHU)
     third = await make_organisation(session, "CH de Vitré")
     nurse = await make_actor(session, ehpad, Role.ASSISTANT, profession=Profession.INFIRMIER)
+    nurse2 = await make_actor(session, ehpad, Role.ASSISTANT, profession=Profession.INFIRMIER)
     doctor = await make_actor(session, chu, Role.EXPERT)
     admin = await make_actor(session, chu, Role.ORG_ADMIN)
     ehpad_admin = await make_actor(session, ehpad, Role.ORG_ADMIN)
@@ -79,6 +85,7 @@ async def world(session) -> World:
     patient = await make_patient(session, nurse, birth_family_name="Kerjean", birth_given_names="Yvonne")
     return World(
         nurse=nurse,
+        nurse2=nurse2,
         doctor=doctor,
         admin=admin,
         ehpad_admin=ehpad_admin,

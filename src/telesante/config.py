@@ -145,6 +145,30 @@ class Settings(BaseSettings):
         le=366,
         description="Créneaux proposés à la réservation : jusqu'à combien de jours à l'avance.",
     )
+    video_stun_urls: str = Field(
+        "",
+        description="Serveurs STUN des appels vidéo, séparés par des virgules (stun:turn.example.fr:3478). "
+        "Vide : aucun (appels sur le même réseau seulement, ou TURN).",
+    )
+    video_turn_urls: str = Field(
+        "",
+        description="Serveurs TURN (coturn), séparés par des virgules : turn:turn.example.fr:3478?transport=udp, "
+        "turns:turn.example.fr:443?transport=tcp.",
+    )
+    video_turn_secret: SecretStr | None = Field(
+        None,
+        description="Secret partagé avec coturn (static-auth-secret, use-auth-secret) : des identifiants TURN "
+        "à durée limitée en sont dérivés pour chaque participant.",
+    )
+    video_turn_ttl_seconds: int = Field(
+        4 * 3600, ge=300, le=48 * 3600, description="Durée de validité des identifiants TURN, en secondes."
+    )
+    video_max_participants: int = Field(
+        4, ge=2, le=4, description="Participants admis au plus dans un appel (maillage pair à pair)."
+    )
+    video_guest_link_hours: int = Field(
+        24, ge=1, le=24 * 14, description="Durée de validité d'un lien d'invitation à un appel, en heures."
+    )
     public_url: str = Field(
         "http://127.0.0.1:8000",
         description="Adresse publique de la plateforme, pour les liens des courriels de notification.",
@@ -237,6 +261,27 @@ class Settings(BaseSettings):
                     "sans chemin ni joker."
                 )
         return ",".join(origins)
+
+    @field_validator("video_stun_urls", "video_turn_urls")
+    @classmethod
+    def _check_ice_urls(cls, value: str, info) -> str:
+        schemes = ("stun:", "stuns:") if info.field_name == "video_stun_urls" else ("turn:", "turns:")
+        urls = [url.strip() for url in value.split(",") if url.strip()]
+        for url in urls:
+            if not url.startswith(schemes) or not re.fullmatch(r"[a-z]+:[A-Za-z0-9.\[\]:-]+(\?transport=(udp|tcp))?", url):
+                raise ValueError(
+                    f"Adresse « {url} » invalide : attendu {schemes[0]}hôte:port (RFC 7064/7065), "
+                    "éventuellement ?transport=udp ou tcp."
+                )
+        return ",".join(urls)
+
+    @property
+    def video_stun_url_list(self) -> list[str]:
+        return [url.strip() for url in self.video_stun_urls.split(",") if url.strip()]
+
+    @property
+    def video_turn_url_list(self) -> list[str]:
+        return [url.strip() for url in self.video_turn_urls.split(",") if url.strip()]
 
     @property
     def dicomweb_cors_origin_list(self) -> list[str]:

@@ -41,6 +41,8 @@ from telesante.scheduling import api as scheduling_api
 from telesante.scheduling import pages as scheduling_pages
 from telesante.storage.blobs import make_blob_store
 from telesante.teleradiology import pages as teleradiology_pages
+from telesante.video import pages as video_pages
+from telesante.video.signalling import SignallingHub
 from telesante.web import errors, health
 from telesante.web import pages as web_pages
 from telesante.web.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -96,6 +98,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.secret_key = settings.effective_secret_key()
     app.state.event_bus = make_event_bus(settings)
     app.state.blob_store = make_blob_store(settings)
+    app.state.video_hub = SignallingHub(
+        settings.video_max_participants, journal=video_pages.journal_for(app.state.database.sessionmaker)
+    )
 
     errors.install(app)
     app.add_middleware(
@@ -148,6 +153,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         teleradiology_pages,
         oncall_pages,
         scheduling_pages,
+        video_pages,
     ):
         app.include_router(module.router)
     return app

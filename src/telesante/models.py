@@ -47,9 +47,14 @@ from telesante.scheduling.models import (
     TeleconsultationSite,
 )
 from telesante.teleradiology.models import ExamJustification
+from telesante.video.models import CallEvent, CallMessage, GuestLink, VideoRoom
 
 __all__ = [
     "Account",
+    "CallEvent",
+    "CallMessage",
+    "GuestLink",
+    "VideoRoom",
     "Appointment",
     "AvailabilityException",
     "AvailabilityPattern",

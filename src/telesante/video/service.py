@@ -1,0 +1,415 @@
+"""Video call rules: the room of an appointment, who may enter it and as what, guests' one-time links, the call's
+journal and what it tells the compte rendu."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telesante.audit.service import Action, record_access
+from telesante.auth.principal import Principal
+from telesante.config import Settings
+from telesante.kit import clock
+from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from telesante.scheduling import service as scheduling
+from telesante.scheduling.models import AppointmentStatus
+from telesante.storage.blobs import BlobStore
+from telesante.storage.content import check_upload_in_thread
+from telesante.storage.service import save_blob
+from telesante.video.models import (
+    GUEST_ROLE_LABELS,
+    CallEvent,
+    CallEventKind,
+    CallMessage,
+    GuestLink,
+    GuestRole,
+    RoomStatus,
+    VideoRoom,
+)
+from telesante.video.repository import (
+    CallEventRepository,
+    CallMessageRepository,
+    GuestLinkRepository,
+    RoomRepository,
+)
+from telesante.video.signalling import GUEST, HOST, PROFESSIONAL
+
+GUEST_COOKIE = "ts_guest"
+
+
+class LinkUnusable(DomainError):
+    status_code = 410
+    code = "lien-inutilisable"
+    title = "Lien d'invitation inutilisable"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Seat:
+    """Who enters a room, and as what: the participant id the signalling knows them by, their name, their role."""
+
+    room: VideoRoom
+    participant: str
+    name: str
+    role: str
+    guest_link_id: uuid.UUID | None = None
+
+
+async def open_room(session: AsyncSession, principal: Principal, appointment_id: uuid.UUID) -> VideoRoom:
+    """The call of an appointment (created the first time a party opens it)."""
+    appointment = await scheduling.get_appointment(session, principal, appointment_id)  # visible, audited
+    repo = RoomRepository(session)
+    room = await repo.for_appointment(appointment.id)
+    if room is not None:
+        return room
+    if appointment.status != AppointmentStatus.BOOKED:
+        raise Conflict("Ce rendez-vous n'est plus programmé : l'appel ne peut pas commencer.")
+    room = await repo.add(
+        VideoRoom(
+            appointment_id=appointment.id,
+            patient_id=appointment.patient_id,
+            host_professional_id=appointment.professional_id,
+            organisation_id=appointment.organisation_id,
+            expert_organisation_id=appointment.expert_organisation_id,
+            status=RoomStatus.OPEN,
+            created_by_account_id=principal.account_id,
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="VideoRoom",
+        object_id=room.id,
+        patient_id=room.patient_id,
+    )
+    return room
+
+
+async def visible_room(session: AsyncSession, principal: Principal, room_id: uuid.UUID) -> VideoRoom:
+    room = await RoomRepository(session).get_visible(principal, room_id)
+    if room is None:
+        raise NotFound("Appel introuvable.")
+    return room
+
+
+def professional_seat(room: VideoRoom, principal: Principal) -> Seat:
+    role = HOST if principal.professional_id == room.host_professional_id else PROFESSIONAL
+    return Seat(room, f"a-{principal.account_id}", principal.display_name, role)
+
+
+async def enter_as_professional(session: AsyncSession, principal: Principal, room_id: uuid.UUID) -> Seat:
+    room = await visible_room(session, principal, room_id)
+    if room.status != RoomStatus.OPEN:
+        raise Conflict("Cet appel est terminé.")
+    await record_access(
+        session,
+        principal,
+        action=Action.READ,
+        object_type="VideoRoom",
+        object_id=room.id,
+        patient_id=room.patient_id,
+        details={"joined": True},
+    )
+    return professional_seat(room, principal)
+
+
+# --- guests ---------------------------------------------------------------------------------------------------
+
+
+async def create_guest_link(
+    session: AsyncSession,
+    principal: Principal,
+    room_id: uuid.UUID,
+    *,
+    name: str,
+    role: GuestRole,
+    settings: Settings,
+) -> tuple[GuestLink, str]:
+    """A one-time invitation (a relative, an interpreter, the patient at home): the secret link is shown once."""
+    room = await visible_room(session, principal, room_id)
+    if room.status != RoomStatus.OPEN:
+        raise Conflict("Cet appel est terminé.")
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 100:
+        raise InvalidInput("Nom de la personne invitée : 2 à 100 caractères.", field="name")
+    token = secrets.token_urlsafe(32)
+    link = await GuestLinkRepository(session).add(
+        GuestLink(
+            room_id=room.id,
+            token_hash=_hash(token),
+            name=name,
+            role=role,
+            created_by_account_id=principal.account_id,
+            created_by_name=principal.display_name,
+            expires_at=clock.now() + timedelta(hours=settings.video_guest_link_hours),
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="GuestLink",
+        object_id=link.id,
+        patient_id=room.patient_id,
+        details={"role": role.value},
+    )
+    return link, token
+
+
+async def revoke_guest_link(
+    session: AsyncSession, principal: Principal, room_id: uuid.UUID, link_id: uuid.UUID
+) -> GuestLink:
+    room = await visible_room(session, principal, room_id)
+    link = await GuestLinkRepository(session).get(link_id)
+    if link is None or link.room_id != room.id:
+        raise NotFound("Invitation introuvable.")
+    if link.revoked_at is None:
+        link.revoked_at = clock.now()
+        link.revoked_by_name = principal.display_name
+        await session.flush()
+        await record_access(
+            session,
+            principal,
+            action=Action.UPDATE,
+            object_type="GuestLink",
+            object_id=link.id,
+            patient_id=room.patient_id,
+            details={"revoked": True},
+        )
+    return link
+
+
+async def guest_links(session: AsyncSession, principal: Principal, room_id: uuid.UUID) -> list[GuestLink]:
+    room = await visible_room(session, principal, room_id)
+    return await GuestLinkRepository(session).for_room(room.id)
+
+
+def _check_usable(link: GuestLink, now: datetime) -> None:
+    if link.revoked_at is not None:
+        raise LinkUnusable("Cette invitation a été annulée par le professionnel qui l'avait envoyée.")
+    if clock.as_utc(link.expires_at) <= now:
+        raise LinkUnusable("Cette invitation a expiré : demandez-en une nouvelle.")
+
+
+async def check_guest_link(session: AsyncSession, token: str) -> GuestLink:
+    """The invitation behind a link, still usable and not used yet (the page that asks to confirm)."""
+    link = await GuestLinkRepository(session).by_token_hash(_hash(token[:100]))
+    if link is None:
+        raise NotFound("Invitation inconnue : vérifiez le lien reçu.")
+    _check_usable(link, clock.now())
+    if link.used_at is not None:
+        raise LinkUnusable("Ce lien a déjà été utilisé : il ne sert qu'une fois. Demandez-en un nouveau.")
+    room = await RoomRepository(session).get(link.room_id)
+    if room is None or room.status != RoomStatus.OPEN:
+        raise LinkUnusable("Cet appel est terminé.")
+    return link
+
+
+async def use_guest_link(session: AsyncSession, token: str) -> tuple[GuestLink, str]:
+    """Spend a one-time link: this browser receives its own secret (cookie) to come back after a reload; the link
+    itself then refuses anyone else."""
+    link = await check_guest_link(session, token)
+    browser_secret = secrets.token_urlsafe(32)
+    link.used_at = clock.now()
+    link.browser_hash = _hash(browser_secret)
+    await session.flush()
+    await record_access(
+        session,
+        None,
+        action=Action.UPDATE,
+        object_type="GuestLink",
+        object_id=link.id,
+        details={"used": True, "guest": link.name},
+    )
+    return link, f"{link.id}.{browser_secret}"
+
+
+async def guest_seat(session: AsyncSession, cookie: str | None, room_id: uuid.UUID) -> Seat:
+    """The guest this browser is (by its cookie), for this room; NotAuthenticated-like errors otherwise."""
+    link_id, _, secret = (cookie or "").partition(".")
+    try:
+        link = await GuestLinkRepository(session).get(uuid.UUID(link_id)) if secret else None
+    except ValueError:
+        link = None
+    if link is None or link.browser_hash is None or not hmac.compare_digest(link.browser_hash, _hash(secret)):
+        raise Forbidden("Invitation absente de ce navigateur : ouvrez le lien reçu.")
+    if link.room_id != room_id:
+        raise NotFound("Appel introuvable.")
+    _check_usable(link, clock.now())
+    room = await RoomRepository(session).get(link.room_id)
+    if room is None or room.status != RoomStatus.OPEN:
+        raise LinkUnusable("Cet appel est terminé.")
+    label = GUEST_ROLE_LABELS[link.role]
+    return Seat(room, f"g-{link.id}", f"{link.name} ({label.lower()})", GUEST, link.id)
+
+
+# --- journal and report ---------------------------------------------------------------------------------------
+
+
+async def record_call_event(
+    session: AsyncSession,
+    room_id: str,
+    kind: CallEventKind | None,
+    participant: str,
+    name: str,
+    details: dict[str, Any],
+) -> None:
+    """The signalling's journal: a call event, or (kind None) a chat message."""
+    room_uuid = uuid.UUID(room_id)
+    if kind is None:
+        await CallMessageRepository(session).add(
+            CallMessage(
+                room_id=room_uuid, participant=participant, participant_name=name, body=details["chat"]
+            )
+        )
+        return
+    await CallEventRepository(session).add(
+        CallEvent(
+            room_id=room_uuid, kind=kind, participant=participant, participant_name=name, details=details
+        )
+    )
+    if kind in (CallEventKind.JOINED, CallEventKind.ADMITTED, CallEventKind.RECONNECTED):
+        room = await RoomRepository(session).get(room_uuid)
+        if room is not None and room.started_at is None:
+            admitted = {
+                e.participant
+                for e in await CallEventRepository(session).for_room(room_uuid)
+                if e.kind == CallEventKind.ADMITTED
+                or (e.kind == CallEventKind.JOINED and e.details.get("role") == HOST)
+            }
+            if len(admitted) >= 2:
+                room.started_at = clock.now()
+                await session.flush()
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    participants: list[str]
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_minutes: int | None
+    incidents: list[str]
+
+
+async def call_summary(session: AsyncSession, principal: Principal, room_id: uuid.UUID) -> CallSummary:
+    """What the compte rendu needs from the call: who took part, when, how long, and the technical incidents."""
+    room = await visible_room(session, principal, room_id)
+    events = await CallEventRepository(session).for_room(room.id)
+    taking_part: dict[str, str] = {}
+    for event in events:
+        if event.kind == CallEventKind.ADMITTED or (
+            event.kind == CallEventKind.JOINED and event.details.get("role") == HOST
+        ):
+            taking_part.setdefault(event.participant, event.participant_name)
+    started = clock.as_utc(room.started_at) if room.started_at else None
+    last = max((clock.as_utc(e.at) for e in events), default=None)
+    ended = clock.as_utc(room.closed_at) if room.closed_at else last
+    incidents = []
+    drops = [e for e in events if e.kind == CallEventKind.DROPPED]
+    if drops:
+        names = sorted({e.participant_name for e in drops})
+        back = sum(1 for e in events if e.kind == CallEventKind.RECONNECTED)
+        incidents.append(f"{len(drops)} coupure(s) de connexion ({', '.join(names)}), {back} reconnexion(s)")
+    restarts = sum(1 for e in events if e.kind == CallEventKind.ICE_RESTART)
+    if restarts:
+        incidents.append(f"{restarts} renégociation(s) du flux (ICE restart)")
+    audio = [e for e in events if e.kind == CallEventKind.AUDIO_ONLY and e.details.get("on")]
+    if audio:
+        incidents.append(
+            "passage en audio seul (" + ", ".join(sorted({e.participant_name for e in audio})) + ")"
+        )
+    full = sum(1 for e in events if e.kind == CallEventKind.ROOM_FULL)
+    if full:
+        incidents.append(f"{full} connexion(s) refusée(s) : appel complet")
+    return CallSummary(
+        participants=list(taking_part.values()),
+        started_at=started,
+        ended_at=ended if started else None,
+        duration_minutes=round((ended - started).total_seconds() / 60) if started and ended else None,
+        incidents=incidents,
+    )
+
+
+async def call_messages(session: AsyncSession, principal: Principal, room_id: uuid.UUID) -> list[CallMessage]:
+    room = await visible_room(session, principal, room_id)
+    return await CallMessageRepository(session).for_room(room.id)
+
+
+async def share_file(
+    session: AsyncSession,
+    principal: Principal,
+    store: BlobStore,
+    room_id: uuid.UUID,
+    filename: str,
+    data: bytes,
+    *,
+    max_bytes: int,
+) -> CallMessage:
+    """A document or photo shared during the call (PDF, JPEG, PNG, checked by content), kept with the call."""
+    seat = await enter_as_professional(session, principal, room_id)
+    checked = await check_upload_in_thread(data, filename, max_bytes=max_bytes)
+    key = await save_blob(session, store, data, checked.content_type)
+    message = await CallMessageRepository(session).add(
+        CallMessage(
+            room_id=seat.room.id,
+            participant=seat.participant,
+            participant_name=seat.name,
+            body=f"Document partagé : {checked.filename}",
+            blob_key=key,
+            filename=checked.filename,
+            content_type=checked.content_type,
+            size=checked.size,
+        )
+    )
+    await CallEventRepository(session).add(
+        CallEvent(
+            room_id=seat.room.id,
+            kind=CallEventKind.FILE_SHARED,
+            participant=seat.participant,
+            participant_name=seat.name,
+            details={"filename": checked.filename, "sha256": checked.sha256},
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="CallMessage",
+        object_id=message.id,
+        patient_id=seat.room.patient_id,
+        details={"file": checked.filename, "sha256": checked.sha256},
+    )
+    return message
+
+
+async def read_shared_file(
+    session: AsyncSession, store: BlobStore, seat: Seat, message_id: uuid.UUID
+) -> tuple[CallMessage, bytes]:
+    """A shared file, for a participant of its call (professional or admitted guest)."""
+    message = await CallMessageRepository(session).get(message_id)
+    if message is None or message.room_id != seat.room.id or not message.blob_key:
+        raise NotFound("Document introuvable.")
+    await record_access(
+        session,
+        None,
+        action=Action.READ,
+        object_type="CallMessage",
+        object_id=message.id,
+        patient_id=seat.room.patient_id,
+        details={"by": seat.name},
+    )
+    return message, await store.get(message.blob_key)
+
+
+__all__ = ["GUEST_COOKIE", "LinkUnusable", "Seat", "Forbidden"]

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import time, timedelta
 
 from telesante.config import Settings
 from telesante.consents import service as consent_service
 from telesante.consents.models import ConsentScopeType
 from telesante.consents.schemas import ConsentCreate
 from telesante.db import Database
-from telesante.directory.models import OrganisationType, Role
+from telesante.directory.models import OrganisationType, Profession, Role
 from telesante.imaging import service as imaging_service
 from telesante.kit import clock
 from telesante.offers import service as offer_service
@@ -21,6 +21,8 @@ from telesante.offers.models import ActType, Routing
 from telesante.offers.schemas import OfferCreate
 from telesante.oncall import service as oncall_service
 from telesante.oncall.schemas import RotaCreate, ShiftCreate
+from telesante.scheduling import service as scheduling_service
+from telesante.scheduling.schemas import AppointmentCreate, PatternCreate, SiteCreate
 from tests.factories import PASSWORD, make_actor, make_organisation, make_patient, token_for
 
 
@@ -91,6 +93,7 @@ async def main() -> None:
         # The CT scanner of the general hospital, a known DICOM peer (for the imaging browser story).
         here_admin = await make_actor(session, here, Role.ORG_ADMIN)
         await imaging_service.register_peer(session, here_admin.principal, here.id, "CT_LANNION", "Scanner")
+        video = await _teleconsultation(session)
         token = (await token_for(session, clinician))["Authorization"].split(" ", 1)[1]
         info = {
             "email": clinician.email,
@@ -105,10 +108,75 @@ async def main() -> None:
             "neurosurgeon_name": neurosurgeon.principal.display_name,
             "offer_id": str(offer.id),
             "backup_email": backup.email,
+            **video,
         }
         await session.commit()
     await database.dispose()
     print(json.dumps(info))
+
+
+async def _teleconsultation(session) -> dict[str, str]:
+    """An EHPAD whose nurse has booked a teleconsultation with a CHU geriatrician, starting within minutes."""
+    ehpad = await make_organisation(session, "EHPAD Les Hortensias", type=OrganisationType.EHPAD)
+    chu = await make_organisation(session, "CHU de Rennes", type=OrganisationType.CHU)
+    nurse = await make_actor(session, ehpad, Role.ASSISTANT, profession=Profession.INFIRMIER)
+    geriatrician = await make_actor(session, chu, Role.EXPERT)
+    admin = await make_actor(session, chu, Role.ORG_ADMIN)
+    ehpad_admin = await make_actor(session, ehpad, Role.ORG_ADMIN)
+    offer = await offer_service.create_offer(
+        session,
+        admin.principal,
+        OfferCreate(
+            organisation_id=chu.id,
+            title="Téléconsultation de gériatrie",
+            act_type=ActType.TELECONSULTATION,
+            form_code="question_generique",
+            routing=Routing.POOL,
+            response_minutes=60 * 24,
+        ),
+    )
+    site = await scheduling_service.create_site(
+        session,
+        ehpad_admin.principal,
+        SiteCreate(organisation_id=ehpad.id, name="Salle de soins", kind="room", equipment=["camera"]),
+    )
+    today = clock.to_paris(clock.now()).date()
+    await scheduling_service.add_pattern(
+        session,
+        geriatrician.principal,
+        PatternCreate(
+            professional_id=geriatrician.professional.id,
+            offer_id=offer.id,
+            weekdays=[1, 2, 3, 4, 5, 6, 7],
+            start_time=time(0, 0),
+            end_time=time(23, 30),
+            slot_minutes=30,
+            valid_from=today,
+            valid_until=today + timedelta(days=2),
+            skip_public_holidays=False,
+        ),
+        Settings(),
+    )
+    resident = await make_patient(session, nurse, birth_family_name="Kerjean", birth_given_names="Yvonne")
+    slot = (await scheduling_service.list_free_slots(session, nurse.principal, offer.id, Settings()))[0][0]
+    appointment = await scheduling_service.book_appointment(
+        session,
+        nurse.principal,
+        AppointmentCreate(
+            slot_id=slot.id,
+            patient_id=resident.id,
+            site_id=site.id,
+            reason="Chutes répétées",
+            callback_phone="0261915000",
+        ),
+    )
+    return {
+        "nurse_email": nurse.email,
+        "nurse_name": nurse.principal.display_name,
+        "geriatrician_email": geriatrician.email,
+        "geriatrician_name": geriatrician.principal.display_name,
+        "appointment_id": str(appointment.id),
+    }
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from telesante.auth import security, service
 from telesante.auth.models import WebSession
@@ -22,8 +23,8 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
+def get_settings_dep(connection: HTTPConnection) -> Settings:
+    return connection.app.state.settings
 
 
 # scope="function": the commit runs before the response is sent (a failed commit never answers 2xx).
@@ -93,11 +94,15 @@ def require_roles(*roles: Role):
     return _check
 
 
-async def csrf_protect(request: Request, settings: SettingsDep) -> None:
+async def csrf_protect(connection: HTTPConnection, settings: SettingsDep) -> None:
     """Every unsafe request authenticated by cookie carries the signed double-submit token.
 
-    Requests with a bearer token carry no ambient authority and are exempt.
+    Requests with a bearer token carry no ambient authority and are exempt. WebSockets have no method and no form:
+    their endpoints check the Origin of the handshake instead (video signalling).
     """
+    if not isinstance(connection, Request):
+        return
+    request = connection
     if request.method in SAFE_METHODS or bearer_token(request) is not None:
         return
     submitted = request.headers.get(CSRF_HEADER)

@@ -1,0 +1,195 @@
+"""Video rules through the service layer: who opens and enters a call, guests' one-time links, TURN credentials,
+the journal and the summary the compte rendu starts from, shared files."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from telesante.config import Settings
+from telesante.kit import clock
+from telesante.kit.errors import Conflict, Forbidden, NotFound
+from telesante.scheduling import service as scheduling
+from telesante.storage.blobs import FilesystemBlobStore
+from telesante.video import service
+from telesante.video.models import CallEventKind, GuestRole
+from telesante.video.signalling import GUEST, HOST, PROFESSIONAL
+from telesante.video.turn import ice_servers, turn_credentials
+from tests.scheduling.conftest import T0
+
+SETTINGS = Settings()
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
+
+
+async def test_parties_open_and_enter_the_call(session, world, appointment):
+    room = await service.open_room(session, world.nurse.principal, appointment.id)
+    assert (await service.open_room(session, world.doctor.principal, appointment.id)).id == room.id
+    doctor = await service.enter_as_professional(session, world.doctor.principal, room.id)
+    nurse = await service.enter_as_professional(session, world.nurse.principal, room.id)
+    assert (doctor.role, nurse.role) == (HOST, PROFESSIONAL)
+    assert doctor.participant == f"a-{world.doctor.account.id}"
+    for actor in (world.colleague, world.outsider):
+        with pytest.raises(NotFound):
+            await service.open_room(session, actor.principal, appointment.id)
+        with pytest.raises(NotFound):
+            await service.enter_as_professional(session, actor.principal, room.id)
+        with pytest.raises(NotFound):
+            await service.create_guest_link(
+                session, actor.principal, room.id, name="Intrus", role=GuestRole.RELATIVE, settings=SETTINGS
+            )
+
+
+async def test_a_cancelled_appointment_has_no_call(session, world, appointment):
+    await scheduling.cancel_appointment(session, world.nurse.principal, appointment.id, "Hospitalisée")
+    with pytest.raises(Conflict):
+        await service.open_room(session, world.doctor.principal, appointment.id)
+
+
+async def test_guest_link_works_once_and_then_by_its_browser(session, world, appointment):
+    room = await service.open_room(session, world.nurse.principal, appointment.id)
+    link, token = await service.create_guest_link(
+        session,
+        world.doctor.principal,
+        room.id,
+        name="  Anne   Kerjean ",
+        role=GuestRole.RELATIVE,
+        settings=SETTINGS,
+    )
+    assert link.name == "Anne Kerjean" and token not in link.token_hash
+    assert (await service.check_guest_link(session, token)).id == link.id
+    used, cookie = await service.use_guest_link(session, token)
+    seat = await service.guest_seat(session, cookie, room.id)
+    assert (seat.role, seat.participant, seat.name) == (GUEST, f"g-{link.id}", "Anne Kerjean (proche)")
+    with pytest.raises(service.LinkUnusable) as twice:
+        await service.use_guest_link(session, token)
+    assert "déjà été utilisé" in twice.value.message and twice.value.status_code == 410
+    with pytest.raises(NotFound):
+        await service.check_guest_link(session, "inconnu")
+    for forged in (None, "", "pas-un-uuid.secret", f"{link.id}.mauvais-secret", f"{link.id}"):
+        with pytest.raises(Forbidden):
+            await service.guest_seat(session, forged, room.id)
+    other_room = await service.open_room(session, world.nurse.principal, appointment.id)
+    assert other_room.id == room.id  # one room per appointment
+    clock.set_clock(lambda: T0 + timedelta(hours=SETTINGS.video_guest_link_hours, seconds=1))
+    with pytest.raises(service.LinkUnusable) as expired:
+        await service.guest_seat(session, cookie, room.id)
+    assert "expiré" in expired.value.message
+
+
+async def test_revoked_link_stops_its_guest(session, world, appointment):
+    room = await service.open_room(session, world.nurse.principal, appointment.id)
+    link, token = await service.create_guest_link(
+        session,
+        world.nurse.principal,
+        room.id,
+        name="M. Ferreira",
+        role=GuestRole.INTERPRETER,
+        settings=SETTINGS,
+    )
+    _used, cookie = await service.use_guest_link(session, token)
+    await service.revoke_guest_link(session, world.doctor.principal, room.id, link.id)
+    with pytest.raises(service.LinkUnusable) as revoked:
+        await service.guest_seat(session, cookie, room.id)
+    assert "annulée" in revoked.value.message
+    with pytest.raises(NotFound):
+        await service.revoke_guest_link(session, world.colleague.principal, room.id, link.id)
+
+
+def test_turn_credentials_follow_coturns_rest_scheme():
+    now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    username, password = turn_credentials("s3cret", "a-123", now, 3600)
+    assert username == f"{int(now.timestamp()) + 3600}:a-123"
+    expected = base64.b64encode(hmac.new(b"s3cret", username.encode(), hashlib.sha1).digest()).decode()
+    assert password == expected
+    settings = Settings(
+        video_stun_urls="stun:turn.example.fr:3478",
+        video_turn_urls="turns:turn.example.fr:443?transport=tcp",
+        video_turn_secret="s3cret",
+        video_turn_ttl_seconds=3600,
+    )
+    servers = ice_servers(settings, "a-123", now)
+    assert servers[0] == {"urls": ["stun:turn.example.fr:3478"]}
+    assert (
+        servers[1]["urls"] == ["turns:turn.example.fr:443?transport=tcp"]
+        and servers[1]["credential"] == expected
+    )
+    assert (
+        ice_servers(Settings(video_turn_urls="turn:turn.example.fr:3478"), "a-1", now) == []
+    )  # no secret, no TURN
+    with pytest.raises(ValueError):
+        Settings(video_turn_urls="https://turn.example.fr")
+
+
+async def test_journal_and_summary_for_the_report(session, world, appointment):
+    room = await service.open_room(session, world.nurse.principal, appointment.id)
+    rid = str(room.id)
+    steps = [
+        (0, CallEventKind.JOINED, "a-nurse", "Laure Hamon", {"role": PROFESSIONAL}),
+        (1, CallEventKind.JOINED, "a-doc", "Dr Tanguy", {"role": HOST}),
+        (2, CallEventKind.ADMITTED, "a-nurse", "Laure Hamon", {"by": "Dr Tanguy"}),
+        (9, CallEventKind.DROPPED, "a-nurse", "Laure Hamon", {}),
+        (10, CallEventKind.RECONNECTED, "a-nurse", "Laure Hamon", {}),
+        (11, CallEventKind.AUDIO_ONLY, "a-doc", "Dr Tanguy", {"on": True}),
+        (12, CallEventKind.ICE_RESTART, "a-doc", "Dr Tanguy", {"peer": "a-nurse"}),
+        (20, CallEventKind.LEFT, "a-doc", "Dr Tanguy", {}),
+    ]
+    for minute, kind, who, name, details in steps:
+        clock.set_clock(lambda m=minute: T0 + timedelta(minutes=m))
+        await service.record_call_event(session, rid, kind, who, name, details)
+    await service.record_call_event(session, rid, None, "a-doc", "Dr Tanguy", {"chat": "Bonjour"})
+    summary = await service.call_summary(session, world.doctor.principal, room.id)
+    assert summary.participants == ["Dr Tanguy", "Laure Hamon"]
+    assert summary.started_at == T0 + timedelta(minutes=2)  # two participants in the call
+    assert summary.duration_minutes == 18
+    assert summary.incidents == [
+        "1 coupure(s) de connexion (Laure Hamon), 1 reconnexion(s)",
+        "1 renégociation(s) du flux (ICE restart)",
+        "passage en audio seul (Dr Tanguy)",
+    ]
+    assert [m.body for m in await service.call_messages(session, world.nurse.principal, room.id)] == [
+        "Bonjour"
+    ]
+    with pytest.raises(NotFound):
+        await service.call_summary(session, world.colleague.principal, room.id)
+
+
+async def test_shared_photo_is_kept_with_the_call(session, world, appointment, tmp_path):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    room = await service.open_room(session, world.nurse.principal, appointment.id)
+    message = await service.share_file(
+        session, world.nurse.principal, store, room.id, "plaie.png", PNG, max_bytes=1_000_000
+    )
+    assert message.content_type == "image/png" and message.filename == "plaie.png"
+    link, token = await service.create_guest_link(
+        session,
+        world.doctor.principal,
+        room.id,
+        name="Anne Kerjean",
+        role=GuestRole.RELATIVE,
+        settings=SETTINGS,
+    )
+    _used, cookie = await service.use_guest_link(session, token)
+    seat = await service.guest_seat(session, cookie, room.id)
+    found, data = await service.read_shared_file(session, store, seat, message.id)
+    assert data == PNG and found.id == message.id
+    with pytest.raises(Exception) as refused:  # not an image nor a PDF, whatever its name says
+        await service.share_file(
+            session,
+            world.nurse.principal,
+            store,
+            room.id,
+            "photo.png",
+            b"MZ\x90\x00binaire",
+            max_bytes=1_000_000,
+        )
+    assert getattr(refused.value, "status_code", None) in (415, 422)
+    with pytest.raises(NotFound):
+        await service.share_file(
+            session, world.outsider.principal, store, room.id, "p.png", PNG, max_bytes=10**6
+        )

@@ -22,7 +22,7 @@ from telesante.offers.schemas import OfferCreate
 from telesante.oncall import service as oncall_service
 from telesante.oncall.schemas import RotaCreate, ShiftCreate
 from telesante.scheduling import service as scheduling_service
-from telesante.scheduling.schemas import AppointmentCreate, PatternCreate, SiteCreate
+from telesante.scheduling.schemas import PatternCreate, SiteCreate
 from tests.factories import PASSWORD, make_actor, make_organisation, make_patient, token_for
 
 
@@ -116,7 +116,7 @@ async def main() -> None:
 
 
 async def _teleconsultation(session) -> dict[str, str]:
-    """An EHPAD whose nurse has booked a teleconsultation with a CHU geriatrician, starting within minutes."""
+    """An EHPAD (its nurse, its care room, a resident) and a CHU geriatrician with slots every half hour."""
     ehpad = await make_organisation(session, "EHPAD Les Hortensias", type=OrganisationType.EHPAD)
     chu = await make_organisation(session, "CHU de Rennes", type=OrganisationType.CHU)
     nurse = await make_actor(session, ehpad, Role.ASSISTANT, profession=Profession.INFIRMIER)
@@ -135,7 +135,7 @@ async def _teleconsultation(session) -> dict[str, str]:
             response_minutes=60 * 24,
         ),
     )
-    site = await scheduling_service.create_site(
+    await scheduling_service.create_site(
         session,
         ehpad_admin.principal,
         SiteCreate(organisation_id=ehpad.id, name="Salle de soins", kind="room", equipment=["camera"]),
@@ -158,24 +158,13 @@ async def _teleconsultation(session) -> dict[str, str]:
         Settings(),
     )
     resident = await make_patient(session, nurse, birth_family_name="Kerjean", birth_given_names="Yvonne")
-    slot = (await scheduling_service.list_free_slots(session, nurse.principal, offer.id, Settings()))[0][0]
-    appointment = await scheduling_service.book_appointment(
-        session,
-        nurse.principal,
-        AppointmentCreate(
-            slot_id=slot.id,
-            patient_id=resident.id,
-            site_id=site.id,
-            reason="Chutes répétées",
-            callback_phone="0261915000",
-        ),
-    )
     return {
         "nurse_email": nurse.email,
         "nurse_name": nurse.principal.display_name,
         "geriatrician_email": geriatrician.email,
         "geriatrician_name": geriatrician.principal.display_name,
-        "appointment_id": str(appointment.id),
+        "resident_id": str(resident.id),
+        "teleconsultation_offer": offer.title,
     }
 
 

@@ -71,24 +71,62 @@ def flowing(page, peers: int, timeout: float = 20.0) -> dict:
         last = second
         if len(growing) >= peers:
             return second
-    raise AssertionError(f"media not flowing from {peers} participant(s): {last}")
+    peers_state = page.evaluate(
+        "[...window.telesanteVideo.state.peers].map(([id, p]) => [id, p.pc.signalingState, p.pc.iceConnectionState,"
+        " p.pc.getTransceivers().map(t => t.currentDirection + ':' + (t.receiver.track && t.receiver.track.kind))])"
+    )
+    raise AssertionError(f"media not flowing from {peers} participant(s) on {page.url}: {last} {peers_state}")
 
 
-def test_assisted_teleconsultation_with_a_guest(media_browser, live):
+def test_assisted_teleconsultation_story(media_browser, live):
+    """Issue 5's story: the nurse books, records consent, checks eligibility and starts the call; the doctor admits
+    her; the resident's daughter joins by link; the nurse shares a wound photo; her connection drops and returns;
+    the doctor writes and signs the report."""
     info = live.info
     nurse_context, nurse = _context(media_browser)
     doctor_context, doctor = _context(media_browser)
-    guests = []
+    others = []
     try:
+        # --- the nurse books a slot for the resident
         log_in(nurse, live, info["nurse_email"])
-        nurse.goto(live.url + f"/video/rendez-vous/{info['appointment_id']}")
-        expect(nurse).to_have_url(re.compile(r"/video/salles/"))
-        room_url = nurse.url
+        nurse.goto(live.url + f"/rendez-vous/nouveau?patient_id={info['resident_id']}")
+        nurse.get_by_label("1. Offre de téléconsultation").select_option(label=info["teleconsultation_offer"])
+        nurse.get_by_role("button", name="Voir les créneaux libres").click()
+        nurse.locator("input[name=slot_id]").first.check()
+        nurse.get_by_label("3. Lieu").select_option(label="Salle de soins (salle de téléconsultation)")
+        nurse.get_by_label("4. Motif").fill("Chutes répétées depuis trois semaines, plaie du talon")
+        nurse.get_by_role("button", name="Réserver ce créneau").click()
+        expect(nurse).to_have_url(re.compile(r"/rendez-vous/[0-9a-f-]{36}$"))
+        appointment_url = nurse.url
+
+        # --- before the call: consent first (refused without it), then the HAS checklist
+        nurse.get_by_label("Numéro où rappeler si la vidéo échoue").fill("02 61 91 50 00")
+        nurse.get_by_role("button", name="Valider la préparation").click()
+        expect(nurse.locator("#form-error")).to_contain_text("Consentement du patient")
+        nurse.get_by_role("link", name="Informer et recueillir le consentement").click()
+        nurse.get_by_label("Consentement donné").check()
+        nurse.get_by_role("button", name="Enregistrer la décision").click()
+        expect(nurse).to_have_url(appointment_url)
+        expect(nurse.locator("[data-consent=ok]")).to_be_visible()
+        nurse.get_by_label(re.compile("examen physique complet")).check()
+        nurse.get_by_label("Numéro où rappeler si la vidéo échoue").fill("02 61 91 50 00")
+        nurse.get_by_role("button", name="Valider la préparation").click()
+        expect(nurse.locator("#form-error")).to_contain_text("justifiez")
+        nurse.get_by_label(re.compile("pourquoi maintenir")).fill(
+            "Examen guidé par l'infirmière : talon et marche."
+        )
+        nurse.get_by_label("Numéro où rappeler si la vidéo échoue").fill("02 61 91 50 00")
+        nurse.get_by_role("button", name="Valider la préparation").click()
+        expect(nurse.locator("[data-prepared]")).to_be_visible()
+
+        # --- the nurse starts the call and waits; the doctor finds it in the agenda and admits her
+        nurse.get_by_role("link", name="Démarrer la téléconsultation").click()
         nurse_call = nurse.locator("[data-video-room]")
         expect(nurse_call).to_have_attribute("data-status", "waiting", timeout=15000)
-
         log_in(doctor, live, info["geriatrician_email"])
-        doctor.goto(room_url)
+        doctor.goto(live.url + "/rendez-vous")
+        doctor.get_by_role("link", name="Ouvrir").first.click()
+        doctor.get_by_role("link", name="Démarrer la téléconsultation").click()
         lobby = doctor.locator("[data-lobby-list]")
         expect(lobby).to_contain_text(info["nurse_name"], timeout=15000)
         lobby.get_by_role("button", name="Admettre").click()
@@ -96,36 +134,31 @@ def test_assisted_teleconsultation_with_a_guest(media_browser, live):
         flowing(nurse, 1)
         flowing(doctor, 1)
 
-        # the doctor invites the resident's daughter
-        doctor.get_by_label("Nom").fill("Anne Kerjean")
+        # --- the resident's daughter joins by a one-time link
+        doctor.get_by_label("Nom", exact=True).fill("Anne Kerjean")
         doctor.get_by_label("Qualité").select_option("relative")
         doctor.get_by_role("button", name="Créer le lien").click()
         link = doctor.locator("[data-guest-link]").input_value()
-        assert "/video/invitation/" in link
-        link = live.url + link[link.index("/video/invitation/") :]  # the link is built on TELESANTE_PUBLIC_URL
-        flowing(doctor, 1)  # the page came back with the call
-
+        link = (
+            live.url + link[link.index("/video/invitation/") :]
+        )  # the link is built on TELESANTE_PUBLIC_URL
         guest_context, guest = _context(media_browser)
-        guests.append(guest_context)
+        others.append(guest_context)
         guest.goto(link)
-        expect(guest.locator("body")).not_to_contain_text("Kerjean Yvonne")
         guest.get_by_role("button", name="Rejoindre la téléconsultation").click()
         guest_call = guest.locator("[data-video-room]")
         expect(guest_call).to_have_attribute("data-status", "waiting", timeout=15000)
         expect(guest.locator("body")).not_to_contain_text("Yvonne")  # nothing of the patient before admission
         doctor.locator("[data-lobby-list]").get_by_role("button", name="Admettre").click()
         expect(guest_call).to_have_attribute("data-status", "in-call", timeout=15000)
-        flowing(guest, 2)
-        flowing(nurse, 2)
-        flowing(doctor, 2)
-
-        # the link works once: another browser is refused
+        for page in (guest, nurse, doctor):
+            flowing(page, 2)
         intruder_context, intruder = _context(media_browser)
-        guests.append(intruder_context)
+        others.append(intruder_context)
         intruder.goto(link)
         expect(intruder.locator("[data-invitation-error]")).to_contain_text("déjà été utilisé")
 
-        # the nurse shares a photo of the wound: it reaches the doctor's chat
+        # --- the nurse shares a photo of the wound, and writes in the chat
         nurse.locator("#share-file").set_input_files(
             {"name": "plaie-talon.png", "mimeType": "image/png", "buffer": PNG}
         )
@@ -135,14 +168,34 @@ def test_assisted_teleconsultation_with_a_guest(media_browser, live):
         nurse.get_by_role("button", name="Envoyer").click()
         expect(guest.locator("[data-chat-list]")).to_contain_text("La plaie est propre.", timeout=10000)
 
-        # the nurse's connection drops (reload): she comes back to the same call, no new admission needed
+        # --- the nurse's network drops, then returns: she is back in the same call, media flowing
+        nurse_context.set_offline(True)
+        expect(nurse_call).to_have_attribute("data-status", "reconnecting", timeout=20000)
+        nurse_context.set_offline(False)
+        expect(nurse_call).to_have_attribute("data-status", "in-call", timeout=30000)
+        for page in (nurse, doctor, guest):
+            flowing(page, 2)
+        # and a reload of her page brings her back too
         nurse.reload()
         expect(nurse.locator("[data-video-room]")).to_have_attribute("data-status", "in-call", timeout=20000)
         flowing(nurse, 2)
-        flowing(doctor, 2)
-        flowing(guest, 2)
+
+        # --- the doctor writes the report, pre-filled from the call, and signs it
+        doctor.get_by_role("link", name=re.compile("rédiger et signer le compte rendu")).click()
+        expect(doctor.locator("#participant_name_1")).to_have_value(info["nurse_name"])
+        expect(doctor.locator("#participant_name_2")).to_have_value("Anne Kerjean")
+        expect(doctor.locator("#technical_incident_details")).to_have_value(re.compile("coupure"))
+        doctor.get_by_label("Conclusion").fill("Chutes sur hypotension orthostatique. Plaie du talon propre.")
+        doctor.get_by_label(re.compile("Prescriptions et actes")).fill(
+            "Arrêt de l'amlodipine ; soins de plaie."
+        )
+        doctor.get_by_role("button", name=re.compile("Signer le compte rendu")).click()
+        expect(doctor).to_have_url(re.compile(r"/demandes/[0-9a-f-]{36}$"))
+        expect(doctor.locator("body")).to_contain_text("hypotension orthostatique")
+        expect(nurse.locator("[data-video-room]")).to_have_attribute("data-status", "ended", timeout=10000)
+        expect(guest_call).to_have_attribute("data-status", "ended", timeout=10000)
     finally:
-        for context in [nurse_context, doctor_context, *guests]:
+        for context in [nurse_context, doctor_context, *others]:
             context.close()
 
 

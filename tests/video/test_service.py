@@ -12,14 +12,20 @@ import pytest
 
 from telesante.config import Settings
 from telesante.kit import clock
-from telesante.kit.errors import Conflict, Forbidden, NotFound
+from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
+from telesante.requests import service as requests_service
+from telesante.requests.models import RequestStatus
+from telesante.requests.schemas import ReportCreate
 from telesante.scheduling import service as scheduling
+from telesante.scheduling.models import AppointmentStatus
 from telesante.storage.blobs import FilesystemBlobStore
 from telesante.video import service
-from telesante.video.models import CallEventKind, GuestRole
+from telesante.video.models import CallEventKind, GuestRole, RoomStatus
 from telesante.video.signalling import GUEST, HOST, PROFESSIONAL
 from telesante.video.turn import ice_servers, turn_credentials
+from tests.requests.conftest import give_consent
 from tests.scheduling.conftest import T0
+from tests.video.conftest import PREPARED
 
 SETTINGS = Settings()
 PNG = base64.b64decode(
@@ -45,7 +51,7 @@ async def test_parties_open_and_enter_the_call(session, world, appointment):
             )
 
 
-async def test_a_cancelled_appointment_has_no_call(session, world, appointment):
+async def test_a_cancelled_appointment_has_no_call(session, world, appointment):  # prepared, then cancelled
     await scheduling.cancel_appointment(session, world.nurse.principal, appointment.id, "Hospitalisée")
     with pytest.raises(Conflict):
         await service.open_room(session, world.doctor.principal, appointment.id)
@@ -193,3 +199,81 @@ async def test_shared_photo_is_kept_with_the_call(session, world, appointment, t
         await service.share_file(
             session, world.outsider.principal, store, room.id, "p.png", PNG, max_bytes=10**6
         )
+
+
+async def test_no_call_before_preparation(session, world, booked):
+    with pytest.raises(service.NotPrepared):
+        await service.open_room(session, world.doctor.principal, booked.id)
+    with pytest.raises(scheduling.ConsentMissing) as missing:  # consent not recorded yet
+        await scheduling.prepare_call(session, world.nurse.principal, booked.id, PREPARED)
+    assert missing.value.field == "consent"
+    await give_consent(session, world.nurse, world.patient_id, "teleconsultation")
+    concerned = PREPARED.model_copy(update={"physical_exam_needed": True})
+    with pytest.raises(InvalidInput) as advice:
+        await scheduling.prepare_call(session, world.nurse.principal, booked.id, concerned)
+    assert advice.value.field == "justification" and "examen physique" in advice.value.message
+    justified = concerned.model_copy(
+        update={"justification": "Examen guidé par l'infirmière, cheville seule."}
+    )
+    prepared = await scheduling.prepare_call(session, world.nurse.principal, booked.id, justified)
+    assert prepared.eligibility["physical_exam_needed"] is True and prepared.request_id is not None
+    act = await requests_service.read_request(session, world.doctor.principal, prepared.request_id)
+    assert act.request.status == RequestStatus.ACCEPTED
+    assert act.request.assigned_professional_id == world.doctor.professional.id
+    again = await scheduling.prepare_call(session, world.doctor.principal, booked.id, PREPARED)
+    assert again.request_id == prepared.request_id  # one act per appointment
+    for actor in (world.colleague, world.outsider):
+        with pytest.raises(NotFound):
+            await scheduling.prepare_call(session, actor.principal, booked.id, PREPARED)
+
+
+async def test_report_prefilled_from_the_call_and_signed_by_the_doctor(session, world, appointment, tmp_path):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    room = await service.open_room(session, world.nurse.principal, appointment.id)
+    link, token = await service.create_guest_link(
+        session,
+        world.doctor.principal,
+        room.id,
+        name="Anne Kerjean",
+        role=GuestRole.RELATIVE,
+        settings=SETTINGS,
+    )
+    rid = str(room.id)
+    doctor_id, nurse_id = f"a-{world.doctor.account.id}", f"a-{world.nurse.account.id}"
+    for minute, kind, who, name, details in (
+        (0, CallEventKind.JOINED, nurse_id, "Laure Hamon", {"role": PROFESSIONAL}),
+        (1, CallEventKind.JOINED, doctor_id, "Dr Tanguy", {"role": HOST}),
+        (1, CallEventKind.ADMITTED, nurse_id, "Laure Hamon", {"by": "Dr Tanguy"}),
+        (3, CallEventKind.ADMITTED, f"g-{link.id}", "Anne Kerjean (proche)", {"by": "Dr Tanguy"}),
+        (7, CallEventKind.DROPPED, nurse_id, "Laure Hamon", {}),
+        (8, CallEventKind.RECONNECTED, nurse_id, "Laure Hamon", {}),
+        (16, CallEventKind.LEFT, doctor_id, "Dr Tanguy", {}),
+    ):
+        clock.set_clock(lambda m=minute: T0 + timedelta(minutes=m))
+        await service.record_call_event(session, rid, kind, who, name, details)
+    draft = await service.report_draft(session, world.doctor.principal, room.id)
+    assert draft["participants"] == [
+        {"name": "Dr Tanguy", "role": "médecin téléconsultant"},
+        {"name": "Laure Hamon", "role": "professionnel de santé"},
+        {"name": "Anne Kerjean", "role": "proche"},
+    ]
+    assert draft["performed_at"] == T0 + timedelta(minutes=1)
+    assert draft["technical_incident"] is True and "coupure" in draft["technical_incident_details"]
+    report_data = ReportCreate(
+        conclusion="Chutes liées à une hypotension orthostatique ; adaptation du traitement.",
+        prescriptions="Arrêt de l'amlodipine ; bas de contention.",
+        participants=draft["participants"],
+        performed_at=draft["performed_at"],
+        technical_incident=draft["technical_incident"],
+        technical_incident_details=draft["technical_incident_details"],
+    )
+    with pytest.raises(Forbidden):  # the nurse does not sign the doctor's report
+        await service.finish_call(session, world.nurse.principal, SETTINGS, store, room.id, report_data)
+    report = await service.finish_call(session, world.doctor.principal, SETTINGS, store, room.id, report_data)
+    assert report.signed_by_account_id == world.doctor.account.id and len(report.content_hash) == 64
+    assert report.participants[2] == {"name": "Anne Kerjean", "role": "proche"}
+    await session.refresh(room)
+    await session.refresh(appointment)
+    assert room.status == RoomStatus.CLOSED and appointment.status == AppointmentStatus.FULFILLED
+    with pytest.raises(Conflict):  # a closed call cannot be entered again
+        await service.enter_as_professional(session, world.nurse.principal, room.id)

@@ -7,6 +7,7 @@ the page shows the notice and the decision form carrying the notice's id.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -144,6 +145,7 @@ async def new_consent_form(
     patient_id: uuid.UUID,
     scope_type: Annotated[str, Query(max_length=30)] = "",
     scope_code: Annotated[str, Query(max_length=60)] = "",
+    suite: Annotated[str, Query(max_length=100)] = "",
 ):
     access = await patients_service.get_patient(session, principal, patient_id)  # 404 outside scope; audited
     try:
@@ -157,15 +159,25 @@ async def new_consent_form(
             {**context, "error": labelled_message(exc, FIELD_LABELS), "error_field": exc.field},
             status_code=422,
         )
-    context.update(patient=access.patient, via_break_glass=access.via_break_glass)
+    context.update(patient=access.patient, via_break_glass=access.via_break_glass, suite=_next_page(suite))
     return render(request, "consents/new.html", context)
+
+
+_NEXT_PAGE = re.compile(r"/rendez-vous/[0-9a-f-]{36}")
+
+
+def _next_page(value: str | None) -> str:
+    """Where to go back after recording (an appointment being prepared); only our own known pages."""
+    return value if isinstance(value, str) and _NEXT_PAGE.fullmatch(value) else ""
 
 
 @router.post("/patients/{patient_id}/consentements/nouveau")
 async def record_consent(
     request: Request, session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID
 ):
-    values = form_values(await request.form(), CONSENT_FIELDS)
+    form = await request.form()
+    values = form_values(form, CONSENT_FIELDS)
+    suite = _next_page(form.get("suite"))
     try:
         await service.record_consent(session, principal, patient_id, parse_input(ConsentCreate, values))
     except (InvalidInput, Conflict) as exc:
@@ -177,6 +189,7 @@ async def record_consent(
         except InvalidInput:
             context = await _new_context(session, principal, patient_id, "", "")
         context["values"] = values
+        context["suite"] = suite
         return form_error(
             request,
             "consents/new.html",
@@ -185,7 +198,7 @@ async def record_consent(
             exc.field,
             status_code=exc.status_code,
         )
-    return redirect(f"/patients/{patient_id}?fait=consentement#consentements")
+    return redirect(suite or f"/patients/{patient_id}?fait=consentement#consentements")
 
 
 @router.get("/patients/{patient_id}/consentements/{consent_id}/retrait")

@@ -268,6 +268,15 @@ class PatientRepository(RepositoryBase[Patient]):
         )
         return set(rows.scalars().all())
 
+    async def visible_names(self, principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Display names of the patients among ``ids`` that the principal may see (a list of appointments)."""
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            sa.select(Patient).where(Patient.id.in_(set(ids)), self.visible(principal))
+        )
+        return {patient.id: patient.display_name for patient in rows.scalars().all()}
+
     # --- identity-vigilance look-ups (not scoped: return only what the service decides to reveal) ---------
 
     async def get_by_ins(self, matricule: str) -> Patient | None:

@@ -87,6 +87,13 @@ async def require_patient_access(
     return PatientAccess(patient, via_break_glass)
 
 
+async def visible_names(
+    session: AsyncSession, principal: Principal, patient_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Names for a list (agenda, worklist): only patients within the principal's scope; the caller audits the list."""
+    return await PatientRepository(session).visible_names(principal, patient_ids)
+
+
 async def read_patient_data(
     session: AsyncSession,
     principal: Principal,

@@ -433,6 +433,89 @@ async def send_request(
     return request
 
 
+async def open_scheduled_act(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    offer_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    requester_organisation_id: uuid.UUID,
+    doctor_professional_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    answers: dict[str, Any],
+) -> TeleRequest:
+    """The act behind a booked teleconsultation (scheduling): the slot was the doctor's, so the request is sent and
+    accepted at once, assigned to that doctor, with its consent; no deadline timer (the appointment is the time).
+    Its compte rendu then follows the usual rules (signed by the doctor, R.6316-4)."""
+    offer = await get_offer(session, offer_id)
+    form = forms.latest_form(offer.form_code)
+    accounts = await RequestRepository(session).accounts_of_professionals({doctor_professional_id})
+    now = clock.now()
+    request = await RequestRepository(session).add(
+        TeleRequest(
+            offer_id=offer.id,
+            patient_id=patient_id,
+            act_type=offer.act_type,
+            status=S.ACCEPTED,
+            urgent=False,
+            requester_account_id=principal.account_id,
+            requester_professional_id=principal.professional_id,
+            requester_organisation_id=requester_organisation_id,
+            requester_name=principal.display_name,
+            expert_organisation_id=offer.organisation_id,
+            assigned_professional_id=doctor_professional_id,
+            assigned_account_id=next(iter(accounts), None),
+            assigned_name=await _professional_name(session, doctor_professional_id),
+            form_code=form.code,
+            form_version=form.version,
+            answers=forms.validate_answers(form.fields, answers, complete=False),
+            consent_id=consent_id,
+            sent_at=now,
+            accepted_at=now,
+        )
+    )
+    repo = RequestRepository(session)
+    for from_status, to_status, reason in (
+        (None, S.SENT, "téléconsultation programmée"),
+        (S.SENT, S.ACCEPTED, "créneau réservé dans l'agenda du médecin"),
+    ):
+        await repo.add_transition(
+            RequestTransition(
+                request_id=request.id,
+                from_status=from_status,
+                to_status=to_status,
+                at=now,
+                account_id=principal.account_id,
+                actor_name=principal.display_name,
+                reason=reason,
+            )
+        )
+    await _audit(session, principal, request, Action.CREATE, offer=offer.title, scheduled=True)
+    await _notify(session, request, "request.sent")
+    return request
+
+
+async def complete_scheduled_act(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, conclusion: str
+) -> TeleRequest:
+    """The doctor has seen the patient: accepted → in progress → answered, with the conclusion as the answer (a
+    teleconsultation has no coded answer form), ready for the signed compte rendu."""
+    request = await _visible(session, principal, request_id)
+    _require_expert(principal, request)
+    if request.status == S.ACCEPTED:
+        request = await _transition(session, principal, request, S.IN_PROGRESS, Side.EXPERT)
+    if request.status == S.IN_PROGRESS:
+        request = await _transition(
+            session,
+            principal,
+            request,
+            S.ANSWERED,
+            Side.EXPERT,
+            values={"answered_at": clock.now(), "expert_answers": {"conclusion": conclusion.strip()}},
+        )
+    return request
+
+
 async def _professional_name(session: AsyncSession, professional_id: uuid.UUID) -> str:
     from telesante.directory.repository import ProfessionalRepository
 

@@ -16,6 +16,7 @@ from telesante.scheduling.schemas import (
     AppointmentCreate,
     AppointmentRead,
     AppointmentReschedule,
+    CallPreparation,
     ExceptionCreate,
     ExceptionRead,
     ExceptionResult,
@@ -146,6 +147,14 @@ async def list_appointments(
 @router.get("/appointments/{appointment_id}", response_model=AppointmentRead)
 async def get_appointment(session: SessionDep, principal: PrincipalDep, appointment_id: uuid.UUID):
     return await service.get_appointment(session, principal, appointment_id)
+
+
+@router.post("/appointments/{appointment_id}/prepare", response_model=AppointmentRead)
+async def prepare(
+    session: SessionDep, principal: PrincipalDep, appointment_id: uuid.UUID, data: CallPreparation
+):
+    """Avant l'appel : critères d'éligibilité (HAS), consentement vérifié, numéro de rappel ; ouvre l'acte."""
+    return await service.prepare_call(session, principal, appointment_id, data)
 
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=AppointmentRead)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime, time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -182,3 +183,19 @@ class Appointment(UUIDPrimaryKey, Timestamps, Base):
     cancel_reason: Mapped[str] = mapped_column(sa.String(1000), default="")
     rescheduled_to_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("appointments.id"))
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # before the call: the HAS eligibility checklist, consent checked, the act (request) opened
+    eligibility: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    eligibility_justification: Mapped[str] = mapped_column(sa.String(2000), default="")
+    prepared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    prepared_by_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    request_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("tele_requests.id"))
+
+
+# HAS, « Téléconsultation et téléexpertise : guide de bon usage » (2019): situations where a teleconsultation is
+# not advised and a face-to-face visit should be preferred unless the doctor judges otherwise.
+ELIGIBILITY_QUESTIONS = {
+    "physical_exam_needed": "Un examen physique complet est nécessaire (palpation, examen neurologique…)",
+    "bad_news": "Une annonce difficile est prévue (diagnostic grave, mauvaise nouvelle)",
+    "data_unavailable": "Les données utiles (dossier, examens, traitements) ne seront pas disponibles",
+    "communication_impossible": "Le patient ne peut pas communiquer, et personne ne l'assiste pour le faire",
+}

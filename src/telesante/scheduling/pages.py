@@ -1,15 +1,200 @@
-"""HTML-side routes of the scheduling domain. For now: the calendar feed that calendar applications subscribe to
-(the booking screens come with the video consultation pages)."""
+"""HTML pages of the scheduling domain: the agenda, booking a teleconsultation, preparing it (eligibility, consent,
+callback number), cancelling; and the calendar feed that calendar applications subscribe to."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import uuid
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Annotated, Any
 
-from telesante.auth.dependencies import SessionDep
+from fastapi import APIRouter, Query, Request, Response
+
+from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
+from telesante.db import discard_changes
+from telesante.kit import clock
+from telesante.kit.errors import Conflict, DomainError, InvalidInput
+from telesante.kit.schemas import parse_input
+from telesante.offers import service as offers_service
+from telesante.offers.models import ActType
 from telesante.oncall.service import professional_for_feed
+from telesante.patients import service as patients_service
 from telesante.scheduling import service
+from telesante.scheduling.models import (
+    APPOINTMENT_STATUS_LABELS,
+    ELIGIBILITY_QUESTIONS,
+    EQUIPMENT,
+    SITE_KIND_LABELS,
+)
+from telesante.scheduling.schemas import AppointmentCreate, CallPreparation
+from telesante.web.forms import form_values, labelled_message
+from telesante.web.render import redirect, render
 
 router = APIRouter()
+FIELD_LABELS = {
+    "slot_id": "Créneau",
+    "site_id": "Lieu",
+    "reason": "Motif",
+    "callback_phone": "Numéro de rappel",
+    "justification": "Justification",
+    "consent": "Consentement",
+    "organisation_id": "Établissement",
+}
+LABELS = {
+    "STATUS_LABELS": APPOINTMENT_STATUS_LABELS,
+    "ELIGIBILITY_QUESTIONS": ELIGIBILITY_QUESTIONS,
+    "EQUIPMENT": EQUIPMENT,
+    "SITE_KIND_LABELS": SITE_KIND_LABELS,
+}
+
+
+@router.get("/rendez-vous")
+async def agenda(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    jour: Annotated[date | None, Query()] = None,
+):
+    """Teleconsultations of my organisations (the patient's side or the doctor's side), two weeks from a day."""
+    day = jour or clock.to_paris(clock.now()).date()
+    appointments = await service.list_appointments(session, principal, day_from=day, days=14)
+    names = await patients_service.visible_names(session, principal, [a.patient_id for a in appointments])
+    doctors = await service.professional_names(session, {a.professional_id for a in appointments})
+    return render(
+        request,
+        "scheduling/agenda.html",
+        {
+            "appointments": appointments,
+            "names": names,
+            "doctors": doctors,
+            "day": day,
+            "previous": day - timedelta(days=14),
+            "next": day + timedelta(days=14),
+            **LABELS,
+        },
+    )
+
+
+async def _booking_context(
+    session, principal, settings, patient_id: uuid.UUID, offer_id: uuid.UUID | None
+) -> dict[str, Any]:
+    access = await patients_service.get_patient(session, principal, patient_id)  # 404 outside scope; audited
+    offers = await offers_service.list_requestable_offers(
+        session, principal, act_type=ActType.TELECONSULTATION
+    )
+    days: dict[date, list] = defaultdict(list)
+    if offer_id is not None:
+        for slot, doctor in await service.list_free_slots(session, principal, offer_id, settings, days=14):
+            days[clock.to_paris(slot.starts_at).date()].append((slot, doctor))
+    sites = [site for site, _staff in await service.list_sites(session, principal)]
+    return {
+        "patient": access.patient,
+        "offers": offers,
+        "offer_id": offer_id,
+        "days": dict(days),
+        "sites": sites,
+        "values": {},
+        **LABELS,
+    }
+
+
+@router.get("/rendez-vous/nouveau")
+async def booking_form(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    patient_id: uuid.UUID,
+    offer_id: uuid.UUID | None = None,
+):
+    context = await _booking_context(session, principal, settings, patient_id, offer_id)
+    return render(request, "scheduling/book.html", context)
+
+
+@router.post("/rendez-vous/nouveau")
+async def book(request: Request, session: SessionDep, principal: PrincipalDep, settings: SettingsDep):
+    form = await request.form()
+    values = form_values(form, ["slot_id", "patient_id", "site_id", "reason", "callback_phone", "offer_id"])
+    if values.get("site_id") == "domicile":
+        values.pop("site_id")
+    offer_id = values.pop("offer_id", None)
+    try:
+        appointment = await service.book_appointment(
+            session, principal, parse_input(AppointmentCreate, values)
+        )
+    except (InvalidInput, Conflict) as exc:
+        await discard_changes(session)
+        try:
+            patient_id = uuid.UUID(values.get("patient_id", ""))
+            context = await _booking_context(
+                session, principal, settings, patient_id, uuid.UUID(offer_id) if offer_id else None
+            )
+        except ValueError:
+            raise exc from None
+        context.update(values=values, error=labelled_message(exc, FIELD_LABELS), error_field=exc.field)
+        return render(request, "scheduling/book.html", context, status_code=exc.status_code)
+    return redirect(f"/rendez-vous/{appointment.id}")
+
+
+async def _detail_context(session, principal, appointment_id: uuid.UUID) -> dict[str, Any]:
+    from telesante.consents.models import ConsentScopeType
+    from telesante.consents.service import check_consent
+
+    appointment = await service.get_appointment(session, principal, appointment_id)
+    access = await patients_service.get_patient(session, principal, appointment.patient_id)
+    consent = await check_consent(
+        session, principal, appointment.patient_id, ConsentScopeType.ACT, "teleconsultation"
+    )
+    site = await service.get_site(session, appointment.site_id) if appointment.site_id else None
+    doctors = await service.professional_names(session, {appointment.professional_id})
+    return {
+        "appointment": appointment,
+        "patient": access.patient,
+        "consent": consent,
+        "site": site,
+        "doctor": doctors.get(appointment.professional_id, ""),
+        "values": {"callback_phone": appointment.callback_phone},
+        **LABELS,
+    }
+
+
+@router.get("/rendez-vous/{appointment_id}")
+async def detail(request: Request, session: SessionDep, principal: PrincipalDep, appointment_id: uuid.UUID):
+    context = await _detail_context(session, principal, appointment_id)
+    return render(request, "scheduling/detail.html", context)
+
+
+async def _detail_error(request, session, principal, appointment_id, exc: DomainError, values):
+    await discard_changes(session)
+    context = await _detail_context(session, principal, appointment_id)
+    context.update(values=values, error=labelled_message(exc, FIELD_LABELS), error_field=exc.field)
+    return render(request, "scheduling/detail.html", context, status_code=exc.status_code)
+
+
+@router.post("/rendez-vous/{appointment_id}/preparer")
+async def prepare(request: Request, session: SessionDep, principal: PrincipalDep, appointment_id: uuid.UUID):
+    form = await request.form()
+    values: dict[str, Any] = form_values(form, ["justification", "callback_phone"])
+    for key in ELIGIBILITY_QUESTIONS:
+        values[key] = form.get(key) == "oui"
+    try:
+        await service.prepare_call(session, principal, appointment_id, parse_input(CallPreparation, values))
+    except (InvalidInput, Conflict) as exc:
+        return await _detail_error(request, session, principal, appointment_id, exc, values)
+    return redirect(f"/rendez-vous/{appointment_id}?fait=prepare")
+
+
+@router.post("/rendez-vous/{appointment_id}/annuler")
+async def cancel(request: Request, session: SessionDep, principal: PrincipalDep, appointment_id: uuid.UUID):
+    values = form_values(await request.form(), ["cancel_reason"])
+    reason = values.get("cancel_reason", "")
+    try:
+        if len(reason) < 3:
+            raise InvalidInput("Motif d'annulation requis (3 caractères au moins).", field="cancel_reason")
+        await service.cancel_appointment(session, principal, appointment_id, reason)
+    except (InvalidInput, Conflict) as exc:
+        return await _detail_error(request, session, principal, appointment_id, exc, values)
+    return redirect(f"/rendez-vous/{appointment_id}")
 
 
 @router.get("/calendrier/rendez-vous/{token}.ics")

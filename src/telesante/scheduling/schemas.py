@@ -151,6 +151,30 @@ class AppointmentCreate(InputModel):
         return value
 
 
+class CallPreparation(InputModel):
+    """Before the call (HAS): the eligibility checklist, the callback number; consent is checked, not typed here."""
+
+    physical_exam_needed: bool
+    bad_news: bool
+    data_unavailable: bool
+    communication_impossible: bool
+    justification: str = Field(
+        "", max_length=2000, description="Pourquoi maintenir la téléconsultation malgré tout"
+    )
+    callback_phone: str = Field(
+        min_length=6, max_length=30, description="Numéro où rappeler si la vidéo échoue"
+    )
+
+    @field_validator("callback_phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(PHONE_PATTERN, value):
+            raise ValueError("numéro de téléphone invalide (chiffres, espaces, +, points)")
+        return value
+
+
 class AppointmentCancel(InputModel):
     reason: str = Field(min_length=3, max_length=1000)
 
@@ -179,3 +203,8 @@ class AppointmentRead(ReadModel):
     cancelled_by_name: str
     cancel_reason: str
     rescheduled_to_id: uuid.UUID | None
+    eligibility: dict = {}
+    eligibility_justification: str = ""
+    prepared_at: datetime | None = None
+    prepared_by_name: str = ""
+    request_id: uuid.UUID | None = None

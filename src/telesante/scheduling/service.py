@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
 from telesante.config import Settings
+from telesante.consents.models import ConsentScopeType
+from telesante.consents.service import check_consent
 from telesante.directory.models import CLINICAL_ROLES, Role
 from telesante.directory.repository import MembershipRepository, ProfessionalRepository
 from telesante.events.bus import Event
@@ -29,6 +31,7 @@ from telesante.offers.models import ActType, Offer
 from telesante.offers.service import get_offer, may_request
 from telesante.patients.service import link_patient_to_organisation, require_patient_access
 from telesante.scheduling.models import (
+    ELIGIBILITY_QUESTIONS,
     SITE_KIND_LABELS,
     Appointment,
     AppointmentStatus,
@@ -49,6 +52,7 @@ from telesante.scheduling.repository import (
 from telesante.scheduling.schemas import (
     AppointmentCreate,
     AppointmentReschedule,
+    CallPreparation,
     ExceptionCreate,
     PatternCreate,
     SiteCreate,
@@ -106,6 +110,14 @@ async def list_sites(
     sites = await repo.list_sites(organisations)
     staff = await repo.staff_of([site.id for site in sites])
     return [(site, staff[site.id]) for site in sites]
+
+
+async def get_site(session: AsyncSession, site_id: uuid.UUID) -> TeleconsultationSite | None:
+    return await SiteRepository(session).get(site_id)
+
+
+async def professional_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    return await ProfessionalRepository(session).display_names(ids)
 
 
 def site_label(site: TeleconsultationSite | None) -> str:
@@ -545,6 +557,84 @@ async def reschedule_appointment(
     )
     await _announce(session, new, "appointment.booked")
     return new
+
+
+class ConsentMissing(Conflict):
+    code = "consentement-requis"
+    title = "Consentement requis"
+
+
+async def prepare_call(
+    session: AsyncSession, principal: Principal, appointment_id: uuid.UUID, data: CallPreparation
+) -> Appointment:
+    """Before the call (CSP R.6316-2, HAS 2019): the eligibility checklist answered (a situation where a
+    teleconsultation is not advised needs a justification), the patient's consent to the teleconsultation on record,
+    a callback number; then the act (request) is opened, assigned to the doctor. Done again, it updates the
+    checklist and the number (the act stays the same)."""
+    appointment = await _visible(session, principal, appointment_id)
+    if appointment.status != AppointmentStatus.BOOKED:
+        raise Conflict("Ce rendez-vous n'est plus programmé.", field="status")
+    answers = {key: getattr(data, key) for key in ELIGIBILITY_QUESTIONS}
+    concerns = [label for key, label in ELIGIBILITY_QUESTIONS.items() if answers[key]]
+    if concerns and len(data.justification.strip()) < 10:
+        raise InvalidInput(
+            "La téléconsultation n'est pas conseillée dans cette situation ("
+            + "; ".join(concerns).lower()
+            + ") : justifiez de la maintenir, ou proposez une consultation en présence.",
+            field="justification",
+        )
+    consent = await check_consent(
+        session, principal, appointment.patient_id, ConsentScopeType.ACT, "teleconsultation"
+    )
+    if not consent.allowed:
+        raise ConsentMissing(
+            f"Consentement du patient à la téléconsultation requis avant l'appel : {consent.message} "
+            "Informez le patient et recueillez son consentement.",
+            field="consent",
+        )
+    appointment.eligibility = answers
+    appointment.eligibility_justification = data.justification.strip()
+    appointment.callback_phone = data.callback_phone
+    appointment.prepared_at = clock.now()
+    appointment.prepared_by_name = principal.display_name
+    if appointment.request_id is None:
+        from telesante.requests.service import open_scheduled_act
+
+        site = await SiteRepository(session).get(appointment.site_id) if appointment.site_id else None
+        request = await open_scheduled_act(
+            session,
+            principal,
+            offer_id=appointment.offer_id,
+            patient_id=appointment.patient_id,
+            requester_organisation_id=appointment.organisation_id,
+            doctor_professional_id=appointment.professional_id,
+            consent_id=consent.consent_id,
+            answers={
+                "question": appointment.reason,
+                "context": f"Téléconsultation programmée le {clock.format_paris(appointment.starts_at)}"
+                f" ({site_label(site)}).",
+            },
+        )
+        appointment.request_id = request.id
+    await session.flush()
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="Appointment",
+        object_id=appointment.id,
+        patient_id=appointment.patient_id,
+        details={"prepared": True, "concerns": len(concerns)},
+    )
+    return appointment
+
+
+async def mark_fulfilled(session: AsyncSession, appointment_id: uuid.UUID) -> None:
+    """The call took place and its report is signed (video)."""
+    appointment = await AppointmentRepository(session).get(appointment_id)
+    if appointment is not None and appointment.status == AppointmentStatus.BOOKED:
+        appointment.status = AppointmentStatus.FULFILLED
+        await session.flush()
 
 
 async def get_appointment(

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -23,15 +24,17 @@ from starlette.websockets import WebSocketState
 
 from telesante.auth import service as auth_service
 from telesante.auth.dependencies import SESSION_COOKIE, PrincipalDep, SessionDep, SettingsDep
-from telesante.db import after_commit, run_in_transaction
+from telesante.db import after_commit, discard_changes, run_in_transaction
 from telesante.kit import clock
-from telesante.kit.errors import DomainError, InvalidInput, NotAuthenticated
+from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotAuthenticated
+from telesante.kit.schemas import parse_input
+from telesante.requests.schemas import ReportCreate
 from telesante.storage.dependencies import BlobStoreDep
 from telesante.video import service
 from telesante.video.models import GUEST_ROLE_LABELS, GuestRole
 from telesante.video.signalling import MAX_MESSAGE_BYTES, Member, RoomFull, SignallingHub
 from telesante.video.turn import ice_servers
-from telesante.web.forms import form_values
+from telesante.web.forms import form_values, labelled_message
 from telesante.web.render import redirect, render, set_cookie
 
 log = logging.getLogger(__name__)
@@ -208,6 +211,76 @@ async def shared_file(
             "Cache-Control": "private, no-store",
         },
     )
+
+
+def _report_values(form) -> dict[str, Any]:
+    participants = []
+    for index in range(20):
+        name = (form.get(f"participant_name_{index}") or "").strip()
+        role = (form.get(f"participant_role_{index}") or "").strip()
+        if name or role:
+            participants.append({"name": name, "role": role})
+    values: dict[str, Any] = form_values(
+        form, ["conclusion", "prescriptions", "technical_incident_details", "performed_at"]
+    )
+    values["participants"] = participants
+    values["technical_incident"] = form.get("technical_incident") == "oui"
+    local = values.get("performed_at", "")
+    try:
+        values["performed_at"] = clock.as_utc(datetime.fromisoformat(local).replace(tzinfo=clock.PARIS))
+    except ValueError:
+        pass  # the schema names the field
+    return values
+
+
+@router.get("/video/salles/{room_id}/compte-rendu")
+async def report_form(request: Request, session: SessionDep, principal: PrincipalDep, room_id: uuid.UUID):
+    """The compte rendu, pre-filled from the call: participants, date and time, technical incidents."""
+    draft = await service.report_draft(session, principal, room_id)
+    return render(request, "video/report.html", {**draft, "room_id": room_id, "values": {}})
+
+
+@router.post("/video/salles/{room_id}/compte-rendu")
+async def sign(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    store: BlobStoreDep,
+    room_id: uuid.UUID,
+):
+    values = _report_values(await request.form())
+    try:
+        await service.finish_call(
+            session, principal, settings, store, room_id, parse_input(ReportCreate, values)
+        )
+    except (InvalidInput, Conflict, Forbidden) as exc:
+        await discard_changes(session)
+        draft = await service.report_draft(session, principal, room_id)
+        return render(
+            request,
+            "video/report.html",
+            {**draft, "room_id": room_id, "values": values, "error": labelled_message(exc, REPORT_LABELS)},
+            status_code=exc.status_code,
+        )
+    room = await service.visible_room(session, principal, room_id)
+    hub: SignallingHub = request.app.state.video_hub
+
+    async def end() -> None:
+        await hub.end_room(str(room_id), "La téléconsultation est terminée : le compte rendu est signé.")
+
+    after_commit(session, end)
+    appointment = await service.appointment_of(session, principal, room)
+    return redirect(f"/demandes/{appointment.request_id}")
+
+
+REPORT_LABELS = {
+    "conclusion": "Conclusion",
+    "prescriptions": "Prescriptions",
+    "participants": "Participants",
+    "performed_at": "Date et heure",
+    "technical_incident_details": "Incidents techniques",
+}
 
 
 # --- signalling -----------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from telesante.auth.principal import Principal
 from telesante.config import Settings
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from telesante.requests.models import RequestReport
+from telesante.requests.schemas import ReportCreate
 from telesante.scheduling import service as scheduling
 from telesante.scheduling.models import AppointmentStatus
 from telesante.storage.blobs import BlobStore
@@ -42,6 +44,11 @@ from telesante.video.repository import (
 from telesante.video.signalling import GUEST, HOST, PROFESSIONAL
 
 GUEST_COOKIE = "ts_guest"
+
+
+class NotPrepared(Conflict):
+    code = "appel-non-prepare"
+    title = "Téléconsultation à préparer"
 
 
 class LinkUnusable(DomainError):
@@ -74,6 +81,11 @@ async def open_room(session: AsyncSession, principal: Principal, appointment_id:
         return room
     if appointment.status != AppointmentStatus.BOOKED:
         raise Conflict("Ce rendez-vous n'est plus programmé : l'appel ne peut pas commencer.")
+    if appointment.prepared_at is None or appointment.request_id is None:
+        raise NotPrepared(
+            "Avant l'appel : vérifiez l'éligibilité à la téléconsultation, le consentement du patient et le numéro "
+            "de rappel (« Préparer la téléconsultation »)."
+        )
     room = await repo.add(
         VideoRoom(
             appointment_id=appointment.id,
@@ -413,3 +425,80 @@ async def read_shared_file(
 
 
 __all__ = ["GUEST_COOKIE", "LinkUnusable", "Seat", "Forbidden"]
+
+
+# --- after the call -------------------------------------------------------------------------------------------
+
+ROLE_IN_REPORT = {HOST: "médecin téléconsultant", PROFESSIONAL: "professionnel de santé"}
+
+
+async def report_draft(session: AsyncSession, principal: Principal, room_id: uuid.UUID) -> dict[str, Any]:
+    """The compte rendu's fields as the call saw them: participants (with their quality), date and time,
+    technical incidents; the doctor completes and signs."""
+    room = await visible_room(session, principal, room_id)
+    summary = await call_summary(session, principal, room_id)
+    events = await CallEventRepository(session).for_room(room.id)
+    roles: dict[str, str] = {}
+    for event in events:
+        if event.kind == CallEventKind.JOINED:
+            roles.setdefault(event.participant, event.details.get("role", ""))
+    links = {f"g-{link.id}": link for link in await GuestLinkRepository(session).for_room(room.id)}
+    participants = []
+    for event in events:
+        if event.participant in {p["id"] for p in participants}:
+            continue
+        if event.kind == CallEventKind.ADMITTED or (
+            event.kind == CallEventKind.JOINED and event.details.get("role") == HOST
+        ):
+            link = links.get(event.participant)
+            if link is not None:
+                name, role = link.name, GUEST_ROLE_LABELS[link.role].lower()
+            else:
+                name, role = event.participant_name, ROLE_IN_REPORT.get(roles.get(event.participant, ""), "")
+            participants.append({"id": event.participant, "name": name, "role": role or "participant"})
+    participants.sort(key=lambda p: p["role"] != ROLE_IN_REPORT[HOST])  # the doctor first, then as they came
+    appointment = await scheduling.get_appointment(session, principal, room.appointment_id)
+    if not participants:
+        participants.append({"id": "", "name": principal.display_name, "role": ROLE_IN_REPORT[HOST]})
+    details = "; ".join(summary.incidents)
+    return {
+        "room": room,
+        "appointment": appointment,
+        "summary": summary,
+        "participants": [{"name": p["name"], "role": p["role"]} for p in participants],
+        "performed_at": summary.started_at or clock.as_utc(appointment.starts_at),
+        "technical_incident": bool(summary.incidents),
+        "technical_incident_details": details,
+    }
+
+
+async def appointment_of(session: AsyncSession, principal: Principal, room: VideoRoom):
+    return await scheduling.get_appointment(session, principal, room.appointment_id)
+
+
+async def finish_call(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    store: BlobStore,
+    room_id: uuid.UUID,
+    data: ReportCreate,
+) -> RequestReport:
+    """The doctor ends the teleconsultation with the signed compte rendu (R.6316-4): the act is answered and its
+    report signed, the appointment fulfilled, the call closed."""
+    from telesante.requests.service import complete_scheduled_act, sign_report
+
+    room = await visible_room(session, principal, room_id)
+    if principal.professional_id != room.host_professional_id:
+        raise Forbidden("Seul le médecin qui a consulté rédige et signe le compte rendu.")
+    appointment = await scheduling.get_appointment(session, principal, room.appointment_id)
+    if appointment.request_id is None:  # pragma: no cover - a room exists only for a prepared appointment
+        raise NotPrepared("Cette téléconsultation n'a pas d'acte ouvert.")
+    await complete_scheduled_act(session, principal, appointment.request_id, data.conclusion)
+    report = await sign_report(session, principal, settings, store, appointment.request_id, data)
+    await scheduling.mark_fulfilled(session, appointment.id)
+    if room.status == RoomStatus.OPEN:
+        room.status = RoomStatus.CLOSED
+        room.closed_at = clock.now()
+        await session.flush()
+    return report

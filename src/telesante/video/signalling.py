@@ -238,6 +238,16 @@ class SignallingHub:
         for other in room.admitted():
             await self._send(other, payload)
 
+    async def end_room(self, room_id: str, message: str) -> None:
+        """The call is over (its report is signed): everyone is told and disconnected."""
+        async with self._lock:
+            room = self.rooms.pop(room_id, None)
+        if room is None:
+            return
+        for member in list(room.members.values()):
+            await self._send(member, {"type": "ended", "message": message})
+            await member.connection.close(4000, "ended")
+
     async def _admission(self, room: Room, member: Member, guest_id: Any, *, admit: bool) -> None:
         if member.role != HOST:
             await self._send(member, _error("Seul le médecin qui consulte admet les participants."))

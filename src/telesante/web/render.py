@@ -32,6 +32,8 @@ templates = Jinja2Templates(directory=str(_ROOT / "web" / "templates"))
 templates.env.loader = ChoiceLoader([FileSystemLoader(str(d)) for d in _template_dirs])
 templates.env.filters["paris"] = clock.format_paris
 templates.env.filters["paris_s"] = lambda v: clock.format_paris(v, with_seconds=True)
+# for <input type="datetime-local">: Paris wall time, to the minute
+templates.env.filters["paris_iso"] = lambda v: clock.to_paris(v).strftime("%Y-%m-%dT%H:%M") if v else ""
 templates.env.filters["date_fr"] = lambda d: d.strftime("%d/%m/%Y") if d else ""
 templates.env.globals.update(
     ORGANISATION_TYPE_LABELS=ORGANISATION_TYPE_LABELS,

@@ -35,6 +35,8 @@
       videoDevice: null,
       fatal: false,
       retries: 0,
+      retryTimer: null,
+      lastPong: Date.now(),
       lowSince: null,
     };
 
@@ -95,27 +97,50 @@
 
     function connect() {
       if (state.fatal) return;
+      clearTimeout(state.retryTimer);
+      const previous = state.ws;
       const ws = new WebSocket(wsUrl);
       state.ws = ws;
+      if (previous && previous.readyState !== WebSocket.CLOSED) previous.close();
       ws.addEventListener("open", () => {
         state.retries = 0;
+        state.lastPong = Date.now();
       });
       ws.addEventListener("message", (event) => {
+        if (state.ws !== ws) return; // a socket replaced by a newer one: its messages are stale
         let message;
         try {
           message = JSON.parse(event.data);
         } catch (error) {
           return;
         }
+        state.lastPong = Date.now();
         onMessage(message);
       });
       ws.addEventListener("close", () => {
         if (state.ws !== ws || state.fatal) return;
         const delay = Math.min(8000, 500 * 2 ** state.retries++);
         setStatus("reconnecting", "Connexion perdue : reconnexion…");
-        setTimeout(connect, delay);
+        state.retryTimer = setTimeout(connect, delay);
       });
     }
+
+    // A dead connection is not always reported at once (a network that drops silently): the device going
+    // offline, or no answer to the heartbeat for 30 s, closes it and starts reconnecting.
+    function dropConnection() {
+      const ws = state.ws;
+      if (!ws || state.fatal) return;
+      ws.close();
+      if (ws.readyState !== WebSocket.CLOSED) ws.dispatchEvent(new Event("close"));
+    }
+    window.addEventListener("offline", dropConnection);
+    window.addEventListener("online", () => {
+      const ws = state.ws;
+      if (!state.fatal && (!ws || ws.readyState === WebSocket.CLOSED || ws.readyState === WebSocket.CLOSING)) {
+        state.retries = 0;
+        connect();
+      }
+    });
 
     function onMessage(message) {
       switch (message.type) {
@@ -156,6 +181,7 @@
           break;
         case "replaced":
         case "refused":
+        case "ended":
           state.fatal = true;
           setStatus("ended", message.message);
           hangUp();
@@ -495,7 +521,10 @@
       });
     }
     window.addEventListener("pagehide", () => send({ type: "leave" }));
-    setInterval(() => send({ type: "ping" }), 20000);
+    setInterval(() => {
+      if (state.ws && state.ws.readyState === WebSocket.OPEN && Date.now() - state.lastPong > 30000) dropConnection();
+      send({ type: "ping" });
+    }, 10000);
     setInterval(() => watchBandwidth().catch(() => {}), 2000);
 
     startMedia().then(connect);

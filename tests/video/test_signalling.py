@@ -180,3 +180,26 @@ async def test_a_failing_journal_never_breaks_the_call():
     doctor = member("a-doctor", HOST)
     await hub.join("r", doctor)
     assert doctor.connection.types()[:1] == ["welcome"]
+
+
+async def test_peers_learn_of_a_newcomer_before_its_offers(journal):
+    """The newcomer offers as soon as it is welcomed: the others must already know it (else they drop the offer)."""
+    order: list[tuple[str, str]] = []
+
+    class Recording(FakeConnection):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        async def send(self, message):
+            order.append((self.name, message["type"]))
+            await super().send(message)
+
+    hub = SignallingHub(4, journal)
+    doctor = Member("a-doctor", "Dr", HOST, Recording("doctor"))
+    guest = Member("g-1", "Fille", GUEST, Recording("guest"))
+    await hub.join("r", doctor)
+    await hub.join("r", guest)
+    order.clear()
+    await hub.handle("r", doctor, {"type": "admit", "id": "g-1"})
+    assert order.index(("doctor", "peer-joined")) < order.index(("guest", "welcome"))

@@ -142,13 +142,15 @@ class SignallingHub:
         await self._lobby(room)
 
     async def _welcome(self, room: Room, member: Member, *, replaced: bool = False) -> None:
+        """Those already in the call first learn of the newcomer, then the newcomer gets the list and sends its
+        offers: an offer never reaches a participant before it knows who sends it."""
         peers = [m.public() for m in room.admitted() if m.id != member.id]
-        await self._send(member, {"type": "welcome", "you": member.public(), "peers": peers})
         for other in room.admitted():
             if other.id != member.id:
                 await self._send(
                     other, {"type": "peer-joined", "peer": member.public(), "rejoined": replaced}
                 )
+        await self._send(member, {"type": "welcome", "you": member.public(), "peers": peers})
 
     async def _lobby(self, room: Room) -> None:
         """Tell the host who is waiting."""

@@ -145,6 +145,17 @@ class Settings(BaseSettings):
         le=366,
         description="Créneaux proposés à la réservation : jusqu'à combien de jours à l'avance.",
     )
+    appointment_reminder_hours: int = Field(
+        24,
+        ge=0,
+        le=168,
+        description="Rappel d'une téléconsultation programmée (courriel et SMS), en heures avant l'heure ; 0 : aucun.",
+    )
+    sms_backend: Literal["log"] = Field(
+        "log",
+        description="Passerelle SMS : log (les messages sont écrits dans le journal, numéro masqué). Une passerelle "
+        "d'opérateur s'ajoute comme une classe de telesante.notifications.sms.",
+    )
     video_stun_urls: str = Field(
         "",
         description="Serveurs STUN des appels vidéo, séparés par des virgules (stun:turn.example.fr:3478). "

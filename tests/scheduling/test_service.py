@@ -284,3 +284,60 @@ async def test_calendar_feed_has_no_patient_identity(session, world):
     assert f"rdv-{appointment.id}@telesante" in body
     assert "Salle de soins du 1er" in body and "Kerjean" not in body and "Yvonne" not in body
     assert "DTSTART:20261201T083000Z" in body
+
+
+async def test_reminder_by_mail_and_sms_before_the_call(session, world):
+    from telesante.jobs.models import ScheduledJob
+    from telesante.notifications.sms import sms_gateway
+
+    await service.add_pattern(session, world.doctor.principal, weekday_mornings(world), SETTINGS)
+    free = await service.list_free_slots(session, world.nurse.principal, world.offer_id, SETTINGS, days=10)
+    soon, later = free[0][0], free[-1][0]  # today 09:30 (within 24 h: no reminder), and in more than a week
+    first = await service.book_appointment(session, world.nurse.principal, booking(world, soon))
+    appointment = await service.book_appointment(session, world.nurse.principal, booking(world, later))
+
+    async def jobs(appointment_id):
+        return (
+            await session.scalars(
+                sa.select(ScheduledJob).where(
+                    ScheduledJob.kind == service.REMINDER_JOB, ScheduledJob.dedupe_key == str(appointment_id)
+                )
+            )
+        ).all()
+
+    assert await jobs(first.id) == []
+    [job] = await jobs(appointment.id)
+    assert clock.as_utc(job.run_at) == clock.as_utc(appointment.starts_at) - timedelta(hours=24)
+    gateway = sms_gateway(SETTINGS)
+    before = len(gateway.sent)
+    await service.send_reminder(session, {"appointment_id": str(appointment.id)})
+    await session.refresh(appointment)
+    assert appointment.reminder_sent_at is not None
+    await run_after_commit(session)
+    sent = list(gateway.sent)[before:]
+    assert [s.to for s in sent] == ["+33261915000"]
+    assert "Rappel : téléconsultation le" in sent[0].text and "Kerjean" not in sent[0].text
+    await service.send_reminder(session, {"appointment_id": str(appointment.id)})  # once only
+    await run_after_commit(session)
+    assert len(gateway.sent) == before + 1
+    # a cancelled appointment's reminder is cancelled
+    other = await service.book_appointment(session, world.nurse.principal, booking(world, free[-2][0]))
+    await service.cancel_appointment(session, world.nurse.principal, other.id, "Annulé par la famille")
+    [cancelled] = await jobs(other.id)
+    assert cancelled.cancelled_at is not None
+
+
+async def run_after_commit(session) -> None:
+    """What the request's commit would run (the test's transaction is never committed)."""
+    for callback in session.info.pop("after_commit", []):
+        await callback()
+
+
+def test_sms_numbers_are_normalised_or_refused():
+    from telesante.notifications.sms import masked, normalise_number
+
+    assert normalise_number("06 39 98 12 34") == "+33639981234"
+    assert normalise_number("+33 6 39 98 12 34") == "+33639981234"
+    assert normalise_number("02.61.91.50.00") == "+33261915000"
+    assert normalise_number("appelez-moi") is None and normalise_number("") is None
+    assert masked("+33639981234") == "+336••••••34"

@@ -17,13 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
-from telesante.config import Settings
+from telesante.config import Settings, get_settings
 from telesante.consents.models import ConsentScopeType
 from telesante.consents.service import check_consent
 from telesante.directory.models import CLINICAL_ROLES, Role
 from telesante.directory.repository import MembershipRepository, ProfessionalRepository
 from telesante.events.bus import Event
 from telesante.events.service import publish_on_commit
+from telesante.jobs.service import cancel_jobs, schedule_job
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telesante.kit.holidays import is_public_holiday
@@ -59,6 +60,7 @@ from telesante.scheduling.schemas import (
 )
 
 BOOKABLE_ACTS = frozenset({ActType.TELECONSULTATION, ActType.TELESOIN})
+REMINDER_JOB = "scheduling.reminder"
 MAX_PATTERN_DAYS = 366
 
 
@@ -480,8 +482,69 @@ async def book_appointment(
         object_id=appointment.id,
         patient_id=appointment.patient_id,
     )
+    await _schedule_reminder(session, appointment)
     await _announce(session, appointment, "appointment.booked")
     return appointment
+
+
+async def _schedule_reminder(session: AsyncSession, appointment: Appointment) -> None:
+    hours = get_settings().appointment_reminder_hours
+    run_at = clock.as_utc(appointment.starts_at) - timedelta(hours=hours)
+    if hours and run_at > clock.now():
+        await schedule_job(
+            session,
+            REMINDER_JOB,
+            run_at,
+            {"appointment_id": str(appointment.id)},
+            dedupe_key=str(appointment.id),
+        )
+
+
+async def send_reminder(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """Timer before a teleconsultation: an e-mail to whoever booked it and to the doctor, an SMS to the callback
+    number. No health data: the date, the time, the place, the link (the page asks to sign in)."""
+    from telesante.auth.repository import AccountRepository
+    from telesante.notifications.mail import Mail, send_after_commit
+    from telesante.notifications.sms import send_sms_after_commit
+
+    appointment = await AppointmentRepository(session).get(uuid.UUID(payload["appointment_id"]))
+    if appointment is None or appointment.status != AppointmentStatus.BOOKED or appointment.reminder_sent_at:
+        return
+    settings = get_settings()
+    site = await SiteRepository(session).get(appointment.site_id) if appointment.site_id else None
+    when = clock.format_paris(appointment.starts_at)
+    accounts = AccountRepository(session)
+    emails = []
+    for account in (
+        await accounts.get(appointment.booked_by_account_id),
+        await accounts.get_by_professional(appointment.professional_id),
+    ):
+        if account is not None and account.active and account.email not in emails:
+            emails.append(account.email)
+    link = f"{settings.public_url.rstrip('/')}/rendez-vous/{appointment.id}"
+    send_after_commit(
+        session,
+        settings,
+        Mail(
+            to=tuple(emails),
+            subject=f"Télésanté — rappel : téléconsultation le {when}",
+            body=(
+                f"Rappel : une téléconsultation est programmée le {when} ({site_label(site)}).\n"
+                f"Préparez-la (éligibilité, consentement, numéro de rappel) et démarrez-la depuis : {link}\n\n"
+                "Ce message ne contient aucune donnée de santé : connectez-vous pour la consulter."
+            ),
+        ),
+    )
+    if appointment.callback_phone:
+        send_sms_after_commit(
+            session,
+            settings,
+            appointment.callback_phone,
+            f"Rappel : téléconsultation le {when} ({site_label(site)}). "
+            "Si la vidéo ne fonctionne pas, le médecin vous rappellera à ce numéro.",
+        )
+    appointment.reminder_sent_at = clock.now()
+    await session.flush()
 
 
 async def _release(session: AsyncSession, appointment: Appointment) -> None:
@@ -508,6 +571,7 @@ async def cancel_appointment(
     appointment.cancel_reason = reason
     await session.flush()
     await _release(session, appointment)
+    await cancel_jobs(session, REMINDER_JOB, str(appointment.id))
     await record_access(
         session,
         principal,
@@ -546,6 +610,8 @@ async def reschedule_appointment(
     old.rescheduled_to_id = new.id
     await session.flush()
     await _release(session, old)
+    await cancel_jobs(session, REMINDER_JOB, str(old.id))
+    await _schedule_reminder(session, new)
     await record_access(
         session,
         principal,

@@ -152,6 +152,7 @@
           setStatus("waiting", message.message);
           break;
         case "welcome":
+          if (window.telesanteVideo.welcomedAt == null) window.telesanteVideo.welcomedAt = performance.now();
           waitingPanel.hidden = true;
           state.me = message.you;
           for (const id of [...state.peers.keys()]) removePeer(id);
@@ -235,6 +236,12 @@
       pc.addEventListener("track", (event) => {
         video.srcObject = event.streams[0] || new MediaStream([event.track]);
       });
+      // When the first remote image was shown, since the navigation started (support and bench.signalling).
+      const firstFrame = () => {
+        if (window.telesanteVideo.firstRemoteFrameAt == null) window.telesanteVideo.firstRemoteFrameAt = performance.now();
+      };
+      if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(firstFrame);
+      else video.addEventListener("playing", firstFrame, { once: true });
       pc.addEventListener("icecandidate", (event) => {
         send({ type: "signal", to: peer.id, data: { candidate: event.candidate } });
       });

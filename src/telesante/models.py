@@ -45,6 +45,7 @@ from telesante.scheduling.models import (
     SiteStaff,
     Slot,
     TeleconsultationSite,
+    WaitingEntry,
 )
 from telesante.teleradiology.models import ExamJustification
 from telesante.video.models import CallEvent, CallMessage, GuestLink, VideoRoom
@@ -55,6 +56,7 @@ __all__ = [
     "CallMessage",
     "GuestLink",
     "VideoRoom",
+    "WaitingEntry",
     "Appointment",
     "AvailabilityException",
     "AvailabilityPattern",

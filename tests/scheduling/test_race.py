@@ -83,3 +83,36 @@ async def test_two_simultaneous_bookings_of_one_slot(database_url):
     finally:
         for e in engines:
             await e.dispose()
+
+
+async def test_two_doctors_taking_the_next_patient_at_once(database_url):
+    from telesante.directory.models import Organisation, Role
+    from telesante.scheduling.schemas import WaitingCreate
+    from tests.factories import make_actor, make_patient
+
+    engines = [make_engine(database_url) for _ in range(3)]
+    setup, first, second = (make_sessionmaker(e) for e in engines)
+    try:
+        async for session in run_in_transaction(setup):
+            world = await build_world(session)
+            other_doctor = await make_actor(
+                session, await session.get(Organisation, world.chu_id), Role.EXPERT
+            )
+            other_patient = await make_patient(session, world.nurse, birth_family_name="Le Bihan")
+            for patient_id in (world.patient_id, other_patient.id):
+                await service.join_waiting_list(
+                    session,
+                    world.nurse.principal,
+                    WaitingCreate(offer_id=world.offer_id, patient_id=patient_id, reason="Fièvre"),
+                )
+
+        async def take(sessionmaker, actor):
+            async for session in run_in_transaction(sessionmaker):
+                appointment = await service.take_next(session, actor.principal, world.offer_id)
+            return appointment.patient_id
+
+        taken = await asyncio.gather(take(first, world.doctor), take(second, other_doctor))
+        assert sorted(map(str, taken)) == sorted(map(str, (world.patient_id, other_patient.id)))
+    finally:
+        for e in engines:
+            await e.dispose()

@@ -26,6 +26,8 @@ from telesante.scheduling.schemas import (
     SiteCreate,
     SiteRead,
     SlotRead,
+    WaitingCreate,
+    WaitingRead,
 )
 
 router = APIRouter(prefix="/scheduling", tags=["rendez-vous"])
@@ -171,6 +173,34 @@ async def reschedule(
 ):
     """Reporter un rendez-vous sur un autre créneau : renvoie le nouveau rendez-vous."""
     return await service.reschedule_appointment(session, principal, appointment_id, data)
+
+
+@router.post("/waiting", response_model=WaitingRead, status_code=status.HTTP_201_CREATED)
+async def join_waiting_list(session: SessionDep, principal: PrincipalDep, data: WaitingCreate):
+    """Soins non programmés : le patient attend le prochain médecin disponible de l'offre."""
+    return await service.join_waiting_list(session, principal, data)
+
+
+@router.get("/waiting")
+async def waiting(session: SessionDep, principal: PrincipalDep) -> dict[str, list[WaitingRead]]:
+    """Files d'attente : à prendre (médecins de l'offre, sans identité du patient) et celles de vos lieux."""
+    queues = await service.waiting_queue(session, principal)
+    return {key: [WaitingRead.model_validate(e) for e in entries] for key, entries in queues.items()}
+
+
+@router.post(
+    "/offers/{offer_id}/waiting/take", response_model=AppointmentRead, status_code=status.HTTP_201_CREATED
+)
+async def take_next(session: SessionDep, principal: PrincipalDep, offer_id: uuid.UUID):
+    """Prendre en charge le patient qui attend depuis le plus longtemps : un rendez-vous commence maintenant."""
+    return await service.take_next(session, principal, offer_id)
+
+
+@router.post("/waiting/{entry_id}/cancel", response_model=WaitingRead)
+async def cancel_waiting(
+    session: SessionDep, principal: PrincipalDep, entry_id: uuid.UUID, data: AppointmentCancel
+):
+    return await service.cancel_waiting(session, principal, entry_id, data.reason)
 
 
 @router.get("/me/appointments.ics", response_class=Response)

@@ -199,3 +199,37 @@ ELIGIBILITY_QUESTIONS = {
     "data_unavailable": "Les données utiles (dossier, examens, traitements) ne seront pas disponibles",
     "communication_impossible": "Le patient ne peut pas communiquer, et personne ne l'assiste pour le faire",
 }
+
+
+class WaitingStatus(enum.StrEnum):
+    WAITING = "waiting"
+    TAKEN = "taken"
+    CANCELLED = "cancelled"
+
+
+class WaitingEntry(UUIDPrimaryKey, Base):
+    """Unscheduled care (*soins non programmés*): a patient waiting at a site for the next available doctor of an
+    offer. The first doctor who takes the entry gets an appointment starting now."""
+
+    __tablename__ = "waiting_entries"
+    __table_args__ = (
+        sa.Index("ix_waiting_entries_offer_status_created", "offer_id", "status", "created_at"),
+    )
+
+    offer_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("offers.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"), index=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("organisations.id")
+    )  # the patient's side
+    site_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("teleconsultation_sites.id"))
+    reason: Mapped[str] = mapped_column(sa.String(1000))
+    callback_phone: Mapped[str] = mapped_column(sa.String(30), default="")
+    status: Mapped[WaitingStatus] = mapped_column(str_enum(WaitingStatus, 10), default=WaitingStatus.WAITING)
+    created_by_account_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("accounts.id"))
+    created_by_name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+    taken_by_professional_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("professionals.id"))
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("appointments.id"))
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[str] = mapped_column(sa.String(1000), default="")

@@ -26,7 +26,7 @@ from telesante.scheduling.models import (
     EQUIPMENT,
     SITE_KIND_LABELS,
 )
-from telesante.scheduling.schemas import AppointmentCreate, CallPreparation
+from telesante.scheduling.schemas import AppointmentCreate, CallPreparation, WaitingCreate
 from telesante.web.forms import form_values, labelled_message
 from telesante.web.render import redirect, render
 
@@ -156,6 +156,56 @@ async def _detail_context(session, principal, appointment_id: uuid.UUID) -> dict
         "values": {"callback_phone": appointment.callback_phone},
         **LABELS,
     }
+
+
+@router.post("/rendez-vous/file-attente")
+async def join_waiting(request: Request, session: SessionDep, principal: PrincipalDep, settings: SettingsDep):
+    """From the booking page: no suitable slot, the patient waits for the next available doctor."""
+    form = await request.form()
+    values = form_values(form, ["offer_id", "patient_id", "site_id", "reason", "callback_phone"])
+    if values.get("site_id") == "domicile":
+        values.pop("site_id")
+    try:
+        await service.join_waiting_list(session, principal, parse_input(WaitingCreate, values))
+    except (InvalidInput, Conflict) as exc:
+        await discard_changes(session)
+        try:
+            patient_id = uuid.UUID(values.get("patient_id", ""))
+            offer_id = uuid.UUID(values["offer_id"]) if values.get("offer_id") else None
+        except ValueError:
+            raise exc from None
+        context = await _booking_context(session, principal, settings, patient_id, offer_id)
+        context.update(values=values, error=labelled_message(exc, FIELD_LABELS), error_field=exc.field)
+        return render(request, "scheduling/book.html", context, status_code=exc.status_code)
+    return redirect("/rendez-vous/file-attente")
+
+
+@router.get("/rendez-vous/file-attente")
+async def waiting_page(request: Request, session: SessionDep, principal: PrincipalDep):
+    queues = await service.waiting_queue(session, principal)
+    offers = await service.offer_titles(session, {e.offer_id for q in queues.values() for e in q})
+    sites = await service.site_names(session, {e.site_id for q in queues.values() for e in q if e.site_id})
+    names = await patients_service.visible_names(session, principal, [e.patient_id for e in queues["ours"]])
+    by_offer: dict[uuid.UUID, list] = defaultdict(list)
+    for entry in queues["to_take"]:
+        by_offer[entry.offer_id].append(entry)
+    return render(
+        request,
+        "scheduling/waiting.html",
+        {
+            "by_offer": dict(by_offer),
+            "ours": queues["ours"],
+            "offers": offers,
+            "sites": sites,
+            "names": names,
+        },
+    )
+
+
+@router.post("/rendez-vous/file-attente/{offer_id}/suivant")
+async def take_next(session: SessionDep, principal: PrincipalDep, offer_id: uuid.UUID):
+    appointment = await service.take_next(session, principal, offer_id)
+    return redirect(f"/rendez-vous/{appointment.id}")
 
 
 @router.get("/rendez-vous/{appointment_id}")

@@ -18,6 +18,8 @@ from telesante.scheduling.models import (
     Slot,
     SlotStatus,
     TeleconsultationSite,
+    WaitingEntry,
+    WaitingStatus,
 )
 
 
@@ -246,3 +248,53 @@ class AppointmentRepository(RepositoryBase[Appointment]):
             .where(Appointment.professional_id == professional_id, Appointment.starts_at >= since)
             .order_by(Appointment.starts_at)
         )
+
+
+class WaitingRepository(RepositoryBase[WaitingEntry]):
+    model = WaitingEntry
+
+    async def waiting(
+        self, *, offer_ids: set[uuid.UUID] | None = None, organisation_ids: frozenset[uuid.UUID] | None = None
+    ) -> list[WaitingEntry]:
+        """Entries still waiting, oldest first: for these offers (the doctors' side) or from these organisations
+        (the patients' side)."""
+        stmt = sa.select(WaitingEntry).where(WaitingEntry.status == WaitingStatus.WAITING)
+        if offer_ids is not None:
+            stmt = stmt.where(WaitingEntry.offer_id.in_(offer_ids))
+        if organisation_ids is not None:
+            stmt = stmt.where(WaitingEntry.organisation_id.in_(organisation_ids))
+        return await self.all(stmt.order_by(WaitingEntry.created_at, WaitingEntry.id).limit(500))
+
+    async def recent_of(self, organisation_ids: frozenset[uuid.UUID], since: datetime) -> list[WaitingEntry]:
+        return await self.all(
+            sa.select(WaitingEntry)
+            .where(WaitingEntry.organisation_id.in_(organisation_ids), WaitingEntry.created_at >= since)
+            .order_by(WaitingEntry.created_at.desc())
+            .limit(200)
+        )
+
+    async def claim_oldest(
+        self, offer_id: uuid.UUID, professional_id: uuid.UUID, now: datetime
+    ) -> WaitingEntry | None:
+        """Take the oldest waiting entry of the offer with a conditional update: two doctors pressing « next » at
+        once get two different patients (or one gets none)."""
+        for _attempt in range(5):
+            oldest = await self.scalar(
+                sa.select(WaitingEntry.id)
+                .where(WaitingEntry.offer_id == offer_id, WaitingEntry.status == WaitingStatus.WAITING)
+                .order_by(WaitingEntry.created_at, WaitingEntry.id)
+                .limit(1)
+            )
+            if oldest is None:
+                return None
+            result = await self.session.execute(
+                sa.update(WaitingEntry)
+                .where(WaitingEntry.id == oldest, WaitingEntry.status == WaitingStatus.WAITING)
+                .values(status=WaitingStatus.TAKEN, taken_by_professional_id=professional_id, taken_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:
+                entry = await self.get(oldest)
+                await self.session.refresh(entry)
+                return entry
+        return None

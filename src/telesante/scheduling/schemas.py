@@ -208,3 +208,35 @@ class AppointmentRead(ReadModel):
     prepared_at: datetime | None = None
     prepared_by_name: str = ""
     request_id: uuid.UUID | None = None
+
+
+class WaitingCreate(InputModel):
+    offer_id: uuid.UUID
+    patient_id: uuid.UUID
+    site_id: uuid.UUID | None = None
+    organisation_id: uuid.UUID | None = None
+    reason: str = Field(min_length=3, max_length=1000)
+    callback_phone: str = Field("", max_length=30)
+
+    @field_validator("callback_phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        import re
+
+        if value and not re.fullmatch(PHONE_PATTERN, value):
+            raise ValueError("numéro de téléphone invalide (chiffres, espaces, +, points)")
+        return value
+
+
+class WaitingRead(ReadModel):
+    id: uuid.UUID
+    offer_id: uuid.UUID
+    patient_id: uuid.UUID
+    organisation_id: uuid.UUID
+    site_id: uuid.UUID | None
+    reason: str
+    status: str
+    created_by_name: str
+    created_at: datetime
+    taken_at: datetime | None
+    appointment_id: uuid.UUID | None

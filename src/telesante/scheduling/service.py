@@ -42,6 +42,8 @@ from telesante.scheduling.models import (
     Slot,
     SlotStatus,
     TeleconsultationSite,
+    WaitingEntry,
+    WaitingStatus,
 )
 from telesante.scheduling.repository import (
     AppointmentRepository,
@@ -49,6 +51,7 @@ from telesante.scheduling.repository import (
     PatternRepository,
     SiteRepository,
     SlotRepository,
+    WaitingRepository,
 )
 from telesante.scheduling.schemas import (
     AppointmentCreate,
@@ -57,6 +60,7 @@ from telesante.scheduling.schemas import (
     ExceptionCreate,
     PatternCreate,
     SiteCreate,
+    WaitingCreate,
 )
 
 BOOKABLE_ACTS = frozenset({ActType.TELECONSULTATION, ActType.TELESOIN})
@@ -120,6 +124,15 @@ async def get_site(session: AsyncSession, site_id: uuid.UUID) -> Teleconsultatio
 
 async def professional_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     return await ProfessionalRepository(session).display_names(ids)
+
+
+async def offer_titles(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    return {offer_id: (await get_offer(session, offer_id)).title for offer_id in ids}
+
+
+async def site_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    repo = SiteRepository(session)
+    return {site_id: site.name for site_id in ids if (site := await repo.get(site_id)) is not None}
 
 
 def site_label(site: TeleconsultationSite | None) -> str:
@@ -803,3 +816,167 @@ async def appointments_ics(
         event.add("status", "CANCELLED" if appointment.status == AppointmentStatus.CANCELLED else "CONFIRMED")
         calendar.add_component(event)
     return calendar.to_ical()
+
+
+# --- unscheduled care: the waiting list -----------------------------------------------------------------------
+
+
+async def join_waiting_list(session: AsyncSession, principal: Principal, data: WaitingCreate) -> WaitingEntry:
+    """A patient waits at a site for the next available doctor of an offer (*soins non programmés*); the offer's
+    doctors are told at once."""
+    from telesante.requests.repository import RequestRepository
+
+    organisation_id = _booking_organisation(principal, data.organisation_id)
+    await require_patient_access(session, principal, data.patient_id)
+    offer = await _bookable_offer(session, data.offer_id)
+    if not await _may_book(session, offer, organisation_id):
+        raise Forbidden("Votre établissement ne peut pas demander cette offre.")
+    if data.site_id is not None:
+        site = await SiteRepository(session).get(data.site_id)
+        if site is None or not site.active or site.organisation_id != organisation_id:
+            raise InvalidInput("Lieu de téléconsultation inconnu dans votre établissement.", field="site_id")
+    entry = await WaitingRepository(session).add(
+        WaitingEntry(
+            offer_id=offer.id,
+            patient_id=data.patient_id,
+            organisation_id=organisation_id,
+            site_id=data.site_id,
+            reason=data.reason,
+            callback_phone=data.callback_phone,
+            status=WaitingStatus.WAITING,
+            created_by_account_id=principal.account_id,
+            created_by_name=principal.display_name,
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="WaitingEntry",
+        object_id=entry.id,
+        patient_id=entry.patient_id,
+    )
+    doctors = await RequestRepository(session).expert_accounts(offer.organisation_id, offer.service_id)
+    if doctors:
+        publish_on_commit(
+            session,
+            Event(
+                type="waiting.added",
+                recipients=frozenset(doctors),
+                data={"entry_id": str(entry.id), "offer_id": str(offer.id)},
+                urgent=True,
+            ),
+        )
+    return entry
+
+
+async def _expert_offer_ids(session: AsyncSession, principal: Principal) -> set[uuid.UUID]:
+    """Bookable offers of the organisations where the principal is an expert (the queues they may take from)."""
+    from telesante.offers.repository import OfferRepository
+
+    organisations = {
+        g.organisation_id for g in principal.grants if g.role == Role.EXPERT and g.organisation_id
+    }
+    offers = set()
+    for organisation_id in organisations:
+        for offer in await OfferRepository(session).list_for_organisation(organisation_id):
+            if offer.act_type in BOOKABLE_ACTS and offer.active:
+                offers.add(offer.id)
+    return offers
+
+
+async def waiting_queue(session: AsyncSession, principal: Principal) -> dict[str, list[WaitingEntry]]:
+    """What waits: for the doctors, the queues of their offers (no patient identity before they take one: the
+    site, the reason, since when); for the sites, their own entries."""
+    repo = WaitingRepository(session)
+    offers = await _expert_offer_ids(session, principal)
+    return {
+        "to_take": await repo.waiting(offer_ids=offers) if offers else [],
+        "ours": await repo.recent_of(principal.clinical_organisation_ids, clock.now() - timedelta(days=1))
+        if principal.clinical_organisation_ids
+        else [],
+    }
+
+
+async def take_next(
+    session: AsyncSession, principal: Principal, offer_id: uuid.UUID, minutes: int = 20
+) -> Appointment:
+    """The doctor takes the patient who has waited longest for this offer: an appointment starting now, the patient
+    linked to the doctor's organisation, the site told. Two doctors at once get two different patients."""
+    offer = await _bookable_offer(session, offer_id)
+    if offer.id not in await _expert_offer_ids(session, principal):
+        raise Forbidden("Seuls les médecins de l'offre prennent en charge sa file d'attente.")
+    now = clock.now()
+    entry = await WaitingRepository(session).claim_oldest(offer.id, principal.professional_id, now)
+    if entry is None:
+        raise NotFound("Personne n'attend pour cette offre.")
+    appointment = await AppointmentRepository(session).add(
+        Appointment(
+            slot_id=None,
+            offer_id=offer.id,
+            professional_id=principal.professional_id,
+            expert_organisation_id=offer.organisation_id,
+            patient_id=entry.patient_id,
+            organisation_id=entry.organisation_id,
+            site_id=entry.site_id,
+            starts_at=now,
+            ends_at=now + timedelta(minutes=minutes),
+            status=AppointmentStatus.BOOKED,
+            reason=entry.reason,
+            callback_phone=entry.callback_phone,
+            booked_by_account_id=entry.created_by_account_id,
+            booked_by_name=entry.created_by_name,
+        )
+    )
+    entry.appointment_id = appointment.id
+    await session.flush()
+    await link_patient_to_organisation(
+        session, principal, entry.patient_id, offer.organisation_id, f"appointment:{appointment.id}"
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="WaitingEntry",
+        object_id=entry.id,
+        patient_id=entry.patient_id,
+        details={"taken": True, "appointment": str(appointment.id)},
+    )
+    publish_on_commit(
+        session,
+        Event(
+            type="waiting.taken",
+            recipients=frozenset({entry.created_by_account_id}),
+            data={"entry_id": str(entry.id), "appointment_id": str(appointment.id)},
+            urgent=True,
+        ),
+    )
+    return appointment
+
+
+async def cancel_waiting(
+    session: AsyncSession, principal: Principal, entry_id: uuid.UUID, reason: str
+) -> WaitingEntry:
+    """The patient no longer waits (seen otherwise, gone home): the site or the offer's doctors remove the entry."""
+    entry = await WaitingRepository(session).get(entry_id)
+    offers = await _expert_offer_ids(session, principal)
+    if entry is None or (
+        entry.organisation_id not in principal.clinical_organisation_ids and entry.offer_id not in offers
+    ):
+        raise NotFound("Patient en attente introuvable.")
+    if entry.status != WaitingStatus.WAITING:
+        raise Conflict("Ce patient n'est plus en attente.", field="status")
+    entry.status = WaitingStatus.CANCELLED
+    entry.cancelled_at = clock.now()
+    entry.cancel_reason = reason
+    await session.flush()
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="WaitingEntry",
+        object_id=entry.id,
+        patient_id=entry.patient_id,
+        details={"cancelled": True},
+    )
+    return entry

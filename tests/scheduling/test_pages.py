@@ -1,0 +1,135 @@
+"""Scheduling pages through the real app: booking from the patient's record, the appointment page with its
+preparation (consent refused, then eligibility justified), the waiting list; the three actors on each page."""
+
+from __future__ import annotations
+
+import re
+
+from telesante.config import Settings
+from telesante.scheduling import service
+from tests.patients.test_pages import post_form, sign_in, text_of
+from tests.requests.conftest import give_consent
+from tests.scheduling.conftest import weekday_mornings
+
+
+async def _open(session, world):
+    await service.add_pattern(session, world.doctor.principal, weekday_mornings(world), Settings())
+    return (await service.list_free_slots(session, world.nurse.principal, world.offer_id, Settings()))[0][0]
+
+
+async def test_nurse_books_and_prepares_through_the_pages(client, session, world):
+    slot = await _open(session, world)
+    patient_id, offer_id, site_id = str(world.patient_id), str(world.offer_id), str(world.site_id)
+    nurse = world.nurse
+    await give_consent(session, nurse, world.patient_id, "teleexpertise")  # another act: not enough
+    await sign_in(client, nurse)
+    page = await client.get(f"/rendez-vous/nouveau?patient_id={patient_id}&offer_id={offer_id}")
+    assert page.status_code == 200 and str(slot.id) in page.text
+    booked = await post_form(
+        client,
+        "/rendez-vous/nouveau",
+        {
+            "patient_id": patient_id,
+            "offer_id": offer_id,
+            "slot_id": str(slot.id),
+            "site_id": site_id,
+            "reason": "Chutes répétées",
+            "callback_phone": "02 61 91 50 00",
+        },
+        page=f"/rendez-vous/nouveau?patient_id={patient_id}&offer_id={offer_id}",
+    )
+    assert booked.status_code == 303, text_of(booked)
+    detail_url = booked.headers["location"]
+    assert re.fullmatch(r"/rendez-vous/[0-9a-f-]{36}", detail_url)
+    again = await post_form(
+        client,
+        "/rendez-vous/nouveau",
+        {"patient_id": patient_id, "offer_id": offer_id, "slot_id": str(slot.id), "reason": "Doublon"},
+        page=f"/rendez-vous/nouveau?patient_id={patient_id}&offer_id={offer_id}",
+    )
+    assert again.status_code == 409 and "plus libre" in text_of(again)
+    refused = await post_form(
+        client, f"{detail_url}/preparer", {"callback_phone": "02 61 91 50 00"}, page=detail_url
+    )
+    assert refused.status_code == 409 and "Consentement du patient" in text_of(refused)
+    assert 'data-consent="missing"' in refused.text and f"suite={detail_url}" in text_of(refused)
+    await give_consent(session, nurse, world.patient_id, "teleconsultation")
+    unjustified = await post_form(
+        client,
+        f"{detail_url}/preparer",
+        {"bad_news": "oui", "callback_phone": "02 61 91 50 00"},
+        page=detail_url,
+    )
+    assert unjustified.status_code == 422 and "justifiez" in text_of(unjustified)
+    prepared = await post_form(
+        client,
+        f"{detail_url}/preparer",
+        {
+            "bad_news": "oui",
+            "justification": "Annonce déjà faite en présence, suivi seulement.",
+            "callback_phone": "02 61 91 50 00",
+        },
+        page=detail_url,
+    )
+    assert prepared.status_code == 303
+    page = await client.get(detail_url)
+    assert "data-prepared" in page.text and "Démarrer la téléconsultation" in text_of(page)
+    agenda = await client.get("/rendez-vous?jour=2026-12-01")
+    assert detail_url in agenda.text
+
+
+async def test_other_actors_see_nothing(client, session, world):
+    slot = await _open(session, world)
+    from telesante.scheduling.schemas import AppointmentCreate
+
+    appointment = await service.book_appointment(
+        session,
+        world.nurse.principal,
+        AppointmentCreate(slot_id=slot.id, patient_id=world.patient_id, reason="Chutes"),
+    )
+    appointment_id, patient_id = appointment.id, world.patient_id
+    for actor in (world.colleague, world.outsider):
+        client.cookies.clear()
+        await sign_in(client, actor)
+        assert (await client.get(f"/rendez-vous/{appointment_id}")).status_code == 404
+        assert (await client.get(f"/rendez-vous/nouveau?patient_id={patient_id}")).status_code == 404
+        agenda = await client.get("/rendez-vous?jour=2026-12-01")
+        assert str(appointment_id) not in agenda.text
+        cancel = await post_form(
+            client, f"/rendez-vous/{appointment_id}/annuler", {"cancel_reason": "x" * 5}, page="/rendez-vous"
+        )
+        assert cancel.status_code == 404
+
+
+async def test_waiting_list_pages(client, session, world):
+    patient_id, offer_id = str(world.patient_id), str(world.offer_id)
+    await _open(session, world)
+    await sign_in(client, world.nurse)
+    page = f"/rendez-vous/nouveau?patient_id={patient_id}&offer_id={offer_id}"
+    joined = await post_form(
+        client,
+        "/rendez-vous/file-attente",
+        {
+            "patient_id": patient_id,
+            "offer_id": offer_id,
+            "site_id": "domicile",
+            "reason": "Fièvre depuis hier",
+        },
+        page=page,
+    )
+    assert joined.status_code == 303
+    ours = await client.get("/rendez-vous/file-attente")
+    listed = text_of(ours).upper()
+    assert "EN ATTENTE" in listed and "KERJEAN" in listed
+    client.cookies.clear()
+    await sign_in(client, world.doctor)
+    queue = await client.get("/rendez-vous/file-attente")
+    assert (
+        "Fièvre depuis hier" in text_of(queue) and "KERJEAN" not in text_of(queue).upper()
+    )  # no identity yet
+    taken = await post_form(
+        client, f"/rendez-vous/file-attente/{offer_id}/suivant", {}, page="/rendez-vous/file-attente"
+    )
+    assert taken.status_code == 303 and taken.headers["location"].startswith("/rendez-vous/")
+    detail = await client.get(taken.headers["location"])
+    assert "KERJEAN" in text_of(detail).upper()

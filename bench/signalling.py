@@ -308,6 +308,16 @@ def first_frames(url: str, info: dict[str, Any], runs: int) -> list[float]:
         context.add_cookies([{"name": "ts_session", "value": token, "domain": host, "path": "/"}])
         return context
 
+    def wait_for(page, expression: str, timeout: float = 20.0):
+        """Poll ``expression`` until truthy (``wait_for_function`` would need eval, which the CSP forbids)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = page.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.02)
+        raise TimeoutError(f"{expression} still false after {timeout} s")
+
     timings = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -325,22 +335,18 @@ def first_frames(url: str, info: dict[str, Any], runs: int) -> list[float]:
         doctor_context = context_for(browser, info["doctor"])
         doctor = doctor_context.new_page()
         doctor.goto(room)
-        doctor.wait_for_function("document.querySelector('[data-video-room]').dataset.status === 'in-call'")
+        wait_for(doctor, "document.querySelector('[data-video-room]').dataset.status === 'in-call'")
         warm_context = context_for(browser, info["nurse"])  # first visit: the doctor admits her once
         warm = warm_context.new_page()
         warm.goto(room)
         doctor.locator("[data-lobby-list] button", has_text="Admettre").click(timeout=15000)
-        warm.wait_for_function(
-            "window.telesanteVideo && window.telesanteVideo.firstRemoteFrameAt != null", timeout=20000
-        )
+        wait_for(warm, "window.telesanteVideo && window.telesanteVideo.firstRemoteFrameAt != null")
         warm_context.close()
         for _ in range(runs):
             context = context_for(browser, info["nurse"])
             page = context.new_page()
             page.goto(room)
-            page.wait_for_function(
-                "window.telesanteVideo && window.telesanteVideo.firstRemoteFrameAt != null", timeout=20000
-            )
+            wait_for(page, "window.telesanteVideo && window.telesanteVideo.firstRemoteFrameAt != null")
             timings.append(page.evaluate("window.telesanteVideo.firstRemoteFrameAt"))
             context.close()
             time.sleep(0.5)  # the doctor's page sees her leave before the next run

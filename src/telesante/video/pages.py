@@ -302,7 +302,7 @@ class _Socket:
         try:
             if self.websocket.application_state == WebSocketState.CONNECTED:
                 await self.websocket.close(code, reason)
-        except (RuntimeError, OSError):
+        except Exception:  # noqa: BLE001 - the client is already gone (uvicorn's ClientDisconnected, OSError…)
             pass
 
 

@@ -171,7 +171,15 @@ async def seed(rooms: int) -> dict[str, Any]:
                 information_text_id=notice.id,
             ),
         )
-        slots = await scheduling.list_free_slots(session, nurse, offer.id, settings, days=rooms // 200 + 2)
+        slots = []
+        while len(slots) < rooms:  # the listing gives 200 at a time
+            start = slots[-1][0].starts_at + timedelta(seconds=1) if slots else None
+            batch = await scheduling.list_free_slots(
+                session, nurse, offer.id, settings, starts_at=start, days=rooms // 200 + 2
+            )
+            if not batch:
+                break
+            slots += batch
         preparation = CallPreparation(
             physical_exam_needed=False,
             bad_news=False,

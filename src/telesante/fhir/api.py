@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from telesante.auth.dependencies import SessionDep, SettingsDep, require_bearer
 from telesante.auth.principal import Principal
 from telesante.fhir import mapping, search, tele_requests, workflow
+from telesante.fhir import scheduling as fhir_scheduling
 from telesante.kit import clock
 from telesante.kit.pagination import Page
 from telesante.storage.dependencies import BlobStoreDep, file_response
@@ -266,3 +267,85 @@ async def read_healthcare_service(offer_id: str, session: SessionDep, principal:
     return FHIRResponse(
         workflow.healthcare_service_resource(await tele_requests.read_offer(session, offer_id))
     )
+
+
+# --- teleconsultation scheduling and calls (fhir/scheduling.py) ------------------------------------------------
+
+
+def _listed(request: Request, resource_type: str, query: search.SearchQuery, found: list, to_resource, id_of):
+    shown = found[query.page.offset : query.page.offset + query.count] if query.count else []
+    page = Page(items=shown, total=len(found), offset=query.page.offset, limit=query.page.limit)
+    return _bundle(request, resource_type, query, page, to_resource, id_of)
+
+
+@router.get("/Schedule", summary="Agendas de téléconsultation d'un médecin (disponibilités en cours)")
+async def search_schedules(request: Request, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    query = _query(request, fhir_scheduling.SCHEDULE_PARAMS)
+    found = await fhir_scheduling.schedules(session, principal, query)
+    return _listed(request, "Schedule", query, found, fhir_scheduling.schedule_resource, lambda p: p.id)
+
+
+@router.get("/Schedule/{schedule_id}", summary="Lecture d'un agenda")
+async def read_schedule(schedule_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    return FHIRResponse(
+        fhir_scheduling.schedule_resource(
+            await fhir_scheduling.read_schedule(session, principal, schedule_id)
+        )
+    )
+
+
+@router.get("/Slot", summary="Créneaux libres d'un agenda")
+async def search_slots(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: BearerDep
+) -> FHIRResponse:
+    query = _query_dates(request, fhir_scheduling.SLOT_PARAMS, ("start",))
+    found = await fhir_scheduling.slots(session, principal, settings, query)
+    return _listed(request, "Slot", query, found, fhir_scheduling.slot_resource, lambda s: s.id)
+
+
+@router.get("/Slot/{slot_id}", summary="Lecture d'un créneau")
+async def read_slot(slot_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    return FHIRResponse(
+        fhir_scheduling.slot_resource(await fhir_scheduling.read_slot(session, principal, slot_id))
+    )
+
+
+@router.get("/Appointment", summary="Téléconsultations programmées (établissements du jeton, tracée)")
+async def search_appointments(request: Request, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    query = _query_dates(request, fhir_scheduling.APPOINTMENT_PARAMS, ("date",))
+    found = await fhir_scheduling.appointments(session, principal, query)
+    return _listed(request, "Appointment", query, found, fhir_scheduling.appointment_resource, lambda a: a.id)
+
+
+@router.get("/Appointment/{appointment_id}", summary="Lecture d'un rendez-vous (tracée)")
+async def read_appointment(appointment_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    return FHIRResponse(
+        fhir_scheduling.appointment_resource(
+            await fhir_scheduling.read_appointment(session, principal, appointment_id)
+        )
+    )
+
+
+@router.get("/Encounter", summary="L'appel vidéo d'un rendez-vous (classe VR)")
+async def search_encounters(request: Request, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    query = _query(request, fhir_scheduling.ENCOUNTER_PARAMS)
+    found = await fhir_scheduling.encounters(session, principal, query)
+    return _listed(
+        request,
+        "Encounter",
+        query,
+        found,
+        lambda item: fhir_scheduling.encounter_resource(*item),
+        lambda item: item[0].id,
+    )
+
+
+@router.get("/Encounter/{encounter_id}", summary="Lecture d'un appel vidéo (tracée)")
+async def read_encounter(encounter_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    room, request_id = await fhir_scheduling.read_encounter(session, principal, encounter_id)
+    return FHIRResponse(fhir_scheduling.encounter_resource(room, request_id))
+
+
+def _query_dates(request: Request, supported: tuple[str, ...], dates: tuple[str, ...]) -> search.SearchQuery:
+    strict = "handling=strict" in request.headers.get("prefer", "").replace(" ", "").lower()
+    return search.parse_query(request.query_params.multi_items(), supported, strict=strict, repeatable=dates)

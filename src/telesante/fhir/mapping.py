@@ -450,6 +450,29 @@ SEARCH_PARAMETERS: dict[str, list[tuple[str, str, str, str]]] = {
             "true (seules les offres actives sont listées).",
         ),
     ],
+    "Schedule": [
+        ("actor", "reference", f"{_SP}/Schedule-actor", "Practitioner/<id> (obligatoire)."),
+        ("active", "token", f"{_SP}/Schedule-active", "true (seuls les agendas en cours sont listés)."),
+    ],
+    "Slot": [
+        ("schedule", "reference", f"{_SP}/Slot-schedule", "Schedule/<id> (obligatoire)."),
+        ("status", "token", f"{_SP}/Slot-status", "free (seuls les créneaux libres sont recherchés)."),
+        ("start", "date", f"{_SP}/Slot-start", "Intervalle : start=ge…&start=lt…"),
+    ],
+    "Appointment": [
+        ("patient", "reference", f"{_SP}/clinical-patient", "Patient/<id>."),
+        ("practitioner", "reference", f"{_SP}/Appointment-practitioner", "Practitioner/<id>."),
+        (
+            "date",
+            "date",
+            f"{_SP}/clinical-date",
+            "Début ; au plus 92 jours (défaut : 14 jours dès aujourd'hui).",
+        ),
+        ("status", "token", f"{_SP}/Appointment-status", "booked, cancelled, fulfilled, noshow."),
+    ],
+    "Encounter": [
+        ("appointment", "reference", f"{_SP}/Encounter-appointment", "Appointment/<id> (obligatoire)."),
+    ],
 }
 # Resources read by id only, and those that can be created.
 READ_ONLY = ("QuestionnaireResponse", "Binary")

@@ -980,3 +980,45 @@ async def cancel_waiting(
         details={"cancelled": True},
     )
     return entry
+
+
+# --- read access for FHIR (Schedule, Slot) ------------------------------------------------------------------
+
+
+async def _readable_offer(session: AsyncSession, principal: Principal, offer_id: uuid.UUID) -> bool:
+    offer = await get_offer(session, offer_id)
+    return any([await _may_book(session, offer, org) for org in principal.clinical_organisation_ids])
+
+
+async def visible_patterns(
+    session: AsyncSession, principal: Principal, professional_id: uuid.UUID
+) -> list[AvailabilityPattern]:
+    """A doctor's running availabilities that the principal may book from (their own, always)."""
+    patterns = await PatternRepository(session).list_for_professional(professional_id)
+    if principal.professional_id == professional_id:
+        return [p for p in patterns if p.ended_at is None]
+    return [
+        p for p in patterns if p.ended_at is None and await _readable_offer(session, principal, p.offer_id)
+    ]
+
+
+async def get_visible_pattern(
+    session: AsyncSession, principal: Principal, pattern_id: uuid.UUID
+) -> AvailabilityPattern:
+    pattern = await PatternRepository(session).get(pattern_id)
+    if pattern is None or not (
+        principal.professional_id == pattern.professional_id
+        or await _readable_offer(session, principal, pattern.offer_id)
+    ):
+        raise NotFound("Agenda introuvable.")
+    return pattern
+
+
+async def get_visible_slot(session: AsyncSession, principal: Principal, slot_id: uuid.UUID) -> Slot:
+    slot = await SlotRepository(session).get(slot_id)
+    if slot is None or not (
+        principal.professional_id == slot.professional_id
+        or await _readable_offer(session, principal, slot.offer_id)
+    ):
+        raise NotFound("Créneau introuvable.")
+    return slot

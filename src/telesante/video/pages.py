@@ -303,7 +303,7 @@ class _Socket:
             if self.websocket.application_state == WebSocketState.CONNECTED:
                 await self.websocket.close(code, reason)
         except Exception:  # noqa: BLE001 - the client is already gone (uvicorn's ClientDisconnected, OSError…)
-            pass
+            log.debug("socket already closed by its client")
 
 
 def _same_origin(websocket: WebSocket) -> bool:

@@ -108,6 +108,11 @@ async def open_room(session: AsyncSession, principal: Principal, appointment_id:
     return room
 
 
+async def room_of_appointment(session: AsyncSession, appointment_id: uuid.UUID) -> VideoRoom | None:
+    """The call of an appointment the caller may already see (the caller checked the appointment)."""
+    return await RoomRepository(session).for_appointment(appointment_id)
+
+
 async def visible_room(session: AsyncSession, principal: Principal, room_id: uuid.UUID) -> VideoRoom:
     room = await RoomRepository(session).get_visible(principal, room_id)
     if room is None:

@@ -121,6 +121,10 @@ async def test_metadata_is_public_capability_statement(client):
         "HealthcareService",
         "QuestionnaireResponse",
         "Binary",
+        "Schedule",
+        "Slot",
+        "Appointment",
+        "Encounter",
     }
     for name, resource in resources.items():
         expected = {"read", "search-type"} | ({"create"} if name == "ServiceRequest" else set())

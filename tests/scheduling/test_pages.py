@@ -133,3 +133,66 @@ async def test_waiting_list_pages(client, session, world):
     assert taken.status_code == 303 and taken.headers["location"].startswith("/rendez-vous/")
     detail = await client.get(taken.headers["location"])
     assert "KERJEAN" in text_of(detail).upper()
+
+
+async def test_doctor_manages_availability_and_absences(client, session, world):
+    await sign_in(client, world.doctor)
+    page = await client.get("/rendez-vous/disponibilites")
+    assert page.status_code == 200 and "Téléconsultation de gériatrie" in text_of(page)
+    form = {
+        "offer_id": str(world.offer_id),
+        "weekdays": ["2", "4"],
+        "start_time": "14:00",
+        "end_time": "16:00",
+        "slot_minutes": "30",
+        "valid_from": "2026-12-01",
+        "valid_until": "2026-12-31",
+        "skip_public_holidays": "oui",
+    }
+    opened = await post_form(client, "/rendez-vous/disponibilites", form)
+    assert opened.status_code == 303, text_of(opened)
+    clash = await post_form(client, "/rendez-vous/disponibilites", form)
+    assert clash.status_code == 409 and "chevauche" in text_of(clash)
+    bad = await post_form(
+        client, "/rendez-vous/disponibilites", {**form, "weekdays": [], "start_time": "16:00"}
+    )
+    assert bad.status_code == 422
+    absence = await post_form(
+        client,
+        "/rendez-vous/absences",
+        {"starts_at": "2026-12-03T00:00", "ends_at": "2026-12-04T00:00", "reason": "Formation"},
+        page="/rendez-vous/disponibilites",
+    )
+    assert absence.status_code == 303
+    page = await client.get("/rendez-vous/disponibilites")
+    assert "Formation" in text_of(page) and "14:00–16:00" in text_of(page)
+    free = await service.list_free_slots(session, world.nurse.principal, world.offer_id, Settings(), days=10)
+    assert not [s for s, _n in free if s.starts_at.day == 3]  # Thursday 3 December is blocked
+    client.cookies.clear()
+    await sign_in(client, world.colleague)
+    assert "Vous n'êtes expert d'aucune offre" in text_of(await client.get("/rendez-vous/disponibilites"))
+
+
+async def test_reschedule_from_the_appointment_page(client, session, world):
+    slot = await _open(session, world)
+    from telesante.scheduling.schemas import AppointmentCreate
+
+    appointment = await service.book_appointment(
+        session,
+        world.nurse.principal,
+        AppointmentCreate(slot_id=slot.id, patient_id=world.patient_id, reason="Chutes"),
+    )
+    later = (await service.list_free_slots(session, world.nurse.principal, world.offer_id, Settings()))[3][0]
+    appointment_id, later_id = appointment.id, later.id
+    await sign_in(client, world.nurse)
+    page = await client.get(f"/rendez-vous/{appointment_id}")
+    assert str(later_id) in page.text
+    moved = await post_form(
+        client,
+        f"/rendez-vous/{appointment_id}/reporter",
+        {"slot_id": str(later_id)},
+        page=f"/rendez-vous/{appointment_id}",
+    )
+    assert moved.status_code == 303 and moved.headers["location"] != f"/rendez-vous/{appointment_id}"
+    old = await client.get(f"/rendez-vous/{appointment_id}")
+    assert "Annulé" in text_of(old)

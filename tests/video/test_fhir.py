@@ -100,12 +100,11 @@ async def test_bad_searches_get_an_operation_outcome(fhir_url, session, world, a
 
 
 async def test_fulfilled_appointment_after_the_report(fhir_url, session, world, appointment, tmp_path):  # noqa: F811
-    from telesante.requests.schemas import ReportCreate
-    from telesante.storage.blobs import FilesystemBlobStore
-
     from datetime import timedelta
 
     from telesante.kit import clock
+    from telesante.requests.schemas import ReportCreate
+    from telesante.storage.blobs import FilesystemBlobStore
 
     room = await video.open_room(session, world.nurse.principal, appointment.id)
     await video.record_call_event(session, str(room.id), CallEventKind.JOINED, "a-d", "Dr", {"role": HOST})

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
+from telesante.config import get_settings
 from telesante.db import discard_changes
 from telesante.kit import clock
-from telesante.kit.errors import Conflict, DomainError, InvalidInput
+from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput
 from telesante.kit.schemas import parse_input
 from telesante.offers import service as offers_service
 from telesante.offers.models import ActType
@@ -26,7 +27,14 @@ from telesante.scheduling.models import (
     EQUIPMENT,
     SITE_KIND_LABELS,
 )
-from telesante.scheduling.schemas import AppointmentCreate, CallPreparation, WaitingCreate
+from telesante.scheduling.schemas import (
+    AppointmentCreate,
+    AppointmentReschedule,
+    CallPreparation,
+    ExceptionCreate,
+    PatternCreate,
+    WaitingCreate,
+)
 from telesante.web.forms import form_values, labelled_message
 from telesante.web.render import redirect, render
 
@@ -147,8 +155,16 @@ async def _detail_context(session, principal, appointment_id: uuid.UUID) -> dict
     )
     site = await service.get_site(session, appointment.site_id) if appointment.site_id else None
     doctors = await service.professional_names(session, {appointment.professional_id})
+    moves = []
+    if appointment.status == "booked":
+        try:
+            settings = get_settings()
+            moves = await service.list_free_slots(session, principal, appointment.offer_id, settings, days=14)
+        except DomainError:
+            moves = []
     return {
         "appointment": appointment,
+        "moves": moves[:60],
         "patient": access.patient,
         "consent": consent,
         "site": site,
@@ -206,6 +222,98 @@ async def waiting_page(request: Request, session: SessionDep, principal: Princip
 async def take_next(session: SessionDep, principal: PrincipalDep, offer_id: uuid.UUID):
     appointment = await service.take_next(session, principal, offer_id)
     return redirect(f"/rendez-vous/{appointment.id}")
+
+
+@router.get("/rendez-vous/disponibilites")
+async def availability(request: Request, session: SessionDep, principal: PrincipalDep):
+    """The doctor's own agenda: weekly availability per offer, absences."""
+    context = await service.my_agenda(session, principal)
+    return render(request, "scheduling/availability.html", {**context, "values": {}, **LABELS})
+
+
+async def _availability_error(request, session, principal, exc: DomainError, values):
+    await discard_changes(session)
+    context = await service.my_agenda(session, principal)
+    context.update(values=values, error=labelled_message(exc, AVAILABILITY_LABELS), error_field=exc.field)
+    return render(request, "scheduling/availability.html", {**context, **LABELS}, status_code=exc.status_code)
+
+
+AVAILABILITY_LABELS = {
+    "offer_id": "Offre",
+    "weekdays": "Jours",
+    "start_time": "Heure de début",
+    "end_time": "Heure de fin",
+    "slot_minutes": "Durée d'un créneau",
+    "valid_from": "Du",
+    "valid_until": "Au",
+    "starts_at": "Début de l'absence",
+    "ends_at": "Fin de l'absence",
+    "reason": "Motif",
+}
+
+
+@router.post("/rendez-vous/disponibilites")
+async def add_availability(
+    request: Request, session: SessionDep, principal: PrincipalDep, settings: SettingsDep
+):
+    form = await request.form()
+    values: dict[str, Any] = form_values(
+        form, ["offer_id", "start_time", "end_time", "slot_minutes", "valid_from", "valid_until"]
+    )
+    values["weekdays"] = [day for day in form.getlist("weekdays") if isinstance(day, str)]
+    values["skip_public_holidays"] = form.get("skip_public_holidays") == "oui"
+    values["professional_id"] = str(principal.professional_id)
+    try:
+        await service.add_pattern(session, principal, parse_input(PatternCreate, values), settings)
+    except (InvalidInput, Conflict, Forbidden) as exc:
+        return await _availability_error(request, session, principal, exc, values)
+    return redirect("/rendez-vous/disponibilites")
+
+
+@router.post("/rendez-vous/disponibilites/{pattern_id}/arreter")
+async def end_availability(session: SessionDep, principal: PrincipalDep, pattern_id: uuid.UUID):
+    await service.end_pattern(session, principal, pattern_id)
+    return redirect("/rendez-vous/disponibilites")
+
+
+@router.post("/rendez-vous/absences")
+async def add_absence(request: Request, session: SessionDep, principal: PrincipalDep):
+    form = await request.form()
+    values: dict[str, Any] = form_values(form, ["starts_at", "ends_at", "reason"])
+    parsed = dict(values, professional_id=str(principal.professional_id))
+    for key in ("starts_at", "ends_at"):
+        try:  # <input type="datetime-local">: Paris wall time
+            parsed[key] = datetime.fromisoformat(values.get(key, "")).replace(tzinfo=clock.PARIS)
+        except ValueError:
+            parsed[key] = values.get(key, "")
+    try:
+        _exception, _blocked, to_move = await service.add_exception(
+            session, principal, parse_input(ExceptionCreate, parsed)
+        )
+    except (InvalidInput, Conflict, Forbidden) as exc:
+        return await _availability_error(request, session, principal, exc, values)
+    suffix = f"?a_deplacer={len(to_move)}" if to_move else ""
+    return redirect(f"/rendez-vous/disponibilites{suffix}")
+
+
+@router.post("/rendez-vous/absences/{exception_id}/supprimer")
+async def remove_absence(session: SessionDep, principal: PrincipalDep, exception_id: uuid.UUID):
+    await service.remove_exception(session, principal, exception_id)
+    return redirect("/rendez-vous/disponibilites")
+
+
+@router.post("/rendez-vous/{appointment_id}/reporter")
+async def reschedule(
+    request: Request, session: SessionDep, principal: PrincipalDep, appointment_id: uuid.UUID
+):
+    values = form_values(await request.form(), ["slot_id"])
+    try:
+        moved = await service.reschedule_appointment(
+            session, principal, appointment_id, parse_input(AppointmentReschedule, values)
+        )
+    except (InvalidInput, Conflict) as exc:
+        return await _detail_error(request, session, principal, appointment_id, exc, values)
+    return redirect(f"/rendez-vous/{moved.id}")
 
 
 @router.get("/rendez-vous/{appointment_id}")

@@ -1022,3 +1022,26 @@ async def get_visible_slot(session: AsyncSession, principal: Principal, slot_id:
     ):
         raise NotFound("Créneau introuvable.")
     return slot
+
+
+async def my_agenda(session: AsyncSession, principal: Principal) -> dict[str, Any]:
+    """The principal's own availability: running patterns, absences ahead, and the offers they may open slots for."""
+    from telesante.offers.repository import OfferRepository
+
+    offers = [
+        offer
+        for organisation_id in {
+            g.organisation_id for g in principal.grants if g.role == Role.EXPERT and g.organisation_id
+        }
+        for offer in await OfferRepository(session).list_for_organisation(organisation_id)
+        if offer.act_type in BOOKABLE_ACTS and offer.active
+    ]
+    patterns = await PatternRepository(session).list_for_professional(principal.professional_id)
+    absences = await ExceptionRepository(session).list_for_professional(
+        principal.professional_id, clock.now()
+    )
+    return {
+        "offers": offers,
+        "patterns": [p for p in patterns if p.ended_at is None],
+        "absences": absences,
+    }

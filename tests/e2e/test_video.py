@@ -180,11 +180,21 @@ def test_assisted_teleconsultation_story(media_browser, live):
         expect(nurse.locator("[data-video-room]")).to_have_attribute("data-status", "in-call", timeout=20000)
         flowing(nurse, 2)
 
+        # --- the doctor's network weakens: audio only (the others see it on his tile; audio keeps flowing)
+        doctor.get_by_role("button", name="Audio seul").click()
+        expect(nurse.locator("[data-peer] figcaption", has_text="audio seul")).to_be_visible(timeout=10000)
+        names = dict(nurse.evaluate("[...window.telesanteVideo.state.peers].map(([id, p]) => [p.name, id])"))
+        doctor_peer = names[info["geriatrician_name"]]
+        audio_before = nurse.evaluate("window.telesanteVideo.stats()")[doctor_peer]["audioBytes"]
+        nurse.wait_for_timeout(1500)
+        assert nurse.evaluate("window.telesanteVideo.stats()")[doctor_peer]["audioBytes"] > audio_before
+
         # --- the doctor writes the report, pre-filled from the call, and signs it
         doctor.get_by_role("link", name=re.compile("rédiger et signer le compte rendu")).click()
         expect(doctor.locator("#participant_name_1")).to_have_value(info["nurse_name"])
         expect(doctor.locator("#participant_name_2")).to_have_value("Anne Kerjean")
         expect(doctor.locator("#technical_incident_details")).to_have_value(re.compile("coupure"))
+        expect(doctor.locator("#technical_incident_details")).to_have_value(re.compile("audio seul"))
         doctor.get_by_label("Conclusion").fill("Chutes sur hypotension orthostatique. Plaie du talon propre.")
         doctor.get_by_label(re.compile("Prescriptions et actes")).fill(
             "Arrêt de l'amlodipine ; soins de plaie."

@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     async def lifespan(app: FastAPI):
         await app.state.event_bus.start()
         bind_event_bus(app.state.event_bus)  # background jobs publish on it too
+        if app.state.video_relay is not None:
+            await app.state.video_relay.start()
         runner = None
         if settings.jobs_enabled:
             runner = JobRunner(
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         await anyio.to_thread.run_sync(parsing.shutdown)
         if runner is not None:
             await runner.stop()
+        if app.state.video_relay is not None:
+            await app.state.video_relay.stop()
         unbind_event_bus(app.state.event_bus)
         await app.state.event_bus.stop()
         if database is None:
@@ -101,6 +105,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.video_hub = SignallingHub(
         settings.video_max_participants, journal=video_pages.journal_for(app.state.database.sessionmaker)
     )
+    app.state.video_relay = None
+    if settings.redis_url is not None:  # several instances: each call served by one (video/relay.py)
+        from telesante.video.relay import VideoRelay
+
+        app.state.video_relay = VideoRelay(
+            settings.redis_url.get_secret_value(), app.state.video_hub, prefix=settings.events_redis_channel
+        )
 
     errors.install(app)
     app.add_middleware(

@@ -325,6 +325,40 @@ async def _seat(session, settings, websocket: WebSocket, room_id: uuid.UUID) -> 
     raise NotAuthenticated("Connectez-vous, ou ouvrez le lien d'invitation reçu.")
 
 
+async def _messages(websocket: WebSocket, connection: _Socket):
+    """What the browser sends, parsed (None when unreadable); ends when the socket closes."""
+    while True:
+        raw = await websocket.receive_text()
+        if len(raw) > MAX_MESSAGE_BYTES:
+            await connection.send(
+                {"type": "error", "code": "too-large", "message": "Message trop volumineux."}
+            )
+            continue
+        try:
+            yield json.loads(raw)
+        except ValueError:
+            yield None
+
+
+async def _proxied(websocket: WebSocket, relay, owner: str, room: str, member: Member) -> None:
+    """The call is served by another instance (video/relay.py): forward both ways until the socket closes."""
+    conn = uuid.uuid4().hex
+    connection = member.connection
+    await relay.proxy_join(owner, room, conn, member)
+    dropped = True
+    try:
+        async for message in _messages(websocket, connection):
+            if isinstance(message, dict) and message.get("type") == "leave":
+                dropped = False
+                break
+            await relay.proxy_message(owner, room, conn, message)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        await relay.proxy_leave(owner, room, conn, dropped=dropped)
+        await connection.close(1000, "bye")
+
+
 def journal_for(sessionmaker):
     async def journal(room_id, kind, participant, name, details) -> None:
         async for session in run_in_transaction(sessionmaker):
@@ -361,6 +395,11 @@ async def signalling(websocket: WebSocket, room_id: uuid.UUID):
             "max_participants": settings.video_max_participants,
         }
     )
+    relay = getattr(app.state, "video_relay", None)
+    owner = await relay.owner_of(str(room_id)) if relay is not None else None
+    if relay is not None and owner != relay.instance_id:
+        await _proxied(websocket, relay, owner, str(room_id), member)
+        return
     try:
         await hub.join(str(room_id), member)
     except RoomFull:
@@ -377,17 +416,7 @@ async def signalling(websocket: WebSocket, room_id: uuid.UUID):
         return
     dropped = True
     try:
-        while True:
-            raw = await websocket.receive_text()
-            if len(raw) > MAX_MESSAGE_BYTES:
-                await connection.send(
-                    {"type": "error", "code": "too-large", "message": "Message trop volumineux."}
-                )
-                continue
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                message = None
+        async for message in _messages(websocket, connection):
             if isinstance(message, dict) and message.get("type") == "leave":
                 dropped = False
                 break

@@ -62,6 +62,7 @@ ORGANISATIONS: tuple[OrganisationSpec, ...] = (
             (ServiceType.RADIOLOGIE, "Imagerie médicale"),
             (ServiceType.REANIMATION, "Réanimation médicale"),
             (ServiceType.CARDIOLOGIE, "Cardiologie"),
+            (ServiceType.GERIATRIE, "Gériatrie"),
         ),
     ),
     OrganisationSpec(
@@ -393,6 +394,16 @@ PEOPLE: tuple[PersonSpec, ...] = (
         15,
         (Grant("samu_56", REGULATION[1], Role.SAMU_REGULATOR),),
         "regulateur.56",
+    ),
+    PersonSpec(
+        "geriatre",
+        "Le Meur",
+        "Armelle",
+        MD,
+        "Gériatrie",
+        17,
+        (Grant("chu", "Gériatrie", Role.EXPERT),),
+        "geriatre",
     ),
     PersonSpec(
         "telesurveillance",

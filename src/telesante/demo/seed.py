@@ -74,6 +74,8 @@ SUMMARY_LABELS = {
     "rotas": "Listes de garde",
     "shifts": "  dont gardes planifiées",
     "offers": "Offres de télé-expertise",
+    "sites": "Lieux de téléconsultation",
+    "slots": "Créneaux de téléconsultation ouverts",
     "émetteurs DICOM": "Émetteurs DICOM",
     "études d'imagerie": "Études d'imagerie (scanner cérébral)",
 }
@@ -534,6 +536,113 @@ async def _ensure_offers(
         summary.created["offers"] += 1
 
 
+# Where patients sit for a teleconsultation, with what, and who assists them there.
+SITES = (
+    (
+        "ehpad_lannion",
+        "Salle de soins du 1er étage",
+        "room",
+        ("camera", "stethoscope", "oximeter", "blood_pressure"),
+        "infirmiere_ehpad",
+    ),
+    (
+        "pharmacie_lorient",
+        "Cabine de téléconsultation",
+        "booth",
+        ("camera", "otoscope", "stethoscope", "oximeter", "thermometer", "blood_pressure"),
+        "pharmacien",
+    ),
+)
+
+
+async def _ensure_teleconsultation(
+    session: AsyncSession,
+    admin: Principal,
+    organisations: dict[str, uuid.UUID],
+    accounts: dict[str, uuid.UUID],
+    summary: SeedSummary,
+) -> None:
+    """The CHU's geriatric teleconsultation (offer, the geriatrician's weekday availability for eight weeks) and the
+    teleconsultation sites of an EHPAD and a pharmacy, with their equipment and staff."""
+    from datetime import time, timedelta
+
+    from telesante.config import get_settings
+    from telesante.kit import clock
+    from telesante.offers import service as offer_service
+    from telesante.offers.models import ActType, Routing
+    from telesante.offers.schemas import OfferCreate
+    from telesante.scheduling import service as scheduling
+    from telesante.scheduling.repository import PatternRepository, SiteRepository
+    from telesante.scheduling.schemas import PatternCreate, SiteCreate
+
+    chu = organisations["chu"]
+    services = {s.name: s.id for s in (await OrganisationRepository(session).get_detail(chu)).services}
+    title = "Téléconsultation de gériatrie"
+    offer = next(
+        (o for o in await offer_service.list_organisation_offers(session, chu) if o.title == title), None
+    )
+    if offer is None:
+        offer = await offer_service.create_offer(
+            session,
+            admin,
+            OfferCreate(
+                organisation_id=chu,
+                service_id=services.get("Gériatrie"),
+                title=title,
+                description="Résidents d'EHPAD et patients âgés vus par vidéo, accompagnés par l'infirmière ou le "
+                "pharmacien : chutes, troubles cognitifs, plaies, adaptation des traitements.",
+                act_type=ActType.TELECONSULTATION,
+                specialty="Gériatrie",
+                form_code="question_generique",
+                routing=Routing.POOL,
+                response_minutes=7 * 24 * 60,
+            ),
+        )
+        summary.created["offers"] += 1
+    else:
+        summary.existing["offers"] += 1
+    professional = {
+        key: (await AccountRepository(session).get_with_professional(accounts[key])).professional_id
+        for key in ("geriatre", "infirmiere_ehpad", "pharmacien")
+    }
+    for org_key, name, kind, equipment, staff in SITES:
+        if await SiteRepository(session).get_by_name(organisations[org_key], name) is not None:
+            summary.existing["sites"] += 1
+            continue
+        await scheduling.create_site(
+            session,
+            admin,
+            SiteCreate(
+                organisation_id=organisations[org_key],
+                name=name,
+                kind=kind,
+                equipment=list(equipment),
+                staff_professional_ids=[professional[staff]],
+            ),
+        )
+        summary.created["sites"] += 1
+    if await PatternRepository(session).list_for_professional(professional["geriatre"]):
+        return
+    today = clock.to_paris(clock.now()).date()
+    for start, end in ((time(9, 0), time(12, 0)), (time(14, 0), time(17, 0))):
+        _pattern, slots = await scheduling.add_pattern(
+            session,
+            admin,
+            PatternCreate(
+                professional_id=professional["geriatre"],
+                offer_id=offer.id,
+                weekdays=[1, 2, 3, 4, 5],
+                start_time=start,
+                end_time=end,
+                slot_minutes=20,
+                valid_from=today,
+                valid_until=today + timedelta(weeks=8),
+            ),
+            get_settings(),
+        )
+        summary.created["slots"] += slots
+
+
 # The demo's DICOM senders: `storescu -aet CT_ST_BRIEUC -aec TELESANTE 127.0.0.1 11112 <files>` feeds the demo.
 DICOM_PEERS = (
     ("ch_saint_brieuc", "CT_ST_BRIEUC", "Scanner des urgences"),
@@ -619,6 +728,7 @@ async def seed_demo(session: AsyncSession, store=None) -> SeedSummary:
         summary,
     )
     await _ensure_offers(session, regional_admin, organisations, rota_id, summary)
+    await _ensure_teleconsultation(session, regional_admin, organisations, accounts, summary)
     await _ensure_dicom_peers(session, organisations, summary)
     principals = {key: await _principal(session, accounts[key]) for key, _ in PATIENTS_BY_REGISTRANT}
     for plan in plan_patients():

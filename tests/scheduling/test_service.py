@@ -3,6 +3,7 @@ live appointment per slot, cancellation, rescheduling, access by the three actor
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -186,6 +187,11 @@ async def test_booking_refusals(session, world):
         await service.book_appointment(session, world.colleague.principal, booking(world, slot))
     with pytest.raises(Forbidden):
         await service.book_appointment(session, world.outsider.principal, booking(world, slot))
+    with pytest.raises(InvalidInput) as unknown_site:  # not a site of the EHPAD
+        await service.book_appointment(
+            session, world.nurse.principal, booking(world, slot, site_id=uuid.uuid4())
+        )
+    assert unknown_site.value.field == "site_id"
     other_site = await service.list_sites(session, world.doctor.principal)
     assert other_site == []  # the CHU has no site; the EHPAD's is not the doctor's
     clock.set_clock(lambda: slot.starts_at + timedelta(minutes=1))

@@ -378,6 +378,15 @@ def _booking_organisation(principal: Principal, organisation_id: uuid.UUID | Non
     )
 
 
+async def _check_site(session: AsyncSession, site_id: uuid.UUID | None, organisation_id: uuid.UUID) -> None:
+    """A chosen site must be an active site of the booking organisation (none: the patient's home)."""
+    if site_id is None:
+        return
+    site = await SiteRepository(session).get(site_id)
+    if site is None or not site.active or site.organisation_id != organisation_id:
+        raise InvalidInput("Lieu de téléconsultation inconnu dans votre établissement.", field="site_id")
+
+
 async def _may_book(session: AsyncSession, offer: Offer, organisation_id: uuid.UUID) -> bool:
     return organisation_id == offer.organisation_id or await may_request(session, offer, organisation_id)
 
@@ -431,10 +440,7 @@ async def _claim(
     offer = await _bookable_offer(session, slot.offer_id)
     if not await _may_book(session, offer, organisation_id):
         raise Forbidden("Votre établissement ne peut pas demander cette offre.")
-    if site_id is not None:
-        site = await SiteRepository(session).get(site_id)
-        if site is None or not site.active or site.organisation_id != organisation_id:
-            raise InvalidInput("Lieu de téléconsultation inconnu dans votre établissement.", field="site_id")
+    await _check_site(session, site_id, organisation_id)
     now = clock.now()
     if clock.as_utc(slot.starts_at) <= now:
         raise Conflict("Ce créneau est passé : choisissez-en un autre.", field="slot_id")
@@ -831,10 +837,7 @@ async def join_waiting_list(session: AsyncSession, principal: Principal, data: W
     offer = await _bookable_offer(session, data.offer_id)
     if not await _may_book(session, offer, organisation_id):
         raise Forbidden("Votre établissement ne peut pas demander cette offre.")
-    if data.site_id is not None:
-        site = await SiteRepository(session).get(data.site_id)
-        if site is None or not site.active or site.organisation_id != organisation_id:
-            raise InvalidInput("Lieu de téléconsultation inconnu dans votre établissement.", field="site_id")
+    await _check_site(session, data.site_id, organisation_id)
     entry = await WaitingRepository(session).add(
         WaitingEntry(
             offer_id=offer.id,

@@ -39,6 +39,16 @@ async def test_doctors_take_the_oldest_first(session, world):
     second = await service.join_waiting_list(session, world.nurse.principal, waiting(world, other_patient.id))
     queues = await service.waiting_queue(session, world.doctor.principal)
     assert [e.id for e in queues["to_take"]] == [first.id, second.id]
+    from sqlalchemy import select
+
+    from telesante.audit.models import AuditEvent
+
+    searches = (
+        await session.scalars(
+            select(AuditEvent).where(AuditEvent.object_type == "WaitingEntry", AuditEvent.action == "search")
+        )
+    ).all()
+    assert searches and searches[-1].details == {"to_take": 2, "ours": 0}
     assert [e.id for e in (await service.waiting_queue(session, world.nurse.principal))["ours"]] == [
         second.id,
         first.id,

@@ -893,12 +893,21 @@ async def waiting_queue(session: AsyncSession, principal: Principal) -> dict[str
     site, the reason, since when); for the sites, their own entries."""
     repo = WaitingRepository(session)
     offers = await _expert_offer_ids(session, principal)
-    return {
+    queues = {
         "to_take": await repo.waiting(offer_ids=offers) if offers else [],
         "ours": await repo.recent_of(principal.clinical_organisation_ids, clock.now() - timedelta(days=1))
         if principal.clinical_organisation_ids
         else [],
     }
+    await record_access(
+        session,
+        principal,
+        action=Action.SEARCH,
+        object_type="WaitingEntry",
+        object_id=None,
+        details={"to_take": len(queues["to_take"]), "ours": len(queues["ours"])},
+    )
+    return queues
 
 
 async def take_next(

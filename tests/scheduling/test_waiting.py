@@ -3,6 +3,7 @@ two doctors at once get two different patients; the three actors; cancellation."
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -48,7 +49,7 @@ async def test_doctors_take_the_oldest_first(session, world):
             select(AuditEvent).where(AuditEvent.object_type == "WaitingEntry", AuditEvent.action == "search")
         )
     ).all()
-    assert searches and searches[-1].details == {"to_take": 2, "ours": 0}
+    assert searches and json.loads(searches[-1].details) == {"to_take": 2, "ours": 0}  # stored canonical JSON
     assert [e.id for e in (await service.waiting_queue(session, world.nurse.principal))["ours"]] == [
         second.id,
         first.id,

@@ -180,6 +180,18 @@ def test_assisted_teleconsultation_story(media_browser, live):
         expect(nurse.locator("[data-video-room]")).to_have_attribute("data-status", "in-call", timeout=20000)
         flowing(nurse, 2)
 
+        # --- the doctor shares his screen (a result to show), then stops; a single camera cannot be switched
+        doctor.get_by_role("button", name="Partager l'écran").click()
+        expect(nurse.locator("[data-peer] figcaption", has_text="partage d'écran")).to_be_visible(
+            timeout=10000
+        )
+        doctor.get_by_role("button", name="Partager l'écran").click()
+        expect(nurse.locator("[data-peer] figcaption", has_text="partage d'écran")).to_have_count(
+            0, timeout=10000
+        )
+        nurse.get_by_role("button", name="Changer de caméra").click()
+        expect(nurse.locator("[data-call-status]")).to_have_text("Une seule caméra disponible.")
+
         # --- the doctor's network weakens: audio only (the others see it on his tile; audio keeps flowing)
         doctor.get_by_role("button", name="Audio seul").click()
         expect(nurse.locator("[data-peer] figcaption", has_text="audio seul")).to_be_visible(timeout=10000)

@@ -207,6 +207,7 @@ def test_assisted_teleconsultation_story(media_browser, live):
         expect(doctor.locator("#participant_name_2")).to_have_value("Anne Kerjean")
         expect(doctor.locator("#technical_incident_details")).to_have_value(re.compile("coupure"))
         expect(doctor.locator("#technical_incident_details")).to_have_value(re.compile("audio seul"))
+        expect(doctor.locator("#duration_minutes")).to_have_value(re.compile(r"^[0-9]+$"))
         doctor.get_by_label("Conclusion").fill("Chutes sur hypotension orthostatique. Plaie du talon propre.")
         doctor.get_by_label(re.compile("Prescriptions et actes")).fill(
             "Arrêt de l'amlodipine ; soins de plaie."

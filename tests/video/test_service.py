@@ -259,11 +259,13 @@ async def test_report_prefilled_from_the_call_and_signed_by_the_doctor(session, 
     ]
     assert draft["performed_at"] == T0 + timedelta(minutes=1)
     assert draft["technical_incident"] is True and "coupure" in draft["technical_incident_details"]
+    assert draft["duration_minutes"] == 15  # from the second participant's arrival to the last event
     report_data = ReportCreate(
         conclusion="Chutes liées à une hypotension orthostatique ; adaptation du traitement.",
         prescriptions="Arrêt de l'amlodipine ; bas de contention.",
         participants=draft["participants"],
         performed_at=draft["performed_at"],
+        duration_minutes=draft["duration_minutes"],
         technical_incident=draft["technical_incident"],
         technical_incident_details=draft["technical_incident_details"],
     )
@@ -272,6 +274,7 @@ async def test_report_prefilled_from_the_call_and_signed_by_the_doctor(session, 
     report = await service.finish_call(session, world.doctor.principal, SETTINGS, store, room.id, report_data)
     assert report.signed_by_account_id == world.doctor.account.id and len(report.content_hash) == 64
     assert report.participants[2] == {"name": "Anne Kerjean", "role": "proche"}
+    assert report.duration_minutes == 15
     await session.refresh(room)
     await session.refresh(appointment)
     assert room.status == RoomStatus.CLOSED and appointment.status == AppointmentStatus.FULFILLED

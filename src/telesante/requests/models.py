@@ -148,6 +148,7 @@ class RequestReport(UUIDPrimaryKey, Base):
     prescriptions: Mapped[str] = mapped_column(sa.Text, default="")
     participants: Mapped[list[dict[str, str]]] = mapped_column(sa.JSON, default=list)
     performed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_minutes: Mapped[int | None] = mapped_column()  # a call's length (teleconsultation), when known
     technical_incident: Mapped[bool] = mapped_column()
     technical_incident_details: Mapped[str] = mapped_column(sa.String(2000), default="")
     signed_by_account_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("accounts.id"))

@@ -92,6 +92,8 @@ def render_report_pdf(doc: ReportDocument) -> bytes:
     line("Demande envoyée le", clock.format_paris(r.sent_at))
     line("Réponse donnée le", clock.format_paris(r.answered_at))
     line("Acte réalisé le", clock.format_paris(report.performed_at))
+    if report.duration_minutes is not None:
+        line("Durée", f"{report.duration_minutes} min")
     line(
         "Consentement",
         "recueilli avant l'acte" if r.consent_id else f"dérogation d'urgence : {r.emergency_exemption}",

@@ -72,6 +72,9 @@ class ReportCreate(InputModel):
     )
     participants: list[Participant] = Field(min_length=1, max_length=20)
     performed_at: datetime = Field(description="Date et heure de réalisation de l'acte")
+    duration_minutes: int | None = Field(
+        None, ge=0, le=600, description="Durée de l'acte (appel vidéo), en minutes"
+    )
     technical_incident: bool = Field(description="Incident technique survenu pendant l'acte")
     technical_incident_details: str = Field("", max_length=2000)
 

@@ -221,7 +221,8 @@ def _report_values(form) -> dict[str, Any]:
         if name or role:
             participants.append({"name": name, "role": role})
     values: dict[str, Any] = form_values(
-        form, ["conclusion", "prescriptions", "technical_incident_details", "performed_at"]
+        form,
+        ["conclusion", "prescriptions", "technical_incident_details", "performed_at", "duration_minutes"],
     )
     values["participants"] = participants
     values["technical_incident"] = form.get("technical_incident") == "oui"
@@ -279,6 +280,7 @@ REPORT_LABELS = {
     "prescriptions": "Prescriptions",
     "participants": "Participants",
     "performed_at": "Date et heure",
+    "duration_minutes": "Durée",
     "technical_incident_details": "Incidents techniques",
 }
 

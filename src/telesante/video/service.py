@@ -472,6 +472,7 @@ async def report_draft(session: AsyncSession, principal: Principal, room_id: uui
         "summary": summary,
         "participants": [{"name": p["name"], "role": p["role"]} for p in participants],
         "performed_at": summary.started_at or clock.as_utc(appointment.starts_at),
+        "duration_minutes": summary.duration_minutes,
         "technical_incident": bool(summary.incidents),
         "technical_incident_details": details,
     }

@@ -196,3 +196,49 @@ async def test_reschedule_from_the_appointment_page(client, session, world):
     assert moved.status_code == 303 and moved.headers["location"] != f"/rendez-vous/{appointment_id}"
     old = await client.get(f"/rendez-vous/{appointment_id}")
     assert "Annulé" in text_of(old)
+
+
+async def test_an_administrator_manages_a_doctors_agenda(client, session, world):
+    from telesante.directory.models import Organisation, Role
+    from tests.factories import make_actor
+
+    admin = await make_actor(
+        session, await session.get(Organisation, world.chu_id), Role.ORG_ADMIN, totp=True
+    )
+    doctor_id, offer_id, colleague = str(world.doctor.professional.id), str(world.offer_id), world.colleague
+    await sign_in(client, admin)  # then the second factor, at the tests' frozen time
+    import pyotp
+
+    from tests.helpers import csrf_token
+    from tests.scheduling.conftest import T0
+
+    code = pyotp.TOTP(admin.account.totp_secret).at(T0)
+    token = await csrf_token(client, "/connexion/code")
+    assert (await client.post("/connexion/code", data={"code": code, "csrf_token": token})).status_code == 303
+    page = await client.get(f"/rendez-vous/disponibilites?professional_id={doctor_id}")
+    assert (
+        page.status_code == 200
+        and "Agenda de" in text_of(page)
+        and "Téléconsultation de gériatrie" in text_of(page)
+    )
+    opened = await post_form(
+        client,
+        "/rendez-vous/disponibilites",
+        {
+            "professional_id": doctor_id,
+            "offer_id": offer_id,
+            "weekdays": ["1"],
+            "start_time": "10:00",
+            "end_time": "11:00",
+            "slot_minutes": "30",
+            "valid_from": "2026-12-01",
+            "valid_until": "2026-12-31",
+        },
+        page=f"/rendez-vous/disponibilites?professional_id={doctor_id}",
+    )
+    assert opened.status_code == 303 and opened.headers["location"].endswith(doctor_id)
+    patterns = await service.list_patterns(session, world.doctor.principal, world.doctor.professional.id)
+    assert [p.start_time.hour for p in patterns] == [10]
+    client.cookies.clear()
+    await sign_in(client, colleague)
+    assert (await client.get(f"/rendez-vous/disponibilites?professional_id={doctor_id}")).status_code == 403

@@ -225,15 +225,29 @@ async def take_next(session: SessionDep, principal: PrincipalDep, offer_id: uuid
 
 
 @router.get("/rendez-vous/disponibilites")
-async def availability(request: Request, session: SessionDep, principal: PrincipalDep):
-    """The doctor's own agenda: weekly availability per offer, absences."""
-    context = await service.my_agenda(session, principal)
+async def availability(
+    request: Request, session: SessionDep, principal: PrincipalDep, professional_id: uuid.UUID | None = None
+):
+    """A doctor's agenda (their own; an administrator chooses one of their organisation's doctors)."""
+    context = await service.agenda(session, principal, professional_id)
     return render(request, "scheduling/availability.html", {**context, "values": {}, **LABELS})
+
+
+def _agenda_url(professional_id: str | uuid.UUID | None) -> str:
+    return (
+        f"/rendez-vous/disponibilites?professional_id={professional_id}"
+        if professional_id
+        else "/rendez-vous/disponibilites"
+    )
 
 
 async def _availability_error(request, session, principal, exc: DomainError, values):
     await discard_changes(session)
-    context = await service.my_agenda(session, principal)
+    try:
+        chosen = uuid.UUID(values.get("professional_id", "")) if values.get("professional_id") else None
+    except ValueError:
+        chosen = None
+    context = await service.agenda(session, principal, chosen)
     context.update(values=values, error=labelled_message(exc, AVAILABILITY_LABELS), error_field=exc.field)
     return render(request, "scheduling/availability.html", {**context, **LABELS}, status_code=exc.status_code)
 
@@ -258,29 +272,39 @@ async def add_availability(
 ):
     form = await request.form()
     values: dict[str, Any] = form_values(
-        form, ["offer_id", "start_time", "end_time", "slot_minutes", "valid_from", "valid_until"]
+        form,
+        [
+            "offer_id",
+            "start_time",
+            "end_time",
+            "slot_minutes",
+            "valid_from",
+            "valid_until",
+            "professional_id",
+        ],
     )
     values["weekdays"] = [day for day in form.getlist("weekdays") if isinstance(day, str)]
     values["skip_public_holidays"] = form.get("skip_public_holidays") == "oui"
-    values["professional_id"] = str(principal.professional_id)
+    values.setdefault("professional_id", str(principal.professional_id))
     try:
         await service.add_pattern(session, principal, parse_input(PatternCreate, values), settings)
     except (InvalidInput, Conflict, Forbidden) as exc:
         return await _availability_error(request, session, principal, exc, values)
-    return redirect("/rendez-vous/disponibilites")
+    return redirect(_agenda_url(values["professional_id"]))
 
 
 @router.post("/rendez-vous/disponibilites/{pattern_id}/arreter")
 async def end_availability(session: SessionDep, principal: PrincipalDep, pattern_id: uuid.UUID):
-    await service.end_pattern(session, principal, pattern_id)
-    return redirect("/rendez-vous/disponibilites")
+    pattern, _removed = await service.end_pattern(session, principal, pattern_id)
+    return redirect(_agenda_url(pattern.professional_id))
 
 
 @router.post("/rendez-vous/absences")
 async def add_absence(request: Request, session: SessionDep, principal: PrincipalDep):
     form = await request.form()
-    values: dict[str, Any] = form_values(form, ["starts_at", "ends_at", "reason"])
-    parsed = dict(values, professional_id=str(principal.professional_id))
+    values: dict[str, Any] = form_values(form, ["starts_at", "ends_at", "reason", "professional_id"])
+    values.setdefault("professional_id", str(principal.professional_id))
+    parsed = dict(values)
     for key in ("starts_at", "ends_at"):
         try:  # <input type="datetime-local">: Paris wall time
             parsed[key] = datetime.fromisoformat(values.get(key, "")).replace(tzinfo=clock.PARIS)
@@ -292,14 +316,20 @@ async def add_absence(request: Request, session: SessionDep, principal: Principa
         )
     except (InvalidInput, Conflict, Forbidden) as exc:
         return await _availability_error(request, session, principal, exc, values)
-    suffix = f"?a_deplacer={len(to_move)}" if to_move else ""
-    return redirect(f"/rendez-vous/disponibilites{suffix}")
+    suffix = f"&a_deplacer={len(to_move)}" if to_move else ""
+    return redirect(f"/rendez-vous/disponibilites?professional_id={values['professional_id']}{suffix}")
 
 
 @router.post("/rendez-vous/absences/{exception_id}/supprimer")
-async def remove_absence(session: SessionDep, principal: PrincipalDep, exception_id: uuid.UUID):
+async def remove_absence(
+    request: Request, session: SessionDep, principal: PrincipalDep, exception_id: uuid.UUID
+):
     await service.remove_exception(session, principal, exception_id)
-    return redirect("/rendez-vous/disponibilites")
+    back = form_values(await request.form(), ["professional_id"]).get("professional_id")
+    try:
+        return redirect(_agenda_url(uuid.UUID(back) if back else None))
+    except ValueError:
+        return redirect(_agenda_url(None))
 
 
 @router.post("/rendez-vous/{appointment_id}/reporter")

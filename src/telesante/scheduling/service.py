@@ -1036,23 +1036,41 @@ async def get_visible_slot(session: AsyncSession, principal: Principal, slot_id:
     return slot
 
 
-async def my_agenda(session: AsyncSession, principal: Principal) -> dict[str, Any]:
-    """The principal's own availability: running patterns, absences ahead, and the offers they may open slots for."""
+async def agenda(
+    session: AsyncSession, principal: Principal, professional_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """A doctor's availability (their own by default; an administrator of their organisation may manage it):
+    running patterns, absences ahead, the offers slots may be opened for, and for an administrator the doctors they
+    may manage."""
     from telesante.offers.repository import OfferRepository
 
+    professional_id = professional_id or principal.professional_id
+    await _may_manage_agenda(session, principal, professional_id)
+    memberships = MembershipRepository(session)
+    expert_in = {
+        m.organisation_id
+        for m, _name in await memberships.list_for_professional(professional_id)
+        if m.role == Role.EXPERT and m.ended_at is None and m.organisation_id
+    }
     offers = [
         offer
-        for organisation_id in {
-            g.organisation_id for g in principal.grants if g.role == Role.EXPERT and g.organisation_id
-        }
+        for organisation_id in expert_in
         for offer in await OfferRepository(session).list_for_organisation(organisation_id)
         if offer.act_type in BOOKABLE_ACTS and offer.active
     ]
-    patterns = await PatternRepository(session).list_for_professional(principal.professional_id)
-    absences = await ExceptionRepository(session).list_for_professional(
-        principal.professional_id, clock.now()
-    )
+    doctors: dict[uuid.UUID, str] = {}
+    for organisation_id in principal.admin_organisation_ids():
+        for membership, professional in await ProfessionalRepository(session).members_of(organisation_id):
+            if membership.role == Role.EXPERT:
+                doctors[professional.id] = professional.display_name
+    patterns = await PatternRepository(session).list_for_professional(professional_id)
+    absences = await ExceptionRepository(session).list_for_professional(professional_id, clock.now())
+    names = await ProfessionalRepository(session).display_names({professional_id})
     return {
+        "professional_id": professional_id,
+        "professional_name": names.get(professional_id, ""),
+        "own": professional_id == principal.professional_id,
+        "doctors": doctors,
         "offers": offers,
         "patterns": [p for p in patterns if p.ended_at is None],
         "absences": absences,

@@ -103,7 +103,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.event_bus = make_event_bus(settings)
     app.state.blob_store = make_blob_store(settings)
     app.state.video_hub = SignallingHub(
-        settings.video_max_participants, journal=video_pages.journal_for(app.state.database.sessionmaker)
+        settings.video_max_participants,
+        journal=video_pages.journal_for(app.state.database.sessionmaker),
+        history=video_pages.history_for(app.state.database.sessionmaker),
     )
     app.state.video_relay = None
     if settings.redis_url is not None:  # several instances: each call served by one (video/relay.py)

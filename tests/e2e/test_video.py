@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.e2e.conftest import CHROMIUM
+from tests.e2e.network import udp_limited
 from tests.e2e.test_journey import log_in
 
 pytestmark = pytest.mark.e2e
@@ -201,12 +202,35 @@ def test_assisted_teleconsultation_story(media_browser, live):
         nurse.wait_for_timeout(1500)
         assert nurse.evaluate("window.telesanteVideo.stats()")[doctor_peer]["audioBytes"] > audio_before
 
+        # --- then the EHPAD's network really weakens (UDP on loopback limited by the kernel): the nurse's page
+        # sees its bandwidth estimate stay below 150 kbit/s and drops her video by itself; audio keeps flowing
+        with udp_limited("400kbit"):
+            expect(nurse.locator("[data-call-status]")).to_contain_text("Réseau faible", timeout=60000)
+            expect(nurse.get_by_role("button", name="Audio seul")).to_have_attribute("aria-pressed", "true")
+            expect(
+                doctor.locator(
+                    "[data-peer] figcaption", has_text=re.compile(f"{info['nurse_name']}.*audio seul")
+                )
+            ).to_be_visible(timeout=10000)
+            names = dict(
+                doctor.evaluate("[...window.telesanteVideo.state.peers].map(([id, p]) => [p.name, id])")
+            )
+            nurse_peer = names[info["nurse_name"]]
+            audio_before = doctor.evaluate("window.telesanteVideo.stats()")[nurse_peer]["audioBytes"]
+            doctor.wait_for_timeout(2000)
+            assert doctor.evaluate("window.telesanteVideo.stats()")[nurse_peer]["audioBytes"] > audio_before
+
         # --- the doctor writes the report, pre-filled from the call, and signs it
         doctor.get_by_role("link", name=re.compile("rédiger et signer le compte rendu")).click()
         expect(doctor.locator("#participant_name_1")).to_have_value(info["nurse_name"])
         expect(doctor.locator("#participant_name_2")).to_have_value("Anne Kerjean")
         expect(doctor.locator("#technical_incident_details")).to_have_value(re.compile("coupure"))
         expect(doctor.locator("#technical_incident_details")).to_have_value(re.compile("audio seul"))
+        expect(doctor.locator("#technical_incident_details")).to_have_value(
+            re.compile(
+                f"réseau faible : passage automatique en audio seul \\(.*{re.escape(info['nurse_name'])}"
+            )
+        )
         expect(doctor.locator("#duration_minutes")).to_have_value(re.compile(r"^[0-9]+$"))
         doctor.get_by_label("Conclusion").fill("Chutes sur hypotension orthostatique. Plaie du talon propre.")
         doctor.get_by_label(re.compile("Prescriptions et actes")).fill(

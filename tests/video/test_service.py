@@ -143,6 +143,7 @@ async def test_journal_and_summary_for_the_report(session, world, appointment):
         (10, CallEventKind.RECONNECTED, "a-nurse", "Laure Hamon", {}),
         (11, CallEventKind.AUDIO_ONLY, "a-doc", "Dr Tanguy", {"on": True}),
         (12, CallEventKind.ICE_RESTART, "a-doc", "Dr Tanguy", {"peer": "a-nurse"}),
+        (13, CallEventKind.AUDIO_ONLY, "a-nurse", "Laure Hamon", {"on": True, "weak_network": True}),
         (20, CallEventKind.LEFT, "a-doc", "Dr Tanguy", {}),
     ]
     for minute, kind, who, name, details in steps:
@@ -156,6 +157,7 @@ async def test_journal_and_summary_for_the_report(session, world, appointment):
     assert summary.incidents == [
         "1 coupure(s) de connexion (Laure Hamon), 1 reconnexion(s)",
         "1 renégociation(s) du flux (ICE restart)",
+        "réseau faible : passage automatique en audio seul (Laure Hamon)",
         "passage en audio seul (Dr Tanguy)",
     ]
     assert [m.body for m in await service.call_messages(session, world.nurse.principal, room.id)] == [
@@ -163,6 +165,41 @@ async def test_journal_and_summary_for_the_report(session, world, appointment):
     ]
     with pytest.raises(NotFound):
         await service.call_summary(session, world.colleague.principal, room.id)
+
+
+async def test_call_history_for_a_room_reopened_by_the_signalling(session, world, appointment):
+    room = await service.open_room(session, world.nurse.principal, appointment.id)
+    rid = str(room.id)
+    link, _token = await service.create_guest_link(
+        session,
+        world.nurse.principal,
+        room.id,
+        name="Mme Ferreira",
+        role=GuestRole.RELATIVE,
+        settings=SETTINGS,
+    )
+    guest = f"g-{link.id}"
+    for minute, (kind, who, details) in enumerate(
+        [
+            (CallEventKind.JOINED, "a-doc", {"role": HOST}),
+            (CallEventKind.JOINED, "a-nurse", {"role": PROFESSIONAL}),
+            (CallEventKind.ADMITTED, "a-nurse", {"by": "Dr Tanguy"}),
+            (CallEventKind.JOINED, guest, {"role": GUEST}),
+            (CallEventKind.ADMITTED, guest, {"by": "Dr Tanguy"}),
+            (CallEventKind.JOINED, "a-interpreter", {"role": PROFESSIONAL}),  # still waiting
+            (CallEventKind.DROPPED, "a-nurse", {}),
+            (CallEventKind.LEFT, "a-doc", {}),
+        ]
+    ):
+        clock.set_clock(lambda m=minute: T0 + timedelta(minutes=m))
+        await service.record_call_event(session, rid, kind, who, "x", details)
+    admitted, dropped = await service.call_history(session, rid)
+    assert admitted == {"a-doc", "a-nurse", guest} and dropped == {"a-nurse"}
+    clock.set_clock(lambda: T0 + timedelta(minutes=30))
+    await service.record_call_event(session, rid, CallEventKind.RECONNECTED, "a-nurse", "x", {})
+    await service.revoke_guest_link(session, world.doctor.principal, room.id, link.id)
+    admitted, dropped = await service.call_history(session, rid)
+    assert admitted == {"a-doc", "a-nurse"} and dropped == set()  # a revoked guest is not admitted any more
 
 
 async def test_shared_photo_is_kept_with_the_call(session, world, appointment, tmp_path):

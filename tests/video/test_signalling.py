@@ -170,6 +170,10 @@ async def test_chat_states_and_incidents_reach_the_journal(journal):
     assert (None, "a-nurse", {"chat": "Tension 13/8"}) in journal.events
     assert (CallEventKind.AUDIO_ONLY, "a-nurse", {"on": True}) in journal.events
     assert (CallEventKind.ICE_RESTART, "a-nurse", {"peer": "a-doctor"}) in journal.events
+    # the page switched by itself on a weak network: the journal says so (for the report's incidents)
+    await hub.handle("r", doctor, {"type": "state", "audio_only": True, "weak_network": True})
+    assert (CallEventKind.AUDIO_ONLY, "a-doctor", {"on": True, "weak_network": True}) in journal.events
+    assert nurse.connection.last("peer-state") == {"type": "peer-state", "id": "a-doctor", "audio_only": True}
 
 
 async def test_a_failing_journal_never_breaks_the_call():
@@ -203,3 +207,33 @@ async def test_peers_learn_of_a_newcomer_before_its_offers(journal):
     order.clear()
     await hub.handle("r", doctor, {"type": "admit", "id": "g-1"})
     assert order.index(("doctor", "peer-joined")) < order.index(("guest", "welcome"))
+
+
+async def test_a_reopened_room_remembers_admissions_and_drops_from_its_history(journal):
+    """Everyone left at once (or the call moved to another instance): the hub that opens the room again reads who
+    was admitted from the journal, so the nurse comes back without waiting and her return is a reconnection."""
+    asked: list[str] = []
+
+    async def history(room_id):
+        asked.append(room_id)
+        return {"a-doctor", "a-nurse"}, {"a-nurse"}
+
+    hub = SignallingHub(4, journal, history)
+    nurse = member("a-nurse", PROFESSIONAL)
+    await hub.join("r", nurse)
+    assert nurse.connection.types()[0] == "welcome"
+    assert journal.events[-1][:2] == (CallEventKind.RECONNECTED, "a-nurse")
+    guest = member("g-1", GUEST)  # never admitted: waits as before
+    await hub.join("r", guest)
+    assert guest.connection.types() == ["waiting"]
+    assert asked == ["r"]  # read once, when the room opened in this hub
+
+
+async def test_a_history_that_fails_only_costs_a_new_admission(journal):
+    async def broken(room_id):
+        raise OSError("database down")
+
+    hub = SignallingHub(4, journal, broken)
+    nurse = member("a-nurse", PROFESSIONAL)
+    await hub.join("r", nurse)
+    assert nurse.connection.types() == ["waiting"]

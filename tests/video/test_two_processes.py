@@ -42,7 +42,7 @@ async def two_processes(redis_url):  # noqa: F811
         stop_instance(a)
         raise
     try:
-        yield a.url, b.url, info
+        yield a.url, b.url, info, a, database_url
     finally:
         stop_instance(a)
         stop_instance(b)
@@ -65,7 +65,7 @@ async def _next(socket, kind: str, seconds: float = 10.0) -> dict:
 
 
 async def test_a_call_spread_over_two_instances(two_processes):
-    url_a, url_b, info = two_processes
+    url_a, url_b, info, *_ = two_processes
     room = info["rooms"][0]
     doctor = await _connect(url_a, room, info["doctor"])
     try:
@@ -101,3 +101,54 @@ async def test_a_call_spread_over_two_instances(two_processes):
         assert left["id"] == nurse_id
     finally:
         await doctor.close()
+
+
+async def test_the_call_survives_its_owner_instance_stopping(two_processes):
+    """A rolling restart: instance A serves the call (the doctor is on it), the nurse is proxied from B. A stops:
+    the nurse's socket is closed at once, she reconnects to B, which now serves the call and knows from the journal
+    that she was admitted (no second waiting room); the doctor comes back through B and finds her."""
+    url_a, url_b, info, instance_a, database_url = two_processes
+    room = info["rooms"][0]
+    doctor = await _connect(url_a, room, info["doctor"])
+    nurse = await _connect(url_b, room, info["nurse"])
+    try:
+        await _next(doctor, "welcome")
+        await _next(nurse, "waiting")
+        lobby = await _next(doctor, "lobby")
+        while not lobby["waiting"]:
+            lobby = await _next(doctor, "lobby")
+        nurse_id = lobby["waiting"][0]["id"]
+        await doctor.send(json.dumps({"type": "admit", "id": nurse_id}))
+        await _next(nurse, "welcome")
+        await asyncio.to_thread(stop_instance, instance_a)
+        async with asyncio.timeout(5):  # closed by the stopping owner, not at B's next heartbeat
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await nurse.recv()
+        await nurse.close()
+        nurse = await _connect(url_b, room, info["nurse"])
+        welcome = await _next(nurse, "welcome")  # straight in: no "waiting" first
+        assert welcome["you"]["id"] == nurse_id and welcome["peers"] == []
+        await doctor.close()
+        doctor = await _connect(url_b, room, info["doctor"])
+        welcome = await _next(doctor, "welcome")
+        assert [p["id"] for p in welcome["peers"]] == [nurse_id]
+        assert (await _next(nurse, "peer-joined"))["rejoined"] is False
+    finally:
+        await nurse.close()
+        await doctor.close()
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        kinds = [
+            row["kind"]
+            for row in await connection.fetch(
+                "SELECT kind FROM video_call_events WHERE room_id = $1 AND participant = $2 ORDER BY at",
+                uuid.UUID(room),
+                nurse_id,
+            )
+        ]
+    finally:
+        await connection.close()
+    assert kinds[:3] == ["joined", "admitted", "dropped"] and "reconnected" in kinds

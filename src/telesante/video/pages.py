@@ -369,6 +369,15 @@ def journal_for(sessionmaker):
     return journal
 
 
+def history_for(sessionmaker):
+    async def history(room_id):
+        async for session in run_in_transaction(sessionmaker):
+            past = await service.call_history(session, room_id)
+        return past
+
+    return history
+
+
 @router.websocket("/video/salles/{room_id}/ws")
 async def signalling(websocket: WebSocket, room_id: uuid.UUID):
     app = websocket.app
@@ -430,4 +439,4 @@ async def signalling(websocket: WebSocket, room_id: uuid.UUID):
         await connection.close(1000, "bye")
 
 
-__all__ = ["router", "journal_for"]
+__all__ = ["router", "journal_for", "history_for"]

@@ -8,8 +8,8 @@ browser, through Redis pub/sub (one channel per instance, in order). The hub's r
 process, whatever the load balancer does.
 
 Each instance also keeps an "alive" key. If an owner stops (or dies: its keys expire), the instances proxying to it
-close their participants' sockets; the browsers reconnect by themselves and the call gets a new owner (admissions
-are asked again: they lived in the old owner's memory)."""
+close their participants' sockets; the browsers reconnect by themselves and the call gets a new owner, whose hub
+reads the call's journal: those admitted before come back without waiting again."""
 
 from __future__ import annotations
 
@@ -106,6 +106,13 @@ class VideoRelay:
         ]
 
     async def stop(self) -> None:
+        # A rolling restart: the participants proxied to this instance reconnect at once (to a new owner) rather
+        # than at the other instances' next heartbeat.
+        for conn, (room, member) in list(self.remote_members.items()):
+            self.remote_members.pop(conn, None)
+            with contextlib.suppress(RedisError, OSError):
+                await member.connection.close(1012, "owner-gone")
+            await self.hub.leave(room, member, dropped=True)  # journal: their return is a reconnection
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -310,6 +310,33 @@ async def record_call_event(
                 await session.flush()
 
 
+async def call_history(session: AsyncSession, room_id: str) -> tuple[set[str], set[str]]:
+    """What the signalling must remember of a call it (re)opens: who was admitted (the host included), and whose
+    last connection dropped (their return is a reconnection, not a new arrival). Guests whose link was revoked
+    since are not admitted any more."""
+    room_uuid = uuid.UUID(room_id)
+    admitted: set[str] = set()
+    last: dict[str, CallEventKind] = {}
+    for event in await CallEventRepository(session).for_room(room_uuid):
+        if event.kind == CallEventKind.ADMITTED or (
+            event.kind == CallEventKind.JOINED and event.details.get("role") == HOST
+        ):
+            admitted.add(event.participant)
+        if event.kind in (
+            CallEventKind.JOINED,
+            CallEventKind.RECONNECTED,
+            CallEventKind.LEFT,
+            CallEventKind.DROPPED,
+            CallEventKind.REFUSED,
+        ):
+            last[event.participant] = event.kind
+    revoked = {
+        f"g-{link.id}" for link in await GuestLinkRepository(session).for_room(room_uuid) if link.revoked_at
+    }
+    dropped = {who for who, kind in last.items() if kind == CallEventKind.DROPPED}
+    return admitted - revoked, dropped
+
+
 @dataclass(frozen=True)
 class CallSummary:
     participants: list[str]
@@ -342,10 +369,12 @@ async def call_summary(session: AsyncSession, principal: Principal, room_id: uui
     if restarts:
         incidents.append(f"{restarts} renégociation(s) du flux (ICE restart)")
     audio = [e for e in events if e.kind == CallEventKind.AUDIO_ONLY and e.details.get("on")]
-    if audio:
-        incidents.append(
-            "passage en audio seul (" + ", ".join(sorted({e.participant_name for e in audio})) + ")"
-        )
+    weak = sorted({e.participant_name for e in audio if e.details.get("weak_network")})
+    chosen = sorted({e.participant_name for e in audio if not e.details.get("weak_network")} - set(weak))
+    if weak:
+        incidents.append("réseau faible : passage automatique en audio seul (" + ", ".join(weak) + ")")
+    if chosen:
+        incidents.append("passage en audio seul (" + ", ".join(chosen) + ")")
     full = sum(1 for e in events if e.kind == CallEventKind.ROOM_FULL)
     if full:
         incidents.append(f"{full} connexion(s) refusée(s) : appel complet")

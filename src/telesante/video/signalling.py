@@ -10,7 +10,9 @@ Rules:
 - a participant is identified by who they are (``a-<account id>``, ``g-<guest link id>``), not by their tab: a
   second tab (or a reload) **replaces** the first connection, which is told why and closed;
 - the host (the appointment's doctor) enters directly; everyone else waits until the host admits them; an
-  admission is remembered for the room, so a participant who drops or reloads comes back without waiting;
+  admission is remembered for the room, so a participant who drops or reloads comes back without waiting. The
+  ``history`` callback reads past admissions and drops from the journal when a room is (re)opened in this hub —
+  after everyone left at once, or on a new instance after the call's owner stopped — so nobody waits twice;
 - at most ``max_participants`` are admitted and connected at once (mesh: each pair has its own connection);
 - messages are relayed only between admitted participants; a waiting participant receives nothing of the call.
 """
@@ -40,6 +42,8 @@ class Connection(Protocol):
 
 
 Journal = Callable[..., Awaitable[None]]
+# room id -> (ids admitted before, ids whose last connection dropped)
+History = Callable[[str], Awaitable[tuple[set[str], set[str]]]]
 
 
 @dataclass
@@ -74,9 +78,12 @@ class RoomFull(Exception):
 
 
 class SignallingHub:
-    def __init__(self, max_participants: int = 4, journal: Journal | None = None):
+    def __init__(
+        self, max_participants: int = 4, journal: Journal | None = None, history: History | None = None
+    ):
         self.max_participants = max_participants
         self.journal = journal
+        self.history = history
         self.rooms: dict[str, Room] = {}
         self._lock = asyncio.Lock()
 
@@ -101,8 +108,13 @@ class SignallingHub:
     async def join(self, room_id: str, member: Member) -> None:
         """Connect a participant: replaces their previous connection, admits the host and those already admitted,
         puts the others in the waiting room. ``RoomFull`` when admitting would exceed the limit."""
+        past = await self._past(room_id) if room_id not in self.rooms else None
         async with self._lock:
-            room = self.rooms.setdefault(room_id, Room(room_id))
+            room = self.rooms.get(room_id)
+            if room is None:
+                room = self.rooms[room_id] = Room(room_id)
+                if past is not None:
+                    room.admitted_ids, room.dropped_ids = past
             previous = room.members.get(member.id)
             if member.role == HOST or member.id in room.admitted_ids:
                 others = [m for m in room.admitted() if m.id != member.id]
@@ -140,6 +152,16 @@ class SignallingHub:
                 },
             )
         await self._lobby(room)
+
+    async def _past(self, room_id: str) -> tuple[set[str], set[str]] | None:
+        if self.history is None:
+            return None
+        try:
+            admitted, dropped = await self.history(room_id)
+        except Exception:  # noqa: BLE001 - without its history the call still works: admissions are asked again
+            log.exception("call history unavailable: %s", room_id)
+            return None
+        return set(admitted), set(dropped)
 
     async def _welcome(self, room: Room, member: Member, *, replaced: bool = False) -> None:
         """Those already in the call first learn of the newcomer, then the newcomer gets the list and sends its
@@ -287,7 +309,10 @@ class SignallingHub:
         for key, kind in (("audio_only", CallEventKind.AUDIO_ONLY), ("screen", CallEventKind.SCREEN_SHARE)):
             if isinstance(message.get(key), bool):
                 changes[key] = message[key]
-                await self._record(room, kind, member, on=message[key])
+                details = {"on": message[key]}
+                if key == "audio_only" and message[key] and message.get("weak_network") is True:
+                    details["weak_network"] = True  # switched by the page, not by the person
+                await self._record(room, kind, member, **details)
         for key in ("muted", "camera_off"):
             if isinstance(message.get(key), bool):
                 changes[key] = message[key]

@@ -366,10 +366,12 @@
     function peerState(message) {
       const entry = state.peers.get(message.id);
       if (!entry) return;
+      // each message carries what changed: the caption shows everything known of this participant
+      const flags = (entry.flags = { ...entry.flags, ...message });
       const notes = [];
-      if (message.muted) notes.push("micro coupé");
-      if (message.audio_only) notes.push("audio seul");
-      if (message.screen) notes.push("partage d'écran");
+      if (flags.muted) notes.push("micro coupé");
+      if (flags.audio_only) notes.push("audio seul");
+      if (flags.screen) notes.push("partage d'écran");
       entry.caption.textContent = notes.length ? `${entry.name} (${notes.join(", ")})` : entry.name;
     }
 
@@ -388,7 +390,7 @@
       for (const sender of videoSenders()) sender.replaceTrack(track).catch(() => {});
     }
 
-    async function setAudioOnly(on, reason) {
+    async function setAudioOnly(on, reason, weakNetwork) {
       state.audioOnly = on;
       markPressed("audio-only", on);
       if (on) {
@@ -409,7 +411,7 @@
         }
       }
       localVideo.srcObject = state.local;
-      send({ type: "state", audio_only: state.audioOnly });
+      send(weakNetwork && state.audioOnly ? { type: "state", audio_only: true, weak_network: true } : { type: "state", audio_only: state.audioOnly });
       if (reason) statusLine.textContent = reason;
     }
 
@@ -470,7 +472,7 @@
       }
       if (lowest < 150000) {
         state.lowSince = state.lowSince || Date.now();
-        if (Date.now() - state.lowSince > 10000) setAudioOnly(true, "Réseau faible : passage en audio seul. Vous pouvez réactiver la vidéo.");
+        if (Date.now() - state.lowSince > 10000) setAudioOnly(true, "Réseau faible : passage en audio seul. Vous pouvez réactiver la vidéo.", true);
       } else {
         state.lowSince = null;
       }

@@ -180,6 +180,93 @@ class Settings(BaseSettings):
     video_guest_link_hours: int = Field(
         24, ge=1, le=24 * 14, description="Durée de validité d'un lien d'invitation à un appel, en heures."
     )
+    # --- TéléAVC: the region's thrombolysis protocol (docs/domains/stroke.md gives each value's source) -------
+    stroke_iv_window_minutes: int = Field(
+        270,
+        ge=60,
+        le=24 * 60,
+        description="Fenêtre de la thrombolyse IV après le dernier moment vu normal (min).",
+    )
+    stroke_thrombectomy_window_minutes: int = Field(
+        360, ge=60, le=24 * 60, description="Fenêtre standard de la thrombectomie (min)."
+    )
+    stroke_thrombectomy_extended_minutes: int = Field(
+        1440,
+        ge=60,
+        le=48 * 60,
+        description="Fenêtre de la thrombectomie chez des patients sélectionnés par l'imagerie (min).",
+    )
+    stroke_window_warning_minutes: int = Field(
+        30,
+        ge=1,
+        le=120,
+        description="Une fenêtre passe à l'orange quand il reste au plus ce nombre de minutes.",
+    )
+    stroke_door_to_imaging_target_minutes: int = Field(
+        25, ge=1, le=240, description="Objectif porte-imagerie (min)."
+    )
+    stroke_door_to_needle_target_minutes: int = Field(
+        60, ge=1, le=240, description="Objectif porte-aiguille (min)."
+    )
+    stroke_max_systolic: int = Field(
+        185,
+        ge=120,
+        le=250,
+        description="Pression systolique au-delà de laquelle la thrombolyse est contre-indiquée.",
+    )
+    stroke_max_diastolic: int = Field(
+        110,
+        ge=60,
+        le=150,
+        description="Pression diastolique au-delà de laquelle la thrombolyse est contre-indiquée.",
+    )
+    stroke_min_platelets: int = Field(
+        100_000,
+        ge=10_000,
+        le=500_000,
+        description="Plaquettes (/mm³) en dessous desquelles la thrombolyse est contre-indiquée.",
+    )
+    stroke_max_inr: float = Field(
+        1.7, ge=1.0, le=5.0, description="INR au-delà duquel la thrombolyse est contre-indiquée."
+    )
+    stroke_doac_hours: int = Field(
+        48,
+        ge=0,
+        le=168,
+        description="Prise d'un anticoagulant oral direct depuis moins de ce nombre d'heures : contre-indication.",
+    )
+    stroke_lmwh_hours: int = Field(
+        24,
+        ge=0,
+        le=168,
+        description="HBPM à dose curative depuis moins de ce nombre d'heures : contre-indication.",
+    )
+    stroke_glucose_min_mmol: float = Field(
+        2.8,
+        ge=1.0,
+        le=5.0,
+        description="Glycémie (mmol/L) en dessous de laquelle il faut corriger avant de décider.",
+    )
+    stroke_glucose_max_mmol: float = Field(
+        22.2,
+        ge=10.0,
+        le=40.0,
+        description="Glycémie (mmol/L) au-delà de laquelle il faut corriger avant de décider.",
+    )
+    stroke_alteplase_mg_per_kg: float = Field(0.9, gt=0, le=2, description="Dose d'altéplase (mg/kg).")
+    stroke_alteplase_max_mg: float = Field(90.0, gt=0, le=200, description="Dose maximale d'altéplase (mg).")
+    stroke_alteplase_bolus_fraction: float = Field(
+        0.10, gt=0, lt=1, description="Part de la dose d'altéplase donnée en bolus d'une minute."
+    )
+    stroke_alteplase_infusion_minutes: int = Field(
+        60, ge=1, le=240, description="Durée de la perfusion du reste de la dose d'altéplase (min)."
+    )
+    stroke_tenecteplase_mg_per_kg: float = Field(
+        0.25, gt=0, le=1, description="Dose de ténectéplase (mg/kg)."
+    )
+    stroke_tenecteplase_max_mg: float = Field(
+        25.0, gt=0, le=100, description="Dose maximale de ténectéplase (mg)."
+    )
     public_url: str = Field(
         "http://127.0.0.1:8000",
         description="Adresse publique de la plateforme, pour les liens des courriels de notification.",
@@ -279,7 +366,9 @@ class Settings(BaseSettings):
         schemes = ("stun:", "stuns:") if info.field_name == "video_stun_urls" else ("turn:", "turns:")
         urls = [url.strip() for url in value.split(",") if url.strip()]
         for url in urls:
-            if not url.startswith(schemes) or not re.fullmatch(r"[a-z]+:[A-Za-z0-9.\[\]:-]+(\?transport=(udp|tcp))?", url):
+            if not url.startswith(schemes) or not re.fullmatch(
+                r"[a-z]+:[A-Za-z0-9.\[\]:-]+(\?transport=(udp|tcp))?", url
+            ):
                 raise ValueError(
                     f"Adresse « {url} » invalide : attendu {schemes[0]}hôte:port (RFC 7064/7065), "
                     "éventuellement ?transport=udp ou tcp."

@@ -40,6 +40,8 @@ from telesante.requests import pages as requests_pages
 from telesante.scheduling import api as scheduling_api
 from telesante.scheduling import pages as scheduling_pages
 from telesante.storage.blobs import make_blob_store
+from telesante.stroke import api as stroke_api
+from telesante.stroke import pages as stroke_pages
 from telesante.teleradiology import pages as teleradiology_pages
 from telesante.video import pages as video_pages
 from telesante.video.signalling import SignallingHub
@@ -149,6 +151,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         requests_api,
         oncall_api,
         scheduling_api,
+        stroke_api,
     ):
         app.include_router(module.router, prefix="/api")
     app.include_router(fhir_api.router, prefix="/fhir")
@@ -167,6 +170,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         oncall_pages,
         scheduling_pages,
         video_pages,
+        stroke_pages,
     ):
         app.include_router(module.router)
     return app

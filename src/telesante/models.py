@@ -47,11 +47,15 @@ from telesante.scheduling.models import (
     TeleconsultationSite,
     WaitingEntry,
 )
+from telesante.stroke.models import NihssAssessment, StrokeCase, StrokeMilestone
 from telesante.teleradiology.models import ExamJustification
 from telesante.video.models import CallEvent, CallMessage, GuestLink, VideoRoom
 
 __all__ = [
     "Account",
+    "NihssAssessment",
+    "StrokeCase",
+    "StrokeMilestone",
     "CallEvent",
     "CallMessage",
     "GuestLink",

@@ -1,0 +1,714 @@
+"""TéléAVC: the stroke pathway as one flow around a tele-expertise request routed to the regional stroke rota.
+
+An alert is a request on a stroke offer (form ``alerte_avc``, routed on call: the neurologist on duty is paged at
+once and the page escalates to the backup when not acknowledged in the offer's ``ack_minutes``) plus a
+``StrokeCase`` holding the clocks, milestones, NIHSS, measures, checklist and decision. Clinical rules live in
+``stroke/clinical.py`` (pure, with their sources); this module applies them, stamps times with the server clock,
+scopes access (``StrokeCaseRepository.visible``) and audits every read and change."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telesante.audit.service import Action, record_access
+from telesante.auth.principal import Principal
+from telesante.config import Settings
+from telesante.consents.models import ConsentScopeType
+from telesante.consents.service import check_consent
+from telesante.directory.repository import OrganisationRepository
+from telesante.events.bus import Event
+from telesante.events.service import publish_on_commit
+from telesante.kit import clock
+from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
+from telesante.offers.models import ActType, Offer, Routing
+from telesante.offers.service import list_requestable_offers
+from telesante.patients.schemas import PatientCreate
+from telesante.patients.service import (
+    get_patient,
+    link_patient_to_organisation,
+    register_patient,
+    require_patient_access,
+    visible_names,
+)
+from telesante.requests import service as requests_service
+from telesante.requests.models import TeleRequest
+from telesante.requests.repository import RequestRepository
+from telesante.requests.schemas import RequestCreate, RequestSend
+from telesante.stroke import clinical
+from telesante.stroke.models import MILESTONE_LABELS as MILESTONE_LABEL
+from telesante.stroke.models import (
+    CaseStatus,
+    Disposition,
+    Milestone,
+    NihssAssessment,
+    NihssRole,
+    StrokeCase,
+    StrokeMilestone,
+)
+from telesante.stroke.repository import MilestoneRepository, NihssRepository, StrokeCaseRepository
+from telesante.stroke.schemas import (
+    REASON_MIN,
+    AlertCreate,
+    ChecklistUpdate,
+    DecisionCreate,
+    MeasuresUpdate,
+    MilestoneStamp,
+    NihssCreate,
+)
+
+STROKE_FORM = "alerte_avc"
+EMERGENCY_EXEMPTION = (
+    "Alerte AVC : urgence, le délai de la thrombolyse ne permet pas d'attendre le recueil du consentement "
+    "(patient souvent aphasique) ; information du patient ou de ses proches dès que possible."
+)
+# Milestones stamped by a click; the others are stamped by the flow itself (alert, acknowledgement, decision).
+STAMPABLE = {
+    Milestone.VIDEO_STARTED,
+    Milestone.IMAGING_AVAILABLE,
+    Milestone.IMAGING_READ,
+    Milestone.NEEDLE,
+    Milestone.DEPARTURE,
+}
+WINDOW_OVERRIDE = "fenetre_iv"  # thrombolysis outside (or without) the IV window: a pseudo-item to override
+
+
+class CaseNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("Dossier AVC introuvable.")
+
+
+def rules_of(settings: Settings) -> clinical.StrokeRules:
+    return clinical.StrokeRules.from_settings(settings)
+
+
+# --- the alert ------------------------------------------------------------------------------------------------
+
+
+async def stroke_offers(session: AsyncSession, principal: Principal) -> list[Offer]:
+    """The stroke pathways this emergency doctor may alert (offers with the ``alerte_avc`` form, routed on call)."""
+    return [
+        offer
+        for offer in await list_requestable_offers(session, principal, act_type=ActType.TELEEXPERTISE)
+        if offer.form_code == STROKE_FORM and offer.routing == Routing.ON_CALL
+    ]
+
+
+async def _alert_offer(session: AsyncSession, principal: Principal, offer_id: uuid.UUID | None) -> Offer:
+    offers = await stroke_offers(session, principal)
+    if offer_id is not None:
+        for offer in offers:
+            if offer.id == offer_id:
+                return offer
+        raise InvalidInput("Filière TéléAVC inconnue ou non ouverte à votre établissement.", field="offer_id")
+    if not offers:
+        raise Forbidden(
+            "Aucune filière TéléAVC n'est ouverte à votre établissement : voyez l'administrateur."
+        )
+    if len(offers) > 1:
+        raise InvalidInput(
+            "Plusieurs filières TéléAVC vous sont ouvertes : choisissez-en une.", field="offer_id"
+        )
+    return offers[0]
+
+
+def _check_times(data: AlertCreate, now: datetime) -> tuple[datetime | None, datetime]:
+    """Times come from the emergency doctor's account of the case, but never from the future: the server's clock
+    is the reference (a minute of tolerance for a clock read on a wall)."""
+    arrival = clock.as_utc(data.arrival_at) if data.arrival_at else now
+    if arrival > now + timedelta(minutes=1):
+        raise InvalidInput("L'heure d'arrivée est dans le futur.", field="arrival_at")
+    if arrival < now - timedelta(hours=48):
+        raise InvalidInput(
+            "Arrivée il y a plus de 48 heures : ce n'est plus une alerte AVC.", field="arrival_at"
+        )
+    onset = clock.as_utc(data.last_known_well_at) if data.last_known_well_at else None
+    if onset is not None:
+        what = "début des symptômes" if data.onset_known else "dernier moment vu normal"
+        if onset > now + timedelta(minutes=1):
+            raise InvalidInput(f"L'heure du {what} est dans le futur.", field="last_known_well_at")
+        if onset > arrival:
+            raise InvalidInput(f"L'heure du {what} est postérieure à l'arrivée.", field="last_known_well_at")
+        if onset < arrival - timedelta(days=7):
+            raise InvalidInput(
+                f"L'heure du {what} précède l'arrivée de plus de 7 jours.", field="last_known_well_at"
+            )
+    return onset, min(arrival, now)
+
+
+async def create_alert(
+    session: AsyncSession, principal: Principal, settings: Settings, data: AlertCreate
+) -> StrokeCase:
+    """The stroke alert from the emergency department: one form, under 30 seconds. The neurologist on duty is paged
+    at once (on-call routing of the stroke offer, escalating to the backup)."""
+    now = clock.now()
+    onset, arrival = _check_times(data, now)
+    offer = await _alert_offer(session, principal, data.offer_id)
+    patient_id = data.patient_id
+    if patient_id is None:
+        identity = data.provisional_identity
+        assert identity is not None  # the schema requires one of the two
+        patient, _warnings = await register_patient(
+            session,
+            principal,
+            PatientCreate(
+                birth_family_name=identity.birth_family_name,
+                birth_given_names=identity.birth_given_names,
+                birth_date=identity.birth_date,
+                sex=identity.sex,
+                birth_place_insee="99999",  # unknown: the identity stays provisional until reconciled
+                organisation_id=data.organisation_id,
+                confirm_duplicate=True,  # no time to search now; identity vigilance reconciles it later
+            ),
+        )
+        patient_id = patient.id
+    else:
+        await require_patient_access(session, principal, patient_id)
+    request = await requests_service.create_request(
+        session,
+        principal,
+        RequestCreate(
+            offer_id=offer.id,
+            patient_id=patient_id,
+            requester_organisation_id=data.organisation_id,
+            urgent=True,
+            answers={"summary": data.summary} if data.summary else {},
+        ),
+    )
+    consent = await check_consent(session, principal, patient_id, ConsentScopeType.ACT, offer.act_type.value)
+    request = await requests_service.send_request(
+        session,
+        principal,
+        settings,
+        request.id,
+        RequestSend(emergency_exemption="" if consent.allowed else EMERGENCY_EXEMPTION),
+    )
+    case = await StrokeCaseRepository(session).add(
+        StrokeCase(
+            request_id=request.id,
+            patient_id=patient_id,
+            organisation_id=request.requester_organisation_id,
+            expert_organisation_id=request.expert_organisation_id,
+            status=CaseStatus.ALERT,
+            onset_known=data.onset_known,
+            last_known_well_at=onset,
+            onset_note=data.onset_note,
+            arrival_at=arrival,
+            alert_at=now,
+            callback_phone=data.callback_phone,
+            created_by_account_id=principal.account_id,
+            created_by_name=principal.display_name[:200],
+        )
+    )
+    milestones = MilestoneRepository(session)
+    for kind, at in ((Milestone.ARRIVAL, arrival), (Milestone.ALERT, now)):
+        await milestones.add(
+            StrokeMilestone(
+                case_id=case.id,
+                kind=kind,
+                at=at,
+                recorded_by_account_id=principal.account_id,
+                recorded_by_name=principal.display_name[:200],
+            )
+        )
+    await _audit(session, principal, case, Action.CREATE, offer=offer.title)
+    await _announce(session, case, "stroke.alert", urgent=True)
+    return case
+
+
+# --- reading ---------------------------------------------------------------------------------------------------
+
+
+async def _visible(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> StrokeCase:
+    case = await StrokeCaseRepository(session).get_visible(principal, case_id)
+    if case is None:
+        raise CaseNotFound()
+    return case
+
+
+async def _for_update(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> StrokeCase:
+    await _visible(session, principal, case_id)
+    case = await StrokeCaseRepository(session).get_for_update(case_id)
+    if case is None:
+        raise CaseNotFound()
+    return case
+
+
+async def _request(session: AsyncSession, case: StrokeCase) -> TeleRequest:
+    request = await RequestRepository(session).get(case.request_id)
+    assert request is not None  # a foreign key
+    return request
+
+
+def _is_emergency_side(principal: Principal, case: StrokeCase) -> bool:
+    return case.organisation_id in principal.clinical_organisation_ids
+
+
+def _is_neurologist(principal: Principal, case: StrokeCase) -> bool:
+    return case.neurologist_professional_id is not None and case.neurologist_professional_id == (
+        principal.professional_id
+    )
+
+
+def _require_open(case: StrokeCase) -> None:
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict("Le dossier AVC est clos : son compte rendu est signé.", field="status")
+
+
+async def get_case(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> StrokeCase:
+    case = await _visible(session, principal, case_id)
+    await _audit(session, principal, case, Action.READ)
+    return case
+
+
+@dataclass(frozen=True)
+class Counter:
+    code: str
+    label: str
+    minutes: int | None  # elapsed between its two milestones (or until now while running)
+    target_minutes: int
+    running: bool
+
+    @property
+    def state(self) -> str:
+        if self.minutes is None:
+            return "unknown"
+        if self.minutes > self.target_minutes:
+            return "passed"
+        return "ok" if not self.running or self.minutes < self.target_minutes - 5 else "near"
+
+
+def _minutes(start: datetime, end: datetime) -> int:
+    return int((clock.as_utc(end) - clock.as_utc(start)).total_seconds() // 60)
+
+
+def counters(
+    case: StrokeCase, stamps: dict[Milestone, datetime], now: datetime, rules: clinical.StrokeRules
+) -> list[Counter]:
+    """Door-to-imaging and door-to-needle against their targets, running until their milestone is stamped."""
+    result = []
+    for code, label, milestone, target in (
+        (
+            "door_to_imaging",
+            "Porte → imagerie",
+            Milestone.IMAGING_AVAILABLE,
+            rules.door_to_imaging_target_minutes,
+        ),
+        ("door_to_needle", "Porte → aiguille", Milestone.NEEDLE, rules.door_to_needle_target_minutes),
+    ):
+        end = stamps.get(milestone)
+        if (
+            end is None
+            and milestone == Milestone.NEEDLE
+            and case.disposition not in (None, Disposition.THROMBOLYSIS)
+        ):
+            result.append(Counter(code, label, None, target, False))  # no needle for this patient
+            continue
+        result.append(Counter(code, label, _minutes(case.arrival_at, end or now), target, end is None))
+    return result
+
+
+@dataclass
+class CaseView:
+    case: StrokeCase
+    request: TeleRequest
+    patient_name: str
+    identity_status: str
+    now: datetime
+    rules: clinical.StrokeRules
+    windows: list[clinical.WindowState]
+    counters: list[Counter]
+    milestones: dict[Milestone, StrokeMilestone]
+    nihss: list[NihssAssessment]
+    checklist: clinical.ChecklistResult
+    doses: dict[str, clinical.Dose]
+    emergency_side: bool
+    neurologist: bool
+    may_acknowledge: bool
+    organisation_names: dict[uuid.UUID, str]
+
+    @property
+    def latest_nihss(self) -> dict[NihssRole, NihssAssessment]:
+        latest: dict[NihssRole, NihssAssessment] = {}
+        for assessment in self.nihss:
+            latest[assessment.role] = assessment
+        return latest
+
+
+def _measures(case: StrokeCase) -> clinical.Measures:
+    return clinical.Measures(
+        systolic=case.systolic,
+        diastolic=case.diastolic,
+        glucose_mmol=case.glucose_mmol,
+        platelets=case.platelets,
+        inr=case.inr,
+        weight_kg=case.weight_kg,
+        anticoagulant=case.anticoagulant,
+        last_anticoagulant_at=clock.as_utc(case.last_anticoagulant_at)
+        if case.last_anticoagulant_at
+        else None,
+    )
+
+
+async def case_view(
+    session: AsyncSession, principal: Principal, settings: Settings, case_id: uuid.UUID
+) -> CaseView:
+    """Everything the case page shows, computed with the server's clock (the page only counts on from it)."""
+    case = await get_case(session, principal, case_id)
+    now = clock.now()
+    rules = rules_of(settings)
+    request = await _request(session, case)
+    access = await get_patient(session, principal, case.patient_id)
+    milestones = {m.kind: m for m in await MilestoneRepository(session).for_case(case.id)}
+    stamps = {kind: clock.as_utc(m.at) for kind, m in milestones.items()}
+    onset = clock.as_utc(case.last_known_well_at) if case.last_known_well_at else None
+    doses = {}
+    if case.weight_kg:
+        for agent in ("alteplase", "tenecteplase"):
+            doses[agent] = clinical.thrombolysis_dose(agent, case.weight_kg, rules)
+    paged = await RequestRepository(session).was_paged(request.id, principal.professional_id)
+    organisation_ids = {case.organisation_id, case.expert_organisation_id}
+    if case.receiving_organisation_id:
+        organisation_ids.add(case.receiving_organisation_id)
+    return CaseView(
+        case=case,
+        request=request,
+        patient_name=access.patient.display_name,
+        identity_status=access.patient.identity_status.value,
+        now=now,
+        rules=rules,
+        windows=clinical.window_states(onset, now, rules),
+        counters=counters(case, stamps, now, rules),
+        milestones=milestones,
+        nihss=await NihssRepository(session).for_case(case.id),
+        checklist=clinical.evaluate_checklist(case.checklist or {}, _measures(case), now, rules),
+        doses=doses,
+        emergency_side=_is_emergency_side(principal, case),
+        neurologist=_is_neurologist(principal, case),
+        may_acknowledge=case.status == CaseStatus.ALERT
+        and (paged or case.expert_organisation_id in principal.clinical_organisation_ids),
+        organisation_names=await StrokeCaseRepository(session).organisation_names(organisation_ids),
+    )
+
+
+async def list_cases(
+    session: AsyncSession, principal: Principal, *, open_only: bool = True
+) -> list[StrokeCase]:
+    cases = await StrokeCaseRepository(session).list_visible(principal, open_only=open_only)
+    for case in cases:
+        await _audit(session, principal, case, Action.SEARCH)
+    return cases
+
+
+async def patient_names(
+    session: AsyncSession, principal: Principal, cases: list[StrokeCase]
+) -> dict[uuid.UUID, str]:
+    """Names for the list of cases (already audited by ``list_cases``)."""
+    return await visible_names(session, principal, [case.patient_id for case in cases])
+
+
+async def receiving_centres(session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
+    """Hospitals a patient may be transferred to (thrombectomy, neurosurgery)."""
+    return await StrokeCaseRepository(session).hospitals()
+
+
+# --- the neurologist takes the case ----------------------------------------------------------------------------
+
+
+async def acknowledge(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> StrokeCase:
+    """The paged neurologist takes the alert: the request is accepted (paging and escalation stop), the case is
+    theirs and the acknowledgement is stamped. Two neurologists at once: exactly one wins (the request's rule)."""
+    case = await _for_update(session, principal, case_id)
+    if case.status != CaseStatus.ALERT:
+        raise Conflict(f"Alerte déjà prise en charge par {case.neurologist_name}.", field="status")
+    await requests_service.accept_request(session, principal, case.request_id)
+    case.neurologist_professional_id = principal.professional_id
+    case.neurologist_name = principal.display_name[:200]
+    case.status = CaseStatus.IN_PROGRESS
+    await _stamp(session, principal, case, Milestone.ACKNOWLEDGED, clock.now())
+    await _audit(session, principal, case, Action.UPDATE, step="acknowledged")
+    await _announce(session, case, "stroke.updated")
+    return case
+
+
+async def _stamp(
+    session: AsyncSession,
+    principal: Principal,
+    case: StrokeCase,
+    kind: Milestone,
+    at: datetime,
+    reason: str = "",
+) -> StrokeMilestone:
+    milestones = MilestoneRepository(session)
+    existing = await milestones.find(case.id, kind)
+    if existing is not None:
+        raise Conflict(
+            f"« {MILESTONE_LABEL[kind]} » est déjà horodaté ({clock.format_paris(existing.at)}).",
+            field="kind",
+        )
+    return await milestones.add(
+        StrokeMilestone(
+            case_id=case.id,
+            kind=kind,
+            at=at,
+            recorded_by_account_id=principal.account_id,
+            recorded_by_name=principal.display_name[:200],
+            correction_reason=reason,
+        )
+    )
+
+
+async def stamp_milestone(
+    session: AsyncSession, principal: Principal, case_id: uuid.UUID, data: MilestoneStamp
+) -> StrokeMilestone:
+    """One click stamps a milestone at the server's time. A time given by hand (the needle was at 02:58, noted on
+    paper) must be in the past, after the arrival, and comes with its reason: both are kept."""
+    case = await _for_update(session, principal, case_id)
+    _require_open(case)
+    if data.kind not in STAMPABLE:
+        raise InvalidInput(
+            f"« {MILESTONE_LABEL[data.kind]} » s'horodate par le déroulé du dossier, pas à la main.",
+            field="kind",
+        )
+    if data.kind == Milestone.NEEDLE and case.disposition != Disposition.THROMBOLYSIS:
+        raise Conflict("L'heure de l'aiguille suit une décision de thrombolyse.", field="kind")
+    now = clock.now()
+    at = now
+    reason = data.correction_reason.strip()
+    if data.at is not None:
+        at = clock.as_utc(data.at)
+        if at > now:
+            raise InvalidInput("Une heure corrigée ne peut pas être dans le futur.", field="at")
+        if at < clock.as_utc(case.arrival_at):
+            raise InvalidInput("Une heure corrigée ne peut pas précéder l'arrivée du patient.", field="at")
+        if len(reason) < 3:
+            raise InvalidInput("Motif requis pour une heure saisie à la main.", field="correction_reason")
+    milestone = await _stamp(session, principal, case, data.kind, at, reason)
+    await _audit(session, principal, case, Action.UPDATE, milestone=data.kind.value, corrected=bool(reason))
+    await _announce(session, case, "stroke.updated")
+    return milestone
+
+
+# --- clinical data ---------------------------------------------------------------------------------------------
+
+
+async def record_nihss(
+    session: AsyncSession, principal: Principal, case_id: uuid.UUID, data: NihssCreate
+) -> NihssAssessment:
+    """An NIHSS by the emergency doctor, or the neurologist's (confirmation); all are kept."""
+    case = await _for_update(session, principal, case_id)
+    _require_open(case)
+    if _is_neurologist(principal, case):
+        role = NihssRole.NEUROLOGIST
+    elif _is_emergency_side(principal, case):
+        role = NihssRole.EMERGENCY
+    else:
+        raise Forbidden("Seuls l'équipe des urgences et le neurologue qui a pris l'alerte cotent le NIHSS.")
+    result = clinical.score_nihss(data.items)
+    assessment = await NihssRepository(session).add(
+        NihssAssessment(
+            case_id=case.id,
+            role=role,
+            items=result.items,
+            total=result.total,
+            assessed_at=clock.now(),
+            assessed_by_account_id=principal.account_id,
+            assessed_by_name=principal.display_name[:200],
+        )
+    )
+    await _audit(session, principal, case, Action.UPDATE, nihss=result.total, role=role.value)
+    await _announce(session, case, "stroke.updated")
+    return assessment
+
+
+def _require_clinician_of_case(principal: Principal, case: StrokeCase) -> None:
+    if not (_is_neurologist(principal, case) or _is_emergency_side(principal, case)):
+        raise Forbidden(
+            "Seuls l'équipe des urgences et le neurologue qui a pris l'alerte modifient ce dossier."
+        )
+
+
+async def record_measures(
+    session: AsyncSession, principal: Principal, case_id: uuid.UUID, data: MeasuresUpdate
+) -> StrokeCase:
+    """Blood pressure, glucose, weight, platelets, INR, anticoagulant: the values given replace the previous ones
+    (a field left out keeps its value); the audit keeps each change."""
+    case = await _for_update(session, principal, case_id)
+    _require_open(case)
+    _require_clinician_of_case(principal, case)
+    values = data.model_dump(exclude_unset=True)
+    if not values:
+        raise InvalidInput("Aucune mesure transmise.", field="systolic")
+    if "anticoagulant" in values and values["anticoagulant"] not in (None, *clinical.ANTICOAGULANTS):
+        raise InvalidInput(
+            "Anticoagulant inconnu : " + ", ".join(clinical.ANTICOAGULANTS) + ".", field="anticoagulant"
+        )
+    now = clock.now()
+    if values.get("last_anticoagulant_at") is not None:
+        taken = clock.as_utc(values["last_anticoagulant_at"])
+        if taken > now + timedelta(minutes=1):
+            raise InvalidInput(
+                "La dernière prise d'anticoagulant est dans le futur.", field="last_anticoagulant_at"
+            )
+        values["last_anticoagulant_at"] = taken
+    for key, value in values.items():
+        setattr(case, key, value)
+    case.measures_at = now
+    case.measures_by_name = principal.display_name[:200]
+    await session.flush()
+    await _audit(session, principal, case, Action.UPDATE, measures=sorted(values))
+    await _announce(session, case, "stroke.updated")
+    return case
+
+
+async def record_checklist(
+    session: AsyncSession, principal: Principal, settings: Settings, case_id: uuid.UUID, data: ChecklistUpdate
+) -> clinical.ChecklistResult:
+    """Answers to the thrombolysis checklist (merged with the previous ones); measured items are decided by the
+    measures. Returns the evaluated checklist."""
+    case = await _for_update(session, principal, case_id)
+    _require_open(case)
+    _require_clinician_of_case(principal, case)
+    merged = {**(case.checklist or {}), **data.answers}
+    result = clinical.evaluate_checklist(merged, _measures(case), clock.now(), rules_of(settings))
+    case.checklist = merged
+    case.checklist_at = clock.now()
+    case.checklist_by_name = principal.display_name[:200]
+    await session.flush()
+    await _audit(session, principal, case, Action.UPDATE, checklist=sorted(data.answers))
+    await _announce(session, case, "stroke.updated")
+    return result
+
+
+# --- the decision ----------------------------------------------------------------------------------------------
+
+
+async def decide(
+    session: AsyncSession, principal: Principal, settings: Settings, case_id: uuid.UUID, data: DecisionCreate
+) -> StrokeCase:
+    """The neurologist's decision. Thrombolysis needs every absolute contraindication answered; one present (or
+    the IV window passed or unknown) needs a written override; the dose is computed here from the weight. A
+    thrombectomy names its receiving centre and transport, and that centre is alerted and sees the case."""
+    case = await _for_update(session, principal, case_id)
+    _require_open(case)
+    if not _is_neurologist(principal, case):
+        raise Forbidden("Seul le neurologue qui a pris l'alerte décide.")
+    if case.disposition is not None:
+        raise Conflict(f"Décision déjà enregistrée par {case.decided_by_name}.", field="disposition")
+    rules = rules_of(settings)
+    now = clock.now()
+    reasons = data.reasons.strip()
+    override = data.override_reason.strip()
+    overridden: list[str] = []
+    dose = None
+    if data.disposition == Disposition.THROMBOLYSIS:
+        checklist = clinical.evaluate_checklist(case.checklist or {}, _measures(case), now, rules)
+        if checklist.unanswered:
+            labels = [i.item.label for i in checklist.items if i.item.code in checklist.unanswered]
+            raise Conflict(
+                "Contre-indications absolues sans réponse : "
+                + " ; ".join(labels)
+                + ". Répondez avant de décider.",
+                field="checklist",
+            )
+        overridden = list(checklist.blocking)
+        onset = clock.as_utc(case.last_known_well_at) if case.last_known_well_at else None
+        iv = next(w for w in clinical.window_states(onset, now, rules) if w.code == "iv")
+        if iv.state in ("passed", "unknown"):
+            overridden.append(WINDOW_OVERRIDE)
+        if overridden and len(override) < REASON_MIN:
+            what = [i.item.label for i in checklist.items if i.item.code in checklist.blocking]
+            if WINDOW_OVERRIDE in overridden:
+                what.append("hors de la fenêtre de la thrombolyse IV (ou début inconnu)")
+            raise Conflict(
+                "Thrombolyse contre-indiquée : " + " ; ".join(what) + ". Pour passer outre, écrivez le motif "
+                f"({REASON_MIN} caractères au moins).",
+                field="override_reason",
+            )
+        dose = clinical.thrombolysis_dose(data.agent, case.weight_kg, rules)
+    else:
+        if len(reasons) < 3:
+            raise InvalidInput("Motif de la décision requis (pourquoi pas de thrombolyse).", field="reasons")
+    receiving = None
+    if data.thrombectomy or data.disposition == Disposition.TRANSFER:
+        if data.receiving_organisation_id is None:
+            raise InvalidInput("Centre receveur requis pour un transfert.", field="receiving_organisation_id")
+        receiving = await OrganisationRepository(session).get(data.receiving_organisation_id)
+        if receiving is None:
+            raise InvalidInput("Centre receveur inconnu.", field="receiving_organisation_id")
+        if data.transport_mode is None:
+            raise InvalidInput("Mode de transport requis pour un transfert.", field="transport_mode")
+    case.disposition = data.disposition
+    case.decision_reasons = reasons
+    case.override_reason = override if overridden else ""
+    case.overridden_items = overridden
+    case.thrombectomy = data.thrombectomy
+    case.receiving_organisation_id = receiving.id if receiving else None
+    case.transport_mode = data.transport_mode if receiving else None
+    if dose is not None:
+        case.agent = dose.agent
+        case.dose_mg, case.bolus_mg, case.infusion_mg = dose.total_mg, dose.bolus_mg, dose.infusion_mg
+        case.dose_text = dose.text
+    case.decided_at = now
+    case.decided_by_account_id = principal.account_id
+    case.decided_by_name = principal.display_name[:200]
+    case.status = CaseStatus.DECIDED
+    await session.flush()
+    await _stamp(session, principal, case, Milestone.DECISION, now)
+    if receiving is not None:
+        await link_patient_to_organisation(
+            session, principal, case.patient_id, receiving.id, f"avc:{case.id}"
+        )
+    await _audit(
+        session,
+        principal,
+        case,
+        Action.UPDATE,
+        decision=data.disposition.value,
+        thrombectomy=data.thrombectomy,
+        overridden=overridden,
+    )
+    await _announce(session, case, "stroke.updated", urgent=receiving is not None)
+    return case
+
+
+# --- events and audit ------------------------------------------------------------------------------------------
+
+
+async def _audit(
+    session: AsyncSession, principal: Principal | None, case: StrokeCase, action: str, **details: Any
+):
+    await record_access(
+        session,
+        principal,
+        action=action,
+        object_type="StrokeCase",
+        object_id=case.id,
+        patient_id=case.patient_id,
+        details=details,
+    )
+
+
+async def _announce(session: AsyncSession, case: StrokeCase, kind: str, *, urgent: bool = False) -> None:
+    """After commit: both sides' clinicians (and the receiving centre's) learn that the case changed (ids and status
+    only, no patient identity); their case pages and lists refresh themselves."""
+    organisations = {case.organisation_id, case.expert_organisation_id}
+    if case.receiving_organisation_id:
+        organisations.add(case.receiving_organisation_id)
+    recipients = await StrokeCaseRepository(session).clinician_accounts(organisations)
+    request = await RequestRepository(session).get(case.request_id)
+    if request is not None and request.assigned_account_id:
+        recipients.add(request.assigned_account_id)
+    publish_on_commit(
+        session,
+        Event(
+            type=kind,
+            recipients=frozenset(recipients),
+            data={"case_id": str(case.id), "status": case.status.value},
+            urgent=urgent,
+        ),
+    )

@@ -1,0 +1,116 @@
+"""TéléAVC pages through the real app: the alert form (provisional identity, times in Paris time, bad times
+refused), the case page with its clocks, the neurologist taking the alert, NIHSS, measures, checklist and the
+decision with its dose; the three actors."""
+
+from __future__ import annotations
+
+import re
+
+from telesante.stroke import clinical, service
+from tests.patients.test_pages import post_form, sign_in, text_of
+from tests.stroke.test_service import NIHSS_14
+
+ALERT = {
+    "birth_family_name": "Inconnue",
+    "birth_given_names": "Femme",
+    "birth_date": "1948-01-01",
+    "sex": "F",
+    "last_known_well_at": "2026-12-02T01:30",  # Paris time: 00:30 UTC
+    "arrival_at": "2026-12-02T01:55",
+    "callback_phone": "02 96 44 56 00",
+    "summary": "Aphasie et hémiplégie droite.",
+}
+
+
+async def test_the_night_case_through_the_pages(client, session, network, settings):
+    await sign_in(client, network.emergency)
+    form = await client.get("/avc/alerte")
+    assert form.status_code == 200 and "Début inconnu / AVC du réveil" in text_of(form)
+    late = await post_form(client, "/avc/alerte", {**ALERT, "last_known_well_at": "2026-12-02T02:00"})
+    assert late.status_code == 422 and "postérieure à l'arrivée" in text_of(late)
+    assert await service.list_cases(session, network.emergency.principal) == []  # nothing half-written
+    created = await post_form(client, "/avc/alerte", ALERT)
+    assert created.status_code == 303, text_of(created)
+    case_url = created.headers["location"]
+    assert re.fullmatch(r"/avc/[0-9a-f-]{36}", case_url)
+    page = await client.get(case_url)
+    text = text_of(page)
+    assert page.status_code == 200 and "identité provisoire" in text
+    assert 'data-window="iv" data-state="ok"' in page.text
+    assert 'data-deadline="2026-12-02T05:00:00+00:00"' in page.text  # 00:30 UTC + 4 h 30
+    assert "Début des symptômes : 02/12/2026 01:30" in text
+    ed_nihss = await post_form(
+        client, f"{case_url}/nihss", {f"item_{k}": str(v) for k, v in NIHSS_14.items()}, page=case_url
+    )
+    assert ed_nihss.status_code == 303
+
+    await sign_in(client, network.neurologist)
+    listing = await client.get("/avc")
+    assert case_url in listing.text and "INCONNUE" in text_of(listing).upper(), text_of(listing)[-3000:]
+    taken = await post_form(client, f"{case_url}/prendre", {}, page=case_url)
+    assert taken.status_code == 303
+    missing = await post_form(
+        client,
+        f"{case_url}/nihss",
+        {f"item_{k}": str(v) for k, v in NIHSS_14.items() if k != "9"},
+        page=case_url,
+    )
+    assert missing.status_code == 422 and "9" in text_of(missing)
+    confirmed = await post_form(
+        client, f"{case_url}/nihss", {f"item_{k}": str(v) for k, v in NIHSS_14.items()}, page=case_url
+    )
+    assert confirmed.status_code == 303
+    measured = await post_form(
+        client,
+        f"{case_url}/mesures",
+        {
+            "systolic": "168",
+            "diastolic": "92",
+            "glucose": "1,2",
+            "glucose_unit": "g",
+            "platelets": "210000",
+            "inr": "1,0",
+            "weight_kg": "64",
+            "anticoagulant": "aucun",
+        },
+        page=case_url,
+    )
+    assert measured.status_code == 303, text_of(measured)
+    too_early = await post_form(
+        client, f"{case_url}/decision", {"disposition": "thrombolysis", "agent": "alteplase"}, page=case_url
+    )
+    assert too_early.status_code == 409 and "sans réponse" in text_of(too_early)
+    answers = {f"ci_{c.code}": "non" for c in clinical.CONTRAINDICATIONS if c.absolute}
+    checked = await post_form(client, f"{case_url}/checklist", answers, page=case_url)
+    assert checked.status_code == 303
+    decided = await post_form(
+        client, f"{case_url}/decision", {"disposition": "thrombolysis", "agent": "alteplase"}, page=case_url
+    )
+    assert decided.status_code == 303, text_of(decided)
+    page = await client.get(case_url)
+    text = text_of(page)
+    assert 'data-disposition="thrombolysis"' in page.text
+    assert "57,6 mg" in text  # 0.9 × 64 kg
+    assert 'data-nihss-total="14"' in page.text and "mesure : " in text  # glucose 1.2 g/L = 6.7 mmol/L
+    needle = await post_form(client, f"{case_url}/jalons", {"kind": "needle"}, page=case_url)
+    assert needle.status_code == 303
+
+
+async def test_three_actors_on_the_case_page(client, session, network, settings, patient):
+    from tests.stroke.test_service import alert
+
+    case_id = (
+        await service.create_alert(session, network.emergency.principal, settings, alert(patient.id))
+    ).id
+    strangers = [
+        network.colleague,
+        network.outsider,
+    ]  # objects expire after a served request: read them first
+    for stranger in strangers:
+        await sign_in(client, stranger)
+        assert (await client.get(f"/avc/{case_id}")).status_code == 404
+        listing = await client.get("/avc")
+        assert listing.status_code == 200 and str(case_id) not in listing.text
+    await sign_in(client, network.ed_nurse)
+    page = await client.get(f"/avc/{case_id}")
+    assert page.status_code == 200 and f'hx-get="/avc/{case_id}"' in page.text

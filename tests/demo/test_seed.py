@@ -164,10 +164,15 @@ def test_head_trauma_offer_routes_to_the_neurosurgeon_on_call(seeded):
     rows = seeded.rows(
         "SELECT o.routing, o.form_code, o.urgent, r.name FROM offers o JOIN oncall_rotas r ON r.id = o.rota_id"
     )
-    assert rows == [("on_call", "trauma_cranien", 1, "Astreinte de neurochirurgie du CHU")]
+    assert sorted(rows) == [
+        ("on_call", "alerte_avc", 1, "Astreinte TéléAVC de la région"),
+        ("on_call", "trauma_cranien", 1, "Astreinte de neurochirurgie du CHU"),
+    ]
     on_duty = seeded.rows(
         "SELECT p.family_name, s.role FROM oncall_shifts s JOIN professionals p ON p.id = s.professional_id "
-        "WHERE s.starts_at <= ? AND s.ends_at > ? AND s.cancelled_at IS NULL ORDER BY s.role DESC",
+        "JOIN oncall_rotas r ON r.id = s.rota_id "
+        "WHERE r.name = 'Astreinte de neurochirurgie du CHU' AND s.starts_at <= ? AND s.ends_at > ? "
+        "AND s.cancelled_at IS NULL ORDER BY s.role DESC",
         *(2 * [datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")]),
     )
     assert [role for _, role in on_duty] == ["primary", "backup"]

@@ -421,6 +421,7 @@ async def _ensure_patient(
 # --- offers and on-call rota ------------------------------------------------------------------------------
 
 NEUROSURGERY_ROTA = "Astreinte de neurochirurgie du CHU"
+STROKE_ROTA = "Astreinte TéléAVC de la région"
 ROTA_WEEKS = 8
 
 
@@ -431,25 +432,24 @@ async def _ensure_rota(
     primary: uuid.UUID,
     backup: uuid.UUID,
     summary: SeedSummary,
+    name: str = NEUROSURGERY_ROTA,
+    ack_minutes: int = 5,
 ) -> uuid.UUID:
-    """The neurosurgeon on call every day 08:30 → 08:30, the neurologist as backup, for the coming weeks."""
+    """A 24-hour duty every day 08:30 → 08:30 (the neurosurgeon, the neurologist as backup; or the stroke duty),
+    for the coming weeks."""
     from telesante.oncall import service as oncall_service
     from telesante.oncall.models import ShiftRole
     from telesante.oncall.repository import RotaRepository
     from telesante.oncall.schemas import PatternCreate, RotaCreate
 
-    existing = [
-        r for r in await RotaRepository(session).list_for_organisation(chu_id) if r.name == NEUROSURGERY_ROTA
-    ]
+    existing = [r for r in await RotaRepository(session).list_for_organisation(chu_id) if r.name == name]
     if existing:
         summary.existing["rotas"] += 1
         return existing[0].id
     rota = await oncall_service.create_rota(
         session,
         admin,
-        RotaCreate(
-            name=NEUROSURGERY_ROTA, organisation_id=chu_id, head_professional_id=primary, ack_minutes=5
-        ),
+        RotaCreate(name=name, organisation_id=chu_id, head_professional_id=primary, ack_minutes=ack_minutes),
     )
     today = clock.to_paris(clock.now()).date()
     for professional_id, role in ((primary, ShiftRole.PRIMARY), (backup, ShiftRole.BACKUP)):
@@ -479,6 +479,7 @@ async def _ensure_offers(
     organisations: dict[str, uuid.UUID],
     rota_id: uuid.UUID,
     summary: SeedSummary,
+    stroke_rota_id: uuid.UUID,
 ) -> None:
     from telesante.offers import service as offer_service
     from telesante.offers.models import ActType, Routing
@@ -500,6 +501,22 @@ async def _ensure_offers(
             response_minutes=30,
             urgent=True,
             ack_minutes=5,
+        ),
+        # TéléAVC: the neurologist on duty for the region's hospitals, paged at once, escalating after 3 minutes.
+        OfferCreate(
+            organisation_id=chu,
+            service_id=services.get("Unité neurovasculaire"),
+            title="TéléAVC — alerte thrombolyse 24/7",
+            description="Suspicion d'AVC aux urgences dans les délais d'une thrombolyse ou d'une thrombectomie : le "
+            "neurologue de garde voit le patient en vidéo et l'imagerie, et décide.",
+            act_type=ActType.TELEEXPERTISE,
+            specialty="Neurologie",
+            form_code="alerte_avc",
+            routing=Routing.ON_CALL,
+            rota_id=stroke_rota_id,
+            response_minutes=15,
+            urgent=True,
+            ack_minutes=3,
         ),
         # The radiologists shared by three hospitals read, as a federation, the exams of the region's hospitals.
         OfferCreate(
@@ -727,7 +744,17 @@ async def seed_demo(session: AsyncSession, store=None) -> SeedSummary:
         professionals["neurologue"],
         summary,
     )
-    await _ensure_offers(session, regional_admin, organisations, rota_id, summary)
+    stroke_rota_id = await _ensure_rota(
+        session,
+        regional_admin,
+        organisations["chu"],
+        professionals["neurologue"],
+        professionals["neurochirurgien"],
+        summary,
+        name=STROKE_ROTA,
+        ack_minutes=3,
+    )
+    await _ensure_offers(session, regional_admin, organisations, rota_id, summary, stroke_rota_id)
     await _ensure_teleconsultation(session, regional_admin, organisations, accounts, summary)
     await _ensure_dicom_peers(session, organisations, summary)
     principals = {key: await _principal(session, accounts[key]) for key, _ in PATIENTS_BY_REGISTRANT}

@@ -370,3 +370,17 @@ async def test_three_actors(session, settings, network, patient):
             case.id,
             DecisionCreate(disposition=Disposition.MONITORING, reasons="NIHSS 2, pas de thrombolyse"),
         )
+
+
+async def test_a_provisional_identity_obeys_the_registry_rules(session, settings, network):
+    data = AlertCreate(
+        onset_known=False,
+        provisional_identity=ProvisionalIdentity(
+            birth_family_name="X3 Æ12", birth_given_names="Homme", birth_date=date(1950, 1, 1), sex=Sex.M
+        ),
+        callback_phone="02 96 44 56 00",
+    )
+    with pytest.raises(InvalidInput) as refused:
+        await service.create_alert(session, network.emergency.principal, settings, data)
+    assert refused.value.field == "birth_family_name"
+    assert await service.list_cases(session, network.emergency.principal) == []

@@ -25,6 +25,7 @@ from telesante.events.bus import Event
 from telesante.events.service import publish_on_commit
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
+from telesante.kit.schemas import parse_input
 from telesante.offers.models import ActType, Offer, Routing
 from telesante.offers.service import list_requestable_offers
 from telesante.patients.schemas import PatientCreate
@@ -152,19 +153,19 @@ async def create_alert(
     if patient_id is None:
         identity = data.provisional_identity
         assert identity is not None  # the schema requires one of the two
-        patient, _warnings = await register_patient(
-            session,
-            principal,
-            PatientCreate(
-                birth_family_name=identity.birth_family_name,
-                birth_given_names=identity.birth_given_names,
-                birth_date=identity.birth_date,
-                sex=identity.sex,
-                birth_place_insee="99999",  # unknown: the identity stays provisional until reconciled
-                organisation_id=data.organisation_id,
-                confirm_duplicate=True,  # no time to search now; identity vigilance reconciles it later
-            ),
+        traits = parse_input(  # the registry's rules on names and dates, with the field named when broken
+            PatientCreate,
+            {
+                "birth_family_name": identity.birth_family_name,
+                "birth_given_names": identity.birth_given_names,
+                "birth_date": identity.birth_date,
+                "sex": identity.sex,
+                "birth_place_insee": "99999",  # unknown: the identity stays provisional until reconciled
+                "organisation_id": data.organisation_id,
+                "confirm_duplicate": True,  # no time to search now; identity vigilance reconciles it later
+            },
         )
+        patient, _warnings = await register_patient(session, principal, traits)
         patient_id = patient.id
     else:
         await require_patient_access(session, principal, patient_id)

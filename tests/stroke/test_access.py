@@ -33,6 +33,12 @@ SAMPLES: dict[tuple[str, str], dict] = {
         "form": {"disposition": "monitoring", "reasons": "x"},
         "expected": 403,
     },
+    ("POST", "/avc/{case_id}/video"): {"expected": 409},  # nobody took the alert yet
+    ("GET", "/avc/{case_id}/salle"): {"expected": 303},  # no call yet: back to the case
+    ("POST", "/avc/{case_id}/imagerie"): {"form": {"accession_number": "ACC-7"}, "expected": 303},
+    ("GET", "/avc/{case_id}/compte-rendu"): {"expected": 409},
+    ("GET", "/avc/{case_id}/imagerie/{study_uid}"): {"expected": 303},  # no images yet: back to the case  # no decision yet
+    ("POST", "/avc/{case_id}/compte-rendu"): {"form": {"conclusion": "x"}, "expected": 409},
 }
 
 

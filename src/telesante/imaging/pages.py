@@ -91,28 +91,29 @@ async def upload_page(
     )
 
 
+def viewer_context(case: service.ViewerCase) -> dict:
+    """What ``imaging/_viewer.html`` needs (the viewer page, and the stroke room beside the video)."""
+    return {
+        "tele_request": case.request,
+        "study": case.study,
+        "patient": case.patient,
+        "presets": WINDOW_PRESETS,
+        "presets_json": json.dumps(
+            [
+                {"key": k, "label": label, "center": c, "width": w, "shortcut": s}
+                for k, label, c, w, s in WINDOW_PRESETS
+            ]
+        ),
+        "MATCH_LABELS": MATCH_LABELS,
+    }
+
+
 @router.get("/demandes/{request_id}/imagerie/{study_uid}")
 async def viewer_page(
     request: Request, session: SessionDep, principal: PrincipalDep, request_id: uuid.UUID, study_uid: str
 ):
     case = await service.viewer_case(session, principal, request_id, study_uid)
-    response = render(
-        request,
-        "imaging/viewer.html",
-        {
-            "tele_request": case.request,
-            "study": case.study,
-            "patient": case.patient,
-            "presets": WINDOW_PRESETS,
-            "presets_json": json.dumps(
-                [
-                    {"key": k, "label": label, "center": c, "width": w, "shortcut": s}
-                    for k, label, c, w, s in WINDOW_PRESETS
-                ]
-            ),
-            "MATCH_LABELS": MATCH_LABELS,
-        },
-    )
+    response = render(request, "imaging/viewer.html", viewer_context(case))
     response.headers["Cache-Control"] = "no-store"
     return response
 

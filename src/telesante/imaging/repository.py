@@ -213,6 +213,17 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
         await self.session.flush()
         return link
 
+    async def list_visible_request_studies(
+        self, principal: Principal, request_id: uuid.UUID
+    ) -> list[ImagingStudy]:
+        """The studies attached to a request that the principal may see (by any of the visibility rules)."""
+        return await self.all(
+            sa.select(ImagingStudy)
+            .join(RequestStudy, RequestStudy.study_id == ImagingStudy.id)
+            .where(RequestStudy.request_id == request_id, self.visible(principal))
+            .order_by(RequestStudy.attached_at)
+        )
+
     async def list_request_studies(self, request_id: uuid.UUID) -> list[tuple[RequestStudy, ImagingStudy]]:
         rows = await self.session.execute(
             sa.select(RequestStudy, ImagingStudy)

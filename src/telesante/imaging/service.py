@@ -8,7 +8,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -53,6 +53,19 @@ class UnknownPeer(Forbidden):
 
 
 INGEST_CACHE = "imaging.ingest"
+
+# Domains that wait for images (a stroke case waits for its head CT) register here: each hook is called, in the
+# receiving transaction, with every study seen for the first time (whatever the way in: C-STORE, STOW-RS,
+# browser upload). A hook links the study to its case with ``attach_arriving_study``; it never raises for a study
+# that is not its business.
+StudyArrivalHook = Callable[[AsyncSession, ImagingStudy], Awaitable[None]]
+_STUDY_ARRIVAL_HOOKS: list[StudyArrivalHook] = []
+
+
+def on_study_arrival(hook: StudyArrivalHook) -> StudyArrivalHook:
+    if hook not in _STUDY_ARRIVAL_HOOKS:
+        _STUDY_ARRIVAL_HOOKS.append(hook)
+    return hook
 
 
 def normalise_ae_title(value: str) -> str:
@@ -192,6 +205,8 @@ async def _new_study(
         patient_id=study.patient_id,
         details={"study_uid": parsed.study_uid, "received_from": received_from, "patient_match": how.value},
     )
+    for hook in _STUDY_ARRIVAL_HOOKS:
+        await hook(session, study)
     return study
 
 
@@ -982,6 +997,46 @@ async def attach_study(
     return link
 
 
+async def attach_arriving_study(
+    session: AsyncSession, study: ImagingStudy, request_id: uuid.UUID, patient: Patient, *, by_name: str
+) -> RequestStudy | None:
+    """The platform attaches a study arriving for an act that waits for it (matched by the caller, e.g. on the
+    accession number). The identity must be sure, as for a person's attachment: the study already matched to the
+    act's patient, or its header's traits agreeing with theirs (then it is matched by the act). Otherwise nothing is
+    attached and the study stays where it is (identity-vigilance queue). Returns the link, or None."""
+    if study.patient_id is None:
+        if not traits_agree({**study.attributes}, patient):
+            return None
+        study.patient_id = patient.id
+        study.patient_match = PatientMatch.REQUEST
+        study.matched_at = clock.now()
+        study.matched_by_name = by_name[:200]
+    elif study.patient_id != patient.id:
+        return None
+    repo = ImagingRepository(session)
+    if await repo.get_request_study(request_id, study.id) is not None:
+        return None
+    link = await repo.add_request_study(
+        RequestStudy(
+            request_id=request_id, study_id=study.id, attached_by_account_id=None, attached_by_name=by_name
+        )
+    )
+    await record_access(
+        session,
+        None,
+        action=Action.CREATE,
+        object_type="TeleRequest",
+        object_id=request_id,
+        patient_id=patient.id,
+        details={
+            "study_attached": study.study_uid,
+            "by": by_name,
+            "accession_number": study.accession_number,
+        },
+    )
+    return link
+
+
 @dataclass(frozen=True)
 class RequestImaging:
     attached: list[tuple[RequestStudy, ImagingStudy]]
@@ -1121,6 +1176,34 @@ async def viewer_case(
     if study is None or study.patient_id != request.patient_id:
         raise NotFound("Étude introuvable.")
     patient = await PatientRepository(session).get(request.patient_id)
+    await _audit_study(session, principal, study, "viewer", request_id=str(request.id))
+    return ViewerCase(request, study, patient)
+
+
+async def act_studies(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID
+) -> list[ImagingStudy]:
+    """The studies attached to an act that the principal may see. The caller's domain checked the principal's right
+    on the act's record (a stroke case: the centre receiving the patient sees the case, and the images through the
+    patient, without being a party to the neurology opinion itself)."""
+    return await ImagingRepository(session).list_visible_request_studies(principal, request_id)
+
+
+async def act_viewer(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, study_uid: str
+) -> ViewerCase:
+    """The viewer of a study attached to an act, for a principal who may see the study (checked here) and the act's
+    record (checked by the caller's domain). Audited."""
+    studies = await act_studies(session, principal, request_id)
+    study = next((s for s in studies if s.study_uid == study_uid), None)
+    if study is None:
+        raise NotFound("Étude introuvable.")
+    request = await RequestRepository(session).get(request_id)
+    patient = await PatientRepository(session).get(study.patient_id) if study.patient_id else None
+    if (
+        request is None or patient is None
+    ):  # pragma: no cover - attached studies are matched, keys are foreign
+        raise NotFound("Étude introuvable.")
     await _audit_study(session, principal, study, "viewer", request_id=str(request.id))
     return ViewerCase(request, study, patient)
 

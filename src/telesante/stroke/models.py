@@ -109,6 +109,9 @@ class StrokeCase(UUIDPrimaryKey, Base):
     arrival_at: Mapped[datetime] = mapped_column(UTCDateTime())
     alert_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     callback_phone: Mapped[str] = mapped_column(sa.String(30))
+    # The head CT's accession number given by the RIS, when known: the study sent by the scanner with this number
+    # (and the case's patient) joins the case by itself.
+    accession_number: Mapped[str] = mapped_column(sa.String(16), default="", index=True)
     created_by_account_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("accounts.id"))
     created_by_name: Mapped[str] = mapped_column(sa.String(200))
     neurologist_professional_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("professionals.id"))
@@ -146,6 +149,7 @@ class StrokeCase(UUIDPrimaryKey, Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decided_by_account_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("accounts.id"))
     decided_by_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the compte rendu signed
 
 
 class StrokeMilestone(UUIDPrimaryKey, Base):

@@ -8,18 +8,21 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
 from telesante.auth.principal import Principal
 from telesante.config import Settings
-from telesante.db import discard_changes
+from telesante.db import after_commit, discard_changes
+from telesante.imaging.pages import viewer_context
 from telesante.kit import clock
 from telesante.kit.errors import DomainError, InvalidInput
 from telesante.kit.schemas import parse_input
 from telesante.patients import service as patient_service
 from telesante.patients.models import Sex
+from telesante.requests.schemas import ReportCreate
+from telesante.storage.dependencies import BlobStoreDep
 from telesante.stroke import clinical, service
 from telesante.stroke.models import (
     CASE_STATUS_LABELS,
@@ -33,10 +36,13 @@ from telesante.stroke.schemas import (
     AlertCreate,
     ChecklistUpdate,
     DecisionCreate,
+    ImagingExpected,
     MeasuresUpdate,
     MilestoneStamp,
     NihssCreate,
 )
+from telesante.video import service as video_service
+from telesante.video.pages import MEDIA_PERMISSIONS
 from telesante.web.render import form_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -148,6 +154,7 @@ async def create_alert_page(
             "arrival_at": _paris_input(raw.get("arrival_at"), "arrival_at"),
             "callback_phone": raw.get("callback_phone", ""),
             "summary": raw.get("summary", ""),
+            "accession_number": raw.get("accession_number", ""),
             "offer_id": _none_if_blank(raw.get("offer_id")),
         }
         if patient_id:
@@ -173,6 +180,49 @@ def _is_uuid(value: str | None) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- quality dashboard ------------------------------------------------------------------------------------------
+
+
+def _organisation_param(value: str | None) -> uuid.UUID | None:
+    if not value:
+        return None
+    if not _is_uuid(value):
+        raise InvalidInput("Établissement inconnu.", field="etablissement")
+    return uuid.UUID(value)
+
+
+@router.get("/avc/qualite")
+async def dashboard_page(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    etablissement: str | None = Query(None, max_length=64),
+    mois: str | None = Query(None, max_length=16),
+):
+    board = await service.dashboard(session, principal, settings, _organisation_param(etablissement), mois)
+    return render(request, "stroke/dashboard.html", {"board": board, "q": board.quality, **LABELS})
+
+
+@router.get("/avc/qualite.csv")
+async def dashboard_csv(
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    etablissement: str | None = Query(None, max_length=64),
+    mois: str | None = Query(None, max_length=16),
+):
+    board = await service.dashboard(session, principal, settings, _organisation_param(etablissement), mois)
+    return Response(
+        service.dashboard_csv(board),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="teleavc-qualite-{board.month}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 # --- the case ---------------------------------------------------------------------------------------------------
@@ -228,6 +278,140 @@ async def _act(
         status_code = exc.status_code if exc.status_code in (403, 409, 422) else 422
         return render(request, "stroke/case.html", context, status_code=status_code)
     return redirect(f"/avc/{case_id}#{anchor}")
+
+
+@router.post("/avc/{case_id}/video")
+async def open_video_page(
+    request: Request, session: SessionDep, principal: PrincipalDep, settings: SettingsDep, case_id: uuid.UUID
+):
+    """One click from the case: the call opens (created the first time) beside the images."""
+
+    async def action(form):
+        await service.open_video(session, principal, case_id)
+
+    response = await _act(request, session, principal, settings, case_id, action, "video")
+    if response.status_code in (302, 303):
+        return redirect(f"/avc/{case_id}/salle")
+    return response
+
+
+@router.get("/avc/{case_id}/salle")
+async def room_page(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    case_id: uuid.UUID,
+    etude: str | None = Query(None, max_length=64),
+):
+    """The case's room: the call and the viewer side by side, the clocks and the decision's essentials above."""
+    room = await service.video_room(session, principal, case_id)
+    if room is None:
+        return redirect(f"/avc/{case_id}#video")
+    context = await _case_context(session, principal, settings, case_id)
+    seat = await video_service.enter_as_professional(session, principal, room.id)
+    shown = await service.case_study(session, principal, case_id, etude)
+    viewer = viewer_context(shown) if shown is not None else {}
+    context.update(
+        room_id=room.id,
+        seat=seat,
+        is_host=seat.role == "host",
+        studies=context["view"].studies,
+        shown=shown.study if shown else None,
+        **viewer,
+    )
+    response = render(request, "stroke/room.html", context)
+    response.headers["permissions-policy"] = MEDIA_PERMISSIONS
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/avc/{case_id}/imagerie/{study_uid}")
+async def case_viewer_page(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    case_id: uuid.UUID,
+    study_uid: str,
+):
+    """The viewer of one of the case's studies (every party of the case: both sides and the receiving centre)."""
+    shown = await service.case_study(session, principal, case_id, study_uid[:64])
+    if shown is None:
+        return redirect(f"/avc/{case_id}#imagerie")
+    response = render(request, "stroke/viewer.html", {"case_id": case_id, **viewer_context(shown)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/avc/{case_id}/imagerie")
+async def expected_imaging_page(
+    request: Request, session: SessionDep, principal: PrincipalDep, settings: SettingsDep, case_id: uuid.UUID
+):
+    async def action(form):
+        data = {"accession_number": str(form.get("accession_number", ""))}
+        await service.set_expected_imaging(session, principal, case_id, parse_input(ImagingExpected, data))
+
+    return await _act(request, session, principal, settings, case_id, action, "imagerie")
+
+
+@router.get("/avc/{case_id}/compte-rendu")
+async def report_page(
+    request: Request, session: SessionDep, principal: PrincipalDep, settings: SettingsDep, case_id: uuid.UUID
+):
+    """The compte rendu written from the case, for the neurologist to read, complete and sign."""
+    draft = await service.report_draft(session, principal, settings, case_id)
+    return render(
+        request, "stroke/report.html", {**draft, "case": draft["view"].case, "values": {}, "errors": {}}
+    )
+
+
+@router.post("/avc/{case_id}/compte-rendu")
+async def sign_report_page(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    store: BlobStoreDep,
+    case_id: uuid.UUID,
+):
+    form = await request.form()
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    draft = await service.report_draft(session, principal, settings, case_id)
+    try:
+        incidents = values.get("technical_incident_details", "").strip()
+        data = {
+            "conclusion": values.get("conclusion", ""),
+            "prescriptions": values.get("prescriptions", ""),
+            "participants": draft["participants"],
+            "performed_at": draft["performed_at"],
+            "duration_minutes": draft["duration_minutes"],
+            "technical_incident": bool(incidents),
+            "technical_incident_details": incidents,
+        }
+        case = await service.sign_report(
+            session, principal, settings, store, case_id, parse_input(ReportCreate, data)
+        )
+    except DomainError as exc:
+        await discard_changes(session)
+        draft = await service.report_draft(session, principal, settings, case_id)
+        return form_error(
+            request,
+            "stroke/report.html",
+            {**draft, "case": draft["view"].case, "values": values, "errors": _errors(exc)},
+            exc.message,
+            exc.field,
+        )
+    hub = request.app.state.video_hub
+    room = await service.video_room(session, principal, case.id)
+    if room is not None:
+        room_id = str(room.id)
+
+        async def end() -> None:
+            await hub.end_room(room_id, "Le dossier AVC est clos : le compte rendu est signé.")
+
+        after_commit(session, end)
+    return redirect(f"/avc/{case_id}#compte-rendu")
 
 
 @router.post("/avc/{case_id}/prendre")

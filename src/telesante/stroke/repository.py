@@ -62,6 +62,37 @@ class StrokeCaseRepository(RepositoryBase[StrokeCase]):
             .order_by(StrokeCase.alert_at)
         )
 
+    async def awaiting_images(self, organisation_id: uuid.UUID, since: datetime) -> list[StrokeCase]:
+        """Open cases of a hospital alerted since ``since``: the ones a study arriving from it may belong to."""
+        return await self.all(
+            sa.select(StrokeCase)
+            .where(
+                StrokeCase.organisation_id == organisation_id,
+                StrokeCase.status != CaseStatus.CLOSED,
+                StrokeCase.alert_at >= since,
+            )
+            .order_by(StrokeCase.alert_at.desc())
+        )
+
+    async def dashboard_organisations(self, principal: Principal) -> list[tuple[uuid.UUID, str]]:
+        """Hospitals whose quality dashboard the principal may read: those where they hold a clinical role and that
+        raise stroke alerts, and those whose alerts their organisation answered (the regional stroke centre)."""
+        organisations = principal.clinical_organisation_ids
+        if not organisations:
+            return []
+        raised = sa.select(StrokeCase.organisation_id).where(
+            sa.or_(
+                StrokeCase.organisation_id.in_(organisations),
+                StrokeCase.expert_organisation_id.in_(organisations),
+            )
+        )
+        rows = await self.session.execute(
+            sa.select(Organisation.id, Organisation.name)
+            .where(sa.or_(Organisation.id.in_(raised), Organisation.id.in_(organisations)))
+            .order_by(Organisation.name)
+        )
+        return [(organisation_id, name) for organisation_id, name in rows.all()]
+
     async def clinician_accounts(self, organisation_ids: set[uuid.UUID]) -> set[uuid.UUID]:
         """Active accounts holding a clinical role in these organisations (who is told that a case changed)."""
         if not organisation_ids:
@@ -97,6 +128,52 @@ class StrokeCaseRepository(RepositoryBase[StrokeCase]):
         )
         return [(organisation_id, name) for organisation_id, name in rows.all()]
 
+    # --- the FHIR facade (fhir/stroke.py) ---------------------------------------------------------------------
+
+    async def search_visible(
+        self,
+        principal: Principal,
+        *,
+        patient_id: uuid.UUID | None = None,
+        request_id: uuid.UUID | None = None,
+        statuses: tuple[CaseStatus, ...] | None = None,
+        overlapping: tuple[datetime | None, datetime | None] = (None, None),
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[StrokeCase], int]:
+        """The cases the principal may see that match, latest arrival first, and how many match. A case lasts from
+        the patient's arrival to its closure (still open: until now); ``overlapping`` keeps the cases whose stay meets
+        the interval [start, end)."""
+        stmt = sa.select(StrokeCase).where(self.visible(principal))
+        if patient_id is not None:
+            stmt = stmt.where(StrokeCase.patient_id == patient_id)
+        if request_id is not None:
+            stmt = stmt.where(StrokeCase.request_id == request_id)
+        if statuses is not None:
+            stmt = stmt.where(StrokeCase.status.in_(statuses))
+        start, end = overlapping
+        if start is not None:
+            stmt = stmt.where(sa.or_(StrokeCase.closed_at.is_(None), StrokeCase.closed_at >= start))
+        if end is not None:
+            stmt = stmt.where(StrokeCase.arrival_at < end)
+        total = await self.count(stmt)
+        stmt = stmt.order_by(StrokeCase.arrival_at.desc(), StrokeCase.id).offset(offset)
+        return await self.all(stmt if limit is None else stmt.limit(limit)), total
+
+    async def get_visible_for_request(self, principal: Principal, request_id: uuid.UUID) -> StrokeCase | None:
+        return await self.scalar(
+            sa.select(StrokeCase).where(StrokeCase.request_id == request_id, self.visible(principal))
+        )
+
+    async def professionals_of_accounts(self, account_ids: set[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """The professional behind each account (who raised an alert, who scored an NIHSS)."""
+        if not account_ids:
+            return {}
+        rows = await self.session.execute(
+            sa.select(Account.id, Account.professional_id).where(Account.id.in_(account_ids))
+        )
+        return {account_id: professional_id for account_id, professional_id in rows.all()}
+
 
 class MilestoneRepository(RepositoryBase[StrokeMilestone]):
     model = StrokeMilestone
@@ -125,4 +202,21 @@ class NihssRepository(RepositoryBase[NihssAssessment]):
             sa.select(NihssAssessment)
             .where(NihssAssessment.case_id == case_id)
             .order_by(NihssAssessment.assessed_at, NihssAssessment.id)
+        )
+
+    async def for_cases(self, case_ids: list[uuid.UUID]) -> list[NihssAssessment]:
+        if not case_ids:
+            return []
+        return await self.all(
+            sa.select(NihssAssessment)
+            .where(NihssAssessment.case_id.in_(case_ids))
+            .order_by(NihssAssessment.assessed_at, NihssAssessment.id)
+        )
+
+    async def get_visible(self, principal: Principal, assessment_id: uuid.UUID) -> NihssAssessment | None:
+        """One assessment, through its case's access rule."""
+        return await self.scalar(
+            sa.select(NihssAssessment)
+            .join(StrokeCase, StrokeCase.id == NihssAssessment.case_id)
+            .where(NihssAssessment.id == assessment_id, StrokeCaseRepository(self.session).visible(principal))
         )

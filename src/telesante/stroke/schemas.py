@@ -28,6 +28,17 @@ class ProvisionalIdentity(InputModel):
     sex: Sex
 
 
+def accession_number(value: str) -> str:
+    """A DICOM Short String (AccessionNumber, VR SH): at most 16 characters, no backslash nor control character;
+    compared as the scanner sends it (spaces around dropped)."""
+    value = value.strip()
+    if any(c == "\\" or ord(c) < 32 for c in value):
+        raise ValueError(
+            "caractère interdit dans un n° d'examen (barre oblique inverse ou caractère de contrôle)"
+        )
+    return value
+
+
 class AlertCreate(InputModel):
     patient_id: uuid.UUID | None = Field(None, description="Patient déjà enregistré")
     provisional_identity: ProvisionalIdentity | None = Field(
@@ -46,6 +57,17 @@ class AlertCreate(InputModel):
         None, description="Arrivée aux urgences (par défaut : maintenant)"
     )
     callback_phone: str = Field(min_length=4, max_length=30, description="Numéro où rappeler l'urgentiste")
+    accession_number: str = Field(
+        "",
+        max_length=16,
+        description="N° d'examen du scanner (accession number du RIS), s'il est connu",
+    )
+
+    @field_validator("accession_number")
+    @classmethod
+    def _accession(cls, value: str) -> str:
+        return accession_number(value)
+
     summary: str = Field("", max_length=2000, description="Éléments cliniques")
 
     @model_validator(mode="after")
@@ -102,6 +124,18 @@ class MeasuresUpdate(InputModel):
         if self.systolic is not None and self.diastolic is not None and self.diastolic >= self.systolic:
             raise ValueError("Pression artérielle : la diastolique doit être inférieure à la systolique.")
         return self
+
+
+class ImagingExpected(InputModel):
+    accession_number: str = Field(
+        max_length=16,
+        description="N° d'examen du scanner (accession number du RIS) ; vide pour l'effacer",
+    )
+
+    @field_validator("accession_number")
+    @classmethod
+    def _accession(cls, value: str) -> str:
+        return accession_number(value)
 
 
 class ChecklistUpdate(InputModel):

@@ -9,7 +9,7 @@ scopes access (``StrokeCaseRepository.visible``) and audits every read and chang
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,11 +23,14 @@ from telesante.consents.service import check_consent
 from telesante.directory.repository import OrganisationRepository
 from telesante.events.bus import Event
 from telesante.events.service import publish_on_commit
+from telesante.imaging import service as imaging_service
+from telesante.imaging.models import ImagingStudy
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telesante.kit.schemas import parse_input
 from telesante.offers.models import ActType, Offer, Routing
 from telesante.offers.service import list_requestable_offers
+from telesante.patients.repository import PatientRepository
 from telesante.patients.schemas import PatientCreate
 from telesante.patients.service import (
     get_patient,
@@ -37,12 +40,14 @@ from telesante.patients.service import (
     visible_names,
 )
 from telesante.requests import service as requests_service
-from telesante.requests.models import TeleRequest
+from telesante.requests.models import RequestStatus, TeleRequest
 from telesante.requests.repository import RequestRepository
-from telesante.requests.schemas import RequestCreate, RequestSend
-from telesante.stroke import clinical
-from telesante.stroke.models import MILESTONE_LABELS as MILESTONE_LABEL
+from telesante.requests.schemas import ReportCreate, RequestAnswer, RequestCreate, RequestSend
+from telesante.storage.blobs import BlobStore
+from telesante.stroke import clinical, quality
 from telesante.stroke.models import (
+    DISPOSITION_LABELS,
+    TRANSPORT_LABELS,
     CaseStatus,
     Disposition,
     Milestone,
@@ -51,16 +56,20 @@ from telesante.stroke.models import (
     StrokeCase,
     StrokeMilestone,
 )
+from telesante.stroke.models import MILESTONE_LABELS as MILESTONE_LABEL
 from telesante.stroke.repository import MilestoneRepository, NihssRepository, StrokeCaseRepository
 from telesante.stroke.schemas import (
     REASON_MIN,
     AlertCreate,
     ChecklistUpdate,
     DecisionCreate,
+    ImagingExpected,
     MeasuresUpdate,
     MilestoneStamp,
     NihssCreate,
 )
+from telesante.video import service as video_service
+from telesante.video.models import VideoRoom
 
 STROKE_FORM = "alerte_avc"
 EMERGENCY_EXEMPTION = (
@@ -201,6 +210,7 @@ async def create_alert(
             arrival_at=arrival,
             alert_at=now,
             callback_phone=data.callback_phone,
+            accession_number=data.accession_number,
             created_by_account_id=principal.account_id,
             created_by_name=principal.display_name[:200],
         )
@@ -331,6 +341,8 @@ class CaseView:
     neurologist: bool
     may_acknowledge: bool
     organisation_names: dict[uuid.UUID, str]
+    room: VideoRoom | None = None  # the case's call, once opened
+    studies: list[ImagingStudy] = field(default_factory=list)  # images attached to the case (oldest first)
 
     @property
     def latest_nihss(self) -> dict[NihssRole, NihssAssessment]:
@@ -393,6 +405,8 @@ async def case_view(
         may_acknowledge=case.status == CaseStatus.ALERT
         and (paged or case.expert_organisation_id in principal.clinical_organisation_ids),
         organisation_names=await StrokeCaseRepository(session).organisation_names(organisation_ids),
+        room=await video_service.room_of_request(session, case.request_id),
+        studies=await imaging_service.act_studies(session, principal, case.request_id),
     )
 
 
@@ -675,6 +689,372 @@ async def decide(
     )
     await _announce(session, case, "stroke.updated", urgent=receiving is not None)
     return case
+
+
+# --- video and images ------------------------------------------------------------------------------------------
+
+
+async def open_video(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> VideoRoom:
+    """One click from the case opens its call (created the first time, with the neurologist who took the alert as
+    host; the emergency side waits in the waiting room until she admits them). The first opening stamps « vidéo
+    commencée » unless it was stamped by hand (a call on another system)."""
+    case = await _for_update(session, principal, case_id)
+    _require_open(case)
+    if case.status == CaseStatus.ALERT or case.neurologist_professional_id is None:
+        raise Conflict(
+            "La vidéo s'ouvre quand le neurologue a pris l'alerte : il n'a pas encore répondu.",
+            field="status",
+        )
+    room, created = await video_service.open_request_room(
+        session, principal, case.request_id, host_professional_id=case.neurologist_professional_id
+    )
+    if created:
+        if await MilestoneRepository(session).find(case.id, Milestone.VIDEO_STARTED) is None:
+            await _stamp(session, principal, case, Milestone.VIDEO_STARTED, clock.now())
+        await _audit(session, principal, case, Action.UPDATE, video_room=str(room.id))
+        await _announce(session, case, "stroke.updated")
+    return room
+
+
+async def video_room(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> VideoRoom | None:
+    """The case's call, if one was opened."""
+    case = await _visible(session, principal, case_id)
+    return await video_service.room_of_request(session, case.request_id)
+
+
+async def case_study(
+    session: AsyncSession, principal: Principal, case_id: uuid.UUID, study_uid: str | None
+) -> imaging_service.ViewerCase | None:
+    """A study of the case for the viewer (the one asked for, else the latest), or None while there is none."""
+    case = await _visible(session, principal, case_id)
+    studies = await imaging_service.act_studies(session, principal, case.request_id)
+    if not studies:
+        return None
+    chosen = next((s for s in studies if s.study_uid == study_uid), None) if study_uid else studies[-1]
+    if chosen is None:
+        raise NotFound("Étude introuvable dans ce dossier.")
+    return await imaging_service.act_viewer(session, principal, case.request_id, chosen.study_uid)
+
+
+async def set_expected_imaging(
+    session: AsyncSession, principal: Principal, case_id: uuid.UUID, data: ImagingExpected
+) -> StrokeCase:
+    """The emergency side gives the head CT's accession number (from the RIS) so that the study joins the case by
+    itself when the scanner sends it."""
+    case = await _for_update(session, principal, case_id)
+    _require_open(case)
+    if not _is_emergency_side(principal, case):
+        raise Forbidden("Le n° d'examen est donné par les urgences qui ont lancé l'alerte.")
+    case.accession_number = data.accession_number
+    await session.flush()
+    await _audit(session, principal, case, Action.UPDATE, accession_number=data.accession_number)
+    await _announce(session, case, "stroke.updated")
+    return case
+
+
+IMAGING_SYSTEM_NAME = "Système (dossier AVC : réception des images)"
+
+
+@imaging_service.on_study_arrival
+async def attach_arriving_study(session: AsyncSession, study: ImagingStudy) -> None:
+    """A study arriving from a hospital with an open stroke case (alerted in the last 24 hours) joins that case:
+    - when the case has an accession number: the study must carry the same one, and be the case's patient (surely
+      matched, or its header's name, birth date and sex agreeing with the case's identity, provisional or not);
+    - when it has none: the study must already be surely matched to the case's patient (INS or IPP with traits).
+    Anything less sure joins nothing: the study waits in the identity-vigilance queue as any other. The first
+    study stamps « imagerie disponible » (the door-to-imaging counter stops) and both sides are told."""
+    since = clock.now() - timedelta(hours=24)
+    for case in await StrokeCaseRepository(session).awaiting_images(study.organisation_id, since):
+        if case.accession_number:
+            if study.accession_number != case.accession_number:
+                continue
+        elif study.patient_id != case.patient_id:
+            continue
+        patient = await PatientRepository(session).get(case.patient_id)
+        if patient is None:  # pragma: no cover - a foreign key
+            continue
+        link = await imaging_service.attach_arriving_study(
+            session, study, case.request_id, patient, by_name=IMAGING_SYSTEM_NAME
+        )
+        if link is None:
+            continue
+        milestones = MilestoneRepository(session)
+        if await milestones.find(case.id, Milestone.IMAGING_AVAILABLE) is None:
+            await milestones.add(
+                StrokeMilestone(
+                    case_id=case.id,
+                    kind=Milestone.IMAGING_AVAILABLE,
+                    at=clock.now(),
+                    recorded_by_account_id=None,
+                    recorded_by_name=IMAGING_SYSTEM_NAME,
+                )
+            )
+        await _audit(session, None, case, Action.UPDATE, study_attached=study.study_uid)
+        await _announce(session, case, "stroke.updated")
+        return
+
+
+# --- compte rendu ------------------------------------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> str:
+    return clock.format_paris(value) if value else "non renseigné"
+
+
+async def report_draft(
+    session: AsyncSession, principal: Principal, settings: Settings, case_id: uuid.UUID
+) -> dict[str, Any]:
+    """The compte rendu written from the case (R.6316-4 CSP): the neurologist reads it, may complete the
+    conclusion, and signs. Participants and technical incidents come from the case and its call."""
+    view = await case_view(session, principal, settings, case_id)
+    case = view.case
+    if case.disposition is None:
+        raise Conflict("Le compte rendu se rédige une fois la décision enregistrée.", field="disposition")
+    names = view.organisation_names
+    lines = [
+        f"Alerte AVC des urgences de {names.get(case.organisation_id, '')} le {_when(case.alert_at)}, "
+        f"lancée par {case.created_by_name} (rappel : {case.callback_phone}).",
+        (
+            f"Début des symptômes : {_when(case.last_known_well_at)}."
+            if case.onset_known
+            else "Heure de début inconnue (AVC du réveil ou sans témoin) ; dernier moment vu normal : "
+            f"{_when(case.last_known_well_at)}."
+        )
+        + (f" {case.onset_note}." if case.onset_note else ""),
+        f"Arrivée aux urgences : {_when(case.arrival_at)}.",
+    ]
+    latest = view.latest_nihss
+    for role, label in ((NihssRole.EMERGENCY, "urgentiste"), (NihssRole.NEUROLOGIST, "neurologue")):
+        if role in latest:
+            a = latest[role]
+            lines.append(f"NIHSS ({label}, {a.assessed_by_name}, {_when(a.assessed_at)}) : {a.total}.")
+    measures = []
+    if case.systolic is not None:
+        measures.append(f"PA {case.systolic}/{case.diastolic} mmHg")
+    if case.glucose_mmol is not None:
+        measures.append(f"glycémie {case.glucose_mmol:g} mmol/L")
+    if case.platelets is not None:
+        measures.append(f"plaquettes {case.platelets:,} /mm³".replace(",", " "))
+    if case.inr is not None:
+        measures.append(f"INR {case.inr:g}")
+    if case.weight_kg is not None:
+        measures.append(f"poids {case.weight_kg:g} kg")
+    if case.anticoagulant:
+        measures.append(
+            "anticoagulant : "
+            + clinical.ANTICOAGULANTS.get(case.anticoagulant, case.anticoagulant)
+            + (f", dernière prise {_when(case.last_anticoagulant_at)}" if case.last_anticoagulant_at else "")
+        )
+    if measures:
+        lines.append("Mesures : " + " ; ".join(measures) + ".")
+    present = [i.item.label for i in view.checklist.items if i.item.code in view.checklist.blocking]
+    lines.append(
+        "Contre-indications absolues à la thrombolyse : "
+        + (" ; ".join(present) if present else "aucune retenue")
+        + "."
+    )
+    decision = f"Décision ({case.decided_by_name}, {_when(case.decided_at)}) : {DISPOSITION_LABELS[case.disposition]}."
+    if case.decision_reasons:
+        decision += f" Motifs : {case.decision_reasons}."
+    if case.override_reason:
+        decision += f" Passé outre aux contre-indications : {case.override_reason}."
+    lines.append(decision)
+    if case.thrombectomy is not None:
+        lines.append("Thrombectomie : " + ("indiquée." if case.thrombectomy else "non indiquée."))
+    if case.receiving_organisation_id:
+        lines.append(
+            f"Transfert vers {names.get(case.receiving_organisation_id, '')} "
+            f"({TRANSPORT_LABELS[case.transport_mode] if case.transport_mode else 'transport à préciser'})."
+        )
+    stamps = [
+        f"{MILESTONE_LABEL[kind]} {clock.format_paris(m.at)}"
+        + (f" (corrigé : {m.correction_reason})" if m.correction_reason else "")
+        for kind, m in sorted(view.milestones.items(), key=lambda item: clock.as_utc(item[1].at))
+    ]
+    lines.append("Jalons : " + " ; ".join(stamps) + ".")
+    for counter in view.counters:
+        if counter.minutes is not None and not counter.running:
+            lines.append(
+                f"{counter.label} : {counter.minutes} min (objectif ≤ {counter.target_minutes} min)."
+            )
+    prescriptions = "aucune"
+    if case.disposition == Disposition.THROMBOLYSIS and case.dose_text:
+        prescriptions = case.dose_text
+    participants = [
+        {"name": case.created_by_name, "role": "médecin urgentiste requérant"},
+        {
+            "name": case.neurologist_name or principal.display_name,
+            "role": "neurologue de garde (télé-expertise)",
+        },
+    ]
+    performed_at = clock.as_utc(case.alert_at)
+    duration = None
+    incidents: list[str] = []
+    room = await video_service.room_of_request(session, case.request_id)
+    if room is not None:
+        summary = await video_service.call_summary(session, principal, room.id)
+        for name in summary.participants:
+            if name not in {p["name"] for p in participants}:
+                participants.append({"name": name, "role": "participant à l'appel vidéo"})
+        duration = summary.duration_minutes
+        incidents = summary.incidents
+    return {
+        "view": view,
+        "conclusion": "\n".join(lines),
+        "prescriptions": prescriptions,
+        "participants": participants,
+        "performed_at": performed_at,
+        "duration_minutes": duration,
+        "technical_incident": bool(incidents),
+        "technical_incident_details": "; ".join(incidents),
+    }
+
+
+async def sign_report(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    store: BlobStore,
+    case_id: uuid.UUID,
+    data: ReportCreate,
+) -> StrokeCase:
+    """The neurologist signs the compte rendu: the opinion is answered with the coded decision, the report signed
+    (hash, PDF) and the act closed; the case is closed and its call ends."""
+    case = await _for_update(session, principal, case_id)
+    _require_open(case)
+    if not _is_neurologist(principal, case):
+        raise Forbidden("Seul le neurologue qui a pris l'alerte signe le compte rendu.")
+    if case.disposition is None:
+        raise Conflict("Le compte rendu se rédige une fois la décision enregistrée.", field="disposition")
+    request = await _request(session, case)
+    if request.status != RequestStatus.ANSWERED:
+        await requests_service.answer_request(
+            session,
+            principal,
+            case.request_id,
+            RequestAnswer(
+                answers={"decision": case.disposition.value, "thrombectomy": bool(case.thrombectomy)},
+                conclusion=data.conclusion,
+            ),
+        )
+    await requests_service.sign_report(session, principal, settings, store, case.request_id, data)
+    await requests_service.close_request(session, principal, case.request_id)
+    await video_service.close_request_room(session, case.request_id)
+    case.status = CaseStatus.CLOSED
+    case.closed_at = clock.now()
+    await session.flush()
+    await _audit(session, principal, case, Action.UPDATE, step="report_signed")
+    await _announce(session, case, "stroke.updated")
+    return case
+
+
+# --- quality dashboard -----------------------------------------------------------------------------------------
+
+MONTHS_FR = ("janvier février mars avril mai juin juillet août septembre octobre novembre décembre").split()
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    organisation_id: uuid.UUID
+    organisation_name: str
+    month: str  # YYYY-MM
+    month_label: str  # « décembre 2026 »
+    previous_month: str
+    next_month: str
+    quality: quality.MonthQuality
+    organisations: list[tuple[uuid.UUID, str]]
+
+
+def _month_bounds(month: str) -> tuple[datetime, datetime, str, str]:
+    """A month in Paris time, as UTC bounds [start, end), and the previous and next months."""
+    try:
+        year, number = (int(part) for part in month.split("-"))
+        start = datetime(year, number, 1, tzinfo=clock.PARIS)
+    except ValueError:
+        raise InvalidInput("Mois attendu au format AAAA-MM (ex. 2026-12).", field="mois") from None
+    if not 2000 <= year <= 2100:
+        raise InvalidInput("Mois attendu au format AAAA-MM (ex. 2026-12).", field="mois")
+    following = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=clock.PARIS)
+    previous = datetime(year - (number == 1), (number - 2) % 12 + 1, 1)
+    return (
+        clock.as_utc(start),
+        clock.as_utc(following),
+        f"{previous.year:04d}-{previous.month:02d}",
+        f"{following.year:04d}-{following.month:02d}",
+    )
+
+
+def current_month() -> str:
+    now = clock.now().astimezone(clock.PARIS)
+    return f"{now.year:04d}-{now.month:02d}"
+
+
+async def dashboard(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    organisation_id: uuid.UUID | None,
+    month: str | None,
+) -> Dashboard:
+    """A hospital's stroke pathway over one month (Paris time): counts, rates and delays, with no patient
+    identity. Readable by the hospital's clinicians and by the stroke centre that answers its alerts."""
+    repo = StrokeCaseRepository(session)
+    organisations = await repo.dashboard_organisations(principal)
+    allowed = dict(organisations)
+    if organisation_id is None:
+        own = [o for o, _n in organisations if o in principal.clinical_organisation_ids]
+        if not organisations:
+            raise Forbidden("Le tableau de bord TéléAVC est réservé aux établissements de la filière.")
+        organisation_id = own[0] if own else organisations[0][0]
+    if organisation_id not in allowed:
+        raise NotFound("Établissement introuvable dans la filière TéléAVC.")
+    month = month or current_month()
+    start, end, previous_month, next_month = _month_bounds(month)
+    cases = await repo.of_organisation(organisation_id, start, end)
+    stamps: dict[uuid.UUID, dict[Milestone, datetime]] = {case.id: {} for case in cases}
+    for milestone in await MilestoneRepository(session).for_cases([case.id for case in cases]):
+        stamps[milestone.case_id][milestone.kind] = clock.as_utc(milestone.at)
+    rules = rules_of(settings)
+    result = quality.month_quality(
+        [
+            quality.case_times(
+                case_id=case.id,
+                alert_at=case.alert_at,
+                onset_known=case.onset_known,
+                last_known_well_at=case.last_known_well_at,
+                disposition=case.disposition,
+                thrombectomy=case.thrombectomy,
+                stamps=stamps[case.id],
+            )
+            for case in cases
+        ],
+        door_to_imaging_target=rules.door_to_imaging_target_minutes,
+        door_to_needle_target=rules.door_to_needle_target_minutes,
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.SEARCH,
+        object_type="StrokeDashboard",
+        object_id=organisation_id,
+        patient_id=None,
+        details={"month": month, "cases": len(cases)},
+    )
+    year, number = month.split("-")
+    return Dashboard(
+        organisation_id=organisation_id,
+        organisation_name=allowed[organisation_id],
+        month=month,
+        month_label=f"{MONTHS_FR[int(number) - 1]} {year}",
+        previous_month=previous_month,
+        next_month=next_month,
+        quality=result,
+        organisations=organisations,
+    )
+
+
+def dashboard_csv(board: Dashboard) -> str:
+    return quality.to_csv(board.organisation_name, board.month, board.quality)
 
 
 # --- events and audit ------------------------------------------------------------------------------------------

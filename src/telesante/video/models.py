@@ -20,11 +20,16 @@ class RoomStatus(enum.StrEnum):
 
 
 class VideoRoom(UUIDPrimaryKey, Base):
-    """One call: a teleconsultation appointment's room (at most one per appointment)."""
+    """One call: a teleconsultation appointment's room (at most one per appointment), or the room of an act opened
+    without an appointment (a stroke alert's neurology opinion: at most one per request)."""
 
     __tablename__ = "video_rooms"
+    __table_args__ = (
+        sa.CheckConstraint("appointment_id IS NOT NULL OR request_id IS NOT NULL", name="room_has_an_act"),
+    )
 
-    appointment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("appointments.id"), unique=True)
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("appointments.id"), unique=True)
+    request_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("tele_requests.id"), unique=True)
     patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"), index=True)
     host_professional_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("professionals.id"))
     organisation_id: Mapped[uuid.UUID] = mapped_column(

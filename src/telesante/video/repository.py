@@ -8,6 +8,8 @@ import sqlalchemy as sa
 
 from telesante.auth.principal import Principal
 from telesante.kit.repository import RepositoryBase
+from telesante.requests.models import TeleRequest
+from telesante.requests.repository import RequestRepository
 from telesante.video.models import CallEvent, CallMessage, GuestLink, VideoRoom
 
 
@@ -15,17 +17,24 @@ class RoomRepository(RepositoryBase[VideoRoom]):
     model = VideoRoom
 
     async def get_visible(self, principal: Principal, room_id: uuid.UUID) -> VideoRoom | None:
-        """The one access rule for professionals: clinicians of the patient's side or of the doctor's side."""
+        """The one access rule for professionals: clinicians of the patient's side or of the doctor's side; for the
+        room of an act without appointment (a stroke alert), also whoever may see that act (the on-call
+        professional paged from another organisation)."""
         organisations = principal.clinical_organisation_ids
+        requests = RequestRepository(self.session)
         return await self.scalar(
             sa.select(VideoRoom).where(
                 VideoRoom.id == room_id,
                 sa.or_(
                     VideoRoom.organisation_id.in_(organisations),
                     VideoRoom.expert_organisation_id.in_(organisations),
+                    VideoRoom.request_id.in_(sa.select(TeleRequest.id).where(requests.visible(principal))),
                 ),
             )
         )
+
+    async def for_request(self, request_id: uuid.UUID) -> VideoRoom | None:
+        return await self.scalar(sa.select(VideoRoom).where(VideoRoom.request_id == request_id))
 
     async def for_appointment(self, appointment_id: uuid.UUID) -> VideoRoom | None:
         return await self.scalar(sa.select(VideoRoom).where(VideoRoom.appointment_id == appointment_id))

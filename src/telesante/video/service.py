@@ -19,6 +19,7 @@ from telesante.config import Settings
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from telesante.requests.models import RequestReport
+from telesante.requests.repository import RequestRepository
 from telesante.requests.schemas import ReportCreate
 from telesante.scheduling import service as scheduling
 from telesante.scheduling.models import AppointmentStatus
@@ -49,6 +50,14 @@ GUEST_COOKIE = "ts_guest"
 class NotPrepared(Conflict):
     code = "appel-non-prepare"
     title = "Téléconsultation à préparer"
+
+
+class NotAnAppointmentCall(Conflict):
+    def __init__(self) -> None:
+        super().__init__(
+            "Cet appel appartient à un acte sans rendez-vous (alerte AVC) : son compte rendu se rédige et se signe "
+            "dans le dossier de l'acte."
+        )
 
 
 class LinkUnusable(DomainError):
@@ -105,6 +114,59 @@ async def open_room(session: AsyncSession, principal: Principal, appointment_id:
         object_id=room.id,
         patient_id=room.patient_id,
     )
+    return room
+
+
+async def open_request_room(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, *, host_professional_id: uuid.UUID
+) -> tuple[VideoRoom, bool]:
+    """The call of an act opened without an appointment (a stroke alert's neurology opinion), created the first
+    time a party opens it, with the professional who took the act as its host. The caller's domain checked that
+    the act may have a call now. Returns the room and whether it was created."""
+    request = await RequestRepository(session).get_visible(principal, request_id)
+    if request is None:
+        raise NotFound("Demande introuvable.")
+    repo = RoomRepository(session)
+    room = await repo.for_request(request.id)
+    if room is not None:
+        if room.status != RoomStatus.OPEN:
+            raise Conflict("Cet appel est terminé.")
+        return room, False
+    room = await repo.add(
+        VideoRoom(
+            request_id=request.id,
+            patient_id=request.patient_id,
+            host_professional_id=host_professional_id,
+            organisation_id=request.requester_organisation_id,
+            expert_organisation_id=request.expert_organisation_id,
+            status=RoomStatus.OPEN,
+            created_by_account_id=principal.account_id,
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="VideoRoom",
+        object_id=room.id,
+        patient_id=room.patient_id,
+        details={"request_id": str(request.id)},
+    )
+    return room, True
+
+
+async def room_of_request(session: AsyncSession, request_id: uuid.UUID) -> VideoRoom | None:
+    """The call of an act the caller may already see (the caller checked the act)."""
+    return await RoomRepository(session).for_request(request_id)
+
+
+async def close_request_room(session: AsyncSession, request_id: uuid.UUID) -> VideoRoom | None:
+    """The act is over (its compte rendu signed): its call closes. The caller ends the live room after commit."""
+    room = await RoomRepository(session).for_request(request_id)
+    if room is not None and room.status == RoomStatus.OPEN:
+        room.status = RoomStatus.CLOSED
+        room.closed_at = clock.now()
+        await session.flush()
     return room
 
 
@@ -470,6 +532,8 @@ async def report_draft(session: AsyncSession, principal: Principal, room_id: uui
     """The compte rendu's fields as the call saw them: participants (with their quality), date and time,
     technical incidents; the doctor completes and signs."""
     room = await visible_room(session, principal, room_id)
+    if room.appointment_id is None:
+        raise NotAnAppointmentCall()
     summary = await call_summary(session, principal, room_id)
     events = await CallEventRepository(session).for_room(room.id)
     roles: dict[str, str] = {}
@@ -508,6 +572,8 @@ async def report_draft(session: AsyncSession, principal: Principal, room_id: uui
 
 
 async def appointment_of(session: AsyncSession, principal: Principal, room: VideoRoom):
+    if room.appointment_id is None:
+        raise NotAnAppointmentCall()
     return await scheduling.get_appointment(session, principal, room.appointment_id)
 
 
@@ -524,6 +590,8 @@ async def finish_call(
     from telesante.requests.service import complete_scheduled_act, sign_report
 
     room = await visible_room(session, principal, room_id)
+    if room.appointment_id is None:
+        raise NotAnAppointmentCall()
     if principal.professional_id != room.host_professional_id:
         raise Forbidden("Seul le médecin qui a consulté rédige et signe le compte rendu.")
     appointment = await scheduling.get_appointment(session, principal, room.appointment_id)

@@ -37,7 +37,9 @@ SAMPLES: dict[tuple[str, str], dict] = {
     ("GET", "/avc/{case_id}/salle"): {"expected": 303},  # no call yet: back to the case
     ("POST", "/avc/{case_id}/imagerie"): {"form": {"accession_number": "ACC-7"}, "expected": 303},
     ("GET", "/avc/{case_id}/compte-rendu"): {"expected": 409},
-    ("GET", "/avc/{case_id}/imagerie/{study_uid}"): {"expected": 303},  # no images yet: back to the case  # no decision yet
+    ("GET", "/avc/{case_id}/imagerie/{study_uid}"): {
+        "expected": 303
+    },  # no images yet: back to the case  # no decision yet
     ("POST", "/avc/{case_id}/compte-rendu"): {"form": {"conclusion": "x"}, "expected": 409},
 }
 

@@ -95,6 +95,53 @@ async def test_the_night_case_through_the_pages(client, session, network, settin
     needle = await post_form(client, f"{case_url}/jalons", {"kind": "needle"}, page=case_url)
     assert needle.status_code == 303
 
+    # one click opens the call, beside the (not yet sent) images
+    opened = await post_form(client, f"{case_url}/video", {}, page=case_url)
+    assert (opened.status_code, opened.headers["location"]) == (303, f"{case_url}/salle")
+    room = await client.get(f"{case_url}/salle")
+    assert room.status_code == 200 and "data-video-room=" in room.text and "data-no-images" in room.text
+    assert "camera=(self)" in room.headers["permissions-policy"]
+    assert 'data-milestone="video_started"' in (await client.get(case_url)).text
+
+    # the compte rendu, written from the case, signed by the neurologist, closes the case
+    draft = await client.get(f"{case_url}/compte-rendu")
+    assert draft.status_code == 200 and "NIHSS (neurologue" in text_of(draft)
+    conclusion = re.search(r'<textarea id="r-conclusion"[^>]*>(.*?)</textarea>', draft.text, re.S).group(1)
+    empty = await post_form(
+        client, f"{case_url}/compte-rendu", {"conclusion": "", "prescriptions": "aucune"}, page=draft.url.path
+    )
+    assert empty.status_code == 422 and "conclusion" in text_of(empty).lower()
+    signed = await post_form(
+        client,
+        f"{case_url}/compte-rendu",
+        {
+            "conclusion": text_of_html(conclusion),
+            "prescriptions": "Altéplase 57,6 mg IV",
+            "technical_incident_details": "",
+        },
+        page=draft.url.path,
+    )
+    assert signed.status_code == 303, text_of(signed)
+    page = await client.get(case_url)
+    assert "data-report-signed" in page.text and "compte-rendu.pdf" in page.text
+    assert "Clos (compte rendu signé)" in text_of(page)
+
+    # the month's dashboard counts it, and exports it
+    board = await client.get("/avc/qualite?mois=2026-12")
+    assert board.status_code == 200, text_of(board)
+    assert re.search(r'data-kpi="alerts">\s*1<', board.text) and 'data-delay="door_to_needle"' in board.text
+    exported = await client.get("/avc/qualite.csv?mois=2026-12")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert case_url.rsplit("/", 1)[1] in exported.text and "INCONNUE" not in exported.text.upper()
+    bad = await client.get("/avc/qualite?mois=décembre")
+    assert bad.status_code == 422 and "AAAA-MM" in text_of(bad)
+
+
+def text_of_html(fragment: str) -> str:
+    import html
+
+    return html.unescape(fragment)
+
 
 async def test_three_actors_on_the_case_page(client, session, network, settings, patient):
     from tests.stroke.test_service import alert

@@ -74,9 +74,9 @@ class StrokeCaseRepository(RepositoryBase[StrokeCase]):
             .order_by(StrokeCase.alert_at.desc())
         )
 
-    async def dashboard_organisations(self, principal: Principal) -> list[tuple[uuid.UUID, str]]:
-        """Hospitals whose quality dashboard the principal may read: those where they hold a clinical role and that
-        raise stroke alerts, and those whose alerts their organisation answered (the regional stroke centre)."""
+    async def dashboard_organisations(self, principal: Principal) -> list[tuple[uuid.UUID, str, bool]]:
+        """Hospitals whose quality dashboard the principal may read, with whether they ever raised an alert: those
+        where they hold a clinical role, and those whose alerts their organisation answered (the stroke centre)."""
         organisations = principal.clinical_organisation_ids
         if not organisations:
             return []
@@ -87,11 +87,11 @@ class StrokeCaseRepository(RepositoryBase[StrokeCase]):
             )
         )
         rows = await self.session.execute(
-            sa.select(Organisation.id, Organisation.name)
+            sa.select(Organisation.id, Organisation.name, Organisation.id.in_(raised))
             .where(sa.or_(Organisation.id.in_(raised), Organisation.id.in_(organisations)))
             .order_by(Organisation.name)
         )
-        return [(organisation_id, name) for organisation_id, name in rows.all()]
+        return [(organisation_id, name, bool(alerts)) for organisation_id, name, alerts in rows.all()]
 
     async def clinician_accounts(self, organisation_ids: set[uuid.UUID]) -> set[uuid.UUID]:
         """Active accounts holding a clinical role in these organisations (who is told that a case changed)."""

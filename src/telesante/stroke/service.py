@@ -879,7 +879,7 @@ async def report_draft(
             )
     prescriptions = "aucune"
     if case.disposition == Disposition.THROMBOLYSIS and case.dose_text:
-        prescriptions = case.dose_text
+        prescriptions = f"Thrombolyse intraveineuse : {case.dose_text}."
     participants = [
         {"name": case.created_by_name, "role": "médecin urgentiste requérant"},
         {
@@ -999,13 +999,17 @@ async def dashboard(
     """A hospital's stroke pathway over one month (Paris time): counts, rates and delays, with no patient
     identity. Readable by the hospital's clinicians and by the stroke centre that answers its alerts."""
     repo = StrokeCaseRepository(session)
-    organisations = await repo.dashboard_organisations(principal)
+    rows = await repo.dashboard_organisations(principal)
+    if not rows:
+        raise Forbidden("Le tableau de bord TéléAVC est réservé aux établissements de la filière.")
+    organisations = [(organisation_id, name) for organisation_id, name, _alerts in rows]
     allowed = dict(organisations)
-    if organisation_id is None:
-        own = [o for o, _n in organisations if o in principal.clinical_organisation_ids]
-        if not organisations:
-            raise Forbidden("Le tableau de bord TéléAVC est réservé aux établissements de la filière.")
-        organisation_id = own[0] if own else organisations[0][0]
+    if (
+        organisation_id is None
+    ):  # by default: one's own hospital if it raises alerts, else the first that does
+        own = principal.clinical_organisation_ids
+        ranked = sorted(rows, key=lambda row: (not row[2], row[0] not in own))
+        organisation_id = ranked[0][0]
     if organisation_id not in allowed:
         raise NotFound("Établissement introuvable dans la filière TéléAVC.")
     month = month or current_month()

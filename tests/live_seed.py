@@ -94,6 +94,7 @@ async def main() -> None:
         here_admin = await make_actor(session, here, Role.ORG_ADMIN)
         await imaging_service.register_peer(session, here_admin.principal, here.id, "CT_LANNION", "Scanner")
         video = await _teleconsultation(session)
+        stroke = await _stroke(session, chu, chu_admin, now)
         token = (await token_for(session, clinician))["Authorization"].split(" ", 1)[1]
         info = {
             "email": clinician.email,
@@ -109,10 +110,67 @@ async def main() -> None:
             "offer_id": str(offer.id),
             "backup_email": backup.email,
             **video,
+            **stroke,
         }
         await session.commit()
     await database.dispose()
     print(json.dumps(info))
+
+
+async def _stroke(session, chu, chu_admin, now) -> dict[str, str]:
+    """The regional TéléAVC rota at the CHU (a neurologist on duty, a backup), its alert offer, and the
+    thrombectomy centre with one of its interventional neuroradiologists."""
+    neurologist = await make_actor(session, chu, Role.EXPERT)
+    backup = await make_actor(session, chu, Role.EXPERT)
+    rota = await oncall_service.create_rota(
+        session,
+        chu_admin.principal,
+        RotaCreate(
+            name="Astreinte TéléAVC",
+            organisation_id=chu.id,
+            head_professional_id=neurologist.professional.id,
+            ack_minutes=3,
+        ),
+    )
+    for who, role in ((neurologist, "primary"), (backup, "backup")):
+        await oncall_service.add_shift(
+            session,
+            chu_admin.principal,
+            rota.id,
+            ShiftCreate(
+                professional_id=who.professional.id,
+                role=role,
+                starts_at=now - timedelta(hours=1),
+                ends_at=now + timedelta(hours=23),
+            ),
+        )
+    offer = await offer_service.create_offer(
+        session,
+        chu_admin.principal,
+        OfferCreate(
+            organisation_id=chu.id,
+            title="TéléAVC — alerte thrombolyse 24/7",
+            act_type=ActType.TELEEXPERTISE,
+            specialty="Neurologie",
+            form_code="alerte_avc",
+            routing=Routing.ON_CALL,
+            rota_id=rota.id,
+            response_minutes=15,
+            urgent=True,
+            ack_minutes=3,
+        ),
+    )
+    centre = await make_organisation(
+        session, "CHU de Rennes — neuroradiologie interventionnelle", type=OrganisationType.CHU
+    )
+    neuroradiologist = await make_actor(session, centre, Role.EXPERT)
+    return {
+        "neurologist_email": neurologist.email,
+        "neurologist_name": neurologist.principal.display_name,
+        "stroke_offer": offer.title,
+        "thrombectomy_centre": centre.name,
+        "neuroradiologist_email": neuroradiologist.email,
+    }
 
 
 async def _teleconsultation(session) -> dict[str, str]:

@@ -125,6 +125,7 @@ async def test_metadata_is_public_capability_statement(client):
         "Slot",
         "Appointment",
         "Encounter",
+        "Observation",
     }
     for name, resource in resources.items():
         expected = {"read", "search-type"} | ({"create"} if name == "ServiceRequest" else set())
@@ -505,7 +506,7 @@ async def test_organization_read_and_search_by_finess(session, client, world):
         ("/fhir/Patient/00000000-0000-4000-8000-000000000000", {}, 404),
         ("/fhir/Practitioner/12", {}, 404),
         ("/fhir/Organization/00000000-0000-4000-8000-000000000000", {}, 404),
-        ("/fhir/Observation", {}, 404),
+        ("/fhir/Condition", {}, 404),  # a resource type not served
     ],
 )
 async def test_bad_requests_get_an_operation_outcome(client, headers, path, params, status):

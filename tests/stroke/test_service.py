@@ -306,6 +306,7 @@ async def test_a_thrombectomy_transfer_lets_the_receiving_centre_see_the_case(
     )
     seen = await service.case_view(session, interventional.principal, settings, case.id)
     assert seen.case.thrombectomy and seen.patient_name  # the case and the patient's record
+    assert [c.id for c in await service.list_cases(session, interventional.principal)] == [case.id]
     with pytest.raises(Conflict):  # no needle without thrombolysis
         await service.stamp_milestone(
             session, network.emergency.principal, case.id, MilestoneStamp(kind=Milestone.NEEDLE)

@@ -1,6 +1,8 @@
 """FHIR R4 facade (mounted at /fhir): read and search of Patient, Practitioner and Organization; tele-expertise
 requests as ServiceRequest / Task / QuestionnaireResponse / DiagnosticReport (+ Binary PDF), offers as
-HealthcareService, forms as Questionnaire; creation of a request by POST /fhir/ServiceRequest or a transaction.
+HealthcareService, forms as Questionnaire; teleconsultation scheduling (Schedule, Slot, Appointment) and calls
+(Encounter VR); TéléAVC cases as Encounter (EMER) with their Observations; creation of a request by
+POST /fhir/ServiceRequest or a transaction.
 
 Routes are thin: parse the query, call the domain services (through ``fhir.search``), map to FHIR
 resources, return ``application/fhir+json``. Errors become OperationOutcome in ``web/errors.py``.
@@ -22,6 +24,7 @@ from telesante.auth.dependencies import SessionDep, SettingsDep, require_bearer
 from telesante.auth.principal import Principal
 from telesante.fhir import mapping, search, tele_requests, workflow
 from telesante.fhir import scheduling as fhir_scheduling
+from telesante.fhir import stroke as fhir_stroke
 from telesante.kit import clock
 from telesante.kit.pagination import Page
 from telesante.storage.dependencies import BlobStoreDep, file_response
@@ -326,24 +329,35 @@ async def read_appointment(appointment_id: str, session: SessionDep, principal: 
     )
 
 
-@router.get("/Encounter", summary="L'appel vidéo d'un rendez-vous (classe VR)")
+# --- encounters (video calls, stroke cases) and the stroke cases' observations (fhir/stroke.py) ----------------
+
+
+@router.get(
+    "/Encounter", summary="Rencontres : appels vidéo (classe VR) et prises en charge AVC (classe EMER)"
+)
 async def search_encounters(request: Request, session: SessionDep, principal: BearerDep) -> FHIRResponse:
-    query = _query(request, fhir_scheduling.ENCOUNTER_PARAMS)
-    found = await fhir_scheduling.encounters(session, principal, query)
-    return _listed(
-        request,
-        "Encounter",
-        query,
-        found,
-        lambda item: fhir_scheduling.encounter_resource(*item),
-        lambda item: item[0].id,
-    )
+    query = _query_dates(request, fhir_stroke.ENCOUNTER_PARAMS, fhir_stroke.DATE_PARAMS)
+    page = await fhir_stroke.search_encounters(session, principal, query)
+    return _bundle(request, "Encounter", query, page, lambda encounter: encounter)
 
 
-@router.get("/Encounter/{encounter_id}", summary="Lecture d'un appel vidéo (tracée)")
+@router.get(
+    "/Encounter/{encounter_id}", summary="Lecture d'un appel vidéo ou d'une prise en charge AVC (tracée)"
+)
 async def read_encounter(encounter_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
-    room, request_id = await fhir_scheduling.read_encounter(session, principal, encounter_id)
-    return FHIRResponse(fhir_scheduling.encounter_resource(room, request_id))
+    return FHIRResponse(await fhir_stroke.read_encounter(session, principal, encounter_id))
+
+
+@router.get("/Observation", summary="NIHSS, constantes et biologie des dossiers AVC (tracée)")
+async def search_observations(request: Request, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    query = _query_dates(request, fhir_stroke.OBSERVATION_PARAMS, fhir_stroke.DATE_PARAMS)
+    page = await fhir_stroke.search_observations(session, principal, query)
+    return _bundle(request, "Observation", query, page, lambda observation: observation)
+
+
+@router.get("/Observation/{observation_id}", summary="Lecture d'une observation d'un dossier AVC (tracée)")
+async def read_observation(observation_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    return FHIRResponse(await fhir_stroke.read_observation(session, principal, observation_id))
 
 
 def _query_dates(request: Request, supported: tuple[str, ...], dates: tuple[str, ...]) -> search.SearchQuery:

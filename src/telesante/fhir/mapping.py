@@ -470,8 +470,85 @@ SEARCH_PARAMETERS: dict[str, list[tuple[str, str, str, str]]] = {
         ),
         ("status", "token", f"{_SP}/Appointment-status", "booked, cancelled, fulfilled, noshow."),
     ],
+    # Two kinds: the video call of a teleconsultation or of a stroke case (class VR), the stroke case (class EMER).
+    # One of patient/subject, based-on, appointment, part-of is required; the others narrow.
     "Encounter": [
-        ("appointment", "reference", f"{_SP}/Encounter-appointment", "Appointment/<id> (obligatoire)."),
+        (
+            "patient",
+            "reference",
+            f"{_SP}/clinical-patient",
+            "Patient/<id> : les prises en charge AVC (classe EMER) du patient.",
+        ),
+        ("subject", "reference", f"{_SP}/Encounter-subject", "Patient/<id> (comme patient)."),
+        (
+            "based-on",
+            "reference",
+            f"{_SP}/Encounter-based-on",
+            "ServiceRequest/<id> : la prise en charge AVC née de cette demande d'avis neurologique.",
+        ),
+        (
+            "appointment",
+            "reference",
+            f"{_SP}/Encounter-appointment",
+            "Appointment/<id> : l'appel vidéo d'un rendez-vous de téléconsultation (classe VR).",
+        ),
+        (
+            "part-of",
+            "reference",
+            f"{_SP}/Encounter-part-of",
+            "Encounter/<id d'une prise en charge AVC> : son appel vidéo (classe VR).",
+        ),
+        (
+            "status",
+            "token",
+            f"{_SP}/Encounter-status",
+            "AVC : triaged (alerte en attente du neurologue), in-progress (pris en charge, décision prise), "
+            "finished (compte rendu signé) ; appel vidéo : planned, in-progress, finished.",
+        ),
+        (
+            "class",
+            "token",
+            f"{_SP}/Encounter-class",
+            "EMER (prise en charge AVC) ou VR (appel vidéo), système "
+            "http://terminology.hl7.org/CodeSystem/v3-ActCode.",
+        ),
+        (
+            "date",
+            "date",
+            f"{_SP}/clinical-date",
+            "Période (arrivée → clôture ; en cours : jusqu'à maintenant) qui rencontre l'intervalle demandé ; "
+            "préfixes eq, gt, ge, lt, le ; répétable pour un intervalle.",
+        ),
+    ],
+    # The stroke cases' measures: NIHSS (total and items), blood pressure, weight, glucose, platelets, INR.
+    "Observation": [
+        (
+            "patient",
+            "reference",
+            f"{_SP}/clinical-patient",
+            "Patient/<id> (ou encounter : l'un est obligatoire).",
+        ),
+        ("subject", "reference", f"{_SP}/Observation-subject", "Patient/<id> (comme patient)."),
+        (
+            "encounter",
+            "reference",
+            f"{_SP}/clinical-encounter",
+            "Encounter/<id d'une prise en charge AVC>.",
+        ),
+        (
+            "code",
+            "token",
+            f"{_SP}/clinical-code",
+            "LOINC (http://loinc.org) : 72089-6 NIHSS total, 85354-9 pression artérielle, 29463-7 poids, "
+            "15074-8 glycémie (mmol/L), 777-3 plaquettes, 6301-6 INR. Un code inconnu ne trouve rien.",
+        ),
+        ("category", "token", f"{_SP}/Observation-category", "survey (NIHSS), vital-signs, laboratory."),
+        (
+            "date",
+            "date",
+            f"{_SP}/clinical-date",
+            "Moment de la mesure (effectiveDateTime) ; préfixes eq, gt, ge, lt, le ; répétable.",
+        ),
     ],
 }
 # Resources read by id only, and those that can be created.

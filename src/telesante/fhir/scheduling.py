@@ -5,7 +5,9 @@
 - **Slot** — a free period of a Schedule (only free slots are searchable: what a third-party booking tool needs);
 - **Appointment** — a booked teleconsultation: status, serviceType, start/end, the slot, the patient and the doctor
   as participants, the reason, the act (basedOn ServiceRequest), the cancellation;
-- **Encounter** — the call itself, class ``VR`` (virtual, v3 ActCode): status, period, the appointment, the act.
+- **Encounter** — the call itself, class ``VR`` (virtual, v3 ActCode): status, period, the appointment, the act. The
+  call of an act opened without an appointment (a stroke alert's neurology opinion) has no appointment: it names
+  its act (basedOn) and the stroke case's Encounter it belongs to (partOf, see ``fhir/stroke.py``).
 
 Access goes through the scheduling and video services (the same rules as the pages); every read of an
 Appointment or Encounter is audited with its patient."""
@@ -21,6 +23,7 @@ from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.slot import Slot as FhirSlot
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
 from telesante.config import Settings
 from telesante.fhir import workflow
@@ -35,7 +38,6 @@ from telesante.video.models import RoomStatus, VideoRoom
 SCHEDULE_PARAMS = ("actor", "active")
 SLOT_PARAMS = ("schedule", "status", "start")
 APPOINTMENT_PARAMS = ("patient", "practitioner", "date", "status")
-ENCOUNTER_PARAMS = ("appointment",)
 ACT_SYSTEM = "urn:telesante:acte"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 SERVICE_TYPE = {"coding": [{"system": ACT_SYSTEM, "code": "teleconsultation", "display": "Téléconsultation"}]}
@@ -131,7 +133,11 @@ def appointment_resource(appointment: Appointment) -> FhirAppointment:
     return FhirAppointment(**{k: v for k, v in resource.items() if v is not None})
 
 
-def encounter_resource(room: VideoRoom, request_id: uuid.UUID | None) -> Encounter:
+def encounter_resource(
+    room: VideoRoom, request_id: uuid.UUID | None, part_of: uuid.UUID | None = None
+) -> Encounter:
+    """``request_id``: the act of the call (its appointment's, or the room's own when opened without one);
+    ``part_of``: the Encounter of the stroke case the call belongs to."""
     if room.status == RoomStatus.CLOSED:
         status = "finished"
     elif room.started_at is not None:
@@ -149,13 +155,17 @@ def encounter_resource(room: VideoRoom, request_id: uuid.UUID | None) -> Encount
         "class": {"system": V3_ACT_CODE, "code": "VR", "display": "virtual"},
         "serviceType": SERVICE_TYPE,
         "subject": {"reference": f"Patient/{room.patient_id}"},
-        "appointment": [{"reference": f"Appointment/{room.appointment_id}"}],
         "participant": [{"individual": {"reference": f"Practitioner/{room.host_professional_id}"}}],
     }
+    if room.appointment_id is not None:
+        resource["appointment"] = [{"reference": f"Appointment/{room.appointment_id}"}]
     if period:
         resource["period"] = period
+    request_id = request_id or room.request_id
     if request_id:
         resource["basedOn"] = [{"reference": f"ServiceRequest/{request_id}"}]
+    if part_of:
+        resource["partOf"] = {"reference": f"Encounter/{part_of}"}
     return Encounter(**resource)
 
 
@@ -262,8 +272,18 @@ async def read_encounter(
     session: AsyncSession, principal: Principal, encounter_id: str
 ) -> tuple[VideoRoom, uuid.UUID | None]:
     room = await video.visible_room(session, principal, _uuid(encounter_id, "Consultation introuvable."))
+    if room.appointment_id is None:  # the call of an act opened without an appointment (stroke alert)
+        await record_access(
+            session,
+            principal,
+            action=Action.READ,
+            object_type="VideoRoom",
+            object_id=room.id,
+            patient_id=room.patient_id,
+        )
+        return room, room.request_id
     appointment = await video.appointment_of(session, principal, room)  # audited with the patient
-    return room, appointment.request_id
+    return room, appointment.request_id or room.request_id
 
 
 async def encounters(

@@ -1,0 +1,716 @@
+"""TéléAVC through the FHIR facade (read and search); the codes and the id scheme are in docs/domains/stroke.md.
+
+- **Encounter** (class ``EMER``) — a stroke case: the emergency encounter around the neurology opinion. Status from
+  the case's status, period from the arrival to the closure, statusHistory (arrived → triaged → in-progress) from the
+  case's clocks, the emergency department's hospital as serviceProvider, the doctor who raised the alert (ATND) and
+  the neurologist who took it (CON), basedOn the tele-expertise request (already ServiceRequest and Task, see
+  ``fhir/tele_requests.py``), reasonCode stroke (SNOMED CT), hospitalization.destination the receiving centre once a
+  transfer is decided. The call of the case (a video room opened without an appointment) is an Encounter of class
+  ``VR`` (``fhir/scheduling.py``) whose partOf names the case.
+- **Observation** — what the case measured: each NIHSS (total, LOINC 72089-6, the 15 items as components), blood
+  pressure and weight (FHIR vital-signs profiles), glucose, platelets and INR (laboratory).
+
+An Encounter id is a video room's id or a stroke case's id. Access goes through the stroke case's one rule
+(``StrokeCaseRepository.visible``): whoever cannot see the case gets 404 or an empty search. Every read and every
+case found by a search is audited with its patient.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.observation import Observation
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telesante.audit.service import Action, record_access
+from telesante.auth.principal import Principal
+from telesante.fhir import scheduling as fhir_scheduling
+from telesante.fhir import workflow
+from telesante.fhir.search import InvalidSearch, SearchQuery, parse_date_range
+from telesante.kit import clock
+from telesante.kit.errors import NotFound
+from telesante.kit.pagination import Page
+from telesante.stroke.clinical import NIHSS_BY_CODE, NIHSS_ITEMS, UNTESTABLE
+from telesante.stroke.models import (
+    TRANSPORT_LABELS,
+    CaseStatus,
+    Milestone,
+    NihssAssessment,
+    NihssRole,
+    StrokeCase,
+)
+from telesante.stroke.repository import MilestoneRepository, NihssRepository, StrokeCaseRepository
+from telesante.video import service as video
+
+# --- code systems ---------------------------------------------------------------------------------------------
+
+LOINC = "http://loinc.org"
+SNOMED_CT = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+V3_ACT_PRIORITY = "http://terminology.hl7.org/CodeSystem/v3-ActPriority"
+V3_PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+DISCHARGE_DISPOSITION = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+# Local code systems (the platform's urn:telesante: namespace, as for acts and request statuses). The NIHSS items are
+# local codes because no item-level LOINC mapping has been checked against the LOINC table (docs/domains/stroke.md).
+NIHSS_ITEM_SYSTEM = "urn:telesante:avc:item-nihss"
+NIHSS_METHOD_SYSTEM = "urn:telesante:avc:cotation-nihss"
+
+VITAL_SIGNS_PROFILE = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+BP_PROFILE = "http://hl7.org/fhir/StructureDefinition/bp"
+BODY_WEIGHT_PROFILE = "http://hl7.org/fhir/StructureDefinition/bodyweight"
+
+EMERGENCY_CLASS = {"system": V3_ACT_CODE, "code": "EMER", "display": "emergency"}
+STROKE_REASON = {
+    "coding": [{"system": SNOMED_CT, "code": "230690007", "display": "Cerebrovascular accident"}],
+    "text": "Suspicion d'AVC (alerte TéléAVC)",
+}
+NIHSS_TOTAL = (LOINC, "72089-6", "Total score [NIH Stroke Scale]")
+BP_PANEL = (LOINC, "85354-9", "Blood pressure panel with all children optional")
+SYSTOLIC = (LOINC, "8480-6", "Systolic blood pressure")
+DIASTOLIC = (LOINC, "8462-4", "Diastolic blood pressure")
+BODY_WEIGHT = (LOINC, "29463-7", "Body weight")
+GLUCOSE = (LOINC, "15074-8", "Glucose [Moles/volume] in Blood")
+PLATELETS = (LOINC, "777-3", "Platelets [#/volume] in Blood by Automated count")
+INR = (LOINC, "6301-6", "INR in Platelet poor plasma by Coagulation assay")
+
+# The case's status -> Encounter.status (the case's stay at the emergency department around the opinion).
+ENCOUNTER_STATUS = {
+    CaseStatus.ALERT: "triaged",  # assessed and alerted, the neurologist not yet on the line
+    CaseStatus.IN_PROGRESS: "in-progress",
+    CaseStatus.DECIDED: "in-progress",  # decided, the patient still in care (needle, transfer) until the report
+    CaseStatus.CLOSED: "finished",  # the compte rendu signed
+}
+ENCOUNTER_STATUSES = (
+    "planned",
+    "arrived",
+    "triaged",
+    "in-progress",
+    "onleave",
+    "finished",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
+OBSERVATION_CATEGORIES = ("survey", "vital-signs", "laboratory")
+NIHSS_METHOD = {
+    NihssRole.EMERGENCY: ("bedside", "Au lit du patient, par l'urgentiste"),
+    NihssRole.NEUROLOGIST: ("video", "Par vidéo, par le neurologue (confirmation)"),
+}
+
+ENCOUNTER_PARAMS = ("patient", "subject", "based-on", "appointment", "part-of", "status", "class", "date")
+OBSERVATION_PARAMS = ("patient", "subject", "encounter", "code", "category", "date")
+DATE_PARAMS = ("date",)
+
+# Observation ids: an NIHSS is its assessment's own id (a UUID); a measure is "avc-<case id, 32 hex>-<measure>"
+# (at most 46 characters: FHIR ids are [A-Za-z0-9-.]{1,64}). A measure keeps its id when its value is corrected.
+MEASURES = ("bp", "weight", "glucose", "platelets", "inr")
+_MEASURE_ID = re.compile(r"^avc-([0-9a-f]{32})-(" + "|".join(MEASURES) + r")$")
+
+
+def measure_id(case_id: uuid.UUID, measure: str) -> str:
+    return f"avc-{case_id.hex}-{measure}"
+
+
+# --- what a case's resources are built from -------------------------------------------------------------------
+
+
+@dataclass
+class CaseRecord:
+    """A case and what its resources need besides it, loaded for a page of cases in a few queries."""
+
+    case: StrokeCase
+    acknowledged_at: datetime | None = None
+    alerted_by: uuid.UUID | None = None  # the professional who raised the alert
+    organisation_names: Mapping[uuid.UUID, str] = field(default_factory=dict)
+    nihss: list[NihssAssessment] = field(default_factory=list)
+    assessors: Mapping[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # account -> professional
+
+
+async def _records(
+    session: AsyncSession, cases: Sequence[StrokeCase], *, nihss: bool = False
+) -> list[CaseRecord]:
+    if not cases:
+        return []
+    repo = StrokeCaseRepository(session)
+    case_ids = [case.id for case in cases]
+    acknowledged = {
+        m.case_id: m.at
+        for m in await MilestoneRepository(session).for_cases(case_ids)
+        if m.kind == Milestone.ACKNOWLEDGED
+    }
+    assessments = await NihssRepository(session).for_cases(case_ids) if nihss else []
+    accounts = {case.created_by_account_id for case in cases} | {
+        a.assessed_by_account_id for a in assessments
+    }
+    professionals = await repo.professionals_of_accounts(accounts)
+    names = await repo.organisation_names(
+        {case.organisation_id for case in cases}
+        | {case.receiving_organisation_id for case in cases if case.receiving_organisation_id}
+    )
+    return [
+        CaseRecord(
+            case=case,
+            acknowledged_at=acknowledged.get(case.id),
+            alerted_by=professionals.get(case.created_by_account_id),
+            organisation_names=names,
+            nihss=[a for a in assessments if a.case_id == case.id],
+            assessors=professionals,
+        )
+        for case in cases
+    ]
+
+
+# --- Encounter ------------------------------------------------------------------------------------------------
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return clock.as_utc(value) if value is not None else None
+
+
+def _period(start: datetime | None, end: datetime | None) -> dict[str, datetime]:
+    return {k: v for k, v in (("start", _utc(start)), ("end", _utc(end))) if v is not None}
+
+
+def _participant(code: str, display: str, professional_id: uuid.UUID, name: str) -> dict[str, Any]:
+    return {
+        "type": [{"coding": [{"system": V3_PARTICIPATION_TYPE, "code": code, "display": display}]}],
+        "individual": {"reference": f"Practitioner/{professional_id}", "display": name or None},
+    }
+
+
+def encounter_resource(record: CaseRecord) -> Encounter:
+    case = record.case
+    names = record.organisation_names
+    history = [
+        {"status": "arrived", "period": _period(case.arrival_at, case.alert_at)},
+        {"status": "triaged", "period": _period(case.alert_at, record.acknowledged_at)},
+    ]
+    if record.acknowledged_at is not None:
+        history.append({"status": "in-progress", "period": _period(record.acknowledged_at, case.closed_at)})
+    participants = []
+    if record.alerted_by is not None:
+        participants.append(_participant("ATND", "attender", record.alerted_by, case.created_by_name))
+    if case.neurologist_professional_id is not None:
+        participants.append(
+            _participant("CON", "consultant", case.neurologist_professional_id, case.neurologist_name)
+        )
+    resource: dict[str, Any] = {
+        "id": str(case.id),
+        "status": ENCOUNTER_STATUS[case.status],
+        "statusHistory": history,
+        "class": EMERGENCY_CLASS,
+        "priority": {"coding": [{"system": V3_ACT_PRIORITY, "code": "EM", "display": "emergency"}]},
+        "subject": {"reference": f"Patient/{case.patient_id}"},
+        "basedOn": [{"reference": f"ServiceRequest/{case.request_id}"}],
+        "participant": participants or None,
+        "period": _period(case.arrival_at, case.closed_at),
+        "reasonCode": [STROKE_REASON],
+        "serviceProvider": {
+            "reference": f"Organization/{case.organisation_id}",
+            "display": names.get(case.organisation_id),
+        },
+    }
+    if case.receiving_organisation_id is not None:
+        transport = TRANSPORT_LABELS.get(case.transport_mode) if case.transport_mode else None
+        what = "Transfert pour thrombectomie" if case.thrombectomy else "Transfert"
+        resource["hospitalization"] = {
+            "destination": {
+                "reference": f"Organization/{case.receiving_organisation_id}",
+                "display": names.get(case.receiving_organisation_id),
+            },
+            "dischargeDisposition": {
+                "coding": [
+                    {
+                        "system": DISCHARGE_DISPOSITION,
+                        "code": "other-hcf",
+                        "display": "Other healthcare facility",
+                    }
+                ],
+                "text": f"{what} — {transport}" if transport else what,
+            },
+        }
+    return Encounter(**{k: v for k, v in resource.items() if v is not None})
+
+
+# --- Observation ----------------------------------------------------------------------------------------------
+
+
+def _concept(code: tuple[str, str, str], text: str | None = None) -> dict[str, Any]:
+    system, value, display = code
+    concept: dict[str, Any] = {"coding": [{"system": system, "code": value, "display": display}]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def _category(code: str, display: str) -> list[dict[str, Any]]:
+    return [{"coding": [{"system": OBSERVATION_CATEGORY, "code": code, "display": display}]}]
+
+
+def _quantity(value: Decimal, unit: str, code: str) -> dict[str, Any]:
+    return {"value": value, "unit": unit, "system": UCUM, "code": code}
+
+
+def _decimal(value: float | int) -> Decimal:
+    return Decimal(str(value))
+
+
+def _observation(
+    case: StrokeCase,
+    observation_id: str,
+    code: tuple[str, str, str],
+    category: list[dict[str, Any]],
+    **rest: Any,
+) -> Observation:
+    resource: dict[str, Any] = {
+        "id": observation_id,
+        "status": "final",
+        "category": category,
+        "code": _concept(code),
+        "subject": {"reference": f"Patient/{case.patient_id}"},
+        "encounter": {"reference": f"Encounter/{case.id}"},
+        **rest,
+    }
+    return Observation(**{k: v for k, v in resource.items() if v is not None})
+
+
+def _nihss_component(item_code: str, value: Any) -> dict[str, Any]:
+    item = NIHSS_BY_CODE[item_code]
+    component: dict[str, Any] = {
+        "code": {"coding": [{"system": NIHSS_ITEM_SYSTEM, "code": item.code, "display": item.label}]}
+    }
+    if value == UNTESTABLE:
+        component["dataAbsentReason"] = {
+            "coding": [{"system": DATA_ABSENT_REASON, "code": "not-applicable", "display": "Not Applicable"}],
+            "text": "Non testable (UN)",
+        }
+    else:
+        component["valueInteger"] = int(value)
+    return component
+
+
+def nihss_observation(record: CaseRecord, assessment: NihssAssessment) -> Observation:
+    method_code, method_text = NIHSS_METHOD[assessment.role]
+    professional_id = record.assessors.get(assessment.assessed_by_account_id)
+    performer: dict[str, Any] = {"display": assessment.assessed_by_name or None}
+    if professional_id is not None:
+        performer["reference"] = f"Practitioner/{professional_id}"
+    return _observation(
+        record.case,
+        str(assessment.id),
+        NIHSS_TOTAL,
+        _category("survey", "Survey"),
+        effectiveDateTime=_utc(assessment.assessed_at),
+        performer=[performer],
+        method={
+            "coding": [{"system": NIHSS_METHOD_SYSTEM, "code": method_code, "display": method_text}],
+            "text": method_text,
+        },
+        valueInteger=assessment.total,
+        component=[
+            _nihss_component(item.code, assessment.items[item.code])
+            for item in NIHSS_ITEMS
+            if item.code in (assessment.items or {})
+        ],
+    )
+
+
+def _bp_component(code: tuple[str, str, str], value: int) -> dict[str, Any]:
+    return {"code": _concept(code), "valueQuantity": _quantity(Decimal(value), "mmHg", "mm[Hg]")}
+
+
+def measure_observation(case: StrokeCase, measure: str) -> Observation | None:
+    """One measure of the case (its latest value), or None when it was not given."""
+    common: dict[str, Any] = {"effectiveDateTime": _utc(case.measures_at)}
+    if case.measures_by_name:
+        common["performer"] = [{"display": case.measures_by_name}]
+    vital_signs = _category("vital-signs", "Vital Signs")
+    laboratory = _category("laboratory", "Laboratory")
+    observation_id = measure_id(case.id, measure)
+    if measure == "bp":
+        if case.systolic is None or case.diastolic is None:  # recorded together (MeasuresUpdate)
+            return None
+        return _observation(
+            case,
+            observation_id,
+            BP_PANEL,
+            vital_signs,
+            meta={"profile": [BP_PROFILE]},
+            component=[_bp_component(SYSTOLIC, case.systolic), _bp_component(DIASTOLIC, case.diastolic)],
+            **common,
+        )
+    if measure == "weight":
+        if case.weight_kg is None:
+            return None
+        return _observation(
+            case,
+            observation_id,
+            BODY_WEIGHT,
+            vital_signs,
+            meta={"profile": [BODY_WEIGHT_PROFILE]},
+            valueQuantity=_quantity(_decimal(case.weight_kg), "kg", "kg"),
+            **common,
+        )
+    if measure == "glucose":
+        if case.glucose_mmol is None:
+            return None
+        return _observation(
+            case,
+            observation_id,
+            GLUCOSE,
+            laboratory,
+            valueQuantity=_quantity(_decimal(case.glucose_mmol), "mmol/L", "mmol/L"),
+            **common,
+        )
+    if measure == "platelets":
+        if case.platelets is None:
+            return None
+        # Stored per mm³ (= per µL): 230 000/mm³ is 230 × 10³/µL.
+        return _observation(
+            case,
+            observation_id,
+            PLATELETS,
+            laboratory,
+            valueQuantity=_quantity(Decimal(case.platelets) / 1000, "10³/µL", "10*3/uL"),
+            **common,
+        )
+    if measure == "inr":
+        if case.inr is None:
+            return None
+        return _observation(
+            case,
+            observation_id,
+            INR,
+            laboratory,
+            valueQuantity=_quantity(_decimal(case.inr), "INR", "{INR}"),
+            **common,
+        )
+    raise ValueError(measure)  # pragma: no cover - MEASURES lists them all
+
+
+def observations_of(record: CaseRecord) -> list[Observation]:
+    found = [nihss_observation(record, assessment) for assessment in record.nihss]
+    for measure in MEASURES:
+        observation = measure_observation(record.case, measure)
+        if observation is not None:
+            found.append(observation)
+    return found
+
+
+# --- reads and searches ---------------------------------------------------------------------------------------
+
+
+async def _audit(
+    session: AsyncSession, principal: Principal, case: StrokeCase, action: str, resource: str
+) -> None:
+    await record_access(
+        session,
+        principal,
+        action=action,
+        object_type="StrokeCase",
+        object_id=case.id,
+        patient_id=case.patient_id,
+        details={"resource": resource},  # the channel (fhir) comes from the request context
+    )
+
+
+def _uuid(value: str, message: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(message) from None
+
+
+def _reference(value: str, resource_type: str, name: str) -> uuid.UUID:
+    """A reference search value: ``Type/<id>`` (relative or absolute) or a bare id."""
+    found = workflow.reference_id(value, resource_type)
+    if found is None and "/" not in value:
+        try:
+            found = uuid.UUID(value)
+        except ValueError:
+            found = None
+    if found is None:
+        raise InvalidSearch(f"{name} : référence {resource_type}/<id> attendue.", field=name)
+    return found
+
+
+def _patient(values: Mapping[str, str]) -> uuid.UUID | None:
+    """The patient of ``patient`` or ``subject`` (both given: the same one)."""
+    found = {_reference(values[name], "Patient", name) for name in ("patient", "subject") if name in values}
+    if len(found) > 1:
+        raise InvalidSearch("patient et subject désignent deux patients différents.", field="subject")
+    return found.pop() if found else None
+
+
+def _token(name: str, value: str) -> tuple[str | None, str]:
+    """'system|code' -> (system, code); '|code' -> ('', code); 'code' -> (None, code)."""
+    if "|" not in value:
+        return None, value
+    system, _, code = value.partition("|")
+    if not code:
+        raise InvalidSearch(f"{name} : la valeur après « | » est obligatoire.", field=name)
+    return system, code
+
+
+def _has_coding(concepts: Sequence[Any], wanted: tuple[str | None, str]) -> bool:
+    system, code = wanted
+    return any(
+        coding.code == code and (system is None or coding.system == (system or None))
+        for concept in concepts
+        for coding in concept.coding or []
+    )
+
+
+def _overlaps(
+    start: datetime | None, end: datetime | None, lower: datetime | None, upper: datetime | None
+) -> bool:
+    """Whether [start, end] (end None: still running) meets [lower, upper)."""
+    if start is None:
+        return False
+    if upper is not None and start >= upper:
+        return False
+    return not (lower is not None and end is not None and end < lower)
+
+
+def _page(items: list[Any], query: SearchQuery) -> Page[Any]:
+    shown = items[query.page.offset : query.page.offset + query.count] if query.count else []
+    return Page(items=shown, total=len(items), offset=query.page.offset, limit=query.page.limit)
+
+
+def _status(values: Mapping[str, str]) -> str | None:
+    status = values.get("status")
+    if status is not None and status not in ENCOUNTER_STATUSES:
+        raise InvalidSearch(
+            f"status : valeur inconnue (attendu : {', '.join(ENCOUNTER_STATUSES)}).", field="status"
+        )
+    return status
+
+
+def _class(values: Mapping[str, str]) -> tuple[str | None, str] | None:
+    if "class" not in values:
+        return None
+    return _token("class", values["class"])
+
+
+def _class_matches(wanted: tuple[str | None, str] | None, code: str) -> bool:
+    if wanted is None:
+        return True
+    system, value = wanted
+    return value == code and system in (None, V3_ACT_CODE)
+
+
+async def _case_of_room(session: AsyncSession, principal: Principal, room) -> uuid.UUID | None:
+    """The stroke case a call without appointment belongs to (when the principal sees it)."""
+    if room.appointment_id is not None or room.request_id is None:
+        return None
+    case = await StrokeCaseRepository(session).get_visible_for_request(principal, room.request_id)
+    return case.id if case is not None else None
+
+
+async def read_encounter(session: AsyncSession, principal: Principal, encounter_id: str) -> Encounter:
+    """A stroke case or a video call (the ids are UUIDs of either table)."""
+    case = await StrokeCaseRepository(session).get_visible(
+        principal, _uuid(encounter_id, "Rencontre introuvable.")
+    )
+    if case is not None:
+        await _audit(session, principal, case, Action.READ, f"Encounter/{case.id}")
+        [record] = await _records(session, [case])
+        return encounter_resource(record)
+    room, request_id = await fhir_scheduling.read_encounter(session, principal, encounter_id)
+    return fhir_scheduling.encounter_resource(room, request_id, await _case_of_room(session, principal, room))
+
+
+async def _video_encounters(
+    session: AsyncSession, principal: Principal, query: SearchQuery
+) -> list[Encounter]:
+    values = query.values
+    if "appointment" in values:
+        found = await fhir_scheduling.encounters(session, principal, query)
+        return [
+            fhir_scheduling.encounter_resource(
+                room, request_id, await _case_of_room(session, principal, room)
+            )
+            for room, request_id in found
+        ]
+    # part-of: the call of a stroke case
+    case = await StrokeCaseRepository(session).get_visible(
+        principal, _reference(values["part-of"], "Encounter", "part-of")
+    )
+    if case is None:
+        return []
+    room = await video.room_of_request(session, case.request_id)
+    if room is None:
+        return []
+    try:
+        room = await video.visible_room(session, principal, room.id)  # the call's own rule
+    except NotFound:
+        return []
+    await record_access(
+        session,
+        principal,
+        action=Action.SEARCH,
+        object_type="VideoRoom",
+        object_id=room.id,
+        patient_id=room.patient_id,
+        details={"resource": "Encounter"},
+    )
+    return [fhir_scheduling.encounter_resource(room, room.request_id, case.id)]
+
+
+def _video_matches(encounter: Encounter, query: SearchQuery) -> bool:
+    values = query.values
+    patient_id = _patient(values)
+    if patient_id is not None and encounter.subject.reference != f"Patient/{patient_id}":
+        return False
+    if "based-on" in values:
+        request = f"ServiceRequest/{_reference(values['based-on'], 'ServiceRequest', 'based-on')}"
+        if request not in {ref.reference for ref in encounter.basedOn or []}:
+            return False
+    if "part-of" in values:
+        case = f"Encounter/{_reference(values['part-of'], 'Encounter', 'part-of')}"
+        if encounter.partOf is None or encounter.partOf.reference != case:
+            return False
+    status = _status(values)
+    if status is not None and encounter.status != status:
+        return False
+    if not _class_matches(_class(values), encounter.class_fhir.code):
+        return False
+    if "date" in query.repeated:
+        lower, upper = parse_date_range("date", query.repeated["date"])
+        period = encounter.period
+        if period is None or not _overlaps(period.start, period.end, lower, upper):
+            return False
+    return True
+
+
+async def search_encounters(
+    session: AsyncSession, principal: Principal, query: SearchQuery
+) -> Page[Encounter]:
+    """Stroke cases (by patient, or by the request they answer) or video calls (by appointment, or the call of a
+    stroke case by part-of); the other parameters narrow either."""
+    values = query.values
+    if "appointment" in values or "part-of" in values:
+        return _page(
+            [e for e in await _video_encounters(session, principal, query) if _video_matches(e, query)], query
+        )
+    patient_id = _patient(values)
+    request_id = (
+        _reference(values["based-on"], "ServiceRequest", "based-on") if "based-on" in values else None
+    )
+    if patient_id is None and request_id is None:
+        raise InvalidSearch(
+            "Critère obligatoire : patient (ou subject), based-on, appointment ou part-of.", field="patient"
+        )
+    status = _status(values)
+    empty = Page(items=[], total=0, offset=query.page.offset, limit=query.page.limit)
+    if not _class_matches(_class(values), EMERGENCY_CLASS["code"]):
+        return empty
+    statuses = None
+    if status is not None:
+        statuses = tuple(s for s, mapped in ENCOUNTER_STATUS.items() if mapped == status)
+    cases, total = await StrokeCaseRepository(session).search_visible(
+        principal,
+        patient_id=patient_id,
+        request_id=request_id,
+        statuses=statuses,
+        overlapping=parse_date_range("date", query.repeated.get("date", [])),
+        offset=query.page.offset,
+        limit=query.count,
+    )
+    for case in cases:
+        await _audit(session, principal, case, Action.SEARCH, "Encounter")
+    records = await _records(session, cases)
+    return Page(
+        items=[encounter_resource(r) for r in records],
+        total=total,
+        offset=query.page.offset,
+        limit=query.page.limit,
+    )
+
+
+async def read_observation(session: AsyncSession, principal: Principal, observation_id: str) -> Observation:
+    missing = "Observation introuvable."
+    repo = StrokeCaseRepository(session)
+    measure = _MEASURE_ID.match(observation_id)
+    if measure is not None:
+        case = await repo.get_visible(principal, uuid.UUID(hex=measure[1]))
+        if case is None:
+            raise NotFound(missing)
+        await _audit(session, principal, case, Action.READ, f"Observation/{observation_id}")
+        observation = measure_observation(case, measure[2])
+        if observation is None:
+            raise NotFound(missing)
+        return observation
+    assessment = await NihssRepository(session).get_visible(principal, _uuid(observation_id, missing))
+    if assessment is None:
+        raise NotFound(missing)
+    case = await repo.get_visible(principal, assessment.case_id)
+    assert case is not None  # the assessment was found through its case's rule
+    await _audit(session, principal, case, Action.READ, f"Observation/{observation_id}")
+    [record] = await _records(session, [case])
+    record.nihss = [assessment]
+    record.assessors = await repo.professionals_of_accounts({assessment.assessed_by_account_id})
+    return nihss_observation(record, assessment)
+
+
+def _observation_filter(query: SearchQuery) -> Callable[[Observation], bool]:
+    values = query.values
+    code = _token("code", values["code"]) if "code" in values else None
+    category = _token("category", values["category"]) if "category" in values else None
+    if category is not None and category[0] not in (None, OBSERVATION_CATEGORY):
+        category = (category[0], "")  # another system: nothing here carries it
+    lower, upper = parse_date_range("date", query.repeated.get("date", []))
+
+    def matches(observation: Observation) -> bool:
+        if code is not None and not _has_coding([observation.code], code):
+            return False
+        if category is not None and not _has_coding(observation.category or [], category):
+            return False
+        if lower is not None or upper is not None:
+            moment = observation.effectiveDateTime
+            if (
+                moment is None
+                or (lower is not None and moment < lower)
+                or (upper is not None and moment >= upper)
+            ):
+                return False
+        return True
+
+    return matches
+
+
+async def search_observations(
+    session: AsyncSession, principal: Principal, query: SearchQuery
+) -> Page[Observation]:
+    """The Observations of the stroke cases of a patient, or of one case (encounter=Encounter/<case id>)."""
+    values = query.values
+    patient_id = _patient(values)
+    case_id = _reference(values["encounter"], "Encounter", "encounter") if "encounter" in values else None
+    if patient_id is None and case_id is None:
+        raise InvalidSearch("Critère obligatoire : patient (ou subject) ou encounter.", field="patient")
+    matches = _observation_filter(query)  # bad values are refused before anything is read
+    repo = StrokeCaseRepository(session)
+    if case_id is not None:
+        case = await repo.get_visible(principal, case_id)
+        cases = [case] if case is not None and patient_id in (None, case.patient_id) else []
+    else:
+        cases, _total = await repo.search_visible(principal, patient_id=patient_id)
+    for case in cases:
+        await _audit(session, principal, case, Action.SEARCH, "Observation")
+    found = [
+        observation
+        for record in await _records(session, cases, nihss=True)
+        for observation in observations_of(record)
+        if matches(observation)
+    ]
+    return _page(found, query)

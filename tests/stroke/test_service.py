@@ -385,3 +385,63 @@ async def test_a_provisional_identity_obeys_the_registry_rules(session, settings
         await service.create_alert(session, network.emergency.principal, settings, data)
     assert refused.value.field == "birth_family_name"
     assert await service.list_cases(session, network.emergency.principal) == []
+
+
+class RecordingBus:
+    def __init__(self):
+        self.events = []
+
+    async def publish(self, event) -> None:
+        self.events.append(event)
+
+
+async def _commit(session) -> None:
+    """What ``get_session`` does at the end of a request: commit, then run the after-commit hooks."""
+    await session.commit()
+    for callback in session.info.pop("after_commit", []):
+        await callback()
+
+
+async def test_only_the_page_rings_and_the_receiving_centre_is_alerted_on_transfer(
+    session, settings, network, patient
+):
+    """The alert's page to the neurologist on duty is the one urgent event (a second alarm would cover it); the
+    receiving centre, and only it, gets an urgent event when a thrombectomy transfer is decided."""
+    from telesante.events.service import use_event_bus
+
+    interventional = await make_actor(session, network.thrombectomy_centre, Role.EXPERT)
+    bus = RecordingBus()
+    with use_event_bus(bus):
+        case = await _alerted(session, settings, network, patient)
+        await _commit(session)
+        urgent = [e for e in bus.events if e.urgent]
+        assert [e.type for e in urgent] == ["oncall.page"]
+        assert urgent[0].recipients == {network.neurologist.account.id}
+        alert_event = next(e for e in bus.events if e.type == "stroke.alert")
+        assert network.neurologist.account.id in alert_event.recipients
+        assert interventional.account.id not in alert_event.recipients
+
+        bus.events.clear()
+        await service.acknowledge(session, network.neurologist.principal, case.id)
+        await service.decide(
+            session,
+            network.neurologist.principal,
+            settings,
+            case.id,
+            DecisionCreate(
+                disposition=Disposition.TRANSFER,
+                thrombectomy=True,
+                reasons="Occlusion de l'artère cérébrale moyenne droite",
+                receiving_organisation_id=network.thrombectomy_centre.id,
+                transport_mode=TransportMode.HELICOPTER,
+            ),
+        )
+        await _commit(session)
+    transfer = [e for e in bus.events if e.urgent]
+    assert [e.type for e in transfer] == ["stroke.transfer"]
+    assert transfer[0].recipients == {interventional.account.id}
+    assert transfer[0].data["case_id"] == str(case.id)
+    assert (
+        "thrombectomie" in transfer[0].data["label"]
+        and patient.birth_family_name not in transfer[0].data["label"]
+    )

@@ -396,7 +396,8 @@ async def send_request(
         {"request_id": str(request.id)},
         dedupe_key=str(request.id),
     )
-    if offer.routing == Routing.ON_CALL and offer.rota_id:
+    paged = offer.routing == Routing.ON_CALL and offer.rota_id is not None
+    if paged:
         from telesante.oncall.service import page_on_call
 
         await page_on_call(
@@ -409,7 +410,9 @@ async def send_request(
             urgent=request.urgent,
             principal=principal,
         )
-    await _notify(session, request, "request.sent", urgent=request.urgent)
+    # Routed on call, the page to the person on duty is the alarm: the experts' worklists refresh without ringing
+    # (a second alarm would wake the whole service, or cover the page on the on-call's screen).
+    await _notify(session, request, "request.sent", urgent=request.urgent and not paged)
     repo = RequestRepository(session)
     if request.assigned_account_id:
         recipients = {request.assigned_account_id}

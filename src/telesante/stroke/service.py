@@ -227,7 +227,9 @@ async def create_alert(
             )
         )
     await _audit(session, principal, case, Action.CREATE, offer=offer.title)
-    await _announce(session, case, "stroke.alert", urgent=True)
+    # Not urgent: the page to the neurologist on duty (oncall.page) is what rings; this one refreshes the stroke
+    # pages of both hospitals, so that a second alarm does not cover the page's.
+    await _announce(session, case, "stroke.alert")
     return case
 
 
@@ -687,7 +689,9 @@ async def decide(
         thrombectomy=data.thrombectomy,
         overridden=overridden,
     )
-    await _announce(session, case, "stroke.updated", urgent=receiving is not None)
+    await _announce(session, case, "stroke.updated")
+    if receiving is not None:
+        await _alert_receiving_centre(session, case, receiving.name)
     return case
 
 
@@ -1078,7 +1082,27 @@ async def _audit(
     )
 
 
-async def _announce(session: AsyncSession, case: StrokeCase, kind: str, *, urgent: bool = False) -> None:
+async def _alert_receiving_centre(session: AsyncSession, case: StrokeCase, centre_name: str) -> None:
+    """After commit: the receiving centre's clinicians are alerted (urgent: it rings on their pages) that a patient
+    is sent to them for thrombectomy; ids and the transport only, no patient identity."""
+    recipients = await StrokeCaseRepository(session).clinician_accounts({case.receiving_organisation_id})
+    publish_on_commit(
+        session,
+        Event(
+            type="stroke.transfer",
+            recipients=frozenset(recipients),
+            data={
+                "case_id": str(case.id),
+                "status": case.status.value,
+                "label": f"AVC : patient adressé pour thrombectomie à {centre_name}"[:200],
+                "url": f"/avc/{case.id}",
+            },
+            urgent=True,
+        ),
+    )
+
+
+async def _announce(session: AsyncSession, case: StrokeCase, kind: str) -> None:
     """After commit: both sides' clinicians (and the receiving centre's) learn that the case changed (ids and status
     only, no patient identity); their case pages and lists refresh themselves."""
     organisations = {case.organisation_id, case.expert_organisation_id}
@@ -1094,6 +1118,5 @@ async def _announce(session: AsyncSession, case: StrokeCase, kind: str, *, urgen
             type=kind,
             recipients=frozenset(recipients),
             data={"case_id": str(case.id), "status": case.status.value},
-            urgent=urgent,
         ),
     )

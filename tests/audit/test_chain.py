@@ -53,3 +53,36 @@ async def test_deleted_row_is_detected(session):
     session.expunge_all()
     report = await verify_chain(session)
     assert not report.ok and report.first_bad_seq == target
+
+
+async def test_a_transaction_links_its_rows_without_rereading_and_survives_a_rolled_back_savepoint(session):
+    """Appends after the first of a transaction reuse the row appended last (the chain lock is held); a row appended
+    in a savepoint that rolls back is not used as the head; the next transaction reads the head again."""
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(session.sync_session.get_bind(), "before_cursor_execute", count)
+    try:
+        await _append(session, 1)
+        statements.clear()
+        await _append(session, 3)
+        assert [s for s in statements if s.lstrip().upper().startswith("SELECT")] == []  # no lock, no read
+        kept = await record_access(session, None, action=Action.READ, object_type="Test", object_id="kept")
+        with pytest.raises(RuntimeError):
+            async with session.begin_nested():
+                await record_access(session, None, action=Action.READ, object_type="Test", object_id="lost")
+                raise RuntimeError("échec dans le point de sauvegarde")
+        after = await record_access(session, None, action=Action.READ, object_type="Test", object_id="after")
+        assert (after.seq, after.prev_hash) == (kept.seq + 1, kept.hash)
+        await session.commit()
+        statements.clear()
+        nxt = await record_access(session, None, action=Action.READ, object_type="Test", object_id="next")
+        assert any(
+            s.lstrip().upper().startswith("SELECT") for s in statements
+        )  # a new transaction reads again
+        assert nxt.prev_hash == after.hash
+    finally:
+        sa.event.remove(session.sync_session.get_bind(), "before_cursor_execute", count)
+    assert (await verify_chain(session)).ok

@@ -4,6 +4,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from telesante.audit.models import AuditEvent
 from telesante.kit.pagination import Page, PageRequest
@@ -11,6 +13,15 @@ from telesante.kit.repository import RepositoryBase
 
 # Any constant: serialises audit appends across every PostgreSQL connection until commit.
 _PG_AUDIT_LOCK = 727_274_001
+# session.info key of the row this transaction appended last (see AuditRepository.chain_head).
+_HEAD_KEY = "telesante_audit_chain_head"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_chain_head(session: Session, transaction: SessionTransaction) -> None:
+    # The lock ends with the outermost transaction: the next one must lock and read the chain's head again.
+    if transaction.parent is None:
+        session.info.pop(_HEAD_KEY, None)
 
 
 class AuditRepository(RepositoryBase[AuditEvent]):
@@ -23,6 +34,26 @@ class AuditRepository(RepositoryBase[AuditEvent]):
 
     async def get_last(self) -> AuditEvent | None:
         return await self.scalar(sa.select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+
+    async def chain_head(self) -> AuditEvent | None:
+        """The chain's last row, with the chain lock held until the transaction ends.
+
+        The first append of a transaction takes the lock and reads the last row; later appends of the same
+        transaction reuse the row it appended last (nobody else can append while the lock is held), which saves a
+        lock and a read per audit row. The remembered row is forgotten when the transaction ends, and not used if a
+        savepoint rolled it back (it is then no longer persistent in the session)."""
+        head = self.session.info.get(_HEAD_KEY)
+        if head is not None:
+            state = sa.inspect(head)
+            if state.persistent and not state.expired_attributes & {"seq", "hash"}:
+                return head
+        await self.lock_chain()
+        return await self.get_last()
+
+    async def append(self, event: AuditEvent) -> AuditEvent:
+        await self.add(event)
+        self.session.info[_HEAD_KEY] = event
+        return event
 
     async def list_for_patient(self, patient_id: uuid.UUID, page: PageRequest) -> Page[AuditEvent]:
         stmt = sa.select(AuditEvent).where(AuditEvent.patient_id == patient_id)

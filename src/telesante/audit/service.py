@@ -72,8 +72,7 @@ async def record_access(
 ) -> AuditEvent:
     """Append one audit row in the current transaction (it commits or rolls back with the change)."""
     repo = AuditRepository(session)
-    await repo.lock_chain()
-    last = await repo.get_last()
+    last = await repo.chain_head()
     ctx = context.current()
     occurred = clock.now()
     event = AuditEvent(
@@ -97,7 +96,7 @@ async def record_access(
         prev_hash=last.hash if last else GENESIS_HASH,
     )
     event.hash = compute_hash(event)
-    await repo.add(event)
+    await repo.append(event)
     return event
 
 

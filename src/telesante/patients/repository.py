@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from telesante.auth.principal import Principal
 from telesante.kit import clock
@@ -111,16 +111,21 @@ class PatientRepository(RepositoryBase[Patient]):
 
     async def get_visible(self, principal: Principal, patient_id: uuid.UUID) -> tuple[Patient, bool] | None:
         """The patient if visible, and whether only an emergency grant makes it so."""
-        patient = await self.scalar(
-            sa.select(Patient)
-            .where(Patient.id == patient_id, self.visible(principal))
-            .options(selectinload(Patient.local_identifiers))
+        # One statement: the patient, its local identifiers, and whether care (not an emergency grant) shows it.
+        row = (
+            (
+                await self.session.execute(
+                    sa.select(Patient, self._care_condition(principal).label("through_care"))
+                    .where(Patient.id == patient_id, self.visible(principal))
+                    .options(joinedload(Patient.local_identifiers))
+                )
+            )
+            .unique()
+            .first()
         )
-        if patient is None:
+        if row is None:
             return None
-        through_care = await self.scalar(
-            sa.select(sa.literal(True)).where(Patient.id == patient_id, self._care_condition(principal))
-        )
+        patient, through_care = row
         return patient, not bool(through_care)
 
     async def search_visible(

@@ -149,6 +149,25 @@ async def test_without_exam_number_only_a_surely_identified_study_joins(
         )
 
 
+async def test_a_ct_sent_before_the_exam_number_was_typed_joins_when_it_is(
+    session, settings, network, patient, store, frozen
+):
+    case = await service.create_alert(session, network.emergency.principal, settings, alert(patient.id))
+    frozen.advance(minutes=6)
+    early = await _receive_ct(session, store, case.organisation_id, accession_number="AVC-9", **LE_BIHAN)
+    namesake = await _receive_ct(
+        session, store, case.organisation_id, accession_number="AVC-9", **{**LE_BIHAN, "sex": "M"}
+    )  # same number, another sex: not surely the patient, joins nothing
+    assert (await service.case_view(session, network.emergency.principal, settings, case.id)).studies == []
+    frozen.advance(minutes=3)
+    await service.set_expected_imaging(
+        session, network.emergency.principal, case.id, ImagingExpected(accession_number="AVC-9")
+    )
+    view = await service.case_view(session, network.emergency.principal, settings, case.id)
+    assert [s.id for s in view.studies] == [early.id] and namesake.patient_id is None
+    assert view.milestones[Milestone.IMAGING_AVAILABLE].at == frozen.now  # when it joined the case
+
+
 async def test_a_study_from_another_hospital_never_joins(session, settings, network, patient, store):
     case = await service.create_alert(
         session, network.emergency.principal, settings, alert(patient.id, accession_number="AVC-0042")
@@ -318,7 +337,8 @@ async def test_the_dashboard_counts_the_month_of_one_hospital(
     assert november.quality.alerts == 0 and november.next_month == "2026-12"
     csv = service.dashboard_csv(board)
     assert csv.startswith("\ufeffdossier;") and f"{case.id};" in csv and "LE BIHAN" not in csv.upper()
-    assert "porte → aiguille : médiane (min);30.0;dans l'objectif;1/1" in csv
+    assert "porte → aiguille : médiane (min);30;dans l'objectif;1/1" in csv
+    assert quality._cell(12.5) == "12,5" and quality._cell(None) == "" and quality._cell(7) == "7"
     # the stroke centre answering the alerts reads it too; another hospital and an outsider do not
     chu = await service.dashboard(
         session, network.neurologist.principal, settings, case.organisation_id, "2026-12"

@@ -306,6 +306,8 @@ async def test_a_thrombectomy_transfer_lets_the_receiving_centre_see_the_case(
     )
     seen = await service.case_view(session, interventional.principal, settings, case.id)
     assert seen.case.thrombectomy and seen.patient_name  # the case and the patient's record
+    assert not seen.party  # not of the act: it does not join the call
+    assert (await service.case_view(session, network.neurologist.principal, settings, case.id)).party
     assert [c.id for c in await service.list_cases(session, interventional.principal)] == [case.id]
     with pytest.raises(Conflict):  # no needle without thrombolysis
         await service.stamp_milestone(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -82,6 +83,21 @@ def _wildcard(column: sa.ColumnElement[str], pattern: str) -> sa.ColumnElement[b
 
 class ImagingRepository(RepositoryBase[ImagingStudy]):
     model = ImagingStudy
+
+    async def arrived_with_accession(
+        self, organisation_id: uuid.UUID, accession_number: str, since: datetime
+    ) -> list[ImagingStudy]:
+        """Studies a hospital sent since ``since`` under this accession number, oldest first (an act that learns
+        its accession number after the scanner has sent the images)."""
+        return await self.all(
+            sa.select(ImagingStudy)
+            .where(
+                ImagingStudy.organisation_id == organisation_id,
+                ImagingStudy.accession_number == accession_number,
+                ImagingStudy.created_at >= since,
+            )
+            .order_by(ImagingStudy.created_at)
+        )
 
     # --- scoping ------------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import anyio
@@ -1035,6 +1035,15 @@ async def attach_arriving_study(
         },
     )
     return link
+
+
+async def arrived_with_accession(
+    session: AsyncSession, organisation_id: uuid.UUID, accession_number: str, since: datetime
+) -> list[ImagingStudy]:
+    """Studies a hospital has already sent under this accession number since ``since`` (for an act that learns the
+    number after the scanner sent the images). For the platform's own matching: the caller decides and attaches
+    through ``attach_arriving_study``, which checks the identity; nothing is shown to anyone here."""
+    return await ImagingRepository(session).arrived_with_accession(organisation_id, accession_number, since)
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,12 @@ CSV_COLUMNS = [
 
 
 def _cell(value: object) -> str:
-    return "" if value is None else str(value)
+    """French spreadsheets read « 12,5 », not « 12.5 »: decimals with a comma."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}".replace(".", ",")
+    return str(value)
 
 
 def to_csv(hospital: str, month: str, quality: MonthQuality) -> str:

@@ -343,6 +343,7 @@ class CaseView:
     neurologist: bool
     may_acknowledge: bool
     organisation_names: dict[uuid.UUID, str]
+    party: bool = True  # of the two hospitals of the act (not only the receiving centre): may join the call
     room: VideoRoom | None = None  # the case's call, once opened
     studies: list[ImagingStudy] = field(default_factory=list)  # images attached to the case (oldest first)
 
@@ -407,6 +408,10 @@ async def case_view(
         may_acknowledge=case.status == CaseStatus.ALERT
         and (paged or case.expert_organisation_id in principal.clinical_organisation_ids),
         organisation_names=await StrokeCaseRepository(session).organisation_names(organisation_ids),
+        party=bool(
+            {case.organisation_id, case.expert_organisation_id} & set(principal.clinical_organisation_ids)
+        )
+        or _is_neurologist(principal, case),
         room=await video_service.room_of_request(session, case.request_id),
         studies=await imaging_service.act_studies(session, principal, case.request_id),
     )
@@ -752,11 +757,18 @@ async def set_expected_imaging(
     case.accession_number = data.accession_number
     await session.flush()
     await _audit(session, principal, case, Action.UPDATE, accession_number=data.accession_number)
+    # The scanner may have sent the images before the number was typed: those join now, on the same rules.
+    since = clock.now() - timedelta(hours=IMAGING_WINDOW_HOURS)
+    for study in await imaging_service.arrived_with_accession(
+        session, case.organisation_id, data.accession_number, since
+    ):
+        await _join_study(session, case, study, announce=False)
     await _announce(session, case, "stroke.updated")
     return case
 
 
 IMAGING_SYSTEM_NAME = "Système (dossier AVC : réception des images)"
+IMAGING_WINDOW_HOURS = 24  # a study joins the open cases of its hospital alerted within this many hours
 
 
 @imaging_service.on_study_arrival
@@ -767,35 +779,45 @@ async def attach_arriving_study(session: AsyncSession, study: ImagingStudy) -> N
     - when it has none: the study must already be surely matched to the case's patient (INS or IPP with traits).
     Anything less sure joins nothing: the study waits in the identity-vigilance queue as any other. The first
     study stamps « imagerie disponible » (the door-to-imaging counter stops) and both sides are told."""
-    since = clock.now() - timedelta(hours=24)
+    since = clock.now() - timedelta(hours=IMAGING_WINDOW_HOURS)
     for case in await StrokeCaseRepository(session).awaiting_images(study.organisation_id, since):
         if case.accession_number:
             if study.accession_number != case.accession_number:
                 continue
         elif study.patient_id != case.patient_id:
             continue
-        patient = await PatientRepository(session).get(case.patient_id)
-        if patient is None:  # pragma: no cover - a foreign key
-            continue
-        link = await imaging_service.attach_arriving_study(
-            session, study, case.request_id, patient, by_name=IMAGING_SYSTEM_NAME
-        )
-        if link is None:
-            continue
-        milestones = MilestoneRepository(session)
-        if await milestones.find(case.id, Milestone.IMAGING_AVAILABLE) is None:
-            await milestones.add(
-                StrokeMilestone(
-                    case_id=case.id,
-                    kind=Milestone.IMAGING_AVAILABLE,
-                    at=clock.now(),
-                    recorded_by_account_id=None,
-                    recorded_by_name=IMAGING_SYSTEM_NAME,
-                )
+        if await _join_study(session, case, study):
+            return
+
+
+async def _join_study(
+    session: AsyncSession, case: StrokeCase, study: ImagingStudy, *, announce: bool = True
+) -> bool:
+    """Attach ``study`` to the case's act if its identity is sure (imaging decides); the first study stamps
+    « imagerie disponible ». True when it joined."""
+    patient = await PatientRepository(session).get(case.patient_id)
+    if patient is None:  # pragma: no cover - a foreign key
+        return False
+    link = await imaging_service.attach_arriving_study(
+        session, study, case.request_id, patient, by_name=IMAGING_SYSTEM_NAME
+    )
+    if link is None:
+        return False
+    milestones = MilestoneRepository(session)
+    if await milestones.find(case.id, Milestone.IMAGING_AVAILABLE) is None:
+        await milestones.add(
+            StrokeMilestone(
+                case_id=case.id,
+                kind=Milestone.IMAGING_AVAILABLE,
+                at=clock.now(),
+                recorded_by_account_id=None,
+                recorded_by_name=IMAGING_SYSTEM_NAME,
             )
-        await _audit(session, None, case, Action.UPDATE, study_attached=study.study_uid)
+        )
+    await _audit(session, None, case, Action.UPDATE, study_attached=study.study_uid)
+    if announce:
         await _announce(session, case, "stroke.updated")
-        return
+    return True
 
 
 # --- compte rendu ------------------------------------------------------------------------------------------------
@@ -1084,7 +1106,7 @@ async def _audit(
 
 async def _alert_receiving_centre(session: AsyncSession, case: StrokeCase, centre_name: str) -> None:
     """After commit: the receiving centre's clinicians are alerted (urgent: it rings on their pages) that a patient
-    is sent to them for thrombectomy; ids and the transport only, no patient identity."""
+    is sent to them (for thrombectomy, or transferred); ids and the centre only, no patient identity."""
     recipients = await StrokeCaseRepository(session).clinician_accounts({case.receiving_organisation_id})
     publish_on_commit(
         session,
@@ -1094,7 +1116,11 @@ async def _alert_receiving_centre(session: AsyncSession, case: StrokeCase, centr
             data={
                 "case_id": str(case.id),
                 "status": case.status.value,
-                "label": f"AVC : patient adressé pour thrombectomie à {centre_name}"[:200],
+                "label": (
+                    f"AVC : patient adressé pour thrombectomie à {centre_name}"
+                    if case.thrombectomy
+                    else f"AVC : patient transféré à {centre_name}"
+                )[:200],
                 "url": f"/avc/{case.id}",
             },
             urgent=True,

@@ -17,7 +17,7 @@
     "request.overdue": "Demande urgente en retard",
     "request.expired": "Demande urgente expirée",
     "oncall.page": "Appel d'astreinte",
-    "stroke.transfer": "AVC : patient adressé pour thrombectomie",
+    "stroke.transfer": "AVC : patient adressé à votre centre",
   };
   var seen = [];
   var audio = null;

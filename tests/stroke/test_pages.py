@@ -161,3 +161,58 @@ async def test_three_actors_on_the_case_page(client, session, network, settings,
     await sign_in(client, network.ed_nurse)
     page = await client.get(f"/avc/{case_id}")
     assert page.status_code == 200 and f'hx-get="/avc/{case_id}"' in page.text
+
+
+async def test_times_typed_in_paris_on_the_days_the_clocks_change(client, session, network, settings, patient):
+    """datetime-local fields are Paris wall-clock time: the hour repeated in October is its first (summer time)
+    occurrence, the hour skipped in March is read with the winter offset; bad input is named, nothing written."""
+    from datetime import UTC, datetime
+
+    from telesante.kit import clock
+    from tests.factories import token_for
+    from tests.stroke.test_service import alert
+
+    case_id = (
+        await service.create_alert(session, network.emergency.principal, settings, alert(patient.id))
+    ).id
+    headers = await token_for(session, network.emergency)
+    await sign_in(client, network.emergency)
+    page, api = f"/avc/{case_id}", f"/api/stroke/cases/{case_id}"
+    for typed, utc in (
+        ("2026-10-25T02:30", datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),  # 02:30 summer time, the first one
+        ("2026-03-29T02:30", datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),  # = 03:30 summer time
+        ("2026-12-01T20:00", datetime(2026, 12, 1, 19, 0, tzinfo=UTC)),
+    ):
+        saved = await post_form(
+            client,
+            f"{page}/mesures",
+            {"anticoagulant": "aod_anti_xa", "last_anticoagulant_at": typed},
+            page=page,
+        )
+        assert saved.status_code == 303, text_of(saved)
+        stored = (await client.get(api, headers=headers)).json()["case"]["last_anticoagulant_at"]
+        assert clock.as_utc(datetime.fromisoformat(stored)) == utc, typed
+
+    for typed, message in (
+        ("0001-01-01T00:00", "last_anticoagulant_at : date attendue entre 2000 et 2100"),
+        ("hier soir", "last_anticoagulant_at : date et heure attendues (AAAA-MM-JJTHH:MM)"),
+    ):
+        refused = await post_form(
+            client, f"{page}/mesures", {"weight_kg": "70", "last_anticoagulant_at": typed}, page=page
+        )
+        assert refused.status_code == 422 and message in text_of(refused), text_of(refused)
+    assert (await client.get(api, headers=headers)).json()["case"]["weight_kg"] is None  # nothing half-written
+
+    refused = await post_form(client, "/avc/alerte", {**ALERT, "arrival_at": "2026-12-02 25:00"})
+    assert refused.status_code == 422
+    assert "arrival_at : date et heure attendues (AAAA-MM-JJTHH:MM)" in text_of(refused)
+
+
+async def test_the_alert_starts_from_the_patient_record(client, session, network, patient):
+    await sign_in(client, network.emergency)
+    record = await client.get(f"/patients/{patient.id}")
+    link = f"/avc/alerte?patient_id={patient.id}"
+    assert record.status_code == 200 and link in record.text
+    form = await client.get(link)
+    assert form.status_code == 200 and "LE BIHAN" in text_of(form).upper()
+    assert f'value="{patient.id}"' in form.text  # the alert is for this patient, no provisional identity asked

@@ -242,3 +242,53 @@ async def test_an_administrator_manages_a_doctors_agenda(client, session, world)
     client.cookies.clear()
     await sign_in(client, colleague)
     assert (await client.get(f"/rendez-vous/disponibilites?professional_id={doctor_id}")).status_code == 403
+
+
+async def test_an_absence_typed_in_paris_time_on_the_days_the_clocks_change(client, session, world):
+    """The absence form's datetime-local fields are Paris wall-clock time (the shared rule of clock.from_paris):
+    the hour repeated in October is its first, summer-time occurrence; the hour skipped in March is read with
+    the winter offset. Bad input is named by its label; nothing is written."""
+    from datetime import UTC, datetime
+
+    from telesante.kit import clock
+    from telesante.scheduling.repository import ExceptionRepository
+
+    professional_id = world.doctor.professional.id
+    await sign_in(client, world.doctor)
+    agenda = "/rendez-vous/disponibilites"
+    for starts_at, ends_at, reason in (
+        ("2027-03-28T02:30", "2027-03-28T04:00", "Passage à l'heure d'été"),
+        ("2027-10-31T02:30", "2027-10-31T03:30", "Passage à l'heure d'hiver"),
+    ):
+        added = await post_form(
+            client,
+            "/rendez-vous/absences",
+            {"starts_at": starts_at, "ends_at": ends_at, "reason": reason},
+            agenda,
+        )
+        assert added.status_code == 303, text_of(added)
+    stored = await ExceptionRepository(session).list_for_professional(professional_id, since=clock.now())
+    assert [(clock.as_utc(x.starts_at), clock.as_utc(x.ends_at)) for x in stored] == [
+        (
+            datetime(2027, 3, 28, 1, 30, tzinfo=UTC),
+            datetime(2027, 3, 28, 2, 0, tzinfo=UTC),
+        ),  # 02:30 = 03:30 CEST
+        (datetime(2027, 10, 31, 0, 30, tzinfo=UTC), datetime(2027, 10, 31, 2, 30, tzinfo=UTC)),  # 02:30 CEST
+    ]
+
+    for form, message in (
+        (
+            {"starts_at": "31/12/2026 08:00", "ends_at": "2027-01-01T08:00"},
+            "Début de l'absence : date et heure",
+        ),
+        (
+            {"starts_at": "2026-12-31T08:00", "ends_at": "2207-01-01T08:00"},
+            "Fin de l'absence : date attendue entre",
+        ),
+        ({"ends_at": "2027-01-01T08:00"}, "Début de l'absence : champ obligatoire"),
+    ):
+        refused = await post_form(client, "/rendez-vous/absences", {**form, "reason": "Erreur"}, agenda)
+        assert refused.status_code == 422 and message in text_of(refused), text_of(refused)
+    assert (
+        len(await ExceptionRepository(session).list_for_professional(professional_id, since=clock.now())) == 2
+    )

@@ -163,7 +163,9 @@ async def test_three_actors_on_the_case_page(client, session, network, settings,
     assert page.status_code == 200 and f'hx-get="/avc/{case_id}"' in page.text
 
 
-async def test_times_typed_in_paris_on_the_days_the_clocks_change(client, session, network, settings, patient):
+async def test_times_typed_in_paris_on_the_days_the_clocks_change(
+    client, session, network, settings, patient
+):
     """datetime-local fields are Paris wall-clock time: the hour repeated in October is its first (summer time)
     occurrence, the hour skipped in March is read with the winter offset; bad input is named, nothing written."""
     from datetime import UTC, datetime
@@ -201,7 +203,8 @@ async def test_times_typed_in_paris_on_the_days_the_clocks_change(client, sessio
             client, f"{page}/mesures", {"weight_kg": "70", "last_anticoagulant_at": typed}, page=page
         )
         assert refused.status_code == 422 and message in text_of(refused), text_of(refused)
-    assert (await client.get(api, headers=headers)).json()["case"]["weight_kg"] is None  # nothing half-written
+    case = (await client.get(api, headers=headers)).json()["case"]
+    assert case["weight_kg"] is None  # nothing half-written
 
     refused = await post_form(client, "/avc/alerte", {**ALERT, "arrival_at": "2026-12-02 25:00"})
     assert refused.status_code == 422
@@ -215,4 +218,6 @@ async def test_the_alert_starts_from_the_patient_record(client, session, network
     assert record.status_code == 200 and link in record.text
     form = await client.get(link)
     assert form.status_code == 200 and "LE BIHAN" in text_of(form).upper()
-    assert f'value="{patient.id}"' in form.text  # the alert is for this patient, no provisional identity asked
+    assert (
+        f'value="{patient.id}"' in form.text
+    )  # the alert is for this patient, no provisional identity asked

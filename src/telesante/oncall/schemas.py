@@ -18,20 +18,13 @@ from telesante.oncall.models import (
     ShiftRole,
 )
 
-FIRST_YEAR, LAST_YEAR = 2000, 2100  # rotas are planned for real dates (and far dates would overflow)
+# Rotas are planned for real dates (and far dates would overflow): the bounds of every date typed by a person.
+FIRST_YEAR, LAST_YEAR = clock.FIRST_YEAR, clock.LAST_YEAR
 
 
 def _check_year(year: int) -> None:
     if not FIRST_YEAR <= year <= LAST_YEAR:
         raise ValueError(f"date attendue entre {FIRST_YEAR} et {LAST_YEAR}")
-
-
-def _paris_if_naive(value: datetime) -> datetime:
-    """A date-time without offset (an HTML datetime-local field) is Paris local time; stored in UTC."""
-    _check_year(value.year)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=clock.PARIS)
-    return clock.as_utc(value)
 
 
 class RotaCreate(InputModel):
@@ -74,7 +67,7 @@ class ShiftCreate(InputModel):
     @field_validator("starts_at", "ends_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return _paris_if_naive(value)
+        return clock.from_paris(value)  # without offset (an HTML datetime-local field): Paris time; in UTC
 
 
 class PatternCreate(InputModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -35,7 +35,7 @@ from telesante.scheduling.schemas import (
     PatternCreate,
     WaitingCreate,
 )
-from telesante.web.forms import form_values, labelled_message
+from telesante.web.forms import form_values, labelled_message, paris_datetime
 from telesante.web.render import redirect, render
 
 router = APIRouter()
@@ -304,13 +304,11 @@ async def add_absence(request: Request, session: SessionDep, principal: Principa
     form = await request.form()
     values: dict[str, Any] = form_values(form, ["starts_at", "ends_at", "reason", "professional_id"])
     values.setdefault("professional_id", str(principal.professional_id))
-    parsed = dict(values)
-    for key in ("starts_at", "ends_at"):
-        try:  # <input type="datetime-local">: Paris wall time
-            parsed[key] = datetime.fromisoformat(values.get(key, "")).replace(tzinfo=clock.PARIS)
-        except ValueError:
-            parsed[key] = values.get(key, "")
     try:
+        parsed: dict[str, Any] = dict(values)
+        for key in ("starts_at", "ends_at"):  # <input type="datetime-local">: Paris wall time
+            if key in values:
+                parsed[key] = paris_datetime(values[key], key)
         _exception, _blocked, to_move = await service.add_exception(
             session, principal, parse_input(ExceptionCreate, parsed)
         )

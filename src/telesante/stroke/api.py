@@ -131,7 +131,8 @@ async def nihss(session: SessionDep, principal: PrincipalDep, case_id: uuid.UUID
 
 @router.patch("/cases/{case_id}/measures", response_model=CaseRead)
 async def measures(session: SessionDep, principal: PrincipalDep, case_id: uuid.UUID, data: MeasuresUpdate):
-    """Pression artérielle, glycémie, poids, plaquettes, INR, anticoagulant."""
+    """Pression artérielle, glycémie, poids, plaquettes, INR, anticoagulant. La glycémie se donne en mmol/L
+    (``glucose_mmol``) ou dans l'unité choisie (``glucose`` et ``glucose_unit`` : mmol/L ou g/L), gardée en mmol/L."""
     return await service.record_measures(session, principal, case_id, data)
 
 

@@ -43,6 +43,7 @@ from telesante.stroke.schemas import (
 )
 from telesante.video import service as video_service
 from telesante.video.pages import MEDIA_PERMISSIONS
+from telesante.web.forms import paris_datetime
 from telesante.web.render import form_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -65,19 +66,6 @@ def _errors(exc: DomainError) -> dict[str, str]:
     return {e["field"]: e["message"] for e in exc.extra.get("errors", [])} or (
         {exc.field: exc.message} if exc.field else {}
     )
-
-
-def _paris_input(value: str | None, field: str) -> datetime | None:
-    """A ``datetime-local`` field, typed in Paris time."""
-    if not value:
-        return None
-    try:
-        local = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput("Date et heure attendues (JJ/MM/AAAA HH:MM).", field=field) from None
-    if local.tzinfo is None:
-        local = local.replace(tzinfo=clock.PARIS)
-    return clock.as_utc(local)
 
 
 def _paris_value(value: datetime | None) -> str:
@@ -149,9 +137,9 @@ async def create_alert_page(
         onset_known = raw.get("onset_unknown") != "oui"
         data: dict[str, Any] = {
             "onset_known": onset_known,
-            "last_known_well_at": _paris_input(raw.get("last_known_well_at"), "last_known_well_at"),
+            "last_known_well_at": paris_datetime(raw.get("last_known_well_at"), "last_known_well_at"),
             "onset_note": raw.get("onset_note", ""),
-            "arrival_at": _paris_input(raw.get("arrival_at"), "arrival_at"),
+            "arrival_at": paris_datetime(raw.get("arrival_at"), "arrival_at"),
             "callback_phone": raw.get("callback_phone", ""),
             "summary": raw.get("summary", ""),
             "accession_number": raw.get("accession_number", ""),
@@ -431,7 +419,7 @@ async def stamp_page(
     async def action(form):
         data = {"kind": form.get("kind", "")}
         if form.get("at"):
-            data["at"] = _paris_input(str(form.get("at")), "at")
+            data["at"] = paris_datetime(str(form.get("at")), "at")
             data["correction_reason"] = str(form.get("correction_reason", ""))
         await service.stamp_milestone(session, principal, case_id, parse_input(MilestoneStamp, data))
 
@@ -460,15 +448,11 @@ async def measures_page(
             if value:
                 data[name] = value
         glucose = str(form.get("glucose", "")).strip().replace(",", ".")
-        if glucose:
-            unit = form.get("glucose_unit", "mmol")
-            try:
-                number = float(glucose)
-            except ValueError:
-                raise InvalidInput("Glycémie : nombre attendu.", field="glucose_mmol") from None
-            data["glucose_mmol"] = round(number * 5.551, 1) if unit == "g" else number  # 1 g/L = 5,551 mmol/L
+        if glucose:  # in the unit chosen beside it; the schema converts g/L to mmol/L
+            data["glucose"] = glucose
+            data["glucose_unit"] = "g/L" if form.get("glucose_unit") == "g" else "mmol/L"
         if form.get("last_anticoagulant_at"):
-            data["last_anticoagulant_at"] = _paris_input(
+            data["last_anticoagulant_at"] = paris_datetime(
                 str(form.get("last_anticoagulant_at")), "last_anticoagulant_at"
             )
         await service.record_measures(session, principal, case_id, parse_input(MeasuresUpdate, data))

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from telesante.kit.schemas import InputModel, ReadModel
 from telesante.patients.models import Sex
@@ -17,6 +17,16 @@ from telesante.stroke.models import (
 )
 
 REASON_MIN = 15  # a written reason, not a word
+
+GlucoseUnit = Literal["mmol/L", "g/L"]  # UCUM codes, as in the FHIR Observation
+# 1 g/L of glucose is 1000 / 180.16 (its molar mass, g/mol) = 5.5506 mmol/L, taken to four figures.
+GLUCOSE_MMOL_PER_G = 5.551
+GLUCOSE_MIN_MMOL, GLUCOSE_MAX_MMOL = 0.5, 60.0
+
+
+def glucose_in_mmol(value: float, unit: GlucoseUnit) -> float:
+    """A glycaemia in mmol/L, the unit stored and compared with the thresholds; from g/L rounded to 0.1 mmol/L."""
+    return round(value * GLUCOSE_MMOL_PER_G, 1) if unit == "g/L" else value
 
 
 class ProvisionalIdentity(InputModel):
@@ -110,12 +120,52 @@ class NihssCreate(InputModel):
 class MeasuresUpdate(InputModel):
     systolic: int | None = Field(None, ge=40, le=300, description="Pression artérielle systolique (mmHg)")
     diastolic: int | None = Field(None, ge=20, le=200, description="Pression artérielle diastolique (mmHg)")
-    glucose_mmol: float | None = Field(None, ge=0.5, le=60, description="Glycémie (mmol/L)")
+    glucose_mmol: float | None = Field(
+        None, ge=GLUCOSE_MIN_MMOL, le=GLUCOSE_MAX_MMOL, description="Glycémie (mmol/L)"
+    )
+    # Or the glycaemia as the lab or the meter gives it, converted to glucose_mmol here (neither is stored as such).
+    glucose_unit: GlucoseUnit = Field(
+        "mmol/L", exclude=True, description="Unité de « glucose » : mmol/L (par défaut) ou g/L"
+    )
+    glucose: float | None = Field(
+        None, exclude=True, description="Glycémie dans l'unité « glucose_unit », au lieu de glucose_mmol"
+    )
     platelets: int | None = Field(None, ge=1_000, le=2_000_000, description="Plaquettes (/mm³)")
     inr: float | None = Field(None, ge=0.5, le=15, description="INR")
     weight_kg: float | None = Field(None, ge=20, le=350, description="Poids (kg)")
     anticoagulant: str | None = Field(None, description="Traitement anticoagulant (code)")
     last_anticoagulant_at: AwareDatetime | None = Field(None, description="Dernière prise d'anticoagulant")
+
+    @field_validator("glucose_unit")
+    @classmethod
+    def _unit_of_glucose(cls, value: GlucoseUnit, info: ValidationInfo) -> GlucoseUnit:
+        if value != "mmol/L" and info.data.get("glucose_mmol") is not None:
+            raise ValueError("unité de « glucose » seulement (glucose_mmol est toujours en mmol/L)")
+        return value
+
+    @field_validator("glucose")
+    @classmethod
+    def _glucose(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None or "glucose_unit" not in info.data:  # a bad unit is reported on its own
+            return value
+        if info.data.get("glucose_mmol") is not None:
+            raise ValueError("glycémie donnée deux fois : « glucose » ou « glucose_mmol », pas les deux")
+        if not GLUCOSE_MIN_MMOL <= glucose_in_mmol(value, info.data["glucose_unit"]) <= GLUCOSE_MAX_MMOL:
+            low, high = (f"{x:g}".replace(".", ",") for x in (GLUCOSE_MIN_MMOL, GLUCOSE_MAX_MMOL))
+            low_g, high_g = (
+                f"{x / GLUCOSE_MMOL_PER_G:.2f}".replace(".", ",")
+                for x in (GLUCOSE_MIN_MMOL, GLUCOSE_MAX_MMOL)
+            )
+            raise ValueError(
+                f"glycémie attendue entre {low} et {high} mmol/L (environ {low_g} à {high_g} g/L)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _glucose_in_mmol(self) -> MeasuresUpdate:
+        if self.glucose is not None:
+            self.glucose_mmol = glucose_in_mmol(self.glucose, self.glucose_unit)
+        return self
 
     @model_validator(mode="after")
     def _pressure(self) -> MeasuresUpdate:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
-from telesante.kit.errors import DomainError
+from telesante.kit import clock
+from telesante.kit.errors import DomainError, InvalidInput
 
 
 def form_values(form, names: Iterable[str]) -> dict[str, str]:
@@ -15,6 +17,21 @@ def form_values(form, names: Iterable[str]) -> dict[str, str]:
         if isinstance(value, str) and value.strip():
             values[name] = value.strip()
     return values
+
+
+def paris_datetime(value: object, field: str) -> datetime | None:
+    """An ``<input type="datetime-local">`` value, typed in Paris wall-clock time, in UTC (DST rules and year range:
+    ``clock.from_paris``); ``None`` when blank. Bad input raises ``InvalidInput`` naming the field, shaped as
+    ``parse_input`` shapes it (so ``labelled_message`` can put the field's label in front)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return clock.parse_paris(value)
+    except ValueError as exc:
+        message = str(exc)
+        raise InvalidInput(
+            f"{field} : {message}", field=field, extra={"errors": [{"field": field, "message": message}]}
+        ) from None
 
 
 def labelled_message(exc: DomainError, labels: Mapping[str, str]) -> str:

@@ -8,6 +8,7 @@ httpx and by a real FHIR client (fhirpy); the three actors; bad input gets an Op
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -15,6 +16,8 @@ from decimal import Decimal
 import pytest
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
 from fhirpy import AsyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
 
@@ -26,7 +29,7 @@ from telesante.storage.blobs import FilesystemBlobStore
 from telesante.stroke import service
 from telesante.stroke.models import Disposition, TransportMode
 from telesante.stroke.schemas import DecisionCreate, MeasuresUpdate, NihssCreate
-from tests.factories import make_actor, token_for
+from tests.factories import make_actor, make_patient, token_for
 from tests.fhir.test_api import bundle, outcome
 from tests.fhir.test_fhirpy import fhir_url  # noqa: F401
 from tests.stroke.conftest import T0, frozen, network, patient  # noqa: F401
@@ -447,9 +450,12 @@ async def test_only_the_parties_of_the_case_see_it(session, settings, client, ne
             assert (await client.get(url, headers=headers)).status_code == 200, url
         for url, params in searches:
             assert bundle(await client.get(url, params=params, headers=headers)).total, (url, params)
-    # the receiving centre sees the case once the transfer is decided (the stroke case's rule)
-    for url in reads[:4]:
+    # the receiving centre sees the case once the transfer is decided (the stroke case's rule), and with it the
+    # neurology opinion its Encounter is based on (ServiceRequest, Task)
+    for url in reads:
         assert (await client.get(url, headers=centre)).status_code == 200, url
+    for url, params in searches:
+        assert bundle(await client.get(url, params=params, headers=centre)).total, (url, params)
     for headers in strangers:
         for url in reads:
             response = await client.get(url, headers=headers)
@@ -458,6 +464,234 @@ async def test_only_the_parties_of_the_case_see_it(session, settings, client, ne
         for url, params in searches:
             found = bundle(await client.get(url, params=params, headers=headers))
             assert found.total == 0 and not found.entry, (url, params)
+
+
+# --- the receiving centre and the neurology opinion --------------------------------------------------------
+
+
+async def test_the_receiving_centre_reads_the_opinion_once_the_transfer_is_decided(
+    session, settings, client, network, patient, frozen
+):
+    """The request's rule does not name the receiving centre; the case's does. The centre reads the ServiceRequest
+    and the Task of the case's opinion (what the Encounter it sees is based on), audited, and nothing more: not the
+    request's other resources, not its JSON API, not another case's opinion, no change."""
+    story = await _story(session, settings, network, patient, frozen, decide=False)
+    other_patient = await make_patient(
+        session, network.emergency, birth_family_name="Guillou", birth_given_names="Yann"
+    )
+    other = await service.create_alert(
+        session, network.emergency.principal, settings, alert(other_patient.id)
+    )
+    other_request = str(other.request_id)
+    interventional = await make_actor(session, network.thrombectomy_centre, Role.EXPERT)
+    centre_id, centre_account = (
+        network.thrombectomy_centre.id,
+        interventional.account.id,
+    )  # plain values (a 404
+    # rolls its savepoint back and expires the ORM objects)
+    centre = await token_for(session, interventional)
+    strangers = [await token_for(session, a) for a in (network.colleague, network.outsider)]
+    opinion = [f"/fhir/{kind}/{story['request_id']}" for kind in ("ServiceRequest", "Task")]
+
+    # before the decision the centre is no party: 404, like the colleague elsewhere and the outsider
+    for headers in (centre, *strangers):
+        for url in opinion:
+            outcome(await client.get(url, headers=headers), 404)
+
+    await service.decide(
+        session,
+        network.neurologist.principal,
+        settings,
+        uuid.UUID(story["case_id"]),
+        DecisionCreate(
+            disposition=Disposition.TRANSFER,
+            thrombectomy=True,
+            reasons="Occlusion de l'artère cérébrale moyenne gauche",
+            receiving_organisation_id=centre_id,
+            transport_mode=TransportMode.HELICOPTER,
+        ),
+    )
+    encounter = Encounter.model_validate_json(
+        (await client.get(f"/fhir/Encounter/{story['case_id']}", headers=centre)).content
+    )
+    [based_on] = [ref.reference for ref in encounter.basedOn]
+    request = ServiceRequest.model_validate_json(
+        (await client.get(f"/fhir/{based_on}", headers=centre)).content
+    )
+    assert request.id == story["request_id"] and request.subject.reference == f"Patient/{story['patient_id']}"
+    task = Task.model_validate_json((await client.get(opinion[1], headers=centre)).content)
+    assert task.focus.reference == based_on
+    # the same resources as the parties read
+    parties = await token_for(session, network.emergency)
+    for url in opinion:
+        mine = (await client.get(url, headers=centre)).json()
+        theirs = (await client.get(url, headers=parties)).json()
+        assert mine == theirs, url
+
+    # only that: the request's other resources, the JSON API (no write), another case's opinion stay closed
+    for url in (
+        f"/fhir/QuestionnaireResponse/{story['request_id']}",
+        f"/fhir/ServiceRequest/{other_request}",
+        f"/fhir/Task/{other_request}",
+        f"/fhir/ServiceRequest/{uuid.uuid4()}",
+        "/fhir/Task/pas-un-uuid",
+    ):
+        outcome(await client.get(url, headers=centre), 404)
+    assert (await client.get(f"/api/requests/{story['request_id']}", headers=centre)).status_code == 404
+    posted = await client.post(
+        f"/api/requests/{story['request_id']}/messages",
+        json={"kind": "information", "body": "Salle prête"},
+        headers=centre,
+    )
+    assert posted.status_code == 404
+    # the colleague elsewhere and the outsider still get nothing
+    for headers in strangers:
+        for url in opinion:
+            response = await client.get(url, headers=headers)
+            outcome(response, 404)
+            assert "LE BIHAN" not in response.text.upper()
+
+    # each read is audited with the patient, naming the resource and the case it was reached through
+    audit = AuditRepository(session)
+    events = (await audit.list_for_patient(uuid.UUID(story["patient_id"]), PageRequest(0, 200))).items
+    reads = [
+        e
+        for e in events
+        if e.account_id == centre_account and e.object_type == "TeleRequest" and e.action == "read"
+    ]
+    assert sorted(json.loads(e.details)["resource"] for e in reads) == sorted(
+        [based_on, based_on, opinion[1].removeprefix("/fhir/"), opinion[1].removeprefix("/fhir/")]
+    )
+    assert all(e.channel == "fhir" for e in reads)
+    assert {json.loads(e.details)["via"] for e in reads} == {f"StrokeCase/{story['case_id']}"}
+
+
+# --- the Encounter search: both kinds ---------------------------------------------------------------------------
+
+
+async def test_the_encounters_of_a_patient_are_the_case_and_its_call(
+    session, settings, client, network, patient, frozen
+):
+    story = await _story(session, settings, network, patient, frozen)
+    frozen.advance(minutes=2)
+    room = await service.open_video(session, network.neurologist.principal, uuid.UUID(story["case_id"]))
+    room_id, case_id = str(room.id), story["case_id"]
+    patient_ref = f"Patient/{story['patient_id']}"
+    interventional = await make_actor(session, network.thrombectomy_centre, Role.EXPERT)
+    emergency = network.emergency.account.id  # plain values: a 404 expires the ORM objects
+    centre_account = interventional.account.id
+    strangers = {network.colleague.account.id, network.outsider.account.id}
+    tokens = {
+        name: await token_for(session, actor)
+        for name, actor in (
+            ("emergency", network.emergency),
+            ("neurologist", network.neurologist),
+            ("centre", interventional),
+            ("colleague", network.colleague),
+            ("outsider", network.outsider),
+        )
+    }
+
+    for headers in (tokens["emergency"], tokens["neurologist"]):
+        for params, expected in (
+            ({"patient": patient_ref}, [room_id, case_id]),  # latest first: the call opened after the arrival
+            ({"subject": story["patient_id"]}, [room_id, case_id]),
+            ({"based-on": f"ServiceRequest/{story['request_id']}"}, [room_id, case_id]),
+            ({"patient": patient_ref, "class": "VR"}, [room_id]),
+            (
+                {"patient": patient_ref, "class": "http://terminology.hl7.org/CodeSystem/v3-ActCode|EMER"},
+                [case_id],
+            ),
+            ({"patient": patient_ref, "class": "http://snomed.info/sct|VR"}, []),
+            ({"patient": patient_ref, "class": "AMB"}, []),
+            ({"patient": patient_ref, "status": "planned"}, [room_id]),  # the call not started yet
+            ({"patient": patient_ref, "status": "in-progress"}, [case_id]),
+            ({"patient": patient_ref, "date": "2026-12-02"}, [case_id]),  # a call not started has no period
+            ({"patient": f"Patient/{uuid.uuid4()}"}, []),
+            ({"based-on": f"ServiceRequest/{uuid.uuid4()}"}, []),
+        ):
+            found = bundle(await client.get("/fhir/Encounter", params=params, headers=headers))
+            assert [e.resource.id for e in found.entry or []] == expected, params
+            assert found.total == len(expected), params
+        [call, case] = _entries(
+            await client.get("/fhir/Encounter", params={"patient": patient_ref}, headers=headers)
+        )
+        assert (call.class_fhir.code, case.class_fhir.code) == ("VR", "EMER")
+        assert call.partOf.reference == f"Encounter/{case_id}"
+        assert [r.reference for r in call.basedOn] == [r.reference for r in case.basedOn]
+
+        # paged: the total counts both kinds, the next link gives the rest
+        first = bundle(
+            await client.get(
+                "/fhir/Encounter", params={"patient": patient_ref, "_count": "1"}, headers=headers
+            )
+        )
+        assert first.total == 2 and [e.resource.id for e in first.entry] == [room_id]
+        [next_url] = [link.url for link in first.link if link.relation == "next"]
+        second = bundle(await client.get(next_url, headers=headers))
+        assert second.total == 2 and [e.resource.id for e in second.entry] == [case_id]
+        assert not any(link.relation == "next" for link in second.link)
+        counted = bundle(
+            await client.get(
+                "/fhir/Encounter", params={"patient": patient_ref, "_count": "0"}, headers=headers
+            )
+        )
+        assert counted.total == 2 and not counted.entry
+
+    # the receiving centre finds the case but not its call (the call's rule: the act's two hospitals)
+    centre = tokens["centre"]
+    for params in ({"patient": patient_ref}, {"based-on": f"ServiceRequest/{story['request_id']}"}):
+        found = bundle(await client.get("/fhir/Encounter", params=params, headers=centre))
+        assert [e.resource.id for e in found.entry] == [case_id] and found.total == 1, params
+    outcome(await client.get(f"/fhir/Encounter/{room_id}", headers=centre), 404)
+    # the colleague elsewhere and the outsider find nothing, and learn no total
+    for headers in (tokens["colleague"], tokens["outsider"]):
+        for params in (
+            {"patient": patient_ref},
+            {"based-on": f"ServiceRequest/{story['request_id']}"},
+            {"patient": patient_ref, "class": "VR"},
+        ):
+            found = bundle(await client.get("/fhir/Encounter", params=params, headers=headers))
+            assert found.total == 0 and not found.entry, params
+
+    # what a search shows is audited with the patient: the case and the call, for the centre the case only
+    audit = AuditRepository(session)
+    events = (await audit.list_for_patient(uuid.UUID(story["patient_id"]), PageRequest(0, 500))).items
+    searched = {
+        (e.account_id, e.object_type, e.object_id)
+        for e in events
+        if e.action == "search"
+        and e.channel == "fhir"
+        and json.loads(e.details).get("resource") == "Encounter"
+    }
+    assert {(emergency, "StrokeCase", case_id), (emergency, "VideoRoom", room_id)} <= searched
+    assert {(kind, object_id) for account, kind, object_id in searched if account == centre_account} == {
+        ("StrokeCase", case_id)
+    }
+    assert not [e for e in events if e.account_id in strangers]
+
+
+async def test_fhirpy_pages_through_both_kinds(fhir_url, session, settings, network, patient, frozen):
+    story = await _story(session, settings, network, patient, frozen)
+    room = await service.open_video(session, network.emergency.principal, uuid.UUID(story["case_id"]))
+    room_id = str(room.id)
+    headers = await token_for(session, network.emergency)
+    centre_headers = await token_for(
+        session, await make_actor(session, network.thrombectomy_centre, Role.EXPERT)
+    )
+    client = AsyncFHIRClient(fhir_url, authorization=headers["Authorization"])
+    search = client.resources("Encounter").search(patient=f"Patient/{story['patient_id']}")
+    assert await search.count() == 2
+    encounters = await search.limit(1).fetch_all()  # two pages, following the Bundle's next link
+    assert [(e.id, e["class"]["code"]) for e in encounters] == [(room_id, "VR"), (story["case_id"], "EMER")]
+    request = await client.reference("ServiceRequest", story["request_id"]).to_resource()
+    assert request.id == story["request_id"]
+    centre = AsyncFHIRClient(fhir_url, authorization=centre_headers["Authorization"])
+    task = await centre.reference("Task", story["request_id"]).to_resource()
+    assert task["focus"]["reference"] == f"ServiceRequest/{story['request_id']}"
+    assert [
+        e.id for e in await centre.resources("Encounter").search(patient=story["patient_id"]).fetch()
+    ] == [story["case_id"]]
 
 
 # --- bad input -----------------------------------------------------------------------------------------------

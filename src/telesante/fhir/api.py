@@ -146,9 +146,9 @@ async def search_service_requests(
 
 @router.get("/ServiceRequest/{request_id}", summary="Lecture d'une demande (tracée)")
 async def read_service_request(request_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
-    return FHIRResponse(
-        tele_requests.service_request(await tele_requests.read(session, principal, request_id))
-    )
+    # the request's rule, or for a stroke alert's opinion the case's (the receiving centre): fhir/stroke.py
+    found = await fhir_stroke.read_request(session, principal, request_id, "ServiceRequest")
+    return FHIRResponse(tele_requests.service_request(found))
 
 
 @router.post("/ServiceRequest", status_code=201, summary="Création d'une demande par un logiciel tiers")
@@ -185,7 +185,8 @@ async def search_tasks(request: Request, session: SessionDep, principal: BearerD
 
 @router.get("/Task/{request_id}", summary="Lecture du suivi d'une demande (tracée)")
 async def read_task(request_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
-    return FHIRResponse(tele_requests.task(await tele_requests.read(session, principal, request_id)))
+    found = await fhir_stroke.read_request(session, principal, request_id, "Task")
+    return FHIRResponse(tele_requests.task(found))
 
 
 @router.get("/QuestionnaireResponse/{request_id}", summary="Réponses au formulaire d'une demande (tracée)")

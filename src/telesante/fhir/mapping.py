@@ -477,14 +477,17 @@ SEARCH_PARAMETERS: dict[str, list[tuple[str, str, str, str]]] = {
             "patient",
             "reference",
             f"{_SP}/clinical-patient",
-            "Patient/<id> : les prises en charge AVC (classe EMER) du patient.",
+            "Patient/<id> : les rencontres du patient, les deux sortes dans un seul Bundle (prises en charge AVC, "
+            "classe EMER ; appels vidéo des téléconsultations et des alertes AVC, classe VR), les plus récentes "
+            "d'abord.",
         ),
         ("subject", "reference", f"{_SP}/Encounter-subject", "Patient/<id> (comme patient)."),
         (
             "based-on",
             "reference",
             f"{_SP}/Encounter-based-on",
-            "ServiceRequest/<id> : la prise en charge AVC née de cette demande d'avis neurologique.",
+            "ServiceRequest/<id> : les rencontres fondées sur cet acte (la prise en charge AVC née de la demande "
+            "d'avis neurologique et son appel vidéo, ou l'appel d'une téléconsultation).",
         ),
         (
             "appointment",
@@ -516,7 +519,8 @@ SEARCH_PARAMETERS: dict[str, list[tuple[str, str, str, str]]] = {
             "date",
             "date",
             f"{_SP}/clinical-date",
-            "Période (arrivée → clôture ; en cours : jusqu'à maintenant) qui rencontre l'intervalle demandé ; "
+            "Période (AVC : arrivée → clôture ; appel : début → fin ; en cours : jusqu'à maintenant) qui "
+            "rencontre l'intervalle demandé (un appel pas encore commencé n'a pas de période) ; "
             "préfixes eq, gt, ge, lt, le ; répétable pour un intervalle.",
         ),
     ],

@@ -7,15 +7,17 @@
   as participants, the reason, the act (basedOn ServiceRequest), the cancellation;
 - **Encounter** — the call itself, class ``VR`` (virtual, v3 ActCode): status, period, the appointment, the act. The
   call of an act opened without an appointment (a stroke alert's neurology opinion) has no appointment: it names
-  its act (basedOn) and the stroke case's Encounter it belongs to (partOf, see ``fhir/stroke.py``).
+  its act (basedOn) and the stroke case's Encounter it belongs to (partOf, see ``fhir/stroke.py``, which also serves
+  the Encounter search by patient over both kinds).
 
-Access goes through the scheduling and video services (the same rules as the pages); every read of an
-Appointment or Encounter is audited with its patient."""
+Access goes through the scheduling and video services (the same rules as the pages) — a patient's calls through
+the appointment's one rule (``AppointmentRepository.list_visible``, no service lists them over the whole history);
+every read of an Appointment or Encounter is audited with its patient."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fhir.resources.R4B.appointment import Appointment as FhirAppointment
 from fhir.resources.R4B.encounter import Encounter
@@ -32,6 +34,7 @@ from telesante.kit import clock
 from telesante.kit.errors import NotFound
 from telesante.scheduling import service as scheduling
 from telesante.scheduling.models import Appointment, AppointmentStatus, AvailabilityPattern, Slot, SlotStatus
+from telesante.scheduling.repository import AppointmentRepository
 from telesante.video import service as video
 from telesante.video.models import RoomStatus, VideoRoom
 
@@ -40,6 +43,7 @@ SLOT_PARAMS = ("schedule", "status", "start")
 APPOINTMENT_PARAMS = ("patient", "practitioner", "date", "status")
 ACT_SYSTEM = "urn:telesante:acte"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+VIRTUAL_CLASS = {"system": V3_ACT_CODE, "code": "VR", "display": "virtual"}
 SERVICE_TYPE = {"coding": [{"system": ACT_SYSTEM, "code": "teleconsultation", "display": "Téléconsultation"}]}
 APPOINTMENT_STATUS = {
     AppointmentStatus.BOOKED: "booked",
@@ -48,6 +52,8 @@ APPOINTMENT_STATUS = {
     AppointmentStatus.NOSHOW: "noshow",
 }
 SLOT_STATUS = {SlotStatus.FREE: "free", SlotStatus.BOOKED: "busy", SlotStatus.BLOCKED: "busy-unavailable"}
+# A patient's whole history of teleconsultations (the Encounter search by patient has no default period).
+ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
 
 
 def _uuid(value: str, message: str) -> uuid.UUID:
@@ -152,7 +158,7 @@ def encounter_resource(
     resource = {
         "id": str(room.id),
         "status": status,
-        "class": {"system": V3_ACT_CODE, "code": "VR", "display": "virtual"},
+        "class": VIRTUAL_CLASS,
         "serviceType": SERVICE_TYPE,
         "subject": {"reference": f"Patient/{room.patient_id}"},
         "participant": [{"individual": {"reference": f"Practitioner/{room.host_professional_id}"}}],
@@ -298,3 +304,21 @@ async def encounters(
         return []
     room = await video.room_of_appointment(session, appointment.id)
     return [(room, appointment.request_id)] if room is not None else []
+
+
+async def patient_encounters(
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID
+) -> list[tuple[VideoRoom, uuid.UUID | None]]:
+    """The calls of a patient's teleconsultations, each with its act, for whoever may see their appointment (the
+    appointment's one rule, ``AppointmentRepository.list_visible``: a call of an appointment is opened with the
+    appointment's two organisations, so this is the call's rule as well). Not audited here: the caller audits what
+    it publishes."""
+    appointments = await AppointmentRepository(session).list_visible(
+        principal, *ALL_TIME, patient_id=patient_id
+    )
+    found = []
+    for appointment in appointments:  # a room exists only for an appointment prepared and opened: a few
+        room = await video.room_of_appointment(session, appointment.id)
+        if room is not None:
+            found.append((room, appointment.request_id))
+    return found

@@ -10,9 +10,14 @@
 - **Observation** — what the case measured: each NIHSS (total, LOINC 72089-6, the 15 items as components), blood
   pressure and weight (FHIR vital-signs profiles), glucose, platelets and INR (laboratory).
 
-An Encounter id is a video room's id or a stroke case's id. Access goes through the stroke case's one rule
-(``StrokeCaseRepository.visible``): whoever cannot see the case gets 404 or an empty search. Every read and every
-case found by a search is audited with its patient.
+An Encounter id is a video room's id or a stroke case's id, and the Encounter search serves both kinds in one Bundle
+(``search_encounters``). Each kind keeps its own one rule: a case the stroke case's (``StrokeCaseRepository.visible``),
+a call the call's (``video.visible_room``; for a teleconsultation's call, its appointment's). Whoever cannot see
+one gets 404 or does not find it. Every read and every Encounter on a search's page is audited with its patient.
+
+- **ServiceRequest / Task of the neurology opinion** (``read_request``): read by the request's rule, or else by the
+  case's rule — the receiving centre of a transfer sees the case, so it reads what its Encounter is based on (read
+  only; the request's pages, JSON API, call, QuestionnaireResponse and DiagnosticReport keep the request's rule).
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
 from telesante.fhir import scheduling as fhir_scheduling
-from telesante.fhir import workflow
+from telesante.fhir import tele_requests, workflow
 from telesante.fhir.search import InvalidSearch, SearchQuery, parse_date_range
 from telesante.kit import clock
 from telesante.kit.errors import NotFound
 from telesante.kit.pagination import Page
+from telesante.offers import service as offer_service
+from telesante.requests.repository import RequestFound, RequestRepository
 from telesante.stroke.clinical import NIHSS_BY_CODE, NIHSS_ITEMS, UNTESTABLE
 from telesante.stroke.models import (
     TRANSPORT_LABELS,
@@ -48,6 +55,7 @@ from telesante.stroke.models import (
 )
 from telesante.stroke.repository import MilestoneRepository, NihssRepository, StrokeCaseRepository
 from telesante.video import service as video
+from telesante.video.models import VideoRoom
 
 # --- code systems ---------------------------------------------------------------------------------------------
 
@@ -509,12 +517,24 @@ def _class_matches(wanted: tuple[str | None, str] | None, code: str) -> bool:
     return value == code and system in (None, V3_ACT_CODE)
 
 
-async def _case_of_room(session: AsyncSession, principal: Principal, room) -> uuid.UUID | None:
+async def _case_of_room(session: AsyncSession, principal: Principal, room: VideoRoom) -> uuid.UUID | None:
     """The stroke case a call without appointment belongs to (when the principal sees it)."""
     if room.appointment_id is not None or room.request_id is None:
         return None
     case = await StrokeCaseRepository(session).get_visible_for_request(principal, room.request_id)
     return case.id if case is not None else None
+
+
+async def _call_of_case(session: AsyncSession, principal: Principal, case: StrokeCase) -> VideoRoom | None:
+    """The case's call, once opened, when the principal may see it by the call's own rule (the receiving centre
+    sees the case but not its call)."""
+    room = await video.room_of_request(session, case.request_id)
+    if room is None:
+        return None
+    try:
+        return await video.visible_room(session, principal, room.id)
+    except NotFound:
+        return None
 
 
 async def read_encounter(session: AsyncSession, principal: Principal, encounter_id: str) -> Encounter:
@@ -530,112 +550,222 @@ async def read_encounter(session: AsyncSession, principal: Principal, encounter_
     return fhir_scheduling.encounter_resource(room, request_id, await _case_of_room(session, principal, room))
 
 
-async def _video_encounters(
-    session: AsyncSession, principal: Principal, query: SearchQuery
-) -> list[Encounter]:
-    values = query.values
-    if "appointment" in values:
-        found = await fhir_scheduling.encounters(session, principal, query)
-        return [
-            fhir_scheduling.encounter_resource(
-                room, request_id, await _case_of_room(session, principal, room)
-            )
-            for room, request_id in found
-        ]
-    # part-of: the call of a stroke case
-    case = await StrokeCaseRepository(session).get_visible(
-        principal, _reference(values["part-of"], "Encounter", "part-of")
-    )
-    if case is None:
-        return []
-    room = await video.room_of_request(session, case.request_id)
-    if room is None:
-        return []
-    try:
-        room = await video.visible_room(session, principal, room.id)  # the call's own rule
-    except NotFound:
-        return []
+@dataclass
+class _Found:
+    """An Encounter found by a search, with what its audit row names (a stroke case or a call)."""
+
+    encounter: Encounter
+    start: datetime  # the order of a search: latest first
+    case: StrokeCase | None = None
+    room: VideoRoom | None = None
+
+
+async def _audit_found(session: AsyncSession, principal: Principal, found: _Found) -> None:
+    if found.case is not None:
+        await _audit(session, principal, found.case, Action.SEARCH, "Encounter")
+        return
+    assert found.room is not None
     await record_access(
         session,
         principal,
         action=Action.SEARCH,
         object_type="VideoRoom",
-        object_id=room.id,
-        patient_id=room.patient_id,
+        object_id=found.room.id,
+        patient_id=found.room.patient_id,
         details={"resource": "Encounter"},
     )
-    return [fhir_scheduling.encounter_resource(room, room.request_id, case.id)]
 
 
-def _video_matches(encounter: Encounter, query: SearchQuery) -> bool:
+def _call(room: VideoRoom, request_id: uuid.UUID | None, case_id: uuid.UUID | None) -> _Found:
+    return _Found(
+        fhir_scheduling.encounter_resource(room, request_id, case_id),
+        room.started_at or room.created_at,
+        room=room,
+    )
+
+
+async def _video_encounters(session: AsyncSession, principal: Principal, query: SearchQuery) -> list[_Found]:
+    """The call of an appointment, or the call of a stroke case (part-of)."""
+    values = query.values
+    if "appointment" in values:
+        # the appointment's rule; its read is audited there, the call found here by the search
+        found = await fhir_scheduling.encounters(session, principal, query)
+        return [
+            _call(room, request_id, await _case_of_room(session, principal, room))
+            for room, request_id in found
+        ]
+    case = await StrokeCaseRepository(session).get_visible(
+        principal, _reference(values["part-of"], "Encounter", "part-of")
+    )
+    room = await _call_of_case(session, principal, case) if case is not None else None
+    return [_call(room, room.request_id, case.id)] if room is not None else []
+
+
+async def _patient_of_request(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The patient of an act the principal may see, by the stroke case's rule (a stroke alert) or the request's own
+    (every Encounter based on an act is its patient's: the search goes on by patient)."""
+    case = await StrokeCaseRepository(session).get_visible_for_request(principal, request_id)
+    if case is not None:
+        return case.patient_id
+    request = await RequestRepository(session).get_visible(principal, request_id)
+    return request.patient_id if request is not None else None
+
+
+async def _patient_encounters(
+    session: AsyncSession,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    wanted_class: tuple[str | None, str] | None,
+) -> list[_Found]:
+    """Every Encounter of a patient the principal may see, each kind by its own rule: the stroke cases (the case's
+    rule), the calls of teleconsultations (the appointment's rule) and the calls of stroke cases (the call's rule)."""
+    cases, _total = await StrokeCaseRepository(session).search_visible(principal, patient_id=patient_id)
+    found: list[_Found] = []
+    if _class_matches(wanted_class, EMERGENCY_CLASS["code"]):
+        found += [
+            _Found(encounter_resource(record), record.case.arrival_at, case=record.case)
+            for record in await _records(session, cases)
+        ]
+    if _class_matches(wanted_class, fhir_scheduling.VIRTUAL_CLASS["code"]):
+        for room, request_id in await fhir_scheduling.patient_encounters(session, principal, patient_id):
+            found.append(_call(room, request_id, None))
+        for case in cases:
+            room = await _call_of_case(session, principal, case)
+            if room is not None:
+                found.append(_call(room, room.request_id, case.id))
+    return found
+
+
+def _encounter_filter(query: SearchQuery) -> Callable[[Encounter], bool]:
+    """The parameters that narrow a search, checked before anything is read (bad values are refused with 400) and
+    applied alike to both kinds of Encounter."""
     values = query.values
     patient_id = _patient(values)
-    if patient_id is not None and encounter.subject.reference != f"Patient/{patient_id}":
-        return False
-    if "based-on" in values:
-        request = f"ServiceRequest/{_reference(values['based-on'], 'ServiceRequest', 'based-on')}"
-        if request not in {ref.reference for ref in encounter.basedOn or []}:
-            return False
-    if "part-of" in values:
-        case = f"Encounter/{_reference(values['part-of'], 'Encounter', 'part-of')}"
-        if encounter.partOf is None or encounter.partOf.reference != case:
-            return False
+    based_on = (
+        f"ServiceRequest/{_reference(values['based-on'], 'ServiceRequest', 'based-on')}"
+        if "based-on" in values
+        else None
+    )
+    part_of = (
+        f"Encounter/{_reference(values['part-of'], 'Encounter', 'part-of')}" if "part-of" in values else None
+    )
     status = _status(values)
-    if status is not None and encounter.status != status:
-        return False
-    if not _class_matches(_class(values), encounter.class_fhir.code):
-        return False
-    if "date" in query.repeated:
-        lower, upper = parse_date_range("date", query.repeated["date"])
-        period = encounter.period
-        if period is None or not _overlaps(period.start, period.end, lower, upper):
+    wanted_class = _class(values)
+    dated = "date" in query.repeated
+    lower, upper = parse_date_range("date", query.repeated.get("date", []))
+
+    def matches(encounter: Encounter) -> bool:
+        if patient_id is not None and encounter.subject.reference != f"Patient/{patient_id}":
             return False
-    return True
+        if based_on is not None and based_on not in {ref.reference for ref in encounter.basedOn or []}:
+            return False
+        if part_of is not None and (encounter.partOf is None or encounter.partOf.reference != part_of):
+            return False
+        if status is not None and encounter.status != status:
+            return False
+        if not _class_matches(wanted_class, encounter.class_fhir.code):
+            return False
+        if dated:
+            period = encounter.period
+            if period is None or not _overlaps(period.start, period.end, lower, upper):
+                return False
+        return True
+
+    return matches
 
 
 async def search_encounters(
     session: AsyncSession, principal: Principal, query: SearchQuery
 ) -> Page[Encounter]:
-    """Stroke cases (by patient, or by the request they answer) or video calls (by appointment, or the call of a
-    stroke case by part-of); the other parameters narrow either."""
+    """Both kinds of Encounter in one Bundle: the stroke cases (class EMER) and the video calls (class VR: the calls
+    of teleconsultations and of stroke cases), by patient (or subject), or based-on their act; the call of an
+    appointment, or of a stroke case (part-of). ``status``, ``class`` and ``date`` narrow any of them. Latest first
+    (a case from the patient's arrival, a call from its start, or its opening when not started); the entries of the
+    page are audited with their patient."""
     values = query.values
+    matches = _encounter_filter(query)
     if "appointment" in values or "part-of" in values:
-        return _page(
-            [e for e in await _video_encounters(session, principal, query) if _video_matches(e, query)], query
+        found = await _video_encounters(session, principal, query)
+    else:
+        patient_id = _patient(values)
+        if patient_id is None and "based-on" not in values:
+            raise InvalidSearch(
+                "Critère obligatoire : patient (ou subject), based-on, appointment ou part-of.",
+                field="patient",
+            )
+        if patient_id is None:
+            request_id = _reference(values["based-on"], "ServiceRequest", "based-on")
+            patient_id = await _patient_of_request(session, principal, request_id)
+        found = (
+            await _patient_encounters(session, principal, patient_id, _class(values))
+            if patient_id is not None
+            else []
         )
-    patient_id = _patient(values)
-    request_id = (
-        _reference(values["based-on"], "ServiceRequest", "based-on") if "based-on" in values else None
+    found = sorted(
+        (f for f in found if matches(f.encounter)),
+        key=lambda f: (-clock.as_utc(f.start).timestamp(), f.encounter.id),
     )
-    if patient_id is None and request_id is None:
-        raise InvalidSearch(
-            "Critère obligatoire : patient (ou subject), based-on, appointment ou part-of.", field="patient"
-        )
-    status = _status(values)
-    empty = Page(items=[], total=0, offset=query.page.offset, limit=query.page.limit)
-    if not _class_matches(_class(values), EMERGENCY_CLASS["code"]):
-        return empty
-    statuses = None
-    if status is not None:
-        statuses = tuple(s for s, mapped in ENCOUNTER_STATUS.items() if mapped == status)
-    cases, total = await StrokeCaseRepository(session).search_visible(
-        principal,
-        patient_id=patient_id,
-        request_id=request_id,
-        statuses=statuses,
-        overlapping=parse_date_range("date", query.repeated.get("date", [])),
-        offset=query.page.offset,
-        limit=query.count,
-    )
-    for case in cases:
-        await _audit(session, principal, case, Action.SEARCH, "Encounter")
-    records = await _records(session, cases)
+    page = _page(found, query)
+    for item in page.items:
+        await _audit_found(session, principal, item)
     return Page(
-        items=[encounter_resource(r) for r in records],
-        total=total,
-        offset=query.page.offset,
-        limit=query.page.limit,
+        items=[item.encounter for item in page.items],
+        total=page.total,
+        offset=page.offset,
+        limit=page.limit,
     )
+
+
+# --- the neurology opinion (ServiceRequest, Task) for the receiving centre -------------------------------------
+
+
+async def _request_found(session: AsyncSession, request_id: uuid.UUID) -> RequestFound:
+    """The request with its offer's title and its report's id, as ``RequestRepository.search`` gives it (the caller
+    decided the access)."""
+    repo = RequestRepository(session)
+    request = await repo.get(request_id)
+    if request is None:  # pragma: no cover - a stroke case's request is never deleted
+        raise NotFound("Demande introuvable.")
+    offer = await offer_service.get_offer(session, request.offer_id)
+    report = await repo.get_report(request.id)
+    return RequestFound(request, offer.title, report.id if report is not None else None)
+
+
+async def read_request(
+    session: AsyncSession, principal: Principal, request_id: str, resource_type: str
+) -> RequestFound:
+    """``ServiceRequest/{id}`` and ``Task/{id}``: by the request's own rule (``tele_requests.read``, audited by the
+    requests service); failing that, when the request is the neurology opinion of a stroke case, by the case's rule
+    (``StrokeCaseRepository.visible``): whoever sees the case sees what its Encounter is based on — in practice the
+    receiving centre of a transfer, which the request's rule does not name. Read only: the facade changes no request,
+    and the request's other routes (pages, JSON API, its call, its QuestionnaireResponse and DiagnosticReport) keep
+    the request's rule. Audited as the requests service audits a FHIR read, with the case it was reached through."""
+    try:
+        return await tele_requests.read(session, principal, request_id)
+    except NotFound:
+        pass
+    case = await StrokeCaseRepository(session).get_visible_for_request(
+        principal, _uuid(request_id, "Demande introuvable.")
+    )
+    if case is None:
+        raise NotFound("Demande introuvable.")
+    found = await _request_found(session, case.request_id)
+    await record_access(
+        session,
+        principal,
+        action=Action.READ,
+        object_type="TeleRequest",
+        object_id=found.request.id,
+        patient_id=found.request.patient_id,
+        details={
+            "channel": "fhir",
+            "resource": f"{resource_type}/{found.request.id}",
+            "via": f"StrokeCase/{case.id}",
+        },
+    )
+    return found
 
 
 async def read_observation(session: AsyncSession, principal: Principal, observation_id: str) -> Observation:

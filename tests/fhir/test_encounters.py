@@ -81,6 +81,7 @@ async def test_the_call_of_a_teleconsultation_is_found_by_patient(session, clien
             ).entry
         ]
         assert isinstance(encounter, Encounter) and encounter.class_fhir.code == "VR"
+        assert [c.code for c in encounter.serviceType.coding] == ["teleconsultation"]
         assert encounter.appointment[0].reference == f"Appointment/{call['appointment_id']}"
         assert [ref.reference for ref in encounter.basedOn] == [f"ServiceRequest/{call['request_id']}"]
         assert encounter.partOf is None

@@ -397,6 +397,7 @@ async def test_the_call_of_the_case_is_a_virtual_encounter_part_of_it(
     assert call.class_fhir.code == "VR" and call.appointment is None
     assert [ref.reference for ref in call.basedOn] == [f"ServiceRequest/{story['request_id']}"]
     assert call.partOf.reference == f"Encounter/{story['case_id']}"
+    assert [c.code for c in call.serviceType.coding] == ["teleexpertise"]  # the act is a tele-expertise
     found = _entries(
         await client.get(
             "/fhir/Encounter", params={"part-of": f"Encounter/{story['case_id']}"}, headers=headers

@@ -45,6 +45,8 @@ ACT_SYSTEM = "urn:telesante:acte"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 VIRTUAL_CLASS = {"system": V3_ACT_CODE, "code": "VR", "display": "virtual"}
 SERVICE_TYPE = {"coding": [{"system": ACT_SYSTEM, "code": "teleconsultation", "display": "Téléconsultation"}]}
+# the call of an act opened without an appointment: a tele-expertise (the stroke alert's neurology opinion)
+EXPERTISE_SERVICE_TYPE = {"coding": [{"system": ACT_SYSTEM, "code": "teleexpertise", "display": "Téléexpertise"}]}
 APPOINTMENT_STATUS = {
     AppointmentStatus.BOOKED: "booked",
     AppointmentStatus.CANCELLED: "cancelled",
@@ -159,7 +161,7 @@ def encounter_resource(
         "id": str(room.id),
         "status": status,
         "class": VIRTUAL_CLASS,
-        "serviceType": SERVICE_TYPE,
+        "serviceType": SERVICE_TYPE if room.appointment_id is not None else EXPERTISE_SERVICE_TYPE,
         "subject": {"reference": f"Patient/{room.patient_id}"},
         "participant": [{"individual": {"reference": f"Practitioner/{room.host_professional_id}"}}],
     }

@@ -106,6 +106,8 @@ def test_conditional_requirements_follow_the_answers():
         ("vomiting", "2.5", "entier"),
         ("inr", "NaN", "nombre"),
         ("injury_at", "hier", "date et heure"),
+        ("injury_at", "0001-01-01T00:00", "date attendue entre 2000 et 2100"),  # was an OverflowError
+        ("injury_at", "2207-01-01T08:00+01:00", "date attendue entre 2000 et 2100"),
         ("mechanism", "chute", "choix non prévu"),
         ("seizure", "peut-être", "oui ou non"),
     ],

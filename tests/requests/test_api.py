@@ -121,3 +121,34 @@ async def test_a_page_offset_beyond_any_list_is_refused_not_a_crash(session, cli
     assert (await client.get("/api/requests", params={"offset": "1000000"}, headers=headers)).json()[
         "items"
     ] == []
+
+
+async def test_form_dates_are_paris_time_and_a_far_year_is_named(session, client, region, offer, patient):
+    """A form's date-time answer without an offset is Paris wall-clock time (the shared rule of
+    clock.parse_paris): the hour repeated in October is its first, summer-time occurrence; an offset given is
+    kept. A year outside 2000–2100 is named by the field's label (year 0001 overflowed in UTC: a 500), and
+    nothing is written."""
+    requester = await token_for(session, region.requester)
+    patient_id, offer_id = str(patient.id), str(offer.id)  # a refused request expires the test's objects
+
+    def new_request(**answers):
+        return client.post(
+            "/api/requests",
+            json={"offer_id": offer_id, "patient_id": patient_id, "answers": head_trauma_answers(**answers)},
+            headers=requester,
+        )
+
+    refused = await new_request(injury_at="0001-01-01T00:00", ct_at="2207-01-01T08:00+01:00")
+    assert refused.status_code == 422, refused.text
+    assert {e["field"]: e["message"] for e in refused.json()["errors"]} == {
+        "injury_at": "« Date et heure du traumatisme » : date attendue entre 2000 et 2100.",
+        "ct_at": "« Date et heure du scanner » : date attendue entre 2000 et 2100.",
+    }
+    listed = await client.get("/api/requests", params={"side": "requester"}, headers=requester)
+    assert listed.json()["total"] == 0
+
+    created = await new_request(injury_at="2026-10-25T02:30", ct_at="2026-10-25T02:30+01:00")
+    assert created.status_code == 201, created.text
+    answers = created.json()["answers"]
+    assert answers["injury_at"] == "2026-10-25T00:30+00:00"  # 02:30 CEST, the first of the two
+    assert answers["ct_at"] == "2026-10-25T01:30+00:00"  # 02:30 CET, as its offset says

@@ -254,6 +254,39 @@ async def test_searches_by_patient_status_parties_and_dates_are_audited(
     assert {str(row) for row in audited.scalars()} >= {sent_id, draft_id}
 
 
+async def test_a_search_date_without_offset_is_paris_time_and_the_edges_of_time_are_refused(
+    session, client, region, offer, patient, tokens
+):
+    """FHIR search (R4 search.html#date): a dateTime without an offset is the server's local time, Paris, and
+    stands for its whole minute or second; any year is a valid search (the 2000–2100 bounds of a date typed in a
+    form do not apply). A date at the very edge of what Python's datetime holds (year 1 in Paris is before year
+    1 in UTC; 9999-12-31 has no next day) is a 400 naming the parameter, not a 500."""
+    from datetime import UTC, datetime
+
+    clock.set_clock(lambda: datetime(2026, 12, 1, 8, 0, 30, tzinfo=UTC))  # 09:00:30 in Paris
+    kept = str((await draft(session, region, offer, patient)).id)
+    requester = tokens["requester"]
+
+    async def search(value: str):
+        return await client.get("/fhir/ServiceRequest", params={"authored": value}, headers=requester)
+
+    assert ids(searchset(await search("2026-12-01T09:00"))) == {kept}  # [08:00, 08:01) UTC
+    assert ids(searchset(await search("2026-12-01T08:00"))) == set()  # 07:00 UTC
+    assert ids(searchset(await search("2026-12-01T08:00Z"))) == {kept}
+    assert ids(searchset(await search("lt1999-12-31T23:00"))) == set()
+    assert ids(searchset(await search("ge1999-12-31T23:00"))) == {kept}
+    for value in (
+        "0001",
+        "0001-01",
+        "0001-01-01",
+        "0001-01-01T00:00",
+        "9999-12-31",
+        "9999-12-31T23:59-14:00",
+    ):
+        message = outcome(await search(value), 400)
+        assert message.startswith("authored : "), (value, message)
+
+
 async def test_the_signed_report_is_a_diagnostic_report_with_its_pdf(
     session, client, region, offer, patient, app_store, settings, tokens
 ):

@@ -160,3 +160,85 @@ async def test_worklist_filters_by_specialty_and_lateness(
     clock.set_clock(lambda: deadline + timedelta(minutes=1))
     late = await expert_client.get("/demandes?vue=expert&en_retard=oui")
     assert request_id in late.text and "En retard" in text_of(late)
+
+
+async def test_the_report_date_is_paris_time_and_a_far_year_is_named(
+    session, expert_client, region, offer, patient, store, settings, app
+):
+    """The report form's « Date et heure de réalisation » is Paris wall-clock time (the shared rule of
+    clock.from_paris): the hour repeated in October is its first, summer-time occurrence. A year typed wrong
+    (0001 overflowed in UTC: a 500) or a blank field is named, and nothing is signed."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from telesante.requests import service
+    from telesante.requests.models import RequestReport
+    from telesante.requests.schemas import RequestAnswer
+    from tests.requests.test_service import sent_request
+
+    clock.set_clock(lambda: datetime(2026, 10, 25, 12, 0, tzinfo=UTC))  # the day summer time ends
+    app.state.blob_store = store
+    request = await sent_request(session, region, offer, patient, store, settings)
+    expert = region.expert.principal
+    await service.accept_request(session, expert, request.id)
+    await service.answer_request(
+        session,
+        expert,
+        request.id,
+        RequestAnswer(answers={"decision": "surveillance_24h"}, conclusion="Surveiller"),
+    )
+    request_url = f"/demandes/{request.id}"
+    await login(expert_client, region.expert.email, PASSWORD)
+    report = {
+        "conclusion": "Surveillance 24 h.",
+        "prescriptions": "aucune",
+        "participant_name": ["Dr Le Goff"],
+        "participant_role": ["médecin requérant"],
+        "technical_incident": "non",
+    }
+
+    async def signed_reports() -> int:
+        query = sa.select(sa.func.count()).select_from(RequestReport)
+        return (await session.execute(query.where(RequestReport.request_id == request.id))).scalar_one()
+
+    for performed_at, message in (
+        ("0001-01-01T00:00", "performed_at : date attendue entre 2000 et 2100"),
+        ("25/10/2026 02:30", "performed_at : date et heure attendues (AAAA-MM-JJTHH:MM)"),
+        ("", "performed_at : champ obligatoire"),
+    ):
+        refused = await post(
+            expert_client,
+            f"{request_url}/compte-rendu",
+            request_url,
+            {**report, "performed_at": performed_at},
+        )
+        assert refused.status_code == 422 and alert(refused) == message, alert(refused)
+    assert await signed_reports() == 0
+
+    signed = await post(
+        expert_client,
+        f"{request_url}/compte-rendu",
+        request_url,
+        {**report, "performed_at": "2026-10-25T02:30"},
+    )
+    assert signed.status_code == 303, alert(signed)
+    stored = (
+        await session.execute(sa.select(RequestReport).where(RequestReport.request_id == request.id))
+    ).scalar_one()
+    assert clock.as_utc(stored.performed_at) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST
+
+
+async def test_a_far_year_in_a_form_date_is_named_by_its_label(session, client, region, offer, patient):
+    """A typo in a date-time answer of the request form (year 0001 overflowed in UTC: a 500) comes back with
+    the field's label and what is expected; nothing is created."""
+    import sqlalchemy as sa
+
+    from telesante.requests.models import TeleRequest
+
+    await login(client, region.requester.email, PASSWORD)
+    new_page = f"/demandes/nouvelle?patient_id={patient.id}&offer_id={offer.id}"
+    refused = await post(client, new_page, new_page, {**HEAD_TRAUMA_FORM, "injury_at": "0001-01-01T00:00"})
+    assert refused.status_code == 422, alert(refused)
+    assert alert(refused) == "« Date et heure du traumatisme » : date attendue entre 2000 et 2100."
+    assert (await session.execute(sa.select(sa.func.count()).select_from(TeleRequest))).scalar_one() == 0

@@ -180,6 +180,8 @@ def _date_interval(name: str, text: str, time: str | None, zone: str | None) -> 
         moment = datetime.fromisoformat(f"{text}T{time}")
     except ValueError:
         raise InvalidSearch(f"{name} : date inexistante ({text}).", field=name) from None
+    # Without an offset, "the server's local time zone should be assumed" (R4 search.html#date). A search is not
+    # a date typed in a form: any year may be searched, so not clock.from_paris and its 2000–2100 bounds.
     if zone is None:
         moment = moment.replace(tzinfo=clock.PARIS)
     else:
@@ -210,7 +212,12 @@ def parse_date_range(name: str, values: Sequence[str]) -> tuple[datetime | None,
         prefix = match["prefix"] or "eq"
         if prefix not in ("eq", "gt", "ge", "lt", "le"):
             raise InvalidSearch(f"{name} : préfixe non pris en charge ({prefix}).", field=name)
-        start, end = _date_interval(name, match["date"], match["time"], match["zone"])
+        try:
+            start, end = _date_interval(name, match["date"], match["time"], match["zone"])
+        except OverflowError:  # out of datetime's range: year 1 in Paris, or the day after 9999-12-31
+            raise InvalidSearch(
+                f"{name} : date hors des limites prises en charge ({match['date']}).", field=name
+            ) from None
         low, high = {
             "eq": (start, end),
             "ge": (start, None),

@@ -9,7 +9,7 @@ computes derived fields (e.g. the Glasgow total) and reports every faulty field 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -240,14 +240,8 @@ def _convert(f: FormField, value: Any) -> Any:
             return date.fromisoformat(str(value).strip()).isoformat()
         except ValueError:
             raise ValueError("date attendue (AAAA-MM-JJ)") from None
-    if f.type == "datetime":
-        try:
-            moment = datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            raise ValueError("date et heure attendues (AAAA-MM-JJTHH:MM)") from None
-        if moment.tzinfo is None:  # typed in a form: French local time
-            moment = moment.replace(tzinfo=clock.PARIS)
-        return moment.astimezone(UTC).isoformat(timespec="minutes")
+    if f.type == "datetime":  # without an offset (typed in a form): Paris wall-clock time; stored in UTC
+        return clock.parse_paris(str(value)).isoformat(timespec="minutes")
     if f.type == "boolean":
         if isinstance(value, bool):
             return value

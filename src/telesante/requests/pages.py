@@ -39,6 +39,7 @@ from telesante.requests.states import Side, next_states
 from telesante.storage.dependencies import BlobStoreDep, file_response
 from telesante.teleradiology import service as teleradiology_service
 from telesante.teleradiology.models import JUSTIFICATION_LABELS
+from telesante.web.forms import paris_datetime
 from telesante.web.render import form_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -473,35 +474,20 @@ async def report_page(
             for n, r in zip(names, roles, strict=False)
             if str(n).strip() or str(r).strip()
         ]
-        performed = str(submitted.get("performed_at", "")).strip()
-        data = parse_input(
-            ReportCreate,
-            {
-                "conclusion": str(submitted.get("conclusion", "")).strip(),
-                "prescriptions": str(submitted.get("prescriptions", "")).strip(),
-                "participants": participants,
-                "performed_at": _paris_to_utc(performed),
-                "technical_incident": submitted.get("technical_incident") == "oui",
-                "technical_incident_details": str(submitted.get("technical_incident_details", "")).strip(),
-            },
-        )
+        values: dict[str, Any] = {
+            "conclusion": str(submitted.get("conclusion", "")).strip(),
+            "prescriptions": str(submitted.get("prescriptions", "")).strip(),
+            "participants": participants,
+            "technical_incident": submitted.get("technical_incident") == "oui",
+            "technical_incident_details": str(submitted.get("technical_incident_details", "")).strip(),
+        }
+        performed_at = paris_datetime(submitted.get("performed_at"), "performed_at")  # datetime-local: Paris
+        if performed_at is not None:  # left out when blank: the schema says it is required
+            values["performed_at"] = performed_at
+        data = parse_input(ReportCreate, values)
         await service.sign_report(session, principal, settings, store, request_id, data)
 
     return await act(request, session, principal, request_id, action)
-
-
-def _paris_to_utc(value: str) -> str:
-    from datetime import UTC, datetime
-
-    from telesante.kit import clock
-
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value  # the schema names the field and what is expected
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=clock.PARIS)
-    return moment.astimezone(UTC).isoformat()
 
 
 @router.post("/demandes/{request_id}/cloturer")

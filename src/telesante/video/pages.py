@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import uuid
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -34,7 +33,7 @@ from telesante.video import service
 from telesante.video.models import GUEST_ROLE_LABELS, GuestRole
 from telesante.video.signalling import MAX_MESSAGE_BYTES, Member, RoomFull, SignallingHub
 from telesante.video.turn import ice_servers
-from telesante.web.forms import form_values, labelled_message
+from telesante.web.forms import form_values, labelled_message, paris_datetime
 from telesante.web.render import redirect, render, set_cookie
 
 log = logging.getLogger(__name__)
@@ -226,12 +225,15 @@ def _report_values(form) -> dict[str, Any]:
     )
     values["participants"] = participants
     values["technical_incident"] = form.get("technical_incident") == "oui"
-    local = values.get("performed_at", "")
-    try:
-        values["performed_at"] = clock.as_utc(datetime.fromisoformat(local).replace(tzinfo=clock.PARIS))
-    except ValueError:
-        pass  # the schema names the field
     return values
+
+
+def _report_input(values: dict[str, Any]) -> ReportCreate:
+    """The compte rendu from the form's values; ``performed_at`` (datetime-local) is Paris wall-clock time."""
+    parsed = dict(values)
+    if "performed_at" in values:  # left out when blank: the schema says it is required
+        parsed["performed_at"] = paris_datetime(values["performed_at"], "performed_at")
+    return parse_input(ReportCreate, parsed)
 
 
 @router.get("/video/salles/{room_id}/compte-rendu")
@@ -252,9 +254,7 @@ async def sign(
 ):
     values = _report_values(await request.form())
     try:
-        await service.finish_call(
-            session, principal, settings, store, room_id, parse_input(ReportCreate, values)
-        )
+        await service.finish_call(session, principal, settings, store, room_id, _report_input(values))
     except (InvalidInput, Conflict, Forbidden) as exc:
         await discard_changes(session)
         draft = await service.report_draft(session, principal, room_id)

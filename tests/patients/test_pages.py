@@ -455,3 +455,53 @@ async def test_break_glass_is_for_clinicians(session, client):
         client, "/acces-urgence", {"reason": "Je veux voir ce dossier absolument", "ins_matricule": NIR}, "/"
     )
     assert refused.status_code == 403
+
+
+# --- registering a matricule INS the platform already holds ------------------------------------------------
+
+
+async def test_registering_a_known_ins_attaches_the_identity_or_refuses_without_revealing_it(
+    session, client, treating
+):
+    existing = await make_patient(
+        session, treating, ins_matricule=NIR
+    )  # Lefèvre Élodie Marie, at Saint-Brieuc
+    existing_id = str(existing.id)
+    colleague = await make_actor(session, await make_organisation(session, "CH de Lannion"), Role.EXPERT)
+    outsider = await make_actor(session, None, Role.EVALUATOR)
+    typed = {
+        "birth_family_name": "Lefèvre",
+        "birth_given_names": "élodie marie",
+        "birth_date": "1954-03-12",
+        "sex": "F",
+        "birth_place_insee": "35238",
+        "ins_matricule": NIR,
+        "ipp": "LAN-3",
+    }
+
+    await sign_in(client, outsider)
+    refused = await post_form(client, "/patients/nouveau", typed)
+    assert refused.status_code == 403 and existing_id not in refused.text
+    await client.post("/deconnexion", data={"csrf_token": await csrf_token(client, "/")})
+
+    await sign_in(client, colleague)
+    assert (await client.get(f"/patients/{existing_id}")).status_code == 404
+    wrong = await post_form(client, "/patients/nouveau", {**typed, "birth_family_name": "Martin"})
+    assert wrong.status_code == 409, alert(wrong)
+    assert "Ce matricule INS appartient à un patient de la plateforme" in text_of(wrong)
+    assert "identitovigilance" in alert(wrong)
+    assert "LEFEVRE" not in wrong.text and "Lefèvre" not in text_of(wrong) and existing_id not in wrong.text
+    assert (await client.get(f"/patients/{existing_id}")).status_code == 404
+
+    attached = await post_form(client, "/patients/nouveau", typed)
+    assert attached.status_code == 303, alert(attached)
+    assert attached.headers["location"] == f"/patients/{existing_id}?cree=ins"
+    record = await client.get(attached.headers["location"])
+    assert record.status_code == 200
+    text = text_of(record)
+    assert "Identité existante rattachée à votre établissement (INS)." in text
+    assert "CH de Lannion" in text and "CH de Saint-Brieuc" in text and "LAN-3" in text
+
+    again = await post_form(client, "/patients/nouveau", typed, "/patients/nouveau")
+    assert again.headers["location"] == f"/patients/{existing_id}?cree=suivi"
+    assert "déjà suivi dans votre établissement" in text_of(await client.get(again.headers["location"]))

@@ -1,3 +1,4 @@
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telesante.kit.pagination import PageRequest
 from telesante.patients import service
 from telesante.patients.models import IdentityEvidence, IdentityStatus
-from telesante.patients.repository import PatientCriteria
+from telesante.patients.repository import PatientCriteria, PatientRepository
 from telesante.patients.schemas import (
     BreakGlassCreate,
     IdentityStatusChangeCreate,
@@ -99,14 +100,140 @@ async def test_duplicate_warning_then_confirmation(session, actors):
     assert second.id != first.id and warnings
 
 
-async def test_same_ins_is_refused(session, actors):
+async def test_same_ins_with_other_traits_is_refused(session, actors):
     treating, _, _ = actors
     nir = valid_nir("F", date(1954, 3, 12))
     await make_patient(session, treating, ins_matricule=nir)
-    with pytest.raises(Conflict):
+    with pytest.raises(service.InsTraitsMismatch):
         await make_patient(
             session, treating, ins_matricule=nir, birth_family_name="Autre", confirm_duplicate=True
         )
+
+
+# --- registration of an INS the platform already holds: the shared identity is attached (RNIV) ----------------
+
+NIR = valid_nir("F", date(1954, 3, 12))
+
+
+async def _audit_rows(session, patient_id):
+    page = await AuditRepository(session).list_for_patient(patient_id, PageRequest(0, 50))
+    return page.items
+
+
+async def test_an_existing_ins_with_agreeing_traits_is_attached_to_the_other_organisation(session, actors):
+    treating, colleague, _ = actors
+    existing = await make_patient(session, treating, ins_matricule=NIR, ipp="FOU-1")
+    org_b = next(iter(colleague.principal.clinical_organisation_ids))
+    with pytest.raises(NotFound):  # before: hospital B cannot see A's patient
+        await service.get_patient(session, colleague.principal, existing.id)
+
+    # Accents, case and hyphens folded: the traits typed by B agree with the stored ones.
+    data = patient_data(
+        ins_matricule=NIR, birth_family_name="lefevre", birth_given_names="elodie marie", ipp="VIT-7"
+    )
+    patient, warnings = await service.register_patient(session, colleague.principal, data)
+    assert patient.id == existing.id and warnings == [service.ATTACHED_BY_INS]
+    assert (await service.get_patient(session, colleague.principal, existing.id)).via_break_glass is False
+    relations = await service.list_care_relationships(session, colleague.principal, existing.id)
+    assert sorted((r.organisation_id == org_b, r.kind.value) for r in relations) == [
+        (False, "registered"),
+        (True, "registered"),
+    ]
+    identifiers = await PatientRepository(session).get_local_identifier_for(existing.id, org_b)
+    assert identifiers is not None and identifiers.value == "VIT-7"
+    attached = [e for e in await _audit_rows(session, existing.id) if '"attached_by":"ins"' in e.details]
+    assert len(attached) == 1 and attached[0].account_id == colleague.account.id
+    details = json.loads(attached[0].details)
+    assert attached[0].action == "create" and attached[0].object_type == "CareRelationship"
+    assert details["organisation_id"] == str(org_b) and details["ipp_added"] is True
+    assert details["matched_traits"] == sorted(service.STRICT_TRAITS)
+
+
+async def test_an_unknown_birth_place_is_not_compared(session, actors):
+    treating, colleague, _ = actors
+    existing = await make_patient(session, treating, ins_matricule=NIR)
+    patient, _ = await service.register_patient(
+        session, colleague.principal, patient_data(ins_matricule=NIR, birth_place_insee="99999")
+    )
+    assert patient.id == existing.id
+    rows = [e for e in await _audit_rows(session, existing.id) if '"attached_by":"ins"' in e.details]
+    assert "birth_place_insee" not in json.loads(rows[0].details)["matched_traits"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"birth_family_name": "Martin"},
+        {"birth_given_names": "Elodie"},  # the full list of given names is a strict trait
+        {"birth_given_names": "Marie Elodie"},
+        {"birth_date": date(1954, 3, 13)},
+        {"birth_place_insee": "29019"},
+    ],
+)
+async def test_an_existing_ins_with_other_traits_is_refused_without_revealing_them(
+    session, actors, overrides
+):
+    treating, colleague, _ = actors
+    existing = await make_patient(session, treating, ins_matricule=NIR)
+    org_b = next(iter(colleague.principal.clinical_organisation_ids))
+    before = len(await _audit_rows(session, existing.id))
+    with pytest.raises(Conflict) as caught:
+        await service.register_patient(
+            session, colleague.principal, patient_data(ins_matricule=NIR, ipp="VIT-7", **overrides)
+        )
+    error = caught.value
+    assert (
+        error.status_code == 409 and error.field == "ins_matricule" and error.code == "ins-traits-divergents"
+    )
+    assert "identitovigilance" in error.message and "diffèrent" in error.message
+    for stored in ("LEFEVRE", "ELODIE", "1954", "35238", str(existing.id)):
+        assert stored not in error.message and stored not in str(error.extra)
+    with pytest.raises(NotFound):
+        await service.get_patient(session, colleague.principal, existing.id)
+    assert await PatientRepository(session).get_local_identifier(org_b, "VIT-7") is None
+    relations = await PatientRepository(session).list_care_relationships(existing.id)
+    assert [r.organisation_id for r in relations] == list(treating.principal.clinical_organisation_ids)
+    assert len(await _audit_rows(session, existing.id)) == before
+
+
+async def test_an_outsider_cannot_attach_an_existing_ins(session, actors):
+    treating, _, outsider = actors
+    existing = await make_patient(session, treating, ins_matricule=NIR)
+    with pytest.raises(Forbidden):
+        await service.register_patient(session, outsider.principal, patient_data(ins_matricule=NIR))
+    assert len(await PatientRepository(session).list_care_relationships(existing.id)) == 1
+
+
+async def test_an_ins_already_followed_is_returned_without_a_second_relationship(session, actors):
+    treating, colleague, _ = actors
+    existing = await make_patient(session, treating, ins_matricule=NIR, ipp="FOU-1")
+    org_b = next(iter(colleague.principal.clinical_organisation_ids))
+    await service.link_patient_to_organisation(session, treating.principal, existing.id, org_b, "demande:1")
+    for actor, ipp in ((colleague, None), (treating, "FOU-1")):
+        patient, warnings = await service.register_patient(
+            session, actor.principal, patient_data(ins_matricule=NIR, ipp=ipp)
+        )
+        assert patient.id == existing.id and warnings == [service.ALREADY_FOLLOWED_BY_INS]
+    relations = await PatientRepository(session).list_care_relationships(existing.id)
+    assert len(relations) == 2  # A's registration and B's act, nothing more
+    rows = [e for e in await _audit_rows(session, existing.id) if '"attached_by":"ins"' in e.details]
+    assert [(e.action, e.object_type) for e in rows] == [("read", "Patient")] * 2
+    # Another IPP for a patient who already has one in the organisation is refused, as on the record.
+    with pytest.raises(Conflict, match="déjà un IPP"):
+        await service.register_patient(
+            session, treating.principal, patient_data(ins_matricule=NIR, ipp="FOU-2")
+        )
+
+
+async def test_attaching_with_an_ipp_taken_in_the_organisation_writes_nothing(session, actors):
+    treating, colleague, _ = actors
+    existing = await make_patient(session, treating, ins_matricule=NIR)
+    await make_patient(session, colleague, birth_family_name="Autre", ipp="VIT-7")
+    with pytest.raises(Conflict, match="IPP est déjà attribué"):
+        await service.register_patient(
+            session, colleague.principal, patient_data(ins_matricule=NIR, ipp="VIT-7")
+        )
+    assert len(await PatientRepository(session).list_care_relationships(existing.id)) == 1
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
 from telesante.kit.pagination import Offset, PageOut, PageRequest
@@ -59,10 +59,26 @@ async def search_patients(
     "/patients",
     response_model=PatientCreated,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Doublon probable ou matricule INS déjà attribué"}},
+    responses={
+        200: {
+            "description": "Matricule INS déjà connu de la plateforme, traits concordants : l'identité existante "
+            "est rattachée à votre établissement (ou y était déjà suivie) et renvoyée",
+            "model": PatientCreated,
+        },
+        409: {
+            "description": "Doublon probable, ou matricule INS d'un patient dont les traits diffèrent de ceux "
+            "saisis (identitovigilance)"
+        },
+    },
 )
-async def create_patient(session: SessionDep, principal: PrincipalDep, data: PatientCreate):
+async def create_patient(
+    session: SessionDep, principal: PrincipalDep, data: PatientCreate, response: Response
+):
+    """Enregistre un patient ; si son matricule INS est déjà sur la plateforme et que les traits concordent, le
+    rattache à votre établissement (200) au lieu d'en créer un second."""
     patient, warnings = await service.register_patient(session, principal, data)
+    if service.EXISTING_IDENTITY_WARNINGS.intersection(warnings):
+        response.status_code = status.HTTP_200_OK
     return PatientCreated(patient=PatientRead.model_validate(patient), warnings=warnings)
 
 

@@ -231,7 +231,13 @@ async def new_patient(request: Request, session: SessionDep, principal: Principa
             exc.field,
             status_code=exc.status_code,
         )
-    return redirect(f"/patients/{patient.id}?cree={'doublon' if warnings else '1'}")
+    if service.ATTACHED_BY_INS in warnings:
+        created = "ins"
+    elif service.ALREADY_FOLLOWED_BY_INS in warnings:
+        created = "suivi"
+    else:
+        created = "doublon" if warnings else "1"
+    return redirect(f"/patients/{patient.id}?cree={created}")
 
 
 # --- the record ---------------------------------------------------------------------------------------------
@@ -269,6 +275,8 @@ def _traitsform_values(patient: Patient) -> dict[str, str]:
 CREATED_MESSAGES = {
     "1": "Patient enregistré avec une identité provisoire.",
     "doublon": "Patient enregistré avec une identité provisoire, malgré le doublon probable signalé.",
+    "ins": service.ATTACHED_BY_INS,
+    "suivi": service.ALREADY_FOLLOWED_BY_INS,
 }
 DONE_MESSAGES = {
     "statut": "Statut de l'identité mis à jour.",

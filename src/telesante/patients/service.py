@@ -37,6 +37,7 @@ from telesante.patients.schemas import (
     IdentityStatusChangeCreate,
     LocalIdentifierCreate,
     PatientCreate,
+    PatientTraits,
     PatientUpdate,
     TraitsCorrection,
     ins_name,
@@ -55,6 +56,19 @@ STRICT_TRAITS = (
 class DuplicateSuspected(Conflict):
     code = "doublon-probable"
     title = "Doublon probable"
+
+
+class InsTraitsMismatch(Conflict):
+    code = "ins-traits-divergents"
+    title = "Traits d'identité divergents"
+
+
+# Warnings of a registration that found its matricule INS already on the platform (the routes answer 200, not 201).
+ATTACHED_BY_INS = "Identité existante rattachée à votre établissement (INS)."
+ALREADY_FOLLOWED_BY_INS = "Ce patient (INS) est déjà suivi dans votre établissement."
+EXISTING_IDENTITY_WARNINGS = frozenset({ATTACHED_BY_INS, ALREADY_FOLLOWED_BY_INS})
+# The INS referential's birth place when unknown (also used for a provisional identity registered in a hurry).
+UNKNOWN_BIRTH_PLACE = "99999"
 
 
 @dataclass
@@ -179,12 +193,10 @@ async def register_patient(
     organisation_id = _registration_organisation(principal, data.organisation_id)
     repo = PatientRepository(session)
     warnings: list[str] = []
-    if data.ins_matricule and await repo.get_by_ins(data.ins_matricule):
-        raise Conflict(
-            "Ce matricule INS est déjà attribué à un patient de la plateforme : recherchez-le plutôt que d'en "
-            "créer un second.",
-            field="ins_matricule",
-        )
+    if data.ins_matricule:
+        existing = await repo.get_by_ins(data.ins_matricule)
+        if existing is not None:
+            return await _attach_by_ins(session, principal, organisation_id, existing, data)
     duplicates = await probable_duplicates(
         session, principal, data.birth_family_name, data.first_given_name or "", data.birth_date
     )
@@ -233,6 +245,80 @@ async def register_patient(
         details={"organisation_id": str(organisation_id), "confirmed_duplicate": bool(duplicates)},
     )
     return patient, warnings
+
+
+def _agreeing_traits(patient: Patient, data: PatientTraits) -> list[str] | None:
+    """The strict traits compared between what the user typed and the stored identity, if they all agree;
+    None as soon as one differs. Names folded (accents, case, hyphens, apostrophes), the full list of given
+    names as well as the first one; birth date and sex exact; birth place only when both are known."""
+    compared = {
+        "birth_family_name": fold(data.birth_family_name) == fold(patient.birth_family_name),
+        "birth_given_names": fold(data.birth_given_names) == fold(patient.birth_given_names),
+        "first_given_name": fold(data.first_given_name) == fold(patient.first_given_name),
+        "birth_date": data.birth_date == patient.birth_date,
+        "sex": data.sex == patient.sex,
+    }
+    places = (data.birth_place_insee.upper(), patient.birth_place_insee.upper())
+    if all(place and place != UNKNOWN_BIRTH_PLACE for place in places):
+        compared["birth_place_insee"] = places[0] == places[1]
+    return sorted(compared) if all(compared.values()) else None
+
+
+async def _attach_by_ins(
+    session: AsyncSession,
+    principal: Principal,
+    organisation_id: uuid.UUID,
+    patient: Patient,
+    data: PatientCreate,
+) -> tuple[Patient, list[str]]:
+    """Registration of a matricule INS the platform already holds: the identity is regional and shared (RNIV),
+    so the registering organisation is linked to it — if the traits typed agree with the stored ones. When
+    they do not, nothing is written and the message says so without revealing the stored traits."""
+    matched = _agreeing_traits(patient, data)
+    if matched is None:
+        raise InsTraitsMismatch(
+            "Ce matricule INS appartient à un patient de la plateforme dont les traits d'identité diffèrent de "
+            "ceux saisis. Vérifiez la saisie et contactez la cellule d'identitovigilance de votre établissement.",
+            field="ins_matricule",
+        )
+    repo = PatientRepository(session)
+    # Every check before the first write.
+    own_ipp = await repo.get_local_identifier_for(patient.id, organisation_id)
+    if data.ipp:
+        taken = await repo.get_local_identifier(organisation_id, data.ipp)
+        if taken is not None and taken.patient_id != patient.id:
+            raise Conflict("Cet IPP est déjà attribué dans cet établissement.", field="ipp")
+        if own_ipp is not None and own_ipp.value != data.ipp:
+            raise Conflict("Ce patient a déjà un IPP dans cet établissement.", field="ipp")
+    relationships = await repo.list_care_relationships(patient.id)
+    already_followed = any(r.organisation_id == organisation_id for r in relationships)
+    relation = None
+    if not already_followed:
+        relation = await repo.add_care_relationship(
+            patient.id, organisation_id, CareRelationshipKind.REGISTERED
+        )
+    ipp_added = False
+    if data.ipp and own_ipp is None:
+        ipp_added = True
+        await repo.add_local_identifier(
+            PatientLocalIdentifier(patient_id=patient.id, organisation_id=organisation_id, value=data.ipp)
+        )
+    await record_access(
+        session,
+        principal,
+        action=Action.READ if relation is None else Action.CREATE,
+        object_type="Patient" if relation is None else "CareRelationship",
+        object_id=patient.id if relation is None else relation.id,
+        patient_id=patient.id,
+        details={
+            "organisation_id": str(organisation_id),
+            "attached_by": "ins",
+            "matched_traits": matched,
+            "already_followed": already_followed,
+            "ipp_added": ipp_added,
+        },
+    )
+    return patient, [ALREADY_FOLLOWED_BY_INS if already_followed else ATTACHED_BY_INS]
 
 
 async def _check_gp(session: AsyncSession, professional_id: uuid.UUID) -> None:

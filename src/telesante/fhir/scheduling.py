@@ -28,8 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
 from telesante.config import Settings
-from telesante.fhir import workflow
-from telesante.fhir.search import InvalidSearch, SearchQuery, parse_date_range
+from telesante.fhir.search import InvalidSearch, SearchQuery, parse_date_range, reference_param, resource_id
 from telesante.kit import clock
 from telesante.kit.errors import NotFound
 from telesante.scheduling import service as scheduling
@@ -46,7 +45,9 @@ V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 VIRTUAL_CLASS = {"system": V3_ACT_CODE, "code": "VR", "display": "virtual"}
 SERVICE_TYPE = {"coding": [{"system": ACT_SYSTEM, "code": "teleconsultation", "display": "Téléconsultation"}]}
 # the call of an act opened without an appointment: a tele-expertise (the stroke alert's neurology opinion)
-EXPERTISE_SERVICE_TYPE = {"coding": [{"system": ACT_SYSTEM, "code": "teleexpertise", "display": "Téléexpertise"}]}
+EXPERTISE_SERVICE_TYPE = {
+    "coding": [{"system": ACT_SYSTEM, "code": "teleexpertise", "display": "Téléexpertise"}]
+}
 APPOINTMENT_STATUS = {
     AppointmentStatus.BOOKED: "booked",
     AppointmentStatus.CANCELLED: "cancelled",
@@ -56,25 +57,6 @@ APPOINTMENT_STATUS = {
 SLOT_STATUS = {SlotStatus.FREE: "free", SlotStatus.BOOKED: "busy", SlotStatus.BLOCKED: "busy-unavailable"}
 # A patient's whole history of teleconsultations (the Encounter search by patient has no default period).
 ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
-
-
-def _uuid(value: str, message: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound(message) from None
-
-
-def _reference(value: str, resource_type: str, name: str) -> uuid.UUID:
-    found = workflow.reference_id(value, resource_type)
-    if found is None and "/" not in value:
-        try:
-            found = uuid.UUID(value)
-        except ValueError:
-            found = None
-    if found is None:
-        raise InvalidSearch(f"{name} : référence {resource_type}/<id> attendue.", field=name)
-    return found
 
 
 # --- resources ----------------------------------------------------------------------------------------------
@@ -181,7 +163,9 @@ def encounter_resource(
 
 
 async def read_schedule(session: AsyncSession, principal: Principal, schedule_id: str) -> AvailabilityPattern:
-    return await scheduling.get_visible_pattern(session, principal, _uuid(schedule_id, "Agenda introuvable."))
+    return await scheduling.get_visible_pattern(
+        session, principal, resource_id(schedule_id, "Agenda introuvable.")
+    )
 
 
 async def schedules(
@@ -189,7 +173,7 @@ async def schedules(
 ) -> list[AvailabilityPattern]:
     if "actor" not in query.values:
         raise InvalidSearch("actor : Practitioner/<id> est obligatoire.", field="actor")
-    professional_id = _reference(query.values["actor"], "Practitioner", "actor")
+    professional_id = reference_param(query.values["actor"], "Practitioner", "actor")
     found = await scheduling.visible_patterns(session, principal, professional_id)
     if query.values.get("active") == "false":
         return []
@@ -197,7 +181,7 @@ async def schedules(
 
 
 async def read_slot(session: AsyncSession, principal: Principal, slot_id: str) -> Slot:
-    return await scheduling.get_visible_slot(session, principal, _uuid(slot_id, "Créneau introuvable."))
+    return await scheduling.get_visible_slot(session, principal, resource_id(slot_id, "Créneau introuvable."))
 
 
 async def slots(
@@ -208,7 +192,7 @@ async def slots(
         raise InvalidSearch("schedule : Schedule/<id> est obligatoire.", field="schedule")
     if query.values.get("status", "free") != "free":
         raise InvalidSearch("status : seuls les créneaux libres (free) sont recherchés.", field="status")
-    pattern_id = _reference(query.values["schedule"], "Schedule", "schedule")
+    pattern_id = reference_param(query.values["schedule"], "Schedule", "schedule")
     try:
         pattern = await scheduling.get_visible_pattern(session, principal, pattern_id)
     except NotFound:
@@ -235,7 +219,7 @@ async def slots(
 
 async def read_appointment(session: AsyncSession, principal: Principal, appointment_id: str) -> Appointment:
     return await scheduling.get_appointment(
-        session, principal, _uuid(appointment_id, "Rendez-vous introuvable.")
+        session, principal, resource_id(appointment_id, "Rendez-vous introuvable.")
     )
 
 
@@ -250,9 +234,9 @@ async def appointments(session: AsyncSession, principal: Principal, query: Searc
     days = (end - start).days + (1 if (end - start) % timedelta(days=1) else 0)
     if not 1 <= days <= 92:
         raise InvalidSearch("date : période d'au plus 92 jours.", field="date")
-    patient_id = _reference(values["patient"], "Patient", "patient") if "patient" in values else None
+    patient_id = reference_param(values["patient"], "Patient", "patient") if "patient" in values else None
     practitioner = (
-        _reference(values["practitioner"], "Practitioner", "practitioner")
+        reference_param(values["practitioner"], "Practitioner", "practitioner")
         if "practitioner" in values
         else None
     )
@@ -279,7 +263,9 @@ async def appointments(session: AsyncSession, principal: Principal, query: Searc
 async def read_encounter(
     session: AsyncSession, principal: Principal, encounter_id: str
 ) -> tuple[VideoRoom, uuid.UUID | None]:
-    room = await video.visible_room(session, principal, _uuid(encounter_id, "Consultation introuvable."))
+    room = await video.visible_room(
+        session, principal, resource_id(encounter_id, "Consultation introuvable.")
+    )
     if room.appointment_id is None:  # the call of an act opened without an appointment (stroke alert)
         await record_access(
             session,
@@ -299,7 +285,7 @@ async def encounters(
 ) -> list[tuple[VideoRoom, uuid.UUID | None]]:
     if "appointment" not in query.values:
         raise InvalidSearch("appointment : Appointment/<id> est obligatoire.", field="appointment")
-    appointment_id = _reference(query.values["appointment"], "Appointment", "appointment")
+    appointment_id = reference_param(query.values["appointment"], "Appointment", "appointment")
     try:
         appointment = await scheduling.get_appointment(session, principal, appointment_id)
     except NotFound:

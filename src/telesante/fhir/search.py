@@ -30,7 +30,7 @@ from telesante.auth.principal import Principal
 from telesante.directory import service as directory_service
 from telesante.directory.models import Organisation, Professional
 from telesante.directory.repository import OrganisationRepository
-from telesante.fhir import mapping
+from telesante.fhir import mapping, workflow
 from telesante.kit import clock
 from telesante.kit.errors import DomainError, NotFound
 from telesante.kit.identifiers import check_nir, check_rpps, idnps_from_rpps
@@ -334,7 +334,9 @@ async def read_patient(
     session: AsyncSession, principal: Principal, patient_id: str
 ) -> tuple[Patient, dict[uuid.UUID, Organisation]]:
     """Scoped and audited read (404 outside the principal's scope, as for an unknown id)."""
-    access = await patient_service.get_patient(session, principal, _uuid(patient_id, "Patient introuvable."))
+    access = await patient_service.get_patient(
+        session, principal, resource_id(patient_id, "Patient introuvable.")
+    )
     return access.patient, await organisations_of(session, [access.patient])
 
 
@@ -368,7 +370,7 @@ async def find_practitioners(session: AsyncSession, query: SearchQuery) -> Page[
 
 async def read_practitioner(session: AsyncSession, practitioner_id: str) -> Professional:
     return await directory_service.get_professional(
-        session, _uuid(practitioner_id, "Professionnel introuvable.")
+        session, resource_id(practitioner_id, "Professionnel introuvable.")
     )
 
 
@@ -393,13 +395,26 @@ async def find_organizations(session: AsyncSession, query: SearchQuery) -> Page[
 
 async def read_organization(session: AsyncSession, organization_id: str) -> Organisation:
     return await directory_service.get_organisation(
-        session, _uuid(organization_id, "Établissement introuvable.")
+        session, resource_id(organization_id, "Établissement introuvable.")
     )
 
 
-def _uuid(value: str, message: str) -> uuid.UUID:
+def resource_id(value: str, message: str) -> uuid.UUID:
     """Resource ids are UUIDs; anything else names no resource (404, not 400/500)."""
     try:
         return uuid.UUID(value)
     except ValueError:
         raise NotFound(message) from None
+
+
+def reference_param(value: str, resource_type: str, name: str) -> uuid.UUID:
+    """A reference search value: ``Type/<id>`` (relative or absolute) or a bare id; 400 naming ``name`` otherwise."""
+    found = workflow.reference_id(value, resource_type)
+    if found is None and "/" not in value:
+        try:
+            found = uuid.UUID(value)
+        except ValueError:
+            found = None
+    if found is None:
+        raise InvalidSearch(f"{name} : référence {resource_type}/<id> attendue.", field=name)
+    return found

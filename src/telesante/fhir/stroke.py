@@ -37,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
 from telesante.fhir import scheduling as fhir_scheduling
-from telesante.fhir import tele_requests, workflow
-from telesante.fhir.search import InvalidSearch, SearchQuery, parse_date_range
+from telesante.fhir import tele_requests
+from telesante.fhir.search import InvalidSearch, SearchQuery, parse_date_range, reference_param, resource_id
 from telesante.kit import clock
 from telesante.kit.errors import NotFound
 from telesante.kit.pagination import Page
@@ -432,29 +432,11 @@ async def _audit(
     )
 
 
-def _uuid(value: str, message: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound(message) from None
-
-
-def _reference(value: str, resource_type: str, name: str) -> uuid.UUID:
-    """A reference search value: ``Type/<id>`` (relative or absolute) or a bare id."""
-    found = workflow.reference_id(value, resource_type)
-    if found is None and "/" not in value:
-        try:
-            found = uuid.UUID(value)
-        except ValueError:
-            found = None
-    if found is None:
-        raise InvalidSearch(f"{name} : référence {resource_type}/<id> attendue.", field=name)
-    return found
-
-
 def _patient(values: Mapping[str, str]) -> uuid.UUID | None:
     """The patient of ``patient`` or ``subject`` (both given: the same one)."""
-    found = {_reference(values[name], "Patient", name) for name in ("patient", "subject") if name in values}
+    found = {
+        reference_param(values[name], "Patient", name) for name in ("patient", "subject") if name in values
+    }
     if len(found) > 1:
         raise InvalidSearch("patient et subject désignent deux patients différents.", field="subject")
     return found.pop() if found else None
@@ -540,7 +522,7 @@ async def _call_of_case(session: AsyncSession, principal: Principal, case: Strok
 async def read_encounter(session: AsyncSession, principal: Principal, encounter_id: str) -> Encounter:
     """A stroke case or a video call (the ids are UUIDs of either table)."""
     case = await StrokeCaseRepository(session).get_visible(
-        principal, _uuid(encounter_id, "Rencontre introuvable.")
+        principal, resource_id(encounter_id, "Rencontre introuvable.")
     )
     if case is not None:
         await _audit(session, principal, case, Action.READ, f"Encounter/{case.id}")
@@ -595,7 +577,7 @@ async def _video_encounters(session: AsyncSession, principal: Principal, query: 
             for room, request_id in found
         ]
     case = await StrokeCaseRepository(session).get_visible(
-        principal, _reference(values["part-of"], "Encounter", "part-of")
+        principal, reference_param(values["part-of"], "Encounter", "part-of")
     )
     room = await _call_of_case(session, principal, case) if case is not None else None
     return [_call(room, room.request_id, case.id)] if room is not None else []
@@ -644,12 +626,14 @@ def _encounter_filter(query: SearchQuery) -> Callable[[Encounter], bool]:
     values = query.values
     patient_id = _patient(values)
     based_on = (
-        f"ServiceRequest/{_reference(values['based-on'], 'ServiceRequest', 'based-on')}"
+        f"ServiceRequest/{reference_param(values['based-on'], 'ServiceRequest', 'based-on')}"
         if "based-on" in values
         else None
     )
     part_of = (
-        f"Encounter/{_reference(values['part-of'], 'Encounter', 'part-of')}" if "part-of" in values else None
+        f"Encounter/{reference_param(values['part-of'], 'Encounter', 'part-of')}"
+        if "part-of" in values
+        else None
     )
     status = _status(values)
     wanted_class = _class(values)
@@ -696,7 +680,7 @@ async def search_encounters(
                 field="patient",
             )
         if patient_id is None:
-            request_id = _reference(values["based-on"], "ServiceRequest", "based-on")
+            request_id = reference_param(values["based-on"], "ServiceRequest", "based-on")
             patient_id = await _patient_of_request(session, principal, request_id)
         found = (
             await _patient_encounters(session, principal, patient_id, _class(values))
@@ -747,7 +731,7 @@ async def read_request(
     except NotFound:
         pass
     case = await StrokeCaseRepository(session).get_visible_for_request(
-        principal, _uuid(request_id, "Demande introuvable.")
+        principal, resource_id(request_id, "Demande introuvable.")
     )
     if case is None:
         raise NotFound("Demande introuvable.")
@@ -781,7 +765,7 @@ async def read_observation(session: AsyncSession, principal: Principal, observat
         if observation is None:
             raise NotFound(missing)
         return observation
-    assessment = await NihssRepository(session).get_visible(principal, _uuid(observation_id, missing))
+    assessment = await NihssRepository(session).get_visible(principal, resource_id(observation_id, missing))
     if assessment is None:
         raise NotFound(missing)
     case = await repo.get_visible(principal, assessment.case_id)
@@ -825,7 +809,9 @@ async def search_observations(
     """The Observations of the stroke cases of a patient, or of one case (encounter=Encounter/<case id>)."""
     values = query.values
     patient_id = _patient(values)
-    case_id = _reference(values["encounter"], "Encounter", "encounter") if "encounter" in values else None
+    case_id = (
+        reference_param(values["encounter"], "Encounter", "encounter") if "encounter" in values else None
+    )
     if patient_id is None and case_id is None:
         raise InvalidSearch("Critère obligatoire : patient (ou subject) ou encounter.", field="patient")
     matches = _observation_filter(query)  # bad values are refused before anything is read

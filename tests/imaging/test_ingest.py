@@ -192,8 +192,12 @@ async def stow(
         backlog=backlog,
         large_bytes=large_bytes,
     )
-    for part in parts:
-        await ingest.add(part)
+    try:
+        for part in parts:
+            await ingest.add(part)
+    except BaseException:
+        await ingest.abort()
+        raise
     await ingest.finish()
     return results
 
@@ -318,4 +322,60 @@ async def test_a_large_instance_is_stored_on_its_own(session, store, ct_series, 
         [True],
         [False, False, False],
         [True],
+    ]
+
+
+def _pydicom_json(data: bytes) -> dict:
+    """pydicom's own DICOM JSON of the whole dataset, without the pixel data: what the ingest memo must equal."""
+    from pydicom.dataset import Dataset
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    return Dataset({tag: ds[tag] for tag in ds.keys() if tag.group != 0x7FE0}).to_json_dict(
+        bulk_data_threshold=1_000_000_000
+    )
+
+
+def test_metadata_is_pydicoms_json_even_for_elements_already_seen(ct_series):
+    """Elements repeated across a series are converted once and remembered: the JSON of every instance must stay
+    what pydicom writes, whatever the character set, byte order or VR encoding (implicit VR: nothing remembered),
+    with sequences and private elements, and one instance's JSON must not share objects with the next one's."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    first, second = ct_series(2, rows=16)
+    variants = []
+    same_bytes_in_latin1 = "MÜLLER^JÜRGEN".encode().decode("latin-1")  # UTF-8's bytes, read as ISO 8859-1
+    for charset, name in (
+        ("ISO_IR 192", "MÜLLER^JÜRGEN"),
+        ("ISO_IR 100", same_bytes_in_latin1),
+        ("ISO_IR 100", "MÜLLER^JÜRGEN"),
+        (None, "DOE^JOHN"),
+    ):
+        for implicit in (False, True):
+            ds = pydicom.dcmread(io.BytesIO(first))
+            if charset:
+                ds.SpecificCharacterSet = charset
+            ds.PatientName = name
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+            item = Dataset()
+            item.PatientID, item.IssuerOfPatientID = "1234567890123", "INS-NIR"
+            ds.OtherPatientIDsSequence = [item]
+            block = ds.private_block(0x0029, "TELESANTE TEST", create=True)
+            block.add_new(0x01, "LO", "privé")
+            if implicit:
+                ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+            out = io.BytesIO()
+            ds.save_as(out, implicit_vr=implicit, little_endian=True)
+            variants.append(out.getvalue())
+    for data in [first, second, *variants, *variants, first]:
+        assert parse_instance(data).metadata == _pydicom_json(data)
+    one, two = parse_instance(first).metadata, parse_instance(first).metadata
+    one["00100010"]["Value"][0]["Alphabetic"] = "CHANGE^ICI"
+    assert two["00100010"]["Value"][0]["Alphabetic"] == "LE GOFF^YANN"
+    assert parse_instance(first).metadata["00100010"]["Value"][0]["Alphabetic"] == "LE GOFF^YANN"
+    latin = parse_instance(variants[4])
+    assert latin.patient_name == "MÜLLER^JÜRGEN" and latin.metadata["00080008"]["Value"] == [
+        "ORIGINAL",
+        "PRIMARY",
+        "AXIAL",
     ]

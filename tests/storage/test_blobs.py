@@ -145,6 +145,16 @@ async def test_filesystem_refuses_a_symlink_leading_out(tmp_path):
     with pytest.raises(InvalidBlobKey):
         await store.put("sha256/ab/secret", b"x", "text/plain")
     assert list(outside.iterdir()) == []
+    # deeper: a level under directories the store has checked and remembered already
+    await store.put("safe/ab/cd/one", b"x", "text/plain")
+    (root / "safe" / "ab" / "ef").symlink_to(outside)
+    with pytest.raises(InvalidBlobKey):
+        await store.put("safe/ab/ef/secret", b"x", "text/plain")
+    (root / "safe" / "ab" / "cd" / "two").symlink_to(outside / "file")
+    with pytest.raises(InvalidBlobKey):
+        await store.put("safe/ab/cd/two", b"x", "text/plain")
+    assert list(outside.iterdir()) == []
+    assert await store.get("safe/ab/cd/one") == b"x"
 
 
 async def test_filesystem_reads_a_cached_range_straight_into_a_buffer(tmp_path):

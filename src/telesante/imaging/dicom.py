@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
@@ -83,21 +85,33 @@ class ParsedInstance:
         return {tag: self.metadata[tag] for tag in SERIES_TAGS if tag in self.metadata}
 
 
-def _text(ds: Dataset, keyword: str, limit: int) -> str:
-    value = ds.get(keyword, "")
+# The index attributes are read from the instance's DICOM JSON (already converted by pydicom), by tag.
+def _value(metadata: dict[str, Any], tag: str) -> Any:
+    values = (metadata.get(tag) or {}).get("Value") or []
+    return values[0] if values else None
+
+
+def _text(metadata: dict[str, Any], tag: str, limit: int) -> str:
+    value = _value(metadata, tag)
+    if isinstance(
+        value, dict
+    ):  # a person name: its alphabetic, ideographic and phonetic groups (PS3.18 F.2.2)
+        value = "=".join(value.get(group, "") for group in ("Alphabetic", "Ideographic", "Phonetic")).rstrip(
+            "="
+        )
     return str(value if value is not None else "").strip()[:limit]
 
 
-def _integer(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
+def _integer(metadata: dict[str, Any], tag: str) -> int | None:
+    value = _value(metadata, tag)
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
 
 
-def _uid(ds: Dataset, keyword: str, label: str) -> str:
-    value = str(ds.get(keyword, "") or "").strip().rstrip("\x00")
+def _uid(metadata: dict[str, Any], tag: str, keyword: str, label: str) -> str:
+    value = str(_value(metadata, tag) or "").strip().rstrip("\x00")
     if not value:
         raise InvalidDicom(
             f"{label} ({keyword}) absent : l'instance ne peut pas être identifiée.", field=keyword
@@ -110,20 +124,23 @@ def _uid(ds: Dataset, keyword: str, label: str) -> str:
 Fragment = tuple[int, int]  # (offset in the file, length)
 
 
-def _frame_index(ds: Dataset, data: bytes, transfer_syntax: UID) -> list[list[Fragment]]:
+def _frame_index(
+    ds: Dataset, metadata: dict[str, Any], data: bytes, transfer_syntax: UID
+) -> list[list[Fragment]]:
     """Where each frame's bytes lie in the file, so that a frame is served by a ranged read of the stored file
     (never by parsing it again). A truncated file reads "successfully" with short or missing pixel data: refused.
     Not an image (structured report, presentation state…): no frames."""
-    if "Rows" not in ds or "Columns" not in ds:
+    rows, columns = _integer(metadata, "00280010"), _integer(metadata, "00280011")
+    if rows is None or columns is None:
         return []
     raw = ds.get_item(0x7FE00010, keep_deferred=True)
     if raw is None:
         raise InvalidDicom("Image sans données de pixels (fichier tronqué ?).", field="PixelData")
     start = raw.value_tell
-    frames = _integer(ds, "NumberOfFrames") or 1
+    frames = _integer(metadata, "00280008") or 1
     if not transfer_syntax.is_encapsulated:
-        bits = int(ds.get("BitsAllocated", 16) or 16)
-        frame_length = ds.Rows * ds.Columns * int(ds.get("SamplesPerPixel", 1) or 1) * bits
+        bits = _integer(metadata, "00280100") or 16
+        frame_length = rows * columns * (_integer(metadata, "00280002") or 1) * bits
         if frame_length % 8:
             raise InvalidDicom(
                 "Données de pixels non alignées sur l'octet : non prises en charge.", field="PixelData"
@@ -168,8 +185,45 @@ def _frame_index(ds: Dataset, data: bytes, transfer_syntax: UID) -> list[list[Fr
     )
 
 
-def _drop_bulk(json_dict: dict[str, Any]) -> dict[str, Any]:
-    return {tag: value for tag, value in json_dict.items() if tag not in BULK_TAGS}
+# DICOM JSON of one element, as pydicom writes it, by (character set, byte order, tag, VR, value bytes as read).
+# Most of an instance's header repeats across its series (patient, study, series, geometry): an element already
+# seen is not converted again. Only short public elements whose VR the file states are kept, so that the text
+# depends on nothing else in the dataset; the memo is emptied when it grows past its limit.
+_ELEMENT_JSON: dict[tuple[Any, ...], str] = {}
+_MEMO_LIMIT = 20_000
+_MEMO_VALUE_BYTES = 256
+
+
+def _metadata(ds: Dataset) -> dict[str, Any]:
+    """The dataset's DICOM JSON (PS3.18 F.2) without the pixel data, each element converted by pydicom."""
+    charset = ds.get_item(0x00080005)
+    charset_key = charset.value if isinstance(charset, RawDataElement) else str(getattr(charset, "value", ""))
+    parts = []
+    for tag in ds.keys():
+        if tag >> 16 == 0x7FE0:
+            continue
+        raw = ds.get_item(tag)
+        key = None
+        if (
+            type(raw) is RawDataElement
+            and raw.VR is not None
+            and raw.value is not None
+            and len(raw.value) <= _MEMO_VALUE_BYTES
+            and not (tag >> 16) & 1
+        ):
+            key = (charset_key, raw.is_little_endian, tag, raw.VR, raw.value)
+            text = _ELEMENT_JSON.get(key)
+            if text is not None:
+                parts.append(text)
+                continue
+        element = ds[tag].to_json_dict(bulk_data_element_handler=None, bulk_data_threshold=1_000_000_000)
+        text = f'"{tag:08X}":{json.dumps(element)}'
+        if key is not None:
+            if len(_ELEMENT_JSON) >= _MEMO_LIMIT:
+                _ELEMENT_JSON.clear()
+            _ELEMENT_JSON[key] = text
+        parts.append(text)
+    return json.loads("{" + ",".join(parts) + "}")
 
 
 def parse_instance(data: bytes) -> ParsedInstance:
@@ -189,38 +243,37 @@ def _parse(data: bytes) -> ParsedInstance:
         ds = pydicom.dcmread(io.BytesIO(data), defer_size=4096)
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise InvalidDicom(f"Fichier DICOM illisible : {exc}") from None
+    try:
+        metadata = _metadata(ds)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidDicom(f"Attributs DICOM illisibles : {exc}") from None
     meta = getattr(ds, "file_meta", None)
     transfer_syntax = UID(str(getattr(meta, "TransferSyntaxUID", "") or ""))
     if not transfer_syntax:
         raise InvalidDicom("Syntaxe de transfert (0002,0010) absente.", field="TransferSyntaxUID")
-    sop_instance_uid = _uid(ds, "SOPInstanceUID", "Identifiant d'instance")
-    sop_class_uid = _uid(ds, "SOPClassUID", "Classe SOP")
-    study_uid = _uid(ds, "StudyInstanceUID", "Identifiant d'étude")
-    series_uid = _uid(ds, "SeriesInstanceUID", "Identifiant de série")
-    frames = _frame_index(ds, data, transfer_syntax)
-    try:
-        without_pixels = Dataset({tag: ds[tag] for tag in list(ds.keys()) if tag.group != 0x7FE0})
-        metadata = _drop_bulk(without_pixels.to_json_dict(bulk_data_threshold=1_000_000_000))
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidDicom(f"Attributs DICOM illisibles : {exc}") from None
+    sop_instance_uid = _uid(metadata, "00080018", "SOPInstanceUID", "Identifiant d'instance")
+    sop_class_uid = _uid(metadata, "00080016", "SOPClassUID", "Classe SOP")
+    study_uid = _uid(metadata, "0020000D", "StudyInstanceUID", "Identifiant d'étude")
+    series_uid = _uid(metadata, "0020000E", "SeriesInstanceUID", "Identifiant de série")
+    frames = _frame_index(ds, metadata, data, transfer_syntax)
     return ParsedInstance(
         sop_class_uid=sop_class_uid,
         sop_instance_uid=sop_instance_uid,
         study_uid=study_uid,
         series_uid=series_uid,
         transfer_syntax_uid=str(transfer_syntax),
-        instance_number=_integer(ds, "InstanceNumber"),
-        number_of_frames=_integer(ds, "NumberOfFrames") or 1,
-        modality=_text(ds, "Modality", 16),
-        series_number=_integer(ds, "SeriesNumber"),
-        series_description=_text(ds, "SeriesDescription", 64),
-        patient_id=_text(ds, "PatientID", 64),
-        patient_name=_text(ds, "PatientName", 200),
-        birth_date=_text(ds, "PatientBirthDate", 8),
-        study_date=_text(ds, "StudyDate", 8),
-        study_time=_text(ds, "StudyTime", 16),
-        accession_number=_text(ds, "AccessionNumber", 16),
-        study_description=_text(ds, "StudyDescription", 64),
+        instance_number=_integer(metadata, "00200013"),
+        number_of_frames=_integer(metadata, "00280008") or 1,
+        modality=_text(metadata, "00080060", 16),
+        series_number=_integer(metadata, "00200011"),
+        series_description=_text(metadata, "0008103E", 64),
+        patient_id=_text(metadata, "00100020", 64),
+        patient_name=_text(metadata, "00100010", 200),
+        birth_date=_text(metadata, "00100030", 8),
+        study_date=_text(metadata, "00080020", 8),
+        study_time=_text(metadata, "00080030", 16),
+        accession_number=_text(metadata, "00080050", 16),
+        study_description=_text(metadata, "00081030", 64),
         metadata=metadata,
         frames=frames,
         sha256=hashlib.sha256(data).hexdigest(),

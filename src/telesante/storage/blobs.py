@@ -19,6 +19,7 @@ import errno
 import logging
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -103,28 +104,39 @@ class FilesystemBlobStore:
         if known is not None:
             return known
         segments = validate_key(key)
+        root = self._root()
+        path = root.joinpath(*segments)
+        # Lexically safe already; what could still lead out is a symlink inside the root, at a directory level or
+        # at the file. The directories are ours (0700): each level is looked at (one lstat) until it is seen to be a
+        # directory inside the root, then remembered (a hot frame is read hundreds of times a second, a study is
+        # written in hundreds of files under new directories, and resolving a whole path costs a system call per
+        # level); a level that does not exist yet is made by this store. A key is remembered once its directory
+        # exists and its file is not a link leading out.
+        level, complete = root, True
+        for segment in segments[:-1]:
+            level = level / segment
+            if level in self._safe_directories:
+                continue
+            try:
+                mode = os.lstat(level).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                complete = False
+                break
+            if stat.S_ISLNK(mode) and not level.resolve().is_relative_to(root):
+                raise InvalidBlobKey(f"blob key leaves the store: {key!r}")
+            _remember(self._safe_directories, level)
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            raise InvalidBlobKey(f"blob key leaves the store: {key!r}")
+        if complete:
+            if len(self._checked) >= _REMEMBERED:
+                self._checked.clear()
+            self._checked[key] = path
+        return path
+
+    def _root(self) -> Path:
         if self._resolved_root is None:
             self._resolved_root = self.root.resolve()
-        root = self._resolved_root
-        path = root.joinpath(*segments)
-        # Lexically safe already; this also refuses a directory inside the root, or a file, that is a symlink
-        # leading out. The directories are ours (0700): one seen inside the root is not resolved again (a hot frame
-        # is read hundreds of times a second, a study is written in hundreds of files, and resolving costs a system
-        # call per level), and a key already checked is remembered.
-        directory = path.parent
-        if directory in self._safe_directories:
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                raise InvalidBlobKey(f"blob key leaves the store: {key!r}")
-        else:
-            if not path.resolve().is_relative_to(root):
-                raise InvalidBlobKey(f"blob key leaves the store: {key!r}")
-            if not directory.is_dir():
-                return path
-            _remember(self._safe_directories, directory)
-        if len(self._checked) >= _REMEMBERED:
-            self._checked.clear()
-        self._checked[key] = path
-        return path
+        return self._resolved_root
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self.path_for(key)
@@ -232,7 +244,7 @@ class FilesystemBlobStore:
     def _make_directories(self, directory: Path) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         # One level at a time: ``mkdir(parents=True)`` would create the intermediate levels with the umask's mode.
-        level = self.root.resolve()
+        level = self._root()
         for part in directory.relative_to(level).parts:
             level = level / part
             level.mkdir(mode=0o700, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from telesante.directory.models import ADMIN_ROLES, CLINICAL_ROLES, ROLE_LABELS, Role
+from telesante.directory.models import ADMIN_ROLES, CLINICAL_ROLES, ROLE_LABELS, SECRETARIAT_ROLES, Role
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,21 @@ class Principal:
     @property
     def is_clinician(self) -> bool:
         return bool(self.clinical_organisation_ids)
+
+    @property
+    def secretariat_organisation_ids(self) -> frozenset[uuid.UUID]:
+        """Organisations whose medical secretariat this principal is (identity and agenda, no clinical content)."""
+        return frozenset(
+            g.organisation_id
+            for g in self.grants
+            if g.role in SECRETARIAT_ROLES and g.organisation_id is not None
+        )
+
+    @property
+    def identity_organisation_ids(self) -> frozenset[uuid.UUID]:
+        """Organisations through which this principal may see patients' identity and appointments: its clinical
+        ones and those whose secretariat it is."""
+        return self.clinical_organisation_ids | self.secretariat_organisation_ids
 
     def admin_organisation_ids(self) -> frozenset[uuid.UUID]:
         return frozenset(

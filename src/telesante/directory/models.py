@@ -124,6 +124,7 @@ class Role(enum.StrEnum):
     SAMU_REGULATOR = "samu_regulator"
     MONITORING_OPERATOR = "monitoring_operator"
     EVALUATOR = "evaluator"
+    MEDICAL_SECRETARY = "medical_secretary"
 
 
 ROLE_LABELS = {
@@ -135,12 +136,16 @@ ROLE_LABELS = {
     Role.SAMU_REGULATOR: "Régulateur SAMU",
     Role.MONITORING_OPERATOR: "Opérateur de télésurveillance",
     Role.EVALUATOR: "Évaluateur (statistiques agrégées)",
+    Role.MEDICAL_SECRETARY: "Secrétariat médical",
 }
 
 # Roles that give access to patient data (through a care relationship of the organisation).
 CLINICAL_ROLES = frozenset(
     {Role.REQUESTER, Role.EXPERT, Role.ASSISTANT, Role.SAMU_REGULATOR, Role.MONITORING_OPERATOR}
 )
+# Roles that see patients' identity and agenda in their organisation, never clinical content (requests, reports,
+# consents, images, calls): the medical secretariat books and moves appointments for the organisation's doctors.
+SECRETARIAT_ROLES = frozenset({Role.MEDICAL_SECRETARY})
 ADMIN_ROLES = frozenset({Role.REGIONAL_ADMIN, Role.ORG_ADMIN})
 # Roles held region-wide, without an organisation.
 REGIONAL_ROLES = frozenset({Role.REGIONAL_ADMIN, Role.EVALUATOR})

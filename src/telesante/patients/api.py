@@ -51,7 +51,7 @@ async def search_patients(
     criteria = PatientCriteria(
         family=family, given=given, birth_date=birth_date, sex=sex, ins_matricule=ins, ipp=ipp
     )
-    page = await service.search_patients(session, principal, criteria, PageRequest(offset, limit))
+    page = await service.search_patients(session, principal, criteria, PageRequest(offset, limit), identity=True)
     return PageOut(items=page.items, total=page.total, offset=page.offset, limit=page.limit)
 
 
@@ -84,7 +84,7 @@ async def create_patient(
 
 @router.get("/patients/{patient_id}", response_model=PatientDetail)
 async def get_patient(session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID):
-    access = await service.get_patient(session, principal, patient_id)
+    access = await service.get_patient_identity(session, principal, patient_id)
     detail = PatientDetail.model_validate(access.patient)
     detail.via_break_glass = access.via_break_glass
     return detail

@@ -23,7 +23,7 @@ from telesante.auth.principal import Principal
 from telesante.consents import service as consents_service
 from telesante.consents.pages import CONSENT_LABELS
 from telesante.directory import service as directory_service
-from telesante.directory.models import CLINICAL_ROLES
+from telesante.directory.models import CLINICAL_ROLES, SECRETARIAT_ROLES
 from telesante.kit import communes
 from telesante.kit.errors import Conflict, DomainError, InvalidInput
 from telesante.kit.identifiers import INS_OIDS
@@ -119,10 +119,11 @@ def _is_htmx(request: Request) -> bool:
 
 
 def clinical_organisations(principal: Principal) -> list[tuple[uuid.UUID, str]]:
-    """The organisations through which the principal works with patients, by name."""
+    """The organisations through which the principal registers and identifies patients (clinical roles and
+    medical secretariats), by name."""
     seen: dict[uuid.UUID, str] = {}
     for grant in principal.grants:
-        if grant.role in CLINICAL_ROLES and grant.organisation_id is not None:
+        if (grant.role in CLINICAL_ROLES or grant.role in SECRETARIAT_ROLES) and grant.organisation_id is not None:
             seen.setdefault(grant.organisation_id, grant.organisation_name)
     return sorted(seen.items(), key=lambda item: item[1])
 
@@ -187,7 +188,7 @@ async def search(request: Request, session: SessionDep, principal: PrincipalDep,
         )
     if not criteria.is_empty():
         context["page"] = await service.search_patients(
-            session, principal, criteria, PageRequest(offset, SEARCH_PAGE_SIZE)
+            session, principal, criteria, PageRequest(offset, SEARCH_PAGE_SIZE), identity=True
         )
         context["base_url"] = f"/patients?{urlencode(values)}&"
     response = render(request, template, context)
@@ -297,12 +298,17 @@ async def patient_detail(
     cree: Annotated[str, Query(max_length=10)] = "",
     fait: Annotated[str, Query(max_length=20)] = "",
 ):
-    access = await service.get_patient(session, principal, patient_id)  # audited read, first
+    access = await service.get_patient_identity(session, principal, patient_id)  # audited read, first
     patient = access.patient
     history = await service.list_status_changes(session, principal, patient_id)
     relationships = await service.list_care_relationships(session, principal, patient_id)
-    consents = await consents_service.list_consents(session, principal, patient_id)
-    log = await service.access_log(session, principal, patient_id, PageRequest(0, LOG_PREVIEW_SIZE))
+    # A medical secretariat sees the identity and the agenda, not the consents nor who read the record.
+    consents = await consents_service.list_consents(session, principal, patient_id) if access.clinical else []
+    log = (
+        await service.access_log(session, principal, patient_id, PageRequest(0, LOG_PREVIEW_SIZE))
+        if access.clinical
+        else None
+    )
     names = await organisation_names(
         session,
         [r.organisation_id for r in relationships]
@@ -319,6 +325,7 @@ async def patient_detail(
         "patient": patient,
         "patient_id": patient.id,
         "via_break_glass": access.via_break_glass,
+        "clinical": access.clinical,
         "birth_place": birth_place_label(patient.birth_place_insee),
         "history": history,
         "relationships": relationships,
@@ -389,7 +396,7 @@ def _form_context(
 
 
 async def _show_form(request: Request, session, principal: Principal, kind: str, patient_id: uuid.UUID):
-    access = await service.get_patient(session, principal, patient_id)
+    access = await service.get_patient_identity(session, principal, patient_id)
     values: dict[str, str] = {}
     if kind == "coordonnees":
         values = _contactform_values(access.patient)

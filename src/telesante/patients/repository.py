@@ -91,8 +91,10 @@ class PatientRepository(RepositoryBase[Patient]):
 
     # --- scoping ------------------------------------------------------------------------------------------
 
-    def _care_condition(self, principal: Principal) -> sa.ColumnElement[bool]:
-        org_ids = principal.clinical_organisation_ids
+    def _care_condition(self, principal: Principal, identity: bool = False) -> sa.ColumnElement[bool]:
+        """Followed by one of the principal's clinical organisations; with ``identity``, also by one whose medical
+        secretariat it is (identity and agenda only: the services decide what ``identity`` opens)."""
+        org_ids = principal.identity_organisation_ids if identity else principal.clinical_organisation_ids
         if not org_ids:
             return sa.false()
         return Patient.id.in_(
@@ -106,17 +108,24 @@ class PatientRepository(RepositoryBase[Patient]):
             )
         )
 
-    def visible(self, principal: Principal) -> sa.ColumnElement[bool]:
-        return sa.or_(self._care_condition(principal), self._break_glass_condition(principal, clock.now()))
+    def visible(self, principal: Principal, identity: bool = False) -> sa.ColumnElement[bool]:
+        return sa.or_(
+            self._care_condition(principal, identity), self._break_glass_condition(principal, clock.now())
+        )
 
-    async def get_visible(self, principal: Principal, patient_id: uuid.UUID) -> tuple[Patient, bool] | None:
-        """The patient if visible, and whether only an emergency grant makes it so."""
+    async def get_visible(
+        self, principal: Principal, patient_id: uuid.UUID, identity: bool = False
+    ) -> tuple[Patient, bool, bool] | None:
+        """The patient if visible, whether only an emergency grant makes it so, and whether it is visible clinically
+        (not only through a secretariat, ``identity``)."""
         # One statement: the patient, its local identifiers, and whether care (not an emergency grant) shows it.
+        through_care = self._care_condition(principal, identity).label("through_care")
+        clinical = self.visible(principal).label("clinical")
         row = (
             (
                 await self.session.execute(
-                    sa.select(Patient, self._care_condition(principal).label("through_care"))
-                    .where(Patient.id == patient_id, self.visible(principal))
+                    sa.select(Patient, through_care, clinical)
+                    .where(Patient.id == patient_id, self.visible(principal, identity))
                     .options(joinedload(Patient.local_identifiers))
                 )
             )
@@ -125,17 +134,17 @@ class PatientRepository(RepositoryBase[Patient]):
         )
         if row is None:
             return None
-        patient, through_care = row
-        return patient, not bool(through_care)
+        patient, through_care, clinical = row
+        return patient, not bool(through_care), bool(clinical)
 
     async def search_visible(
-        self, principal: Principal, criteria: PatientCriteria, page: PageRequest
+        self, principal: Principal, criteria: PatientCriteria, page: PageRequest, identity: bool = False
     ) -> Page[Patient]:
-        """Patients the principal may see that match ``criteria``, sorted by birth name, given names, birth
-        date, with the exact total."""
+        """Patients the principal may see (``identity``: also through a secretariat) that match ``criteria``,
+        sorted by birth name, given names, birth date, with the exact total."""
         if fold(criteria.family):
-            return await self._search_by_family(principal, criteria, page)
-        return await self._search_filtered(self.visible(principal), criteria, page)
+            return await self._search_by_family(principal, criteria, page, identity)
+        return await self._search_filtered(self.visible(principal, identity), criteria, page)
 
     async def _search_filtered(
         self, scope: sa.ColumnElement[bool], criteria: PatientCriteria, page: PageRequest
@@ -159,7 +168,7 @@ class PatientRepository(RepositoryBase[Patient]):
         return Page(items=items, total=total, offset=page.offset, limit=page.limit)
 
     async def _search_by_family(
-        self, principal: Principal, criteria: PatientCriteria, page: PageRequest
+        self, principal: Principal, criteria: PatientCriteria, page: PageRequest, identity: bool = False
     ) -> Page[Patient]:
         """A name search, answered from the care relationships' (organisation, name, given names, birth date,
         patient) indexes: the matches of the principal's organisations are read from the index alone, sorted,
@@ -170,7 +179,7 @@ class PatientRepository(RepositoryBase[Patient]):
         linked several times to the principal's organisations."""
         key = fold(criteria.family)
         parts: list[sa.Select] = []
-        org_ids = principal.clinical_organisation_ids
+        org_ids = principal.identity_organisation_ids if identity else principal.clinical_organisation_ids
         if org_ids:
             care = CareRelationship
             keys = _candidate(care.patient_id, care.search_birth_family, care.search_given, care.birth_date)
@@ -265,20 +274,24 @@ class PatientRepository(RepositoryBase[Patient]):
             stmt = stmt.where(Patient.id.in_(local))
         return stmt
 
-    async def visible_ids(self, principal: Principal, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    async def visible_ids(
+        self, principal: Principal, ids: list[uuid.UUID], identity: bool = False
+    ) -> set[uuid.UUID]:
         if not ids:
             return set()
         rows = await self.session.execute(
-            sa.select(Patient.id).where(Patient.id.in_(ids), self.visible(principal))
+            sa.select(Patient.id).where(Patient.id.in_(ids), self.visible(principal, identity))
         )
         return set(rows.scalars().all())
 
-    async def visible_names(self, principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    async def visible_names(
+        self, principal: Principal, ids: list[uuid.UUID], identity: bool = False
+    ) -> dict[uuid.UUID, str]:
         """Display names of the patients among ``ids`` that the principal may see (a list of appointments)."""
         if not ids:
             return {}
         rows = await self.session.execute(
-            sa.select(Patient).where(Patient.id.in_(set(ids)), self.visible(principal))
+            sa.select(Patient).where(Patient.id.in_(set(ids)), self.visible(principal, identity))
         )
         return {patient.id: patient.display_name for patient in rows.scalars().all()}
 

@@ -75,6 +75,7 @@ UNKNOWN_BIRTH_PLACE = "99999"
 class PatientAccess:
     patient: Patient
     via_break_glass: bool
+    clinical: bool = True  # False: seen through a medical secretariat only (identity and agenda)
 
 
 def _sync_search_keys(patient: Patient) -> None:
@@ -91,21 +92,26 @@ def age_on(birth_date: date, day: date) -> int:
 
 
 async def require_patient_access(
-    session: AsyncSession, principal: Principal, patient_id: uuid.UUID
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID, *, identity: bool = False
 ) -> PatientAccess:
-    """The one gate to a patient: 404 (not 403) when outside the principal's scope, so ids reveal nothing."""
-    found = await PatientRepository(session).get_visible(principal, patient_id)
+    """The one gate to a patient: 404 (not 403) when outside the principal's scope, so ids reveal nothing.
+
+    Clinical by default: a care relationship with one of the principal's clinical organisations, or an emergency
+    grant. ``identity``: the patient's identity and agenda only, which a medical secretariat of a following
+    organisation may also reach (``PatientAccess.clinical`` then says whether the clinical gate would open too)."""
+    found = await PatientRepository(session).get_visible(principal, patient_id, identity)
     if found is None:
         raise NotFound("Patient introuvable.")
-    patient, via_break_glass = found
-    return PatientAccess(patient, via_break_glass)
+    patient, via_break_glass, clinical = found
+    return PatientAccess(patient, via_break_glass, clinical)
 
 
 async def visible_names(
-    session: AsyncSession, principal: Principal, patient_ids: list[uuid.UUID]
+    session: AsyncSession, principal: Principal, patient_ids: list[uuid.UUID], *, identity: bool = False
 ) -> dict[uuid.UUID, str]:
-    """Names for a list (agenda, worklist): only patients within the principal's scope; the caller audits the list."""
-    return await PatientRepository(session).visible_names(principal, patient_ids)
+    """Names for a list (agenda, worklist): only patients within the principal's scope (``identity``: also through
+    a medical secretariat); the caller audits the list."""
+    return await PatientRepository(session).visible_names(principal, patient_ids, identity)
 
 
 async def read_patient_data(
@@ -114,9 +120,11 @@ async def read_patient_data(
     patient_id: uuid.UUID,
     object_type: str,
     details: dict | None = None,
+    *,
+    identity: bool = False,
 ) -> PatientAccess:
     """The gate plus its audit row, for every read of a part of a patient's record."""
-    access = await require_patient_access(session, principal, patient_id)
+    access = await require_patient_access(session, principal, patient_id, identity=identity)
     await record_access(
         session,
         principal,
@@ -131,15 +139,29 @@ async def read_patient_data(
 
 
 async def get_patient(session: AsyncSession, principal: Principal, patient_id: uuid.UUID) -> PatientAccess:
+    """The patient, for a clinical use (the gate every clinical domain uses)."""
     return await read_patient_data(session, principal, patient_id, "Patient")
 
 
+async def get_patient_identity(
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID
+) -> PatientAccess:
+    """The identity record, which a medical secretariat reaches too (``clinical`` says whether the clinical gate
+    would open as well): the patient pages and the booking of appointments."""
+    return await read_patient_data(session, principal, patient_id, "Patient", identity=True)
+
+
 async def search_patients(
-    session: AsyncSession, principal: Principal, criteria: PatientCriteria, page: PageRequest
+    session: AsyncSession,
+    principal: Principal,
+    criteria: PatientCriteria,
+    page: PageRequest,
+    *,
+    identity: bool = False,
 ) -> Page[Patient]:
     """Scoped search. Each patient shown in the results gets its own audit row, so that the search appears in
     that patient's access log; a search that finds nobody is recorded once with its criteria."""
-    result = await PatientRepository(session).search_visible(principal, criteria, page)
+    result = await PatientRepository(session).search_visible(principal, criteria, page, identity=identity)
     searched = {k: str(v) for k, v in criteria.__dict__.items() if v}
     for patient in result.items or [None]:
         await record_access(
@@ -158,10 +180,11 @@ async def search_patients(
 
 
 def _registration_organisation(principal: Principal, organisation_id: uuid.UUID | None) -> uuid.UUID:
-    allowed = principal.clinical_organisation_ids
+    allowed = principal.identity_organisation_ids  # a clinician, or the medical secretariat (admission)
     if not allowed:
         raise Forbidden(
-            "Seul un professionnel de santé rattaché à un établissement peut enregistrer un patient."
+            "Seul un professionnel de santé ou un secrétariat médical rattaché à un établissement peut "
+            "enregistrer un patient."
         )
     if organisation_id is None:
         if len(allowed) > 1:
@@ -332,7 +355,7 @@ async def _check_gp(session: AsyncSession, professional_id: uuid.UUID) -> None:
 async def update_patient(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID, data: PatientUpdate
 ) -> Patient:
-    access = await require_patient_access(session, principal, patient_id)
+    access = await require_patient_access(session, principal, patient_id, identity=True)
     patient = access.patient
     changes = data.model_dump(exclude_unset=True)
     if changes.get("gp_professional_id") is not None:
@@ -361,7 +384,7 @@ async def correct_traits(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID, data: TraitsCorrection
 ) -> Patient:
     """Changing a strict trait invalidates any verification: the identity goes back to provisoire (RNIV)."""
-    access = await require_patient_access(session, principal, patient_id)
+    access = await require_patient_access(session, principal, patient_id, identity=True)
     patient = access.patient
     new = data.model_dump(include=set(STRICT_TRAITS))
     changed = sorted(k for k, v in new.items() if getattr(patient, k) != v)
@@ -465,7 +488,7 @@ def _check_transition(patient: Patient, data: IdentityStatusChangeCreate, ins_ma
 async def change_identity_status(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID, data: IdentityStatusChangeCreate
 ) -> Patient:
-    access = await require_patient_access(session, principal, patient_id)
+    access = await require_patient_access(session, principal, patient_id, identity=True)
     patient = access.patient
     repo = PatientRepository(session)
     ins_matricule = data.ins_matricule or patient.ins_matricule
@@ -514,17 +537,17 @@ async def change_identity_status(
 async def list_status_changes(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID
 ) -> list[IdentityStatusChange]:
-    await read_patient_data(session, principal, patient_id, "IdentityStatusHistory")
+    await read_patient_data(session, principal, patient_id, "IdentityStatusHistory", identity=True)
     return await PatientRepository(session).list_status_changes(patient_id)
 
 
 async def add_local_identifier(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID, data: LocalIdentifierCreate
 ) -> PatientLocalIdentifier:
-    access = await require_patient_access(session, principal, patient_id)
+    access = await require_patient_access(session, principal, patient_id, identity=True)
     if access.via_break_glass:
         raise Forbidden("Un accès d'urgence ne permet pas d'enregistrer le patient dans votre établissement.")
-    if data.organisation_id not in principal.clinical_organisation_ids:
+    if data.organisation_id not in principal.identity_organisation_ids:
         raise InvalidInput(
             "Vous ne pouvez attribuer un IPP que dans votre établissement.", field="organisation_id"
         )
@@ -577,7 +600,7 @@ async def link_patient_to_organisation(
 async def list_care_relationships(
     session: AsyncSession, principal: Principal, patient_id: uuid.UUID
 ) -> list[CareRelationship]:
-    await read_patient_data(session, principal, patient_id, "CareRelationships")
+    await read_patient_data(session, principal, patient_id, "CareRelationships", identity=True)
     return await PatientRepository(session).list_care_relationships(patient_id)
 
 

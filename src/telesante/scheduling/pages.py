@@ -16,8 +16,6 @@ from telesante.db import discard_changes
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput
 from telesante.kit.schemas import parse_input
-from telesante.offers import service as offers_service
-from telesante.offers.models import ActType
 from telesante.oncall.service import professional_for_feed
 from telesante.patients import service as patients_service
 from telesante.scheduling import service
@@ -66,7 +64,9 @@ async def agenda(
     """Teleconsultations of my organisations (the patient's side or the doctor's side), two weeks from a day."""
     day = jour or clock.to_paris(clock.now()).date()
     appointments = await service.list_appointments(session, principal, day_from=day, days=14)
-    names = await patients_service.visible_names(session, principal, [a.patient_id for a in appointments])
+    names = await patients_service.visible_names(
+        session, principal, [a.patient_id for a in appointments], identity=True
+    )
     doctors = await service.professional_names(session, {a.professional_id for a in appointments})
     return render(
         request,
@@ -86,10 +86,9 @@ async def agenda(
 async def _booking_context(
     session, principal, settings, patient_id: uuid.UUID, offer_id: uuid.UUID | None
 ) -> dict[str, Any]:
-    access = await patients_service.get_patient(session, principal, patient_id)  # 404 outside scope; audited
-    offers = await offers_service.list_requestable_offers(
-        session, principal, act_type=ActType.TELECONSULTATION
-    )
+    # 404 outside scope (a medical secretariat reaches the identity); audited
+    access = await patients_service.get_patient_identity(session, principal, patient_id)
+    offers = await service.bookable_offers(session, principal)
     days: dict[date, list] = defaultdict(list)
     if offer_id is not None:
         for slot, doctor in await service.list_free_slots(session, principal, offer_id, settings, days=14):
@@ -149,9 +148,12 @@ async def _detail_context(session, principal, appointment_id: uuid.UUID) -> dict
     from telesante.consents.service import check_consent
 
     appointment = await service.get_appointment(session, principal, appointment_id)
-    access = await patients_service.get_patient(session, principal, appointment.patient_id)
-    consent = await check_consent(
-        session, principal, appointment.patient_id, ConsentScopeType.ACT, "teleconsultation"
+    access = await patients_service.get_patient_identity(session, principal, appointment.patient_id)
+    # the preparation (consent, eligibility) and the call are clinical: a medical secretariat does not see them
+    consent = (
+        await check_consent(session, principal, appointment.patient_id, ConsentScopeType.ACT, "teleconsultation")
+        if access.clinical
+        else None
     )
     site = await service.get_site(session, appointment.site_id) if appointment.site_id else None
     doctors = await service.professional_names(session, {appointment.professional_id})
@@ -167,6 +169,7 @@ async def _detail_context(session, principal, appointment_id: uuid.UUID) -> dict
         "moves": moves[:60],
         "patient": access.patient,
         "consent": consent,
+        "clinical": access.clinical,
         "site": site,
         "doctor": doctors.get(appointment.professional_id, ""),
         "values": {"callback_phone": appointment.callback_phone},

@@ -192,18 +192,23 @@ class AppointmentRepository(RepositoryBase[Appointment]):
     model = Appointment
 
     @staticmethod
-    def _scope(principal: Principal):
+    def _scope(principal: Principal, clinical: bool = False):
         """The one access rule: the booking side's organisation or the doctor's organisation, through a clinical
-        role (a regional administrator sees none: appointments carry patient data)."""
-        organisations = principal.clinical_organisation_ids
+        role or its medical secretariat (a regional administrator sees none: appointments carry patient data).
+        ``clinical``: through a clinical role only (preparing the call, the call itself)."""
+        organisations = (
+            principal.clinical_organisation_ids if clinical else principal.identity_organisation_ids
+        )
         return sa.or_(
             Appointment.organisation_id.in_(organisations),
             Appointment.expert_organisation_id.in_(organisations),
         )
 
-    async def get_visible(self, principal: Principal, appointment_id: uuid.UUID) -> Appointment | None:
+    async def get_visible(
+        self, principal: Principal, appointment_id: uuid.UUID, clinical: bool = False
+    ) -> Appointment | None:
         return await self.scalar(
-            sa.select(Appointment).where(Appointment.id == appointment_id, self._scope(principal))
+            sa.select(Appointment).where(Appointment.id == appointment_id, self._scope(principal, clinical))
         )
 
     async def list_visible(

@@ -29,7 +29,12 @@ from telesante.kit import clock
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telesante.kit.holidays import is_public_holiday
 from telesante.offers.models import ActType, Offer
-from telesante.offers.service import get_offer, may_request
+from telesante.offers.service import (
+    get_offer,
+    list_organisation_offers,
+    list_requestable_offers,
+    may_request,
+)
 from telesante.patients.service import link_patient_to_organisation, require_patient_access
 from telesante.scheduling.models import (
     ELIGIBILITY_QUESTIONS,
@@ -363,8 +368,12 @@ async def remove_exception(session: AsyncSession, principal: Principal, exceptio
 # --- slots and appointments -----------------------------------------------------------------------------------
 
 
-def _booking_organisation(principal: Principal, organisation_id: uuid.UUID | None) -> uuid.UUID:
-    organisations = principal.clinical_organisation_ids
+def _booking_organisation(
+    principal: Principal, organisation_id: uuid.UUID | None, *, clinical: bool = False
+) -> uuid.UUID:
+    """The organisation booking: one of the principal's clinical ones, or (unless ``clinical``) one whose medical
+    secretariat it is."""
+    organisations = principal.clinical_organisation_ids if clinical else principal.identity_organisation_ids
     if organisation_id is not None:
         if organisation_id not in organisations:
             raise Forbidden("Vous n'exercez pas dans cet établissement.")
@@ -372,7 +381,11 @@ def _booking_organisation(principal: Principal, organisation_id: uuid.UUID | Non
     if len(organisations) == 1:
         return next(iter(organisations))
     if not organisations:
-        raise Forbidden("Réserver une téléconsultation demande un rôle clinique dans un établissement.")
+        raise Forbidden(
+            "Réserver une téléconsultation demande un rôle clinique ou de secrétariat médical dans un établissement."
+            if not clinical
+            else "Inscrire un patient en file d'attente demande un rôle clinique dans un établissement."
+        )
     raise InvalidInput(
         "Vous exercez dans plusieurs établissements : précisez celui qui réserve.", field="organisation_id"
     )
@@ -391,6 +404,28 @@ async def _may_book(session: AsyncSession, offer: Offer, organisation_id: uuid.U
     return organisation_id == offer.organisation_id or await may_request(session, offer, organisation_id)
 
 
+async def _may_book_for(session: AsyncSession, principal: Principal, offer: Offer) -> bool:
+    """The principal may book this offer: through a clinical organisation that may request it, or as the medical
+    secretariat of the organisation whose doctors give it (a secretariat books for its own doctors only)."""
+    if offer.organisation_id in principal.secretariat_organisation_ids:
+        return True
+    return any([await _may_book(session, offer, org) for org in principal.clinical_organisation_ids])
+
+
+async def bookable_offers(session: AsyncSession, principal: Principal) -> list[Offer]:
+    """Teleconsultation offers the principal may book: those its clinical organisations may request, and those of
+    the organisations whose medical secretariat it is."""
+    found = {
+        offer.id: offer
+        for offer in await list_requestable_offers(session, principal, act_type=ActType.TELECONSULTATION)
+    }
+    for organisation_id in sorted(principal.secretariat_organisation_ids):
+        for offer in await list_organisation_offers(session, organisation_id):
+            if offer.active and offer.act_type == ActType.TELECONSULTATION:
+                found.setdefault(offer.id, offer)
+    return sorted(found.values(), key=lambda offer: offer.title.lower())
+
+
 async def list_free_slots(
     session: AsyncSession,
     principal: Principal,
@@ -404,7 +439,7 @@ async def list_free_slots(
     """Free slots of an offer the principal's organisations may book, from now (or ``starts_at``) over ``days``
     (at most the booking horizon), each with its doctor's name."""
     offer = await _bookable_offer(session, offer_id)
-    if not any([await _may_book(session, offer, org) for org in principal.clinical_organisation_ids]):
+    if not await _may_book_for(session, principal, offer):
         raise NotFound("Offre inconnue.")
     now = clock.now()
     start = max(clock.as_utc(starts_at), now) if starts_at else now
@@ -415,8 +450,10 @@ async def list_free_slots(
     return [(slot, names.get(slot.professional_id, "")) for slot in slots]
 
 
-async def _visible(session: AsyncSession, principal: Principal, appointment_id: uuid.UUID) -> Appointment:
-    appointment = await AppointmentRepository(session).get_visible(principal, appointment_id)
+async def _visible(
+    session: AsyncSession, principal: Principal, appointment_id: uuid.UUID, *, clinical: bool = False
+) -> Appointment:
+    appointment = await AppointmentRepository(session).get_visible(principal, appointment_id, clinical)
     if appointment is None:
         raise NotFound("Rendez-vous introuvable.")
     return appointment
@@ -432,7 +469,10 @@ async def _claim(
     site_id: uuid.UUID | None,
     reason: str,
     callback_phone: str,
+    own_doctors_only: bool = False,
 ) -> Appointment:
+    """Claim a slot for the booking ``organisation_id``; ``own_doctors_only``: it books through its medical
+    secretariat, for its own doctors' offers only."""
     slots = SlotRepository(session)
     slot = await slots.get(slot_id)
     if slot is None:
@@ -440,6 +480,10 @@ async def _claim(
     offer = await _bookable_offer(session, slot.offer_id)
     if not await _may_book(session, offer, organisation_id):
         raise Forbidden("Votre établissement ne peut pas demander cette offre.")
+    if own_doctors_only and offer.organisation_id != organisation_id:
+        raise Forbidden(
+            "Un secrétariat médical ne programme que les téléconsultations des médecins de son établissement."
+        )
     await _check_site(session, site_id, organisation_id)
     now = clock.now()
     if clock.as_utc(slot.starts_at) <= now:
@@ -480,9 +524,10 @@ async def _claim(
 async def book_appointment(
     session: AsyncSession, principal: Principal, data: AppointmentCreate
 ) -> Appointment:
-    """Book a slot for a patient the principal cares for; exactly one of two simultaneous bookings succeeds."""
+    """Book a slot for a patient the principal cares for, or whose identity its medical secretariat holds (for the
+    organisation's own doctors); exactly one of two simultaneous bookings succeeds."""
     organisation_id = _booking_organisation(principal, data.organisation_id)
-    await require_patient_access(session, principal, data.patient_id)
+    await require_patient_access(session, principal, data.patient_id, identity=True)
     appointment = await _claim(
         session,
         principal,
@@ -492,6 +537,7 @@ async def book_appointment(
         site_id=data.site_id,
         reason=data.reason,
         callback_phone=data.callback_phone,
+        own_doctors_only=organisation_id not in principal.clinical_organisation_ids,
     )
     await record_access(
         session,
@@ -656,7 +702,7 @@ async def prepare_call(
     teleconsultation is not advised needs a justification), the patient's consent to the teleconsultation on record,
     a callback number; then the act (request) is opened, assigned to the doctor. Done again, it updates the
     checklist and the number (the act stays the same)."""
-    appointment = await _visible(session, principal, appointment_id)
+    appointment = await _visible(session, principal, appointment_id, clinical=True)  # not a secretariat
     if appointment.status != AppointmentStatus.BOOKED:
         raise Conflict("Ce rendez-vous n'est plus programmé.", field="status")
     answers = {key: getattr(data, key) for key in ELIGIBILITY_QUESTIONS}
@@ -723,9 +769,10 @@ async def mark_fulfilled(session: AsyncSession, appointment_id: uuid.UUID) -> No
 
 
 async def get_appointment(
-    session: AsyncSession, principal: Principal, appointment_id: uuid.UUID
+    session: AsyncSession, principal: Principal, appointment_id: uuid.UUID, *, clinical: bool = False
 ) -> Appointment:
-    appointment = await _visible(session, principal, appointment_id)
+    """An appointment the principal may see (``clinical``: through a clinical role, not a secretariat), audited."""
+    appointment = await _visible(session, principal, appointment_id, clinical=clinical)
     await record_access(
         session,
         principal,
@@ -832,7 +879,7 @@ async def join_waiting_list(session: AsyncSession, principal: Principal, data: W
     doctors are told at once."""
     from telesante.requests.repository import RequestRepository
 
-    organisation_id = _booking_organisation(principal, data.organisation_id)
+    organisation_id = _booking_organisation(principal, data.organisation_id, clinical=True)
     await require_patient_access(session, principal, data.patient_id)
     offer = await _bookable_offer(session, data.offer_id)
     if not await _may_book(session, offer, organisation_id):

@@ -83,7 +83,8 @@ class Seat:
 
 async def open_room(session: AsyncSession, principal: Principal, appointment_id: uuid.UUID) -> VideoRoom:
     """The call of an appointment (created the first time a party opens it)."""
-    appointment = await scheduling.get_appointment(session, principal, appointment_id)  # visible, audited
+    # visible through a clinical role (a medical secretariat books; it does not start calls), audited
+    appointment = await scheduling.get_appointment(session, principal, appointment_id, clinical=True)
     repo = RoomRepository(session)
     room = await repo.for_appointment(appointment.id)
     if room is not None:
@@ -555,7 +556,7 @@ async def report_draft(session: AsyncSession, principal: Principal, room_id: uui
                 name, role = event.participant_name, ROLE_IN_REPORT.get(roles.get(event.participant, ""), "")
             participants.append({"id": event.participant, "name": name, "role": role or "participant"})
     participants.sort(key=lambda p: p["role"] != ROLE_IN_REPORT[HOST])  # the doctor first, then as they came
-    appointment = await scheduling.get_appointment(session, principal, room.appointment_id)
+    appointment = await scheduling.get_appointment(session, principal, room.appointment_id, clinical=True)
     if not participants:
         participants.append({"id": "", "name": principal.display_name, "role": ROLE_IN_REPORT[HOST]})
     details = "; ".join(summary.incidents)
@@ -574,7 +575,7 @@ async def report_draft(session: AsyncSession, principal: Principal, room_id: uui
 async def appointment_of(session: AsyncSession, principal: Principal, room: VideoRoom):
     if room.appointment_id is None:
         raise NotAnAppointmentCall()
-    return await scheduling.get_appointment(session, principal, room.appointment_id)
+    return await scheduling.get_appointment(session, principal, room.appointment_id, clinical=True)
 
 
 async def finish_call(
@@ -594,7 +595,7 @@ async def finish_call(
         raise NotAnAppointmentCall()
     if principal.professional_id != room.host_professional_id:
         raise Forbidden("Seul le médecin qui a consulté rédige et signe le compte rendu.")
-    appointment = await scheduling.get_appointment(session, principal, room.appointment_id)
+    appointment = await scheduling.get_appointment(session, principal, room.appointment_id, clinical=True)
     if appointment.request_id is None:  # pragma: no cover - a room exists only for a prepared appointment
         raise NotPrepared("Cette téléconsultation n'a pas d'acte ouvert.")
     await complete_scheduled_act(session, principal, appointment.request_id, data.conclusion)

@@ -416,6 +416,16 @@ PEOPLE: tuple[PersonSpec, ...] = (
         "telesurveillance",
     ),
     PersonSpec(
+        "secretariat_geriatrie",
+        "Lozac'h",
+        "Gaëlle",
+        ADMIN,
+        "Secrétariat de gériatrie",
+        None,
+        (Grant("chu", "Gériatrie", Role.MEDICAL_SECRETARY),),
+        "secretariat.geriatrie",
+    ),
+    PersonSpec(
         "evaluateur",
         "Berthou",
         "Julien",

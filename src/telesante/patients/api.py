@@ -51,7 +51,9 @@ async def search_patients(
     criteria = PatientCriteria(
         family=family, given=given, birth_date=birth_date, sex=sex, ins_matricule=ins, ipp=ipp
     )
-    page = await service.search_patients(session, principal, criteria, PageRequest(offset, limit), identity=True)
+    page = await service.search_patients(
+        session, principal, criteria, PageRequest(offset, limit), identity=True
+    )
     return PageOut(items=page.items, total=page.total, offset=page.offset, limit=page.limit)
 
 

@@ -123,7 +123,9 @@ def clinical_organisations(principal: Principal) -> list[tuple[uuid.UUID, str]]:
     medical secretariats), by name."""
     seen: dict[uuid.UUID, str] = {}
     for grant in principal.grants:
-        if (grant.role in CLINICAL_ROLES or grant.role in SECRETARIAT_ROLES) and grant.organisation_id is not None:
+        if (
+            grant.role in CLINICAL_ROLES or grant.role in SECRETARIAT_ROLES
+        ) and grant.organisation_id is not None:
             seen.setdefault(grant.organisation_id, grant.organisation_name)
     return sorted(seen.items(), key=lambda item: item[1])
 

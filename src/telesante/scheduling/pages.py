@@ -151,7 +151,9 @@ async def _detail_context(session, principal, appointment_id: uuid.UUID) -> dict
     access = await patients_service.get_patient_identity(session, principal, appointment.patient_id)
     # the preparation (consent, eligibility) and the call are clinical: a medical secretariat does not see them
     consent = (
-        await check_consent(session, principal, appointment.patient_id, ConsentScopeType.ACT, "teleconsultation")
+        await check_consent(
+            session, principal, appointment.patient_id, ConsentScopeType.ACT, "teleconsultation"
+        )
         if access.clinical
         else None
     )

@@ -85,7 +85,15 @@ def test_head_trauma_request_to_the_neurosurgeon_on_call(browser, live, tmp_path
     expect(requester.locator(".thread")).to_contain_text("Heure exacte", timeout=LIVE_WAIT_MS)
     requester.get_by_label("Type").select_option("reply")
     requester.get_by_label("Message").fill("Hier à 20 h.")
+    # While she types, the surgeon adds a question: her page does not refresh under her fingers, it says that
+    # something new has come, and her answer is kept.
+    surgeon.get_by_label("Message").fill("Et son poids ?")
+    surgeon.get_by_role("button", name="Envoyer le message").click()
+    expect(surgeon.locator(".thread")).to_contain_text("Et son poids ?")
+    expect(requester.locator("#demande[data-live-pending]")).to_be_attached(timeout=LIVE_WAIT_MS)
+    expect(requester.get_by_label("Message")).to_have_value("Hier à 20 h.")
     requester.get_by_role("button", name="Envoyer le message").click()
+    expect(requester.locator(".thread")).to_contain_text("Et son poids ?")
 
     expect(surgeon.locator(".thread")).to_contain_text("Hier à 20 h", timeout=LIVE_WAIT_MS)
     surgeon.get_by_label(re.compile("Garder et surveiller au moins 24 h")).check()

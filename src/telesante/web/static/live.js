@@ -8,6 +8,8 @@
 //    <div hx-ext="sse" sse-connect="/evenements" data-live-notify="oncall.page">.
 // 3. An element with id "live-annonces" (aria-live="polite") receives a short text for every urgent event, for
 //    screen readers and for users who refused notifications.
+// 4. Typing is never lost: a region's live refresh is skipped while one of its forms holds input not sent yet (the
+//    region is marked data-live-pending, which the stylesheet announces); sending the form reloads the page.
 (function () {
   "use strict";
 
@@ -122,4 +124,30 @@
   });
   document.addEventListener("DOMContentLoaded", refreshButtons);
   document.addEventListener("htmx:afterSettle", refreshButtons);
+
+  // 4. Forms being filled in keep their input: live refreshes wait.
+  // Only forms that send something (a message, a report): a search or filter form (GET) never holds refreshes.
+  function markDirty(event) {
+    var form = event.target && event.target.closest && event.target.closest("form");
+    if (!form) return;
+    var sends = String(form.getAttribute("method") || "").toLowerCase() === "post" || form.hasAttribute("hx-post");
+    if (sends) form.setAttribute("data-live-dirty", "");
+  }
+  document.addEventListener("input", markDirty);
+  document.addEventListener("change", markDirty);
+  function markSent(event) {
+    if (event.target && event.target.removeAttribute) event.target.removeAttribute("data-live-dirty");
+  }
+  document.addEventListener("submit", markSent, true); // sent (a page load, or htmx): refreshes resume
+  document.addEventListener("reset", markSent);
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var detail = event.detail || {};
+    var region = detail.elt;
+    var trigger = detail.requestConfig && detail.requestConfig.triggeringEvent;
+    if (!region || !trigger || String(trigger.type).indexOf("sse:") !== 0) return;
+    if (region.querySelector && region.querySelector("form[data-live-dirty]")) {
+      event.preventDefault();
+      region.setAttribute("data-live-pending", "");
+    }
+  });
 })();

@@ -118,7 +118,7 @@ def _is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true" and "hx-history-restore-request" not in request.headers
 
 
-def clinical_organisations(principal: Principal) -> list[tuple[uuid.UUID, str]]:
+def registering_organisations(principal: Principal) -> list[tuple[uuid.UUID, str]]:
     """The organisations through which the principal registers and identifies patients (clinical roles and
     medical secretariats), by name."""
     seen: dict[uuid.UUID, str] = {}
@@ -204,7 +204,12 @@ REGISTRATION_FIELDS = tuple(PatientCreate.model_fields)
 
 
 def _registration_context(principal: Principal, values: dict[str, str]) -> dict[str, Any]:
-    return {"values": values, "organisations": clinical_organisations(principal), "duplicates": [], **LABELS}
+    return {
+        "values": values,
+        "organisations": registering_organisations(principal),
+        "duplicates": [],
+        **LABELS,
+    }
 
 
 @router.get("/patients/nouveau")
@@ -322,7 +327,7 @@ async def patient_detail(
         if patient.gp_professional_id
         else None
     )
-    own = clinical_organisations(principal)
+    own = registering_organisations(principal)
     context = {
         "patient": patient,
         "patient_id": patient.id,
@@ -382,7 +387,7 @@ def _form_context(
     via_break_glass: bool = False,
 ) -> dict[str, Any]:
     form = FORMS[kind]
-    own = clinical_organisations(principal)
+    own = registering_organisations(principal)
     if kind == "ipp" and len(own) == 1:
         values = {"organisation_id": str(own[0][0]), **values}
     return {

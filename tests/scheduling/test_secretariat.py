@@ -19,6 +19,7 @@ from telesante.offers.models import ActType, Routing
 from telesante.offers.schemas import OfferCreate
 from telesante.patients import service as patients_service
 from telesante.patients.repository import PatientCriteria
+from telesante.patients.schemas import LocalIdentifierCreate, PatientUpdate
 from telesante.scheduling import service
 from telesante.scheduling.schemas import AppointmentCreate, AppointmentReschedule, CallPreparation
 from tests.factories import make_actor, make_organisation, patient_data, token_for
@@ -52,6 +53,22 @@ async def test_the_secretariat_books_for_its_doctors_and_sees_no_clinical_conten
     assert [p.id for p in found.items] == [patient.id]
     identity = await patients_service.get_patient_identity(session, secretary.principal, patient.id)
     assert identity.patient.id == patient.id and identity.clinical is False
+    # the administrative identity is hers to keep up to date: contact details and the CHU's IPP
+    updated = await patients_service.update_patient(
+        session, secretary.principal, patient.id, PatientUpdate(phone="02 99 00 00 00", city="Rennes")
+    )
+    assert updated.phone == "02 99 00 00 00"
+    ipp = await patients_service.add_local_identifier(
+        session,
+        secretary.principal,
+        patient.id,
+        LocalIdentifierCreate(organisation_id=world.chu_id, value="CHU-778"),
+    )
+    assert ipp.value == "CHU-778"
+    with pytest.raises(NotFound):  # not for a patient the CHU does not follow
+        await patients_service.update_patient(
+            session, secretary.principal, world.patient_id, PatientUpdate(phone="02 99 00 00 01")
+        )
 
     slots = await service.list_free_slots(session, secretary.principal, world.offer_id, Settings())
     appointment = await service.book_appointment(

@@ -13,6 +13,14 @@ from telesante.imaging.models import (
 )
 from telesante.jobs.models import ScheduledJob
 from telesante.kit.models import Base
+from telesante.monitoring.models import (
+    Alert,
+    Device,
+    EducationSession,
+    Enrolment,
+    MonitoringProgramme,
+    Observation,
+)
 from telesante.offers.models import Offer, OfferRequester
 from telesante.oncall.models import (
     CalendarFeed,
@@ -53,6 +61,12 @@ from telesante.video.models import CallEvent, CallMessage, GuestLink, VideoRoom
 
 __all__ = [
     "Account",
+    "Alert",
+    "Device",
+    "EducationSession",
+    "Enrolment",
+    "MonitoringProgramme",
+    "Observation",
     "NihssAssessment",
     "StrokeCase",
     "StrokeMilestone",

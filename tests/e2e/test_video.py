@@ -76,7 +76,24 @@ def flowing(page, peers: int, timeout: float = 20.0) -> dict:
         "[...window.telesanteVideo.state.peers].map(([id, p]) => [id, p.pc.signalingState, p.pc.iceConnectionState,"
         " p.pc.getTransceivers().map(t => t.currentDirection + ':' + (t.receiver.track && t.receiver.track.kind))])"
     )
-    raise AssertionError(f"media not flowing from {peers} participant(s) on {page.url}: {last} {peers_state}")
+    journal = page.evaluate("window.telesanteVideo.journal")
+    raise AssertionError(
+        f"media not flowing from {peers} participant(s) on {page.url}: {last} {peers_state}\n"
+        + "\n".join(journal)
+    )
+
+
+def _losing_first_offer(route, lost: list) -> None:
+    """Relay the page's signalling socket to the platform, losing the first offer the page sends."""
+    server = route.connect_to_server()
+
+    def from_page(message) -> None:
+        if not lost and isinstance(message, str) and '"offer"' in message and '"description"' in message:
+            lost.append(message)
+            return
+        server.send(message)
+
+    route.on_message(from_page)
 
 
 def test_assisted_teleconsultation_story(media_browser, live):
@@ -169,13 +186,21 @@ def test_assisted_teleconsultation_story(media_browser, live):
         nurse.get_by_role("button", name="Envoyer").click()
         expect(guest.locator("[data-chat-list]")).to_contain_text("La plaie est propre.", timeout=10000)
 
-        # --- the nurse's network drops, then returns: she is back in the same call, media flowing
+        # --- the nurse's network drops, then returns: she is back in the same call, media flowing; on the way
+        # back her first offer is lost (a socket replaced while it travelled): she sends it again
+        lost = []
+        nurse.route_web_socket(re.compile(r".*/ws$"), lambda route: _losing_first_offer(route, lost))
         nurse_context.set_offline(True)
         expect(nurse_call).to_have_attribute("data-status", "reconnecting", timeout=20000)
         nurse_context.set_offline(False)
         expect(nurse_call).to_have_attribute("data-status", "in-call", timeout=30000)
         for page in (nurse, doctor, guest):
             flowing(page, 2)
+        assert len(lost) == 1, lost
+        assert any(
+            line.split(" ", 1)[1].startswith("offer sent again")
+            for line in nurse.evaluate("window.telesanteVideo.journal")
+        ), nurse.evaluate("window.telesanteVideo.journal")
         # and a reload of her page brings her back too
         nurse.reload()
         expect(nurse.locator("[data-video-room]")).to_have_attribute("data-status", "in-call", timeout=20000)

@@ -44,13 +44,25 @@
       root.dataset.status = status;
       statusLine.textContent = text;
     };
+    // The last signalling steps, for support and the browser tests: what was sent, received, dropped.
+    const journal = [];
+    const note = (...parts) => {
+      journal.push(`${Math.round(performance.now())} ${parts.join(" ")}`);
+      if (journal.length > 80) journal.shift();
+    };
     const send = (message) => {
-      if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(message));
+      if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+        state.ws.send(JSON.stringify(message));
+        return true;
+      }
+      if (message.type !== "ping") note("not sent (socket not open):", message.type, message.data && message.data.description ? message.data.description.type : "");
+      return false;
     };
 
     // Exposed for the browser tests and for support: bytes and frames received from each participant.
     window.telesanteVideo = {
       state,
+      journal,
       async stats() {
         const result = {};
         for (const [id, peer] of state.peers) {
@@ -118,8 +130,12 @@
         onMessage(message);
       });
       ws.addEventListener("close", () => {
-        if (state.ws !== ws || state.fatal) return;
+        // dropConnection() reports the close at once, the browser reports it again later: one retry only
+        if (state.ws !== ws || state.fatal || ws.closeHandled) return;
+        ws.closeHandled = true;
+        clearTimeout(state.retryTimer);
         const delay = Math.min(8000, 500 * 2 ** state.retries++);
+        note("socket closed, retry in", delay, "ms");
         setStatus("reconnecting", "Connexion perdue : reconnexion…");
         state.retryTimer = setTimeout(connect, delay);
       });
@@ -152,6 +168,7 @@
           setStatus("waiting", message.message);
           break;
         case "welcome":
+          note("welcome, peers:", message.peers.map((p) => p.id).join(",") || "none");
           if (window.telesanteVideo.welcomedAt == null) window.telesanteVideo.welcomedAt = performance.now();
           waitingPanel.hidden = true;
           state.me = message.you;
@@ -160,11 +177,13 @@
           updateStatus();
           break;
         case "peer-joined":
+          note("peer joined:", message.peer.id);
           if (state.peers.has(message.peer.id)) removePeer(message.peer.id);
           addPeer(message.peer, false);
           updateStatus();
           break;
         case "peer-left":
+          note("peer left:", message.id);
           removePeer(message.id);
           updateStatus();
           break;
@@ -193,6 +212,7 @@
             setStatus("ended", message.message);
             hangUp();
           } else {
+            note("error:", message.code || "", message.message);
             statusLine.textContent = message.message;
           }
           break;
@@ -228,6 +248,7 @@
         ignoreOffer: false,
         ready: initiator, // a peer already here waits for the newcomer's first offer
         disconnectedTimer: null,
+        offerTimer: null,
       };
       state.peers.set(peer.id, entry);
       state.local.getTracks().forEach((track) => pc.addTrack(track, state.local));
@@ -250,7 +271,7 @@
         try {
           entry.makingOffer = true;
           await pc.setLocalDescription();
-          send({ type: "signal", to: peer.id, data: { description: pc.localDescription } });
+          sendOffer(peer.id, entry, 0);
         } catch (error) {
           console.warn("offer failed", error);
         } finally {
@@ -263,6 +284,16 @@
         if (ice === "failed") restartIce(peer.id, entry);
         if (ice === "disconnected") entry.disconnectedTimer = setTimeout(() => restartIce(peer.id, entry), 3000);
       });
+    }
+
+    // A signalling message can be lost (a socket replaced while an offer was on its way): an offer still
+    // unanswered after a few seconds is sent again; the other side answers a repeated offer like the first.
+    function sendOffer(id, entry, attempt) {
+      clearTimeout(entry.offerTimer);
+      if (state.peers.get(id) !== entry || entry.pc.signalingState !== "have-local-offer") return;
+      const sent = send({ type: "signal", to: id, data: { description: entry.pc.localDescription } });
+      note(attempt ? `offer sent again (${attempt})` : "offer sent", "to", id, sent ? "" : "(dropped)");
+      if (attempt < 5) entry.offerTimer = setTimeout(() => sendOffer(id, entry, attempt + 1), 4000);
     }
 
     function restartIce(id, entry) {
@@ -280,7 +311,9 @@
           const description = data.description;
           const collision = description.type === "offer" && (entry.makingOffer || pc.signalingState !== "stable");
           entry.ignoreOffer = !entry.polite && collision;
+          note(description.type, "from", from, entry.ignoreOffer ? "ignored (collision)" : "");
           if (entry.ignoreOffer) return;
+          if (description.type === "answer" && pc.signalingState === "stable") return; // an offer sent twice, answered twice
           await pc.setRemoteDescription(description);
           if (description.type === "offer") {
             await pc.setLocalDescription();
@@ -295,6 +328,7 @@
           }
         }
       } catch (error) {
+        note("signal failed:", error.name, error.message);
         console.warn("signal failed", error);
       }
     }
@@ -303,6 +337,7 @@
       const entry = state.peers.get(id);
       if (!entry) return;
       clearTimeout(entry.disconnectedTimer);
+      clearTimeout(entry.offerTimer);
       entry.pc.close();
       entry.tile.remove();
       state.peers.delete(id);

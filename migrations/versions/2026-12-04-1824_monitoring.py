@@ -220,6 +220,7 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.Column("organisation_id", sa.Uuid(), nullable=False),
         sa.Column("rule_code", sa.String(length=60), nullable=False),
+        sa.Column("trigger", sa.String(length=80), nullable=False),
         sa.Column("programme_version", sa.Integer(), nullable=False),
         sa.Column("severity", sa.String(length=6), nullable=False),
         sa.Column("message", sa.String(length=500), nullable=False),

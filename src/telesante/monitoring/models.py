@@ -140,7 +140,9 @@ class Enrolment(UUIDPrimaryKey, Base):
     colour: Mapped[str] = mapped_column(sa.String(6), default="green")
     last_reading_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # readings seen up to here ("green" ack)
+    reviewed_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime()
+    )  # readings seen up to here ("green" ack)
     reviewed_by_name: Mapped[str] = mapped_column(sa.String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     created_by_account_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("accounts.id"))
@@ -168,7 +170,9 @@ class Observation(UUIDPrimaryKey, Base):
     __tablename__ = "monitoring_observations"
     __table_args__ = (
         sa.UniqueConstraint("enrolment_id", "dedup_key"),
-        sa.Index("ix_monitoring_observations_enrolment_measure_at", "enrolment_id", "measure", "effective_at"),
+        sa.Index(
+            "ix_monitoring_observations_enrolment_measure_at", "enrolment_id", "measure", "effective_at"
+        ),
     )
 
     enrolment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("monitoring_enrolments.id"))
@@ -200,6 +204,9 @@ class Alert(UUIDPrimaryKey, Base):
     patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"))
     organisation_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organisations.id"))
     rule_code: Mapped[str] = mapped_column(sa.String(60))
+    # What fired: the latest reading's id (threshold, trend), or the last reading's time (missing data). The same
+    # trigger never raises a second alert, even after the first was closed.
+    trigger: Mapped[str] = mapped_column(sa.String(80))
     programme_version: Mapped[int] = mapped_column(sa.Integer)
     severity: Mapped[str] = mapped_column(sa.String(6))  # red / orange / blue
     message: Mapped[str] = mapped_column(sa.String(500))

@@ -14,11 +14,12 @@ run on past readings to test a change. Sources and reasons: ``docs/domains/monit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from telesante.kit.errors import InvalidInput
 from telesante.monitoring.clinical import BY_KEY
 
 Severity = Literal["red", "orange", "blue"]
@@ -61,6 +62,82 @@ class Missing:
 
 
 Rule = Threshold | Trend | Missing
+
+
+KINDS: dict[str, type] = {"threshold": Threshold, "trend": Trend, "missing": Missing}
+# What a programme's team, or an enrolment, may change in a rule (the measure and the kind stay).
+TUNABLE = {Threshold: ("above", "below"), Trend: ("change", "days"), Missing: ("days",)}
+PARAMETER_LABELS = {
+    "above": "alerte au-dessus de",
+    "below": "alerte en dessous de",
+    "change": "variation",
+    "days": "jours",
+}
+
+
+def rule_to_data(rule: Rule) -> dict:
+    """A rule as stored with its programme (JSON)."""
+    kind = next(name for name, cls in KINDS.items() if isinstance(rule, cls))
+    return {"kind": kind, **asdict(rule)}
+
+
+def rule_from_data(data: Mapping) -> Rule:
+    cls = KINDS[data["kind"]]
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def with_overrides(rules: Sequence[Rule], overrides: Mapping[str, Mapping[str, object]]) -> tuple[Rule, ...]:
+    """The rules with a patient's parameters in place of the programme's; InvalidInput names the rule and the
+    parameter that cannot be used."""
+    by_code = {rule.code: rule for rule in rules}
+    for code in overrides:
+        if code not in by_code:
+            raise InvalidInput(f"Règle « {code} » absente du programme.", field="overrides")
+    tuned = []
+    for rule in rules:
+        params = dict(overrides.get(rule.code) or {})
+        for name, value in params.items():
+            if name not in TUNABLE[type(rule)]:
+                raise InvalidInput(
+                    f"Paramètre « {name} » non modifiable pour la règle « {rule.code} » "
+                    f"(modifiables : {', '.join(TUNABLE[type(rule)])}).",
+                    field="overrides",
+                )
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise InvalidInput(
+                    f"Règle « {rule.code} » : {PARAMETER_LABELS[name]} doit être un nombre.",
+                    field="overrides",
+                )
+            if name == "days" and (value is None or value != int(value) or not 1 <= value <= 90):
+                raise InvalidInput(
+                    f"Règle « {rule.code} » : nombre de jours entre 1 et 90 attendu.", field="overrides"
+                )
+            if name == "change" and (value is None or value == 0 or (value > 0) != (rule.change > 0)):
+                raise InvalidInput(
+                    f"Règle « {rule.code} » : la variation garde son sens "
+                    f"({'hausse' if rule.change > 0 else 'baisse'}) et n'est pas nulle.",
+                    field="overrides",
+                )
+            if name in ("above", "below") and value is not None:
+                measure = BY_KEY[rule.measure]
+                if not measure.low <= value <= measure.high:
+                    raise InvalidInput(
+                        f"Règle « {rule.code} » : seuil {value} hors des valeurs possibles de "
+                        f"{measure.label.lower()} ({measure.low:g}–{measure.high:g} {measure.unit_label}).",
+                        field="overrides",
+                    )
+        if "days" in params:
+            params["days"] = int(params["days"])
+        candidate = replace(rule, **params) if params else rule
+        if isinstance(candidate, Threshold) and candidate.above is None and candidate.below is None:
+            raise InvalidInput(f"Règle « {rule.code} » : un seuil au moins est attendu.", field="overrides")
+        tuned.append(candidate)
+    return tuple(tuned)
+
+
+def lookback_days(rules: Sequence[Rule]) -> int:
+    """How many days of readings before the latest the rules need (trends; a threshold needs the latest only)."""
+    return max((rule.days for rule in rules if isinstance(rule, Trend)), default=0)
 
 
 @dataclass(frozen=True)
@@ -185,6 +262,7 @@ class Programme:
     version: int
     measures: tuple[tuple[str, str], ...]  # (measure key, expected frequency, in French)
     rules: tuple[Rule, ...]
+    education: tuple[str, ...] = ()  # the therapeutic education sessions planned, in order
 
 
 PROGRAMMES: dict[str, Programme] = {
@@ -209,6 +287,14 @@ PROGRAMMES: dict[str, Programme] = {
                 Threshold("ic_pas_basse", "systolic", "orange", below=90),
                 Missing("ic_poids_absent", "weight", days=3),
             ),
+            # HAS, parcours de soins insuffisance cardiaque (2014) and ESC 2021 self-care: education topics.
+            (
+                "Comprendre l'insuffisance cardiaque et ses signes d'alerte",
+                "Pesée quotidienne et conduite à tenir en cas de prise de poids",
+                "Alimentation pauvre en sel et apports hydriques",
+                "Traitement : rôle de chaque médicament, observance, automédication à éviter",
+                "Activité physique adaptée",
+            ),
         ),
         Programme(
             "diabete",
@@ -223,6 +309,12 @@ PROGRAMMES: dict[str, Programme] = {
                 Threshold("dt_hyper_2", "glucose", "orange", above=250),
                 Missing("dt_glycemie_absente", "glucose", days=3),
             ),
+            (
+                "Autosurveillance glycémique : technique et horaires",
+                "Reconnaître et traiter une hypoglycémie",
+                "Adapter les doses d'insuline",
+                "Alimentation et activité physique",
+            ),
         ),
         Programme(
             "insuffisance_respiratoire",
@@ -233,6 +325,12 @@ PROGRAMMES: dict[str, Programme] = {
                 # GOLD 2024: oxygen therapy titrated to SpO₂ 88–92 % in chronic hypercapnic patients.
                 Threshold("ir_spo2_basse", "spo2", "orange", below=88),
                 Missing("ir_spo2_absente", "spo2", days=3),
+            ),
+            (
+                "Oxygénothérapie et ventilation : utilisation et entretien",
+                "Reconnaître une exacerbation et conduite à tenir",
+                "Activité physique et réhabilitation respiratoire",
+                "Arrêt du tabac",
             ),
         ),
     )

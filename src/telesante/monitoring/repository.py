@@ -1,0 +1,296 @@
+"""Every query of remote monitoring."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from telesante.auth.models import Account
+from telesante.directory.models import Membership, Organisation, Role
+from telesante.kit.repository import RepositoryBase
+from telesante.monitoring.models import (
+    Alert,
+    AlertStatus,
+    Device,
+    EducationSession,
+    Enrolment,
+    EnrolmentStatus,
+    MonitoringProgramme,
+    Observation,
+)
+from telesante.patients.models import Patient
+
+
+class ProgrammeRepository(RepositoryBase[MonitoringProgramme]):
+    model = MonitoringProgramme
+
+    async def latest(self, organisation_id: uuid.UUID, code: str) -> MonitoringProgramme | None:
+        return await self.scalar(
+            sa.select(MonitoringProgramme)
+            .where(MonitoringProgramme.organisation_id == organisation_id, MonitoringProgramme.code == code)
+            .order_by(MonitoringProgramme.version.desc())
+            .limit(1)
+        )
+
+    async def list_current(
+        self, organisation_ids: Iterable[uuid.UUID] | None = None
+    ) -> list[MonitoringProgramme]:
+        """Current versions, of these organisations (all when None), by title."""
+        stmt = sa.select(MonitoringProgramme).where(MonitoringProgramme.current.is_(True))
+        if organisation_ids is not None:
+            stmt = stmt.where(MonitoringProgramme.organisation_id.in_(list(organisation_ids)))
+        return await self.all(stmt.order_by(MonitoringProgramme.title, MonitoringProgramme.organisation_id))
+
+    async def get_many(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, MonitoringProgramme]:
+        ids = list(set(ids))
+        if not ids:
+            return {}
+        rows = await self.all(sa.select(MonitoringProgramme).where(MonitoringProgramme.id.in_(ids)))
+        return {row.id: row for row in rows}
+
+    async def organisation_name(self, organisation_id: uuid.UUID) -> str:
+        return await self.scalar(sa.select(Organisation.name).where(Organisation.id == organisation_id)) or ""
+
+
+class EnrolmentRepository(RepositoryBase[Enrolment]):
+    model = Enrolment
+
+    async def active_in_programme(self, patient_id: uuid.UUID, code: str) -> Enrolment | None:
+        return await self.scalar(
+            sa.select(Enrolment).where(
+                Enrolment.patient_id == patient_id,
+                Enrolment.programme_code == code,
+                Enrolment.status == EnrolmentStatus.ACTIVE,
+            )
+        )
+
+    async def list_for_patient(self, patient_id: uuid.UUID) -> list[Enrolment]:
+        return await self.all(
+            sa.select(Enrolment)
+            .where(Enrolment.patient_id == patient_id)
+            .order_by(Enrolment.created_at.desc())
+        )
+
+    async def active_by_patient(self, patient_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Enrolment]]:
+        """The active enrolments of these patients, oldest first (where a reading goes when several follow it)."""
+        ids = list(set(patient_ids))
+        found: dict[uuid.UUID, list[Enrolment]] = {}
+        for start in range(0, len(ids), 500):
+            rows = await self.all(
+                sa.select(Enrolment)
+                .where(
+                    Enrolment.patient_id.in_(ids[start : start + 500]),
+                    Enrolment.status == EnrolmentStatus.ACTIVE,
+                )
+                .order_by(Enrolment.created_at)
+            )
+            for row in rows:
+                found.setdefault(row.patient_id, []).append(row)
+        return found
+
+    async def get_many(self, ids: Iterable[uuid.UUID]) -> list[Enrolment]:
+        ids = list(set(ids))
+        found: list[Enrolment] = []
+        for start in range(0, len(ids), 500):
+            found += await self.all(sa.select(Enrolment).where(Enrolment.id.in_(ids[start : start + 500])))
+        return found
+
+    async def by_link_hash(self, link_hash: str) -> Enrolment | None:
+        return await self.scalar(sa.select(Enrolment).where(Enrolment.link_hash == link_hash))
+
+    async def active_ids(self, organisation_ids: Iterable[uuid.UUID] | None = None) -> list[uuid.UUID]:
+        stmt = sa.select(Enrolment.id).where(Enrolment.status == EnrolmentStatus.ACTIVE)
+        if organisation_ids is not None:
+            stmt = stmt.where(Enrolment.organisation_id.in_(list(organisation_ids)))
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def worklist(self, organisation_ids: Iterable[uuid.UUID]) -> list[tuple[Enrolment, Patient]]:
+        """The active enrolments of these teams with their patients (the caller sorts by colour)."""
+        rows = await self.session.execute(
+            sa.select(Enrolment, Patient)
+            .join(Patient, Patient.id == Enrolment.patient_id)
+            .where(
+                Enrolment.organisation_id.in_(list(organisation_ids)),
+                Enrolment.status == EnrolmentStatus.ACTIVE,
+            )
+        )
+        return [(enrolment, patient) for enrolment, patient in rows.all()]
+
+    async def operator_accounts(self, organisation_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Active accounts of the monitoring teams (who is told that an alert was raised)."""
+        ids = list(set(organisation_ids))
+        if not ids:
+            return set()
+        rows = await self.session.execute(
+            sa.select(Account.id)
+            .join(Membership, Membership.professional_id == Account.professional_id)
+            .where(
+                Membership.organisation_id.in_(ids),
+                Membership.role == Role.MONITORING_OPERATOR,
+                Membership.ended_at.is_(None),
+                Account.active.is_(True),
+            )
+        )
+        return set(rows.scalars())
+
+
+class DeviceRepository(RepositoryBase[Device]):
+    model = Device
+
+    async def linked(self, serials: Iterable[str]) -> dict[str, Device]:
+        """Devices currently linked, by serial, among these serials."""
+        serials = list(set(serials))
+        if not serials:
+            return {}
+        rows = await self.all(
+            sa.select(Device).where(Device.serial.in_(serials), Device.unlinked_at.is_(None))
+        )
+        return {row.serial: row for row in rows}
+
+    async def list_for_enrolment(self, enrolment_id: uuid.UUID) -> list[Device]:
+        return await self.all(
+            sa.select(Device).where(Device.enrolment_id == enrolment_id).order_by(Device.linked_at)
+        )
+
+
+def _insert(dialect: str):
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+class ObservationRepository(RepositoryBase[Observation]):
+    model = Observation
+
+    async def insert_new(self, rows: Sequence[dict[str, Any]]) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
+        """Insert the readings not stored yet (same enrolment and dedup key: skipped). Returns the new ones:
+        (enrolment id, dedup key) → observation id."""
+        if not rows:
+            return {}
+        insert = _insert(self.session.bind.dialect.name)
+        created: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        for start in range(0, len(rows), 1000):
+            stmt = (
+                insert(Observation)
+                .values(list(rows[start : start + 1000]))
+                .on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"])
+                .returning(Observation.id, Observation.enrolment_id, Observation.dedup_key)
+            )
+            for id_, enrolment_id, key in (await self.session.execute(stmt)).all():
+                created[(enrolment_id, key)] = id_
+        return created
+
+    async def existing(self, keys: Iterable[tuple[uuid.UUID, str]]) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
+        """Stored readings among (enrolment id, dedup key) pairs (to answer a duplicate with its id)."""
+        keys = list(keys)
+        found: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            rows = await self.session.execute(
+                sa.select(Observation.id, Observation.enrolment_id, Observation.dedup_key).where(
+                    sa.tuple_(Observation.enrolment_id, Observation.dedup_key).in_(chunk)
+                )
+            )
+            for id_, enrolment_id, key in rows.all():
+                found[(enrolment_id, key)] = id_
+        return found
+
+    async def since(
+        self, enrolment_ids: Iterable[uuid.UUID], since: datetime
+    ) -> dict[uuid.UUID, list[tuple[uuid.UUID, str, float, datetime]]]:
+        """(id, measure, value, effective_at) of each enrolment's readings since ``since``."""
+        ids = list(set(enrolment_ids))
+        found: dict[uuid.UUID, list[tuple[uuid.UUID, str, float, datetime]]] = {}
+        for start in range(0, len(ids), 500):
+            rows = await self.session.execute(
+                sa.select(
+                    Observation.enrolment_id,
+                    Observation.id,
+                    Observation.measure,
+                    Observation.value,
+                    Observation.effective_at,
+                ).where(
+                    Observation.enrolment_id.in_(ids[start : start + 500]), Observation.effective_at >= since
+                )
+            )
+            for enrolment_id, id_, measure, value, at in rows.all():
+                found.setdefault(enrolment_id, []).append((id_, measure, value, at))
+        return found
+
+    async def last_reading_at(self, enrolment_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+        ids = list(set(enrolment_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            sa.select(Observation.enrolment_id, sa.func.max(Observation.effective_at))
+            .where(Observation.enrolment_id.in_(ids))
+            .group_by(Observation.enrolment_id)
+        )
+        return {enrolment_id: at for enrolment_id, at in rows.all()}
+
+    async def series(
+        self, enrolment_id: uuid.UUID, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Observation]:
+        stmt = sa.select(Observation).where(Observation.enrolment_id == enrolment_id)
+        if since is not None:
+            stmt = stmt.where(Observation.effective_at >= since)
+        if until is not None:
+            stmt = stmt.where(Observation.effective_at < until)
+        return await self.all(stmt.order_by(Observation.effective_at))
+
+
+class AlertRepository(RepositoryBase[Alert]):
+    model = Alert
+
+    async def recent_or_open(
+        self, enrolment_ids: Iterable[uuid.UUID], since: datetime
+    ) -> dict[uuid.UUID, list[Alert]]:
+        """Each enrolment's alerts not closed yet, and those raised since ``since`` (to recognise a finding already
+        alerted on)."""
+        ids = list(set(enrolment_ids))
+        found: dict[uuid.UUID, list[Alert]] = {}
+        for start in range(0, len(ids), 500):
+            rows = await self.all(
+                sa.select(Alert)
+                .where(
+                    Alert.enrolment_id.in_(ids[start : start + 500]),
+                    sa.or_(Alert.status != AlertStatus.CLOSED, Alert.raised_at >= since),
+                )
+                .order_by(Alert.raised_at)
+            )
+            for row in rows:
+                found.setdefault(row.enrolment_id, []).append(row)
+        return found
+
+    async def list_for_enrolment(self, enrolment_id: uuid.UUID) -> list[Alert]:
+        return await self.all(
+            sa.select(Alert).where(Alert.enrolment_id == enrolment_id).order_by(Alert.raised_at.desc())
+        )
+
+    async def unclosed(self, enrolment_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Alert]]:
+        ids = list(set(enrolment_ids))
+        found: dict[uuid.UUID, list[Alert]] = {}
+        if not ids:
+            return found
+        rows = await self.all(
+            sa.select(Alert)
+            .where(Alert.enrolment_id.in_(ids), Alert.status != AlertStatus.CLOSED)
+            .order_by(Alert.raised_at)
+        )
+        for row in rows:
+            found.setdefault(row.enrolment_id, []).append(row)
+        return found
+
+
+class EducationRepository(RepositoryBase[EducationSession]):
+    model = EducationSession
+
+    async def list_for_enrolment(self, enrolment_id: uuid.UUID) -> list[EducationSession]:
+        return await self.all(
+            sa.select(EducationSession)
+            .where(EducationSession.enrolment_id == enrolment_id)
+            .order_by(EducationSession.held_at)
+        )

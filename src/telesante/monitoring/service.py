@@ -1,0 +1,1007 @@
+"""Remote monitoring: programmes, enrolment with consent, readings from the patient page and from devices, rules
+evaluated on arrival and on schedule, alerts and their triage (filter, interpretation, action).
+
+Who may do what:
+- a programme is run by a team, an organisation; its administrators create and revise it;
+- a clinician who has the patient in care enrols them into any team's programme, with the patient's decision;
+- the team (its monitoring operators) sees its worklist and acts on alerts; any clinician with the patient in care
+  (care relationship) sees the enrolment, the readings and the alerts;
+- readings come from the patient's page (link + PIN), from a device gateway account of the team, or from a
+  clinician with the patient in care.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telesante.audit.service import Action, record_access
+from telesante.auth.principal import Principal
+from telesante.auth.security import hash_password, verify_password
+from telesante.config import get_settings
+from telesante.consents.models import ConsentDecision, ConsentGiver, ConsentScopeType
+from telesante.consents.schemas import ConsentCreate
+from telesante.consents.service import list_information_texts, record_consent
+from telesante.directory.models import Role
+from telesante.events.bus import Event
+from telesante.events.service import publish_on_commit
+from telesante.kit import clock
+from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
+from telesante.kit.holidays import is_public_holiday
+from telesante.monitoring import clinical, rules
+from telesante.monitoring.models import (
+    Alert,
+    AlertAction,
+    AlertStatus,
+    Device,
+    EducationSession,
+    Enrolment,
+    EnrolmentStatus,
+    MonitoringProgramme,
+    ReadingSource,
+)
+from telesante.monitoring.repository import (
+    AlertRepository,
+    DeviceRepository,
+    EducationRepository,
+    EnrolmentRepository,
+    ObservationRepository,
+    ProgrammeRepository,
+)
+from telesante.monitoring.schemas import (
+    AlertInterpretation,
+    EducationCreate,
+    EnrolmentCreate,
+    ProgrammeCreate,
+    ReadingOutcome,
+)
+from telesante.patients.service import link_patient_to_organisation, read_patient_data, require_patient_access
+
+PIN_DIGITS = 6
+MAX_PIN_FAILURES = 5  # then the link is locked until the team issues a new one
+DEFAULT_DURATION_DAYS = (
+    182  # six months when the prescription gives no end (renewable; docs/domains/monitoring.md)
+)
+
+
+# --- programmes -----------------------------------------------------------------------------------------------
+
+
+def _template(code: str) -> rules.Programme:
+    template = rules.PROGRAMMES.get(code)
+    if template is None:
+        raise InvalidInput(
+            f"Programme « {code} » inconnu (programmes proposés : {', '.join(rules.PROGRAMMES)}).",
+            field="code",
+        )
+    return template
+
+
+async def create_programme(
+    session: AsyncSession, principal: Principal, data: ProgrammeCreate
+) -> MonitoringProgramme:
+    """A team starts running a programme (from the shipped template), or revises its hours and declaration: each
+    call makes a new version, which new enrolments use."""
+    if not principal.can_administer(data.organisation_id):
+        raise Forbidden("Seul un administrateur de l'établissement peut déclarer ses programmes.")
+    template = _template(data.code)
+    repo = ProgrammeRepository(session)
+    previous = await repo.latest(data.organisation_id, data.code)
+    if previous is not None:
+        previous.current = False
+    programme = await repo.add(
+        MonitoringProgramme(
+            organisation_id=data.organisation_id,
+            code=data.code,
+            version=(previous.version + 1) if previous else 1,
+            title=template.title,
+            current=True,
+            declaration_reference=data.declaration_reference,
+            team_name=data.team_name,
+            team_phone=data.team_phone,
+            days=data.days,
+            opens=data.opens,
+            closes=data.closes,
+            measures=[{"measure": key, "frequency": frequency} for key, frequency in template.measures],
+            rules=[rules.rule_to_data(rule) for rule in (_rules(previous) if previous else template.rules)],
+            education_plan=list(previous.education_plan if previous else template.education),
+            created_by_name=principal.display_name[:200],
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="MonitoringProgramme",
+        object_id=programme.id,
+        details={"code": programme.code, "version": programme.version},
+    )
+    return programme
+
+
+async def list_programmes(session: AsyncSession, principal: Principal) -> list[MonitoringProgramme]:
+    """The programmes a clinician may enrol into: every team's current version in the region."""
+    return await ProgrammeRepository(session).list_current()
+
+
+async def get_programme(session: AsyncSession, programme_id: uuid.UUID) -> MonitoringProgramme:
+    programme = await ProgrammeRepository(session).get(programme_id)
+    if programme is None:
+        raise NotFound("Programme de télésurveillance introuvable.")
+    return programme
+
+
+def _rules(programme: MonitoringProgramme) -> tuple[rules.Rule, ...]:
+    return tuple(rules.rule_from_data(data) for data in programme.rules)
+
+
+def enrolment_rules(programme: MonitoringProgramme, enrolment: Enrolment) -> tuple[rules.Rule, ...]:
+    return rules.with_overrides(_rules(programme), enrolment.overrides or {})
+
+
+def next_opening(programme: MonitoringProgramme, at: datetime, zone: str = "metropole") -> datetime | None:
+    """None when ``at`` falls within the team's declared hours; otherwise when the team next looks (UTC)."""
+    opens, closes = time.fromisoformat(programme.opens), time.fromisoformat(programme.closes)
+    local = clock.to_paris(at)
+
+    def working(day: date) -> bool:
+        return day.isoweekday() in programme.days and not is_public_holiday(day, zone)
+
+    if working(local.date()) and opens <= local.time() < closes:
+        return None
+    day = local.date() if local.time() < opens else local.date() + timedelta(days=1)
+    for _ in range(30):
+        if working(day):
+            return clock.from_paris(datetime.combine(day, opens))
+        day += timedelta(days=1)
+    return None
+
+
+# --- enrolment ------------------------------------------------------------------------------------------------
+
+
+async def _current_text(session: AsyncSession, scope_type: ConsentScopeType, code: str) -> uuid.UUID:
+    texts = await list_information_texts(session, scope_type, code)
+    current = [text for text in texts if text.retired_at is None]
+    if not current:
+        raise Conflict(
+            f"Aucune notice d'information publiée pour « {code} » : consentement impossible à recueillir."
+        )
+    return max(current, key=lambda text: text.published_at).id
+
+
+async def enrol_patient(
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID, data: EnrolmentCreate
+) -> Enrolment:
+    """Enrol a patient into a programme, with their decision on the act and on the programme's data processing;
+    a refusal is recorded too (the enrolment then stays "refused", and conventional follow-up was offered)."""
+    access = await require_patient_access(session, principal, patient_id)
+    programme = await get_programme(session, data.programme_id)
+    if not programme.current:
+        raise InvalidInput(
+            "Cette version du programme a été remplacée : choisissez la version en vigueur.",
+            field="programme_id",
+        )
+    refused = data.decision == ConsentDecision.REFUSED
+    if refused and not data.conventional_follow_up_offered:
+        raise InvalidInput(
+            "Refus du patient : confirmez qu'un suivi conventionnel (sans télésurveillance) lui a été proposé.",
+            field="conventional_follow_up_offered",
+        )
+    if data.given_by != ConsentGiver.PATIENT and not data.representative_name:
+        raise InvalidInput(
+            "Nom du représentant ou de la personne de confiance attendu.", field="representative_name"
+        )
+    today = clock.to_paris(clock.now()).date()
+    starts_on = data.starts_on or today
+    ends_on = data.ends_on or (starts_on + timedelta(days=DEFAULT_DURATION_DAYS))
+    if not refused:
+        if starts_on < today - timedelta(days=1):
+            raise InvalidInput("Le suivi ne peut commencer dans le passé.", field="starts_on")
+        if ends_on <= starts_on:
+            raise InvalidInput("La fin du suivi doit suivre son début.", field="ends_on")
+        rules.with_overrides(_rules(programme), data.overrides)  # refuses a bad override, naming it
+        repo = EnrolmentRepository(session)
+        if await repo.active_in_programme(patient_id, programme.code) is not None:
+            raise Conflict(f"Le patient est déjà suivi dans le programme « {programme.title} ».")
+        serials = [device.serial for device in data.devices]
+        if len(set(serials)) != len(serials):
+            raise InvalidInput("Le même appareil est cité deux fois.", field="devices")
+        taken = await DeviceRepository(session).linked(serials)
+        if taken:
+            raise Conflict(
+                f"Appareil déjà attribué à un autre patient suivi : {', '.join(sorted(taken))}.",
+                field="devices",
+            )
+    consents = {}
+    for scope_type, code in (
+        (ConsentScopeType.ACT, "telesurveillance"),
+        (ConsentScopeType.MONITORING_PROGRAMME, programme.code),
+    ):
+        consents[scope_type] = await record_consent(
+            session,
+            principal,
+            patient_id,
+            ConsentCreate(
+                scope_type=scope_type,
+                scope_code=code,
+                decision=data.decision,
+                information_text_id=await _current_text(session, scope_type, code),
+                method=data.method,
+                given_by=data.given_by,
+                representative_name=data.representative_name,
+                comment=data.refusal_reason if refused else "",
+            ),
+        )
+    enrolment = await EnrolmentRepository(session).add(
+        Enrolment(
+            patient_id=patient_id,
+            programme_id=programme.id,
+            organisation_id=programme.organisation_id,
+            programme_code=programme.code,
+            status=EnrolmentStatus.REFUSED if refused else EnrolmentStatus.ACTIVE,
+            indication=data.indication,
+            prescriber_name=data.prescriber_name,
+            starts_on=None if refused else starts_on,
+            ends_on=None if refused else ends_on,
+            started_at=None
+            if refused
+            else max(clock.now(), clock.from_paris(datetime.combine(starts_on, time()))),
+            overrides={} if refused else data.overrides,
+            act_consent_id=consents[ConsentScopeType.ACT].id,
+            data_consent_id=consents[ConsentScopeType.MONITORING_PROGRAMME].id,
+            conventional_follow_up_offered=data.conventional_follow_up_offered,
+            refusal_reason=data.refusal_reason if refused else "",
+            created_by_account_id=principal.account_id,
+            created_by_name=principal.display_name[:200],
+        )
+    )
+    if not refused:
+        for device in data.devices:
+            session.add(Device(enrolment_id=enrolment.id, serial=device.serial, kind=device.kind))
+        await session.flush()
+        await link_patient_to_organisation(
+            session, principal, patient_id, programme.organisation_id, f"monitoring:{enrolment.id}"
+        )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="MonitoringEnrolment",
+        object_id=enrolment.id,
+        patient_id=patient_id,
+        details={"programme": f"{programme.code} v{programme.version}", "status": enrolment.status.value},
+        break_glass=access.via_break_glass,
+    )
+    if not refused:
+        _announce(
+            session,
+            await EnrolmentRepository(session).operator_accounts({enrolment.organisation_id}),
+            enrolment,
+        )
+    return enrolment
+
+
+@dataclass
+class EnrolmentView:
+    enrolment: Enrolment
+    programme: MonitoringProgramme
+    rules: tuple[rules.Rule, ...]
+    devices: list[Device]
+    alerts: list[Alert]
+    education: list[EducationSession]
+    team_member: bool  # may act on alerts
+
+
+async def get_enrolment(
+    session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, *, audit: bool = True
+) -> EnrolmentView:
+    """The enrolment with what a clinician with the patient in care reads about it (404 outside that scope)."""
+    enrolment = await EnrolmentRepository(session).get(enrolment_id)
+    if enrolment is None:
+        raise NotFound("Suivi de télésurveillance introuvable.")
+    if audit:
+        await read_patient_data(session, principal, enrolment.patient_id, "MonitoringEnrolment")
+    else:
+        await require_patient_access(session, principal, enrolment.patient_id)
+    programme = await get_programme(session, enrolment.programme_id)
+    return EnrolmentView(
+        enrolment,
+        programme,
+        enrolment_rules(programme, enrolment),
+        await DeviceRepository(session).list_for_enrolment(enrolment.id),
+        await AlertRepository(session).list_for_enrolment(enrolment.id),
+        await EducationRepository(session).list_for_enrolment(enrolment.id),
+        enrolment.organisation_id in principal.clinical_organisation_ids,
+    )
+
+
+async def list_patient_enrolments(
+    session: AsyncSession, principal: Principal, patient_id: uuid.UUID
+) -> list[Enrolment]:
+    await read_patient_data(session, principal, patient_id, "MonitoringEnrolment")
+    return await EnrolmentRepository(session).list_for_patient(patient_id)
+
+
+async def _team_enrolment(session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID) -> Enrolment:
+    """An enrolment the principal's team runs (404 outside care, 403 for a clinician outside the team)."""
+    enrolment = await EnrolmentRepository(session).get(enrolment_id)
+    if enrolment is None:
+        raise NotFound("Suivi de télésurveillance introuvable.")
+    await require_patient_access(session, principal, enrolment.patient_id)
+    if enrolment.organisation_id not in principal.clinical_organisation_ids:
+        raise Forbidden("Seule l'équipe de télésurveillance du programme agit sur ce suivi.")
+    return enrolment
+
+
+async def end_enrolment(
+    session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, reason: str
+) -> Enrolment:
+    enrolment = await _team_enrolment(session, principal, enrolment_id)
+    if enrolment.status != EnrolmentStatus.ACTIVE:
+        raise Conflict("Ce suivi n'est pas en cours.")
+    if len(reason.strip()) < 2:
+        raise InvalidInput("Motif de fin de suivi attendu.", field="reason")
+    now = clock.now()
+    enrolment.status = EnrolmentStatus.ENDED
+    enrolment.ended_at = now
+    enrolment.end_reason = reason.strip()[:500]
+    enrolment.link_hash = None
+    for device in await DeviceRepository(session).list_for_enrolment(enrolment.id):
+        if device.unlinked_at is None:
+            device.unlinked_at = now
+    await session.flush()
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="MonitoringEnrolment",
+        object_id=enrolment.id,
+        patient_id=enrolment.patient_id,
+        details={"status": "ended"},
+    )
+    return enrolment
+
+
+# --- the patient's page: personal link + PIN ------------------------------------------------------------------
+
+
+def link_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def issue_patient_link(
+    session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID
+) -> tuple[Enrolment, str, str]:
+    """A new personal link and PIN for the patient's page (the previous ones stop working). Shown once."""
+    enrolment = await _team_or_enroller(session, principal, enrolment_id)
+    if enrolment.status != EnrolmentStatus.ACTIVE:
+        raise Conflict("Ce suivi n'est pas en cours : pas de lien patient.")
+    token = secrets.token_urlsafe(24)
+    pin = "".join(secrets.choice("0123456789") for _ in range(PIN_DIGITS))
+    enrolment.link_hash = link_digest(token)
+    enrolment.pin_hash = hash_password(pin)
+    enrolment.pin_failures = 0
+    enrolment.link_issued_at = clock.now()
+    await session.flush()
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="MonitoringPatientLink",
+        object_id=enrolment.id,
+        patient_id=enrolment.patient_id,
+    )
+    return enrolment, token, pin
+
+
+async def _team_or_enroller(
+    session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID
+) -> Enrolment:
+    enrolment = await EnrolmentRepository(session).get(enrolment_id)
+    if enrolment is None:
+        raise NotFound("Suivi de télésurveillance introuvable.")
+    await require_patient_access(session, principal, enrolment.patient_id)
+    if (
+        enrolment.organisation_id not in principal.clinical_organisation_ids
+        and enrolment.created_by_account_id != principal.account_id
+    ):
+        raise Forbidden(
+            "Seuls l'équipe de télésurveillance et le professionnel qui a inclus le patient le peuvent."
+        )
+    return enrolment
+
+
+async def patient_enrolment(session: AsyncSession, token: str) -> Enrolment:
+    """The enrolment a personal link opens (404 for an unknown, replaced or ended link)."""
+    enrolment = await EnrolmentRepository(session).by_link_hash(link_digest(token)) if token else None
+    if enrolment is None or enrolment.status != EnrolmentStatus.ACTIVE:
+        raise NotFound(
+            "Lien de télésurveillance inconnu ou expiré : demandez un nouveau lien à votre équipe."
+        )
+    return enrolment
+
+
+async def check_patient_pin(session: AsyncSession, token: str, pin: str) -> Enrolment:
+    """The PIN of a personal link; after five wrong PINs the link is locked until the team issues a new one."""
+    enrolment = await patient_enrolment(session, token)
+    if enrolment.pin_failures >= MAX_PIN_FAILURES:
+        raise TooManyRequests(
+            "Lien bloqué après plusieurs codes erronés : contactez votre équipe de télésurveillance."
+        )
+    if not verify_password(enrolment.pin_hash, pin.strip()):
+        enrolment.pin_failures += 1
+        await session.flush()
+        left = MAX_PIN_FAILURES - enrolment.pin_failures
+        raise InvalidInput(
+            f"Code incorrect ({left} essai{'s' if left > 1 else ''} restant{'s' if left > 1 else ''})."
+            if left
+            else "Code incorrect : lien bloqué, contactez votre équipe de télésurveillance.",
+            field="pin",
+        )
+    if enrolment.pin_failures:
+        enrolment.pin_failures = 0
+        await session.flush()
+    return enrolment
+
+
+# --- readings -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReadingItem:
+    """One reading as received, before checks. ``identifier``: the device's own id of the reading (FHIR
+    Observation.identifier), which makes a reading sent twice land once."""
+
+    index: int
+    patient_id: uuid.UUID | None
+    code: str
+    value: Any
+    unit: str | None
+    effective_at: datetime | None
+    system: str = clinical.LOINC
+    device_serial: str | None = None
+    identifier: str | None = None
+    problem: str | None = None  # refused before reaching here (FHIR shape), with this message
+    problem_field: str | None = None
+
+
+@dataclass
+class IngestResult:
+    outcomes: list[ReadingOutcome]
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == "created")
+
+
+def _refused(item: ReadingItem, message: str, field_name: str | None) -> ReadingOutcome:
+    return ReadingOutcome(index=item.index, status="refused", message=message, field=field_name)
+
+
+async def record_readings(
+    session: AsyncSession,
+    principal: Principal | None,
+    items: Sequence[ReadingItem],
+    source: ReadingSource,
+    *,
+    enrolment: Enrolment | None = None,
+) -> IngestResult:
+    """Check, store and evaluate a batch of readings. Each item gets its outcome: created, duplicate (already
+    stored), or refused with the reason; the good ones are stored even when others are refused.
+
+    ``enrolment``: the patient's page (the link chose it). Otherwise each item names its patient, and the
+    principal must belong to the team of the patient's programme, or have the patient in care."""
+    now = clock.now()
+    outcomes: dict[int, ReadingOutcome] = {}
+    patient_ids = {item.patient_id for item in items if item.patient_id is not None and item.problem is None}
+    if enrolment is not None:
+        enrolments = {enrolment.patient_id: [enrolment]}
+    else:
+        enrolments = await EnrolmentRepository(session).active_by_patient(patient_ids)
+    allowed = (
+        await _writable_patients(session, principal, enrolments)
+        if enrolment is None
+        else {enrolment.patient_id}
+    )
+    programmes = await ProgrammeRepository(session).get_many(
+        e.programme_id for group in enrolments.values() for e in group
+    )
+    devices = await DeviceRepository(session).linked(
+        item.device_serial for item in items if item.device_serial
+    )
+    rows: list[dict[str, Any]] = []
+    wanted: dict[int, list[tuple[uuid.UUID, str]]] = {}
+    for item in items:
+        if item.problem is not None:
+            outcomes[item.index] = _refused(item, item.problem, item.problem_field)
+            continue
+        patient_id = enrolment.patient_id if enrolment is not None else item.patient_id
+        candidates = enrolments.get(patient_id) if patient_id is not None else None
+        if not candidates or patient_id not in allowed:
+            outcomes[item.index] = _refused(
+                item, "Patient non inclus dans un programme de télésurveillance de votre équipe.", "subject"
+            )
+            continue
+        try:
+            measure, value = clinical.normalise(item.code, item.value, item.unit, system=item.system)
+            effective_at = clinical.check_reading_time(item.effective_at or now, now)
+        except clinical.ReadingRefused as refused:
+            outcomes[item.index] = _refused(item, refused.message, refused.field)
+            continue
+        device = devices.get(item.device_serial) if item.device_serial else None
+        if item.device_serial and (device is None or device.enrolment_id not in {e.id for e in candidates}):
+            outcomes[item.index] = _refused(
+                item, f"Appareil « {item.device_serial} » non attribué à ce patient.", "device"
+            )
+            continue
+        if device is not None:
+            targets = [e for e in candidates if e.id == device.enrolment_id]
+        else:
+            following = [
+                e
+                for e in candidates
+                if any(m["measure"] == measure.key for m in programmes[e.programme_id].measures)
+            ]
+            targets = following or candidates[:1]
+        key = (
+            f"id:{item.identifier}"
+            if item.identifier
+            else f"{source.value}:{item.device_serial or ''}:{item.code}:{effective_at.isoformat()}"
+        )[:200]
+        wanted[item.index] = [(target.id, key) for target in targets]
+        for target in targets:
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "enrolment_id": target.id,
+                    "patient_id": target.patient_id,
+                    "measure": measure.key,
+                    "code": item.code.strip(),
+                    "value": value,
+                    "unit": measure.unit,
+                    "sent_value": float(item.value),
+                    "sent_unit": (item.unit or "").strip()[:20],
+                    "effective_at": effective_at,
+                    "received_at": now,
+                    "source": source,
+                    "device_id": device.id if device is not None else None,
+                    "dedup_key": key,
+                    "entered_by_name": principal.display_name[:200] if principal is not None else "",
+                }
+            )
+    # The same reading twice in one batch: the first is stored, the second reported as a duplicate.
+    unique: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault((row["enrolment_id"], row["dedup_key"]), row)
+    repo = ObservationRepository(session)
+    created = await repo.insert_new(list(unique.values()))
+    claimed: set[tuple[uuid.UUID, str]] = set()
+    missing = [pair for pairs in wanted.values() for pair in pairs if pair not in created]
+    existing = await repo.existing(missing) if missing else {}
+    for index, pairs in wanted.items():
+        fresh = [pair for pair in pairs if pair in created and pair not in claimed]
+        claimed.update(fresh)
+        if fresh:
+            outcomes[index] = ReadingOutcome(
+                index=index, status="created", observation_ids=[created[p] for p in fresh]
+            )
+        else:
+            ids = [created.get(pair) or existing.get(pair) for pair in pairs]
+            outcomes[index] = ReadingOutcome(
+                index=index,
+                status="duplicate",
+                observation_ids=[id_ for id_ in ids if id_ is not None],
+                message="Mesure déjà reçue : enregistrée une seule fois.",
+            )
+    touched: dict[uuid.UUID, int] = {}
+    for enrolment_id, _ in created:
+        touched[enrolment_id] = touched.get(enrolment_id, 0) + 1
+    alerts: list[Alert] = []
+    if touched:
+        by_id = {e.id: e for group in enrolments.values() for e in group}
+        alerts = await _evaluate(session, [by_id[i] for i in touched], programmes, now)
+        audited: dict[uuid.UUID, int] = {}
+        for enrolment_id, count in touched.items():
+            patient = by_id[enrolment_id].patient_id
+            audited[patient] = audited.get(patient, 0) + count
+        for patient_id, count in audited.items():
+            await record_access(
+                session,
+                principal,
+                action=Action.CREATE,
+                object_type="MonitoringObservation",
+                object_id=patient_id,
+                patient_id=patient_id,
+                details={"count": count, "source": source.value},
+            )
+    return IngestResult([outcomes[item.index] for item in items], alerts)
+
+
+async def _writable_patients(
+    session: AsyncSession, principal: Principal | None, enrolments: dict[uuid.UUID, list[Enrolment]]
+) -> set[uuid.UUID]:
+    """The patients whose readings this principal may send: its team runs one of their programmes (a device
+    gateway account, a team member), or it has the patient in care."""
+    if principal is None:
+        return set()
+    teams = principal.clinical_organisation_ids
+    allowed = {
+        patient for patient, group in enrolments.items() if any(e.organisation_id in teams for e in group)
+    }
+    for patient in set(enrolments) - allowed:
+        try:
+            await require_patient_access(session, principal, patient)
+        except NotFound:
+            continue
+        allowed.add(patient)
+    return allowed
+
+
+# --- rules and alerts -----------------------------------------------------------------------------------------
+
+
+def _trigger(finding: rules.Finding, since: datetime, last: dict[str, datetime], rule: rules.Rule) -> str:
+    if finding.readings:
+        return f"r:{finding.readings[-1].id}"
+    reference = last.get(rule.measure, since)
+    return f"m:{clock.as_utc(reference).isoformat(timespec='seconds')}"
+
+
+async def _evaluate(
+    session: AsyncSession,
+    enrolments: Sequence[Enrolment],
+    programmes: dict[uuid.UUID, MonitoringProgramme],
+    now: datetime,
+) -> list[Alert]:
+    """Evaluate the rules of these enrolments at ``now``: new findings raise alerts, a finding still firing updates
+    its unclosed alert, the triage colour follows the unclosed alerts. Returns the alerts raised or escalated."""
+    settings = get_settings()
+    missing_programmes = {e.programme_id for e in enrolments} - set(programmes)
+    if missing_programmes:
+        programmes = {**programmes, **await ProgrammeRepository(session).get_many(missing_programmes)}
+    tuned = {e.id: enrolment_rules(programmes[e.programme_id], e) for e in enrolments}
+    days = max(
+        (
+            max(rules.lookback_days(r), *(rule.days for rule in r if isinstance(rule, rules.Missing)), 1)
+            for r in tuned.values()
+        ),
+        default=1,
+    )
+    window = now - timedelta(days=days + 1)
+    readings = await ObservationRepository(session).since((e.id for e in enrolments), window)
+    alert_repo = AlertRepository(session)
+    known = await alert_repo.recent_or_open((e.id for e in enrolments), window - timedelta(days=31))
+    raised: list[Alert] = []
+    for enrolment in enrolments:
+        programme = programmes[enrolment.programme_id]
+        series = [
+            rules.Reading(measure, value, at, id_)
+            for id_, measure, value, at in readings.get(enrolment.id, [])
+        ]
+        last: dict[str, datetime] = {}
+        for reading in series:
+            if reading.at <= now and (reading.measure not in last or reading.at > last[reading.measure]):
+                last[reading.measure] = reading.at
+        since = enrolment.started_at or enrolment.created_at
+        findings = rules.evaluate(tuned[enrolment.id], series, now, since)
+        by_rule = {rule.code: rule for rule in tuned[enrolment.id]}
+        alerts = known.get(enrolment.id, [])
+        for finding in findings:
+            trigger = _trigger(finding, since, last, by_rule[finding.rule])
+            same_rule = [a for a in alerts if a.rule_code == finding.rule]
+            if any(a.trigger == trigger for a in same_rule):
+                continue  # already alerted on this very reading (open, or closed by the team)
+            unclosed = next((a for a in reversed(same_rule) if a.status != AlertStatus.CLOSED), None)
+            payload = [{"id": str(r.id), "value": r.value, "at": r.at.isoformat()} for r in finding.readings]
+            if unclosed is not None:
+                escalated = rules.SEVERITY_ORDER[finding.severity] < rules.SEVERITY_ORDER[unclosed.severity]
+                unclosed.trigger, unclosed.message, unclosed.readings = trigger, finding.message, payload
+                unclosed.severity = finding.severity if escalated else unclosed.severity
+                unclosed.updated_at = now
+                if escalated:
+                    raised.append(unclosed)
+                continue
+            opening = next_opening(programme, now, settings.public_holidays)
+            alert = Alert(
+                id=uuid.uuid4(),
+                enrolment_id=enrolment.id,
+                patient_id=enrolment.patient_id,
+                organisation_id=enrolment.organisation_id,
+                rule_code=finding.rule,
+                trigger=trigger,
+                programme_version=programme.version,
+                severity=finding.severity,
+                message=finding.message[:500],
+                readings=payload,
+                status=AlertStatus.OPEN,
+                raised_at=now,
+                updated_at=now,
+                outside_hours=opening is not None,
+                seen_from=opening,
+            )
+            session.add(alert)
+            alerts.append(alert)
+            raised.append(alert)
+        enrolment.colour = rules.triage_colour(
+            [
+                rules.Finding(a.rule_code, a.severity, a.message, ())
+                for a in alerts
+                if a.status != AlertStatus.CLOSED
+            ]
+        )
+        if last:
+            latest = max(last.values())
+            if enrolment.last_reading_at is None or latest > enrolment.last_reading_at:
+                enrolment.last_reading_at = latest
+        enrolment.evaluated_at = now
+    await session.flush()
+    if enrolments:
+        recipients = await EnrolmentRepository(session).operator_accounts(
+            {e.organisation_id for e in enrolments}
+        )
+        for alert in raised:
+            _announce_alert(session, recipients, alert)
+        if not raised and recipients:
+            # new readings without a new alert: the worklists refresh their "new readings" marks (one event per batch)
+            publish_on_commit(
+                session,
+                Event(
+                    type="monitoring.updated",
+                    recipients=frozenset(recipients),
+                    data={"count": len(enrolments)},
+                ),
+            )
+    return raised
+
+
+async def evaluate_active(session: AsyncSession, organisation_ids: Sequence[uuid.UUID] | None = None) -> int:
+    """The scheduled evaluation (missing data, and thresholds crossed by the passing of time): every active
+    enrolment, in groups. Returns how many alerts were raised."""
+    repo = EnrolmentRepository(session)
+    ids = await repo.active_ids(organisation_ids)
+    raised = 0
+    now = clock.now()
+    for start in range(0, len(ids), 500):
+        group = await repo.get_many(ids[start : start + 500])
+        raised += len(await _evaluate(session, group, {}, now))
+    return raised
+
+
+def _announce(session: AsyncSession, recipients: set[uuid.UUID], enrolment: Enrolment) -> None:
+    publish_on_commit(
+        session,
+        Event(
+            type="monitoring.updated",
+            recipients=frozenset(recipients),
+            data={"enrolment_id": str(enrolment.id), "colour": enrolment.colour},
+        ),
+    )
+
+
+def _announce_alert(session: AsyncSession, recipients: set[uuid.UUID], alert: Alert) -> None:
+    """After commit: the team's worklists refresh; a red alert rings (within the declared hours). Ids and colours
+    only, no patient identity."""
+    publish_on_commit(
+        session,
+        Event(
+            type="monitoring.alert",
+            recipients=frozenset(recipients),
+            data={
+                "enrolment_id": str(alert.enrolment_id),
+                "alert_id": str(alert.id),
+                "severity": alert.severity,
+                "label": f"Télésurveillance : alerte {rules.SEVERITY_LABELS[alert.severity].lower()}",
+                "url": f"/telesurveillance/suivis/{alert.enrolment_id}",
+            },
+            urgent=alert.severity == "red" and not alert.outside_hours,
+        ),
+    )
+
+
+# --- triage ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WorklistRow:
+    enrolment: Enrolment
+    patient_name: str
+    programme_title: str
+    alerts: list[Alert]
+    unreviewed: bool  # readings arrived since the last acknowledgement
+
+
+async def worklist(session: AsyncSession, principal: Principal) -> list[WorklistRow]:
+    """The team's patients, red first, then orange, blue (missing data), green; oldest alert first within a
+    colour. Only the teams the principal belongs to."""
+    teams = principal.clinical_organisation_ids
+    if not teams or not principal.has_role(Role.MONITORING_OPERATOR):
+        raise Forbidden("La liste de télésurveillance est celle des équipes de télésurveillance.")
+    repo = EnrolmentRepository(session)
+    rows = await repo.worklist(teams)
+    alerts = await AlertRepository(session).unclosed(e.id for e, _ in rows)
+    programmes = await ProgrammeRepository(session).get_many(e.programme_id for e, _ in rows)
+    result = []
+    for enrolment, patient in rows:
+        mine = alerts.get(enrolment.id, [])
+        result.append(
+            WorklistRow(
+                enrolment,
+                f"{(patient.used_family_name or patient.birth_family_name).upper()} {patient.first_given_name}",
+                programmes[enrolment.programme_id].title,
+                mine,
+                enrolment.last_reading_at is not None
+                and (enrolment.reviewed_at is None or enrolment.last_reading_at > enrolment.reviewed_at),
+            )
+        )
+    far = datetime.max.replace(tzinfo=clock.now().tzinfo)
+    result.sort(
+        key=lambda row: (
+            rules.SEVERITY_ORDER[row.enrolment.colour],
+            min((a.raised_at for a in row.alerts), default=far),
+            row.patient_name,
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.SEARCH,
+        object_type="MonitoringWorklist",
+        object_id="worklist",
+        details={"patients": len(result)},
+    )
+    return result
+
+
+async def acknowledge_green(session: AsyncSession, principal: Principal) -> int:
+    """ "Tout vert vu": the readings of every green patient of the principal's teams are marked as seen, in one
+    action. Patients with an unclosed alert are not touched."""
+    rows = await worklist(session, principal)
+    now = clock.now()
+    count = 0
+    for row in rows:
+        if row.enrolment.colour == "green" and row.unreviewed:
+            row.enrolment.reviewed_at = now
+            row.enrolment.reviewed_by_name = principal.display_name[:200]
+            count += 1
+            await record_access(
+                session,
+                principal,
+                action=Action.UPDATE,
+                object_type="MonitoringReview",
+                object_id=row.enrolment.id,
+                patient_id=row.enrolment.patient_id,
+            )
+    await session.flush()
+    return count
+
+
+async def _team_alert(session: AsyncSession, principal: Principal, alert_id: uuid.UUID) -> Alert:
+    alert = await AlertRepository(session).get(alert_id)
+    if alert is None:
+        raise NotFound("Alerte introuvable.")
+    await _team_enrolment(session, principal, alert.enrolment_id)
+    return alert
+
+
+async def filter_alert(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, note: str = ""
+) -> Alert:
+    """First-line review (often the team's nurse): the alert is confirmed and waits for a doctor."""
+    alert = await _team_alert(session, principal, alert_id)
+    if alert.status != AlertStatus.OPEN:
+        raise Conflict("Cette alerte a déjà été filtrée.")
+    alert.status = AlertStatus.FILTERED
+    alert.filtered_at = clock.now()
+    alert.filtered_by_name = principal.display_name[:200]
+    alert.filter_note = note.strip()[:1000]
+    await session.flush()
+    await _after_alert_change(session, principal, alert, "filtered")
+    return alert
+
+
+async def interpret_alert(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, data: AlertInterpretation
+) -> Alert:
+    """The doctor's interpretation and the action taken close the alert (filtered first, or directly)."""
+    alert = await _team_alert(session, principal, alert_id)
+    if alert.status == AlertStatus.CLOSED:
+        raise Conflict("Cette alerte a déjà été interprétée.")
+    now = clock.now()
+    if alert.filtered_at is None:
+        alert.filtered_at = now
+        alert.filtered_by_name = principal.display_name[:200]
+    alert.status = AlertStatus.CLOSED
+    alert.interpreted_at = now
+    alert.interpreted_by_name = principal.display_name[:200]
+    alert.interpretation = data.interpretation
+    alert.action = data.action
+    alert.action_at = now
+    await session.flush()
+    await _after_alert_change(session, principal, alert, "interpreted")
+    return alert
+
+
+async def link_appointment(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, appointment_id: uuid.UUID
+) -> Alert:
+    """The teleconsultation booked from an alert: the alert remembers it (and its action says so)."""
+    alert = await _team_alert(session, principal, alert_id)
+    alert.appointment_id = appointment_id
+    if alert.action is None or alert.action == AlertAction.NONE:
+        alert.action = AlertAction.TELECONSULTATION
+        alert.action_at = clock.now()
+    await session.flush()
+    await _after_alert_change(session, principal, alert, "appointment")
+    return alert
+
+
+async def _after_alert_change(session: AsyncSession, principal: Principal, alert: Alert, what: str) -> None:
+    enrolment = await EnrolmentRepository(session).get(alert.enrolment_id)
+    unclosed = (await AlertRepository(session).unclosed([enrolment.id])).get(enrolment.id, [])
+    enrolment.colour = rules.triage_colour(
+        [rules.Finding(a.rule_code, a.severity, a.message, ()) for a in unclosed]
+    )
+    await session.flush()
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="MonitoringAlert",
+        object_id=alert.id,
+        patient_id=alert.patient_id,
+        details={"step": what, "action": alert.action.value if alert.action else None},
+    )
+    _announce(
+        session, await EnrolmentRepository(session).operator_accounts({enrolment.organisation_id}), enrolment
+    )
+
+
+# --- education ------------------------------------------------------------------------------------------------
+
+
+async def record_education(
+    session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, data: EducationCreate
+) -> EducationSession:
+    enrolment = await _team_or_enroller(session, principal, enrolment_id)
+    held_at = data.held_at or clock.now()
+    if held_at.tzinfo is None:
+        held_at = clock.from_paris(held_at)
+    if held_at > clock.now() + timedelta(minutes=5):
+        raise InvalidInput(
+            "Une séance d'éducation se note une fois faite (date future refusée).", field="held_at"
+        )
+    education = await EducationRepository(session).add(
+        EducationSession(
+            enrolment_id=enrolment.id,
+            topic=data.topic,
+            held_at=held_at,
+            held_by_name=principal.display_name[:200],
+            notes=data.notes,
+        )
+    )
+    await record_access(
+        session,
+        principal,
+        action=Action.CREATE,
+        object_type="MonitoringEducation",
+        object_id=education.id,
+        patient_id=enrolment.patient_id,
+    )
+    return education
+
+
+async def readings_of(
+    session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, since: datetime | None = None
+) -> list:
+    """The enrolment's readings (charts), oldest first; audited as a read."""
+    view = await get_enrolment(session, principal, enrolment_id)
+    return await ObservationRepository(session).series(view.enrolment.id, since)

@@ -67,7 +67,11 @@ async def test_choose_scope_then_record_consent_shown_on_record_and_access_log(s
     assert "LEFEVRE" in text
     assert f"{base}/consentements/nouveau?scope_type=act&scope_code=teleconsultation" in text
     assert f"{base}/consentements/nouveau?scope_type=act&scope_code=telesoin" in text
-    assert "Aucun programme n'a de notice en vigueur" in text  # monitoring programmes: none published here
+    # the monitoring programmes' notices are published by their migration
+    assert (
+        f"{base}/consentements/nouveau?scope_type=monitoring_programme&scope_code=insuffisance_cardiaque"
+        in text
+    )
 
     step2 = await client.get(
         f"{base}/consentements/nouveau", params={"scope_type": "act", "scope_code": "teleconsultation"}

@@ -128,7 +128,9 @@ async def test_metadata_is_public_capability_statement(client):
         "Observation",
     }
     for name, resource in resources.items():
-        expected = {"read", "search-type"} | ({"create"} if name == "ServiceRequest" else set())
+        expected = {"read", "search-type"} | (
+            {"create"} if name in ("ServiceRequest", "Observation") else set()
+        )
         if name in ("QuestionnaireResponse", "Binary"):
             expected = {"read"}
         assert {i.code for i in resource.interaction} == expected, name

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from telesante.auth.dependencies import SessionDep, SettingsDep, require_bearer
 from telesante.auth.principal import Principal
 from telesante.fhir import mapping, search, tele_requests, workflow
+from telesante.fhir import monitoring as fhir_monitoring
 from telesante.fhir import scheduling as fhir_scheduling
 from telesante.fhir import stroke as fhir_stroke
 from telesante.kit import clock
@@ -162,11 +163,18 @@ async def create_service_request(
     return FHIRResponse(tele_requests.service_request(found), status_code=201, headers={"Location": location})
 
 
-@router.post("", summary="Transaction : ServiceRequest (+ Task, QuestionnaireResponse) en une fois")
+@router.post(
+    "",
+    summary="Transaction (ServiceRequest + Task, QuestionnaireResponse) ou lot d'observations de télésurveillance",
+)
 async def transaction(
     request: Request, session: SessionDep, principal: BearerDep, settings: SettingsDep, store: BlobStoreDep
 ) -> FHIRResponse:
-    found, order = await tele_requests.transaction(session, principal, settings, store, await request.body())
+    body = await request.body()
+    data = tele_requests._json(body)
+    if fhir_monitoring.is_batch(data):
+        return FHIRResponse(await fhir_monitoring.batch(session, principal, data))
+    found, order = await tele_requests.transaction(session, principal, settings, store, body)
     request_id = found.request.id
     locations = {
         "ServiceRequest": f"ServiceRequest/{request_id}",
@@ -356,8 +364,24 @@ async def search_observations(request: Request, session: SessionDep, principal: 
     return _bundle(request, "Observation", query, page, lambda observation: observation)
 
 
-@router.get("/Observation/{observation_id}", summary="Lecture d'une observation d'un dossier AVC (tracée)")
+@router.post("/Observation", status_code=201, summary="Mesure de télésurveillance (appareil, passerelle)")
+async def create_observation(request: Request, session: SessionDep, principal: BearerDep) -> Response:
+    status, location = await fhir_monitoring.create_observation(session, principal, await request.body())
+    observation_id = location.rpartition("/")[2] if location else ""
+    resource = await fhir_monitoring.read_observation(session, principal, observation_id)
+    return FHIRResponse(
+        resource, status_code=status, headers={"Location": f"{_base_url(request)}/{location}"}
+    )
+
+
+@router.get(
+    "/Observation/{observation_id}",
+    summary="Lecture d'une observation : dossier AVC, ou mesure de télésurveillance (tls-…) (tracée)",
+)
 async def read_observation(observation_id: str, session: SessionDep, principal: BearerDep) -> FHIRResponse:
+    monitored = await fhir_monitoring.read_observation(session, principal, observation_id)
+    if monitored is not None:
+        return FHIRResponse(monitored)
     return FHIRResponse(await fhir_stroke.read_observation(session, principal, observation_id))
 
 

@@ -557,7 +557,7 @@ SEARCH_PARAMETERS: dict[str, list[tuple[str, str, str, str]]] = {
 }
 # Resources read by id only, and those that can be created.
 READ_ONLY = ("QuestionnaireResponse", "Binary")
-CREATABLE = ("ServiceRequest",)
+CREATABLE = ("ServiceRequest", "Observation")
 
 
 def capability_statement(base_url: str, date: datetime) -> CapabilityStatement:
@@ -599,11 +599,12 @@ def capability_statement(base_url: str, date: datetime) -> CapabilityStatement:
                 "mode": "server",
                 "documentation": (
                     "Lecture et recherche ; création d'une demande de téléexpertise (POST ServiceRequest, "
-                    "ou transaction ServiceRequest + Task + QuestionnaireResponse). Pagination : _count (au plus 100) et _offset ; "
+                    "ou transaction ServiceRequest + Task + QuestionnaireResponse) ; mesures de télésurveillance "
+                    "(POST Observation, ou lot « batch » d'Observations : une réponse par entrée). Pagination : _count (au plus 100) et _offset ; "
                     "suivre Bundle.link next/previous. Paramètres inconnus ignorés, sauf avec "
                     "l'en-tête Prefer: handling=strict."
                 ),
-                "interaction": [{"code": "transaction"}],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "security": {
                     "cors": False,
                     "service": [{"text": "Bearer"}],

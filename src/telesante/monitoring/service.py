@@ -999,6 +999,15 @@ async def record_education(
     return education
 
 
+async def get_observation(session: AsyncSession, principal: Principal, observation_id: uuid.UUID):
+    """One reading, for a clinician with the patient in care (None when it does not exist; 404 outside scope)."""
+    row = await ObservationRepository(session).get(observation_id)
+    if row is None:
+        return None
+    await read_patient_data(session, principal, row.patient_id, "MonitoringObservation")
+    return row
+
+
 async def readings_of(
     session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, since: datetime | None = None
 ) -> list:

@@ -1,0 +1,339 @@
+"""Remote monitoring over FHIR R4: devices and their gateways post Observations (``POST /fhir/Observation``) or batch
+Bundles of them (``POST /fhir``, type ``batch``), with LOINC codes and UCUM units; the blood-pressure panel (85354-9)
+carries systolic and diastolic as components.
+
+A batch is not all-or-nothing: each entry gets its own response — ``201 Created`` (with its location), ``200 OK``
+(the same reading was already stored) or ``422`` with an OperationOutcome naming the entry, the element and why.
+Within one entry, a blood-pressure panel is stored whole or not at all.
+
+What an Observation must carry:
+- ``subject``: ``Patient/<id>`` of a patient enrolled in a programme of the sender's team;
+- ``code``: a LOINC coding of a measure followed (``monitoring.clinical.MEASURES``) or the BP panel;
+- ``valueQuantity`` with a UCUM ``code`` (or ``unit``), or for the panel a ``component`` per pressure;
+- ``effectiveDateTime`` (or ``effectiveInstant``, ``effectivePeriod.start``) with a time zone;
+- optionally ``device`` (``identifier.value`` = the serial number, or ``Device/<id>``), which must be lent to this
+  patient, and ``identifier``, the device's id of the reading (a reading sent twice is then stored once).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleEntryResponse
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from telesante.auth.principal import Principal
+from telesante.fhir import workflow
+from telesante.fhir.tele_requests import InvalidResource, _expect, _json
+from telesante.kit import clock
+from telesante.kit.errors import NotFound
+from telesante.kit.schemas import french_message
+from telesante.monitoring import clinical
+from telesante.monitoring import service as monitoring
+from telesante.monitoring.clinical import BLOOD_PRESSURE_PANEL, LOINC, UCUM, ReadingRefused
+from telesante.monitoring.models import Observation as StoredObservation
+from telesante.monitoring.models import ReadingSource
+
+OBSERVATION_PREFIX = "tls-"
+_ID = re.compile(r"^tls-([0-9a-f]{32})$")
+_PANEL_PARTS = ("8480-6", "8462-4")
+_ACCEPTED_STATUS = {"final", "amended", "corrected", "preliminary"}
+_ELEMENTS = {
+    "code": "code",
+    "unit": "valueQuantity.code",
+    "value": "valueQuantity.value",
+    "effective": "effectiveDateTime",
+    "subject": "subject",
+    "device": "device",
+    "status": "status",
+    "resourceType": "resourceType",
+}
+_STATUS_TEXT = {201: "201 Created", 200: "200 OK", 422: "422 Unprocessable Entity", 400: "400 Bad Request"}
+
+
+def observation_id(id_: uuid.UUID) -> str:
+    return f"{OBSERVATION_PREFIX}{id_.hex}"
+
+
+@dataclass
+class _Parsed:
+    items: list[monitoring.ReadingItem]
+    problem: tuple[str, str] | None = None  # (message, element)
+
+
+def _problem(message: str, element: str) -> _Parsed:
+    return _Parsed([], (message, element))
+
+
+def _effective(resource: Observation) -> datetime | None:
+    if resource.effectiveDateTime is not None:
+        value = resource.effectiveDateTime
+    elif resource.effectiveInstant is not None:
+        value = resource.effectiveInstant
+    elif resource.effectivePeriod is not None and resource.effectivePeriod.start is not None:
+        value = resource.effectivePeriod.start
+    else:
+        return None
+    if not isinstance(value, datetime):  # a date alone (2026-12-01) places no reading in the day
+        raise ReadingRefused(
+            "Date de la mesure sans heure : date et heure avec fuseau attendues.", field="effective"
+        )
+    return value
+
+
+def _loinc(concept) -> str | None:
+    for coding in (concept.coding if concept is not None else None) or []:
+        if coding.system == LOINC and coding.code:
+            return coding.code
+    return None
+
+
+def _quantity(quantity) -> tuple[Any, str | None]:
+    if quantity is None or quantity.value is None:
+        raise ReadingRefused("Valeur absente : valueQuantity.value attendu.", field="value")
+    if quantity.system not in (None, UCUM):
+        raise ReadingRefused(f"Unité hors UCUM (système « {quantity.system} ») : UCUM attendu.", field="unit")
+    return quantity.value, quantity.code or quantity.unit
+
+
+def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
+    """One posted Observation as readings (two for the blood-pressure panel), or the reason it is refused."""
+    if not isinstance(data, dict) or data.get("resourceType") != "Observation":
+        return _problem("Une ressource Observation est attendue.", "resourceType")
+    try:
+        resource = Observation.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error.get("loc", ())) or "Observation"
+        return _problem(f"Observation invalide — {where} : {french_message(error)}.", where)
+    if resource.status not in _ACCEPTED_STATUS:
+        return _problem(
+            f"Statut « {resource.status} » : seules les mesures final, amended, corrected ou preliminary sont reçues.",
+            "status",
+        )
+    patient_id = workflow.reference_id(resource.subject.reference if resource.subject else None, "Patient")
+    if patient_id is None:
+        return _problem("subject : référence Patient/<id> attendue.", "subject")
+    serial = None
+    if resource.device is not None:
+        if resource.device.identifier is not None and resource.device.identifier.value:
+            serial = resource.device.identifier.value
+        elif resource.device.reference:
+            serial = f"Device/{resource.device.reference.rpartition('/')[2]}"
+    identifier = None
+    for found in resource.identifier or []:
+        if found.value:
+            identifier = f"{found.system or ''}|{found.value}"
+            break
+    code = _loinc(resource.code)
+    try:
+        effective = _effective(resource)
+        if effective is None:
+            raise ReadingRefused("Date de la mesure absente : effectiveDateTime attendu.", field="effective")
+        if code is None:
+            raise ReadingRefused("code : un codage LOINC (http://loinc.org) est attendu.", field="code")
+        parts: list[tuple[str, Any, str | None]] = []
+        if code == BLOOD_PRESSURE_PANEL:
+            components = {(_loinc(c.code) or ""): c for c in resource.component or []}
+            for part in _PANEL_PARTS:
+                if part not in components:
+                    raise ReadingRefused(
+                        f"Panel de pression artérielle sans composant {part} (systolique 8480-6, diastolique 8462-4).",
+                        field="code",
+                    )
+                value, unit = _quantity(components[part].valueQuantity)
+                parts.append((part, value, unit))
+        else:
+            value, unit = _quantity(resource.valueQuantity)
+            parts.append((code, value, unit))
+        for part, value, unit in parts:  # the panel is stored whole or not at all: check every part first
+            clinical.normalise(part, value, unit)
+    except ReadingRefused as refused:
+        return _problem(refused.message, refused.field or "Observation")
+    items = [
+        monitoring.ReadingItem(
+            first_item + offset,
+            patient_id,
+            part,
+            float(value) if isinstance(value, Decimal) else value,
+            unit,
+            effective,
+            device_serial=serial,
+            identifier=(f"{identifier}#{part}" if code == BLOOD_PRESSURE_PANEL else identifier)
+            if identifier
+            else None,
+        )
+        for offset, (part, value, unit) in enumerate(parts)
+    ]
+    return _Parsed(items)
+
+
+async def _resolve_device_references(session: AsyncSession, parsed: list[_Parsed]) -> None:
+    """``Device/<id>`` references become the device's serial number (unknown ids stay unknown: refused later)."""
+    from telesante.monitoring.repository import DeviceRepository
+
+    repo = DeviceRepository(session)
+    for entry in parsed:
+        for item in entry.items:
+            if item.device_serial and item.device_serial.startswith("Device/"):
+                raw = item.device_serial.removeprefix("Device/")
+                try:
+                    device = await repo.get(uuid.UUID(raw))
+                except ValueError:
+                    device = None
+                item.device_serial = device.serial if device is not None else raw
+
+
+def _outcome(message: str, element: str | None, prefix: str) -> OperationOutcome:
+    issue: dict[str, Any] = {"severity": "error", "code": "processing", "diagnostics": message}
+    if element:
+        issue["expression"] = [f"{prefix}{_ELEMENTS.get(element, element)}"]
+    return OperationOutcome(issue=[issue])
+
+
+async def _ingest(
+    session: AsyncSession, principal: Principal, resources: list[Any]
+) -> list[tuple[int, str | None, str, str | None]]:
+    """(status, location, refusal message, element refused) per posted Observation."""
+    parsed: list[_Parsed] = []
+    next_item = 0
+    for index, data in enumerate(resources):
+        entry = parse_observation(data, index, next_item)
+        next_item += len(entry.items)
+        parsed.append(entry)
+    await _resolve_device_references(session, parsed)
+    items = [item for entry in parsed for item in entry.items]
+    result = await monitoring.record_readings(session, principal, items, ReadingSource.DEVICE)
+    by_item = {outcome.index: outcome for outcome in result.outcomes}
+    answers = []
+    for entry in parsed:
+        if entry.problem is not None:
+            answers.append((422, None, entry.problem[0], entry.problem[1]))
+            continue
+        outcomes = [by_item[item.index] for item in entry.items]
+        refused = next((o for o in outcomes if o.status == "refused"), None)
+        if refused is not None:
+            answers.append((422, None, refused.message, refused.field))
+            continue
+        ids = [id_ for o in outcomes for id_ in o.observation_ids]
+        status = 201 if any(o.status == "created" for o in outcomes) else 200
+        answers.append((status, f"Observation/{observation_id(ids[0])}" if ids else None, "", None))
+    return answers
+
+
+async def create_observation(
+    session: AsyncSession, principal: Principal, body: bytes
+) -> tuple[int, str | None]:
+    """POST /fhir/Observation: (201 created | 200 already stored, location); a refusal raises (422)."""
+    data = _expect(_json(body), "Observation")
+    [(status, location, message, element)] = await _ingest(session, principal, [data])
+    if status == 422:
+        raise ReadingRefused(
+            message, field=f"Observation.{_ELEMENTS.get(element, element)}" if element else None
+        )
+    return status, location
+
+
+async def batch(session: AsyncSession, principal: Principal, data: dict[str, Any]) -> Bundle:
+    """POST /fhir with a batch Bundle of Observations: one response per entry, in order."""
+    entries = data.get("entry") or []
+    if not isinstance(entries, list):
+        raise InvalidResource("Bundle.entry : liste attendue.", field="entry")
+    resources: list[Any] = []
+    misplaced: dict[int, str] = {}
+    for index, entry in enumerate(entries):
+        request = entry.get("request") if isinstance(entry, dict) else None
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if (
+            not isinstance(request, dict)
+            or request.get("method") != "POST"
+            or str(request.get("url", "")).strip("/") != "Observation"
+        ):
+            misplaced[index] = (
+                "seule la création d'observations (POST Observation) est prise en charge en lot."
+            )
+            resources.append(None)
+        else:
+            resources.append(resource)
+    kept = [(index, resource) for index, resource in enumerate(resources) if index not in misplaced]
+    answers = dict(
+        zip((i for i, _ in kept), await _ingest(session, principal, [r for _, r in kept]), strict=True)
+    )
+    response_entries = []
+    for index in range(len(entries)):
+        prefix = f"Bundle.entry[{index}].resource."
+        if index in misplaced:
+            response = BundleEntryResponse(
+                status=_STATUS_TEXT[400],
+                outcome=_outcome(f"Bundle.entry[{index}] : {misplaced[index]}", None, prefix),
+            )
+        else:
+            status, location, message, element = answers[index]
+            if status == 422:
+                response = BundleEntryResponse(
+                    status=_STATUS_TEXT[422],
+                    outcome=_outcome(f"Bundle.entry[{index}] : {message}", element, prefix),
+                )
+            else:
+                response = BundleEntryResponse(status=_STATUS_TEXT[status], location=location)
+        response_entries.append(BundleEntry(response=response))
+    return Bundle(type="batch-response", timestamp=clock.now(), entry=response_entries)
+
+
+def is_batch(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("resourceType") == "Bundle" and data.get("type") == "batch"
+
+
+def observation_resource(row: StoredObservation) -> Observation:
+    measure = clinical.BY_KEY[row.measure]
+    return Observation.model_validate(
+        {
+            "resourceType": "Observation",
+            "id": observation_id(row.id),
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "vital-signs" if row.measure != "glucose" else "laboratory",
+                        }
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [{"system": LOINC, "code": row.code, "display": measure.label}],
+                "text": measure.label,
+            },
+            "subject": {"reference": f"Patient/{row.patient_id}"},
+            "effectiveDateTime": clock.as_utc(row.effective_at).isoformat(),
+            "issued": clock.as_utc(row.received_at).isoformat(),
+            "valueQuantity": {
+                "value": row.value,
+                "unit": measure.unit_label,
+                "system": UCUM,
+                "code": row.unit,
+            },
+        }
+    )
+
+
+async def read_observation(
+    session: AsyncSession, principal: Principal, observation_id_: str
+) -> Observation | None:
+    """GET /fhir/Observation/tls-…: a monitoring reading (None: not one of ours, the caller looks elsewhere)."""
+    match = _ID.match(observation_id_)
+    if match is None:
+        return None
+    row = await monitoring.get_observation(session, principal, uuid.UUID(hex=match[1]))
+    if row is None:
+        raise NotFound("Observation introuvable.")
+    return observation_resource(row)

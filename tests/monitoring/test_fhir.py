@@ -1,0 +1,190 @@
+"""A device gateway posts readings over FHIR: one Observation with fhirpy (a real FHIR client, over a real HTTP
+port), then a batch Bundle with good and bad entries, each answered on its own; the blood-pressure panel is split
+into its two pressures; the same reading sent twice is stored once; strangers' readings are refused."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fhirpy import AsyncFHIRClient
+from fhirpy.base.exceptions import OperationOutcome
+
+from telesante.monitoring import service
+from tests.factories import make_patient, token_for
+from tests.fhir.test_fhirpy import fhir_url  # noqa: F401 - the fixture is used below
+from tests.monitoring.conftest import enrol
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+
+
+def observation(patient_id, code, value=None, unit=None, at=None, **extra) -> dict:
+    resource = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    if at is not None:
+        resource["effectiveDateTime"] = at.isoformat()
+    if value is not None:
+        resource["valueQuantity"] = {"value": value, "system": UCUM, **({"code": unit} if unit else {})}
+    resource.update(extra)
+    return resource
+
+
+def entry(resource) -> dict:
+    return {"resource": resource, "request": {"method": "POST", "url": "Observation"}}
+
+
+async def test_fhirpy_posts_a_reading_twice_and_it_is_stored_once(
+    fhir_url,  # noqa: F811 - the fixture imported above
+    session,
+    network,
+    patient,
+    frozen,
+):
+    enrolment = await enrol(session, network, patient)
+    gateway = AsyncFHIRClient(
+        fhir_url, authorization=(await token_for(session, network.gateway))["Authorization"]
+    )
+    sent = observation(
+        patient.id,
+        "29463-7",
+        176.0,
+        "[lb_av]",
+        frozen.now - timedelta(minutes=3),
+        identifier=[{"system": "urn:vendor:scale", "value": "reading-42"}],
+        device={"identifier": {"value": "SCALE-0001"}},
+    )
+    created = gateway.resource("Observation", **sent)
+    await created.save()
+    assert created.id.startswith("tls-")
+    assert (
+        created["valueQuantity"]["value"] == pytest.approx(79.8) and created["valueQuantity"]["code"] == "kg"
+    )
+    again = gateway.resource("Observation", **sent)
+    await again.save()
+    assert again.id == created.id  # already stored: answered with the stored reading
+    readings = await service.readings_of(session, network.doctor.principal, enrolment.id)
+    assert len(readings) == 1
+    read = await gateway.reference("Observation", created.id).to_resource()
+    assert read["subject"]["reference"] == f"Patient/{patient.id}"
+    # a stranger's gateway cannot post for this patient, nor read the reading
+    stranger = AsyncFHIRClient(
+        fhir_url, authorization=(await token_for(session, network.colleague))["Authorization"]
+    )
+    with pytest.raises(OperationOutcome) as refused:
+        await stranger.resource("Observation", **{**sent, "identifier": []}).save()
+    assert "non inclus" in str(refused.value)
+    with pytest.raises(Exception):  # noqa: B017 - fhirpy raises ResourceNotFound (404)
+        await stranger.reference("Observation", created.id).to_resource()
+
+
+async def test_a_batch_answers_each_entry(fhir_url, session, network, patient, frozen):  # noqa: F811
+    enrolment = await enrol(session, network, patient)
+    other = await make_patient(session, network.cardiologist, birth_family_name="Lemaire")
+    now = frozen.now
+    panel = observation(
+        patient.id,
+        "85354-9",
+        at=now - timedelta(minutes=10),
+        component=[
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                "valueQuantity": {"value": 132, "system": UCUM, "code": "mm[Hg]"},
+            },
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+                "valueQuantity": {"value": 81, "system": UCUM, "code": "mm[Hg]"},
+            },
+        ],
+    )
+    half_panel = observation(patient.id, "85354-9", at=now, component=panel["component"][:1])
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            entry(observation(patient.id, "29463-7", 81.5, "kg", now - timedelta(hours=1))),  # 0 good
+            entry(panel),  # 1 good: two readings
+            entry(observation(patient.id, "1234-5", 3, "kg", now)),  # 2 unknown code
+            entry(observation(patient.id, "8867-4", 70, None, now)),  # 3 missing unit
+            entry(observation(patient.id, "29463-7", 12, "[stone_av]", now)),  # 4 not convertible
+            entry(observation(patient.id, "29463-7", 0, "kg", now)),  # 5 impossible
+            entry(observation(patient.id, "59408-5", 140, "%", now)),  # 6 impossible
+            entry(observation(patient.id, "29463-7", 80, "kg", now + timedelta(days=1))),  # 7 future
+            entry(observation(patient.id, "29463-7", 80, "kg", now - timedelta(days=3650))),  # 8 years ago
+            entry(observation(other.id, "29463-7", 80, "kg", now)),  # 9 not enrolled
+            entry(
+                observation(patient.id, "29463-7", 80, "kg", now, device={"identifier": {"value": "X-1"}})
+            ),  # 10
+            entry(half_panel),  # 11 panel without its diastolic
+            entry(observation(patient.id, "29463-7", 80, "kg")),  # 12 no date
+            entry({"resourceType": "Observation", "status": "final", "code": "poids"}),  # 13 not FHIR
+            {"resource": {"resourceType": "Patient"}, "request": {"method": "PUT", "url": "Patient/1"}},  # 14
+        ],
+    }
+    gateway = AsyncFHIRClient(
+        fhir_url, authorization=(await token_for(session, network.gateway))["Authorization"]
+    )
+    answer = await gateway.execute("", method="post", data=bundle)
+    assert answer["type"] == "batch-response" and len(answer["entry"]) == 15
+    statuses = [e["response"]["status"] for e in answer["entry"]]
+    assert statuses[:2] == ["201 Created", "201 Created"]
+    assert statuses[14] == "400 Bad Request"
+    assert set(statuses[2:14]) == {"422 Unprocessable Entity"}
+    issues = {i: e["response"]["outcome"]["issue"][0] for i, e in enumerate(answer["entry"]) if i >= 2}
+    expected = {
+        2: ("code", "inconnu"),
+        3: ("valueQuantity.code", "Unité absente"),
+        4: ("valueQuantity.code", "non convertible"),
+        5: ("valueQuantity.value", "0 kg"),
+        6: ("valueQuantity.value", "140 %"),
+        7: ("effectiveDateTime", "futur"),
+        8: ("effectiveDateTime", "365 jours"),
+        9: ("subject", "non inclus"),
+        10: ("device", "X-1"),
+        11: ("code", "8462-4"),
+        12: ("effectiveDateTime", "absente"),
+    }
+    for index, (element, words) in expected.items():
+        issue = issues[index]
+        assert issue["expression"] == [f"Bundle.entry[{index}].resource.{element}"], (index, issue)
+        assert (
+            issue["diagnostics"].startswith(f"Bundle.entry[{index}] : ") and words in issue["diagnostics"]
+        ), issue
+    assert "code" in issues[13]["diagnostics"]
+    readings = await service.readings_of(session, network.nurse.principal, enrolment.id)
+    assert sorted((r.measure, r.value) for r in readings) == [
+        ("diastolic", 81.0),
+        ("systolic", 132.0),
+        ("weight", 81.5),
+    ]
+    # the whole batch again: every good entry is already there
+    again = await gateway.execute("", method="post", data={**bundle, "entry": bundle["entry"][:2]})
+    assert [e["response"]["status"] for e in again["entry"]] == ["200 OK", "200 OK"]
+    assert [e["response"]["location"] for e in again["entry"]] == [
+        e["response"]["location"] for e in answer["entry"][:2]
+    ]
+
+
+async def test_bad_bodies_get_an_operation_outcome_never_a_500(client, session, network, patient):
+    patient_id = patient.id  # the requests below roll back, which expires the objects of the test's session
+    headers = {**(await token_for(session, network.gateway)), "Content-Type": "application/fhir+json"}
+    for body in (
+        b"{",
+        b"[]",
+        b'{"resourceType": "Patient"}',
+        b'{"resourceType": "Bundle", "type": "batch", "entry": 3}',
+    ):
+        response = await client.post(
+            "/fhir/Observation" if b"Patient" in body else "/fhir", content=body, headers=headers
+        )
+        assert response.status_code in (400, 422), (body, response.status_code)
+        assert response.json()["resourceType"] == "OperationOutcome"
+    response = await client.post(
+        "/fhir/Observation", json=observation(patient_id, "29463-7", 80, "kg"), headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["expression"] == ["Observation.effectiveDateTime"]

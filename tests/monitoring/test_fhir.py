@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from fhirpy import AsyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
@@ -130,6 +131,7 @@ async def test_a_batch_answers_each_entry(fhir_url, session, network, patient, f
     )
     answer = await gateway.execute("", method="post", data=bundle)
     assert answer["type"] == "batch-response" and len(answer["entry"]) == 15
+    Bundle.model_validate(answer)  # the answer, built as plain JSON, is a valid FHIR Bundle
     statuses = [e["response"]["status"] for e in answer["entry"]]
     assert statuses[:2] == ["201 Created", "201 Created"]
     assert statuses[14] == "400 Bad Request"

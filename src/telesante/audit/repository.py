@@ -55,6 +55,12 @@ class AuditRepository(RepositoryBase[AuditEvent]):
         self.session.info[_HEAD_KEY] = event
         return event
 
+    async def insert_rows(self, rows: list[dict]) -> None:
+        """Rows already chained, in order, in one statement. The next append of the transaction reads the head
+        again (the lock is still held: nobody else appended)."""
+        await self.session.execute(sa.insert(AuditEvent.__table__), rows)
+        self.session.info.pop(_HEAD_KEY, None)
+
     async def list_for_patient(self, patient_id: uuid.UUID, page: PageRequest) -> Page[AuditEvent]:
         stmt = sa.select(AuditEvent).where(AuditEvent.patient_id == patient_id)
         total = await self.count(stmt)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +35,7 @@ class Action:
     EXPORT = "export"
 
 
-def canonical_form(event: AuditEvent) -> bytes:
+def canonical_form(event: AuditEvent | SimpleNamespace) -> bytes:
     payload = {
         "seq": event.seq,
         "occurred_at": clock.as_utc(event.occurred_at).isoformat(timespec="microseconds"),
@@ -55,7 +57,7 @@ def canonical_form(event: AuditEvent) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def compute_hash(event: AuditEvent) -> str:
+def compute_hash(event: AuditEvent | SimpleNamespace) -> str:
     return hashlib.sha256(canonical_form(event)).hexdigest()
 
 
@@ -73,8 +75,72 @@ async def record_access(
     """Append one audit row in the current transaction (it commits or rolls back with the change)."""
     repo = AuditRepository(session)
     last = await repo.chain_head()
+    event = _chained(
+        last, principal, action, object_type, object_id, patient_id, details, break_glass, clock.now()
+    )
+    await repo.append(event)
+    return event
+
+
+async def record_accesses(
+    session: AsyncSession,
+    principal: Principal | None,
+    *,
+    action: str,
+    object_type: str,
+    entries: Sequence[tuple[Any, uuid.UUID | None, dict[str, Any] | None]],
+) -> None:
+    """Append one audit row per ``(object id, patient id, details)`` in one write: the rows of a batch (a device
+    gateway's readings for many patients) are chained exactly as ``record_access`` would chain them one by one."""
+    if not entries:
+        return
+    repo = AuditRepository(session)
+    head = await repo.chain_head()
+    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     ctx = context.current()
-    occurred = clock.now()
+    common = {
+        "occurred_at": clock.now(),
+        "request_id": ctx.request_id,
+        "channel": ctx.channel,
+        "ip": ctx.ip or "",
+        "account_id": principal.account_id if principal else None,
+        "actor": (f"{principal.display_name} <{principal.email}>" if principal else "système")[:300],
+        "roles": (",".join(sorted(r.value for r in principal.roles)) if principal else "")[:300],
+        "organisations": (" | ".join(principal.organisation_names) if principal else "")[:1000],
+        "action": action,
+        "object_type": object_type,
+        "break_glass": False,
+    }
+    rows = []
+    for object_id, patient_id, details in entries:
+        seq += 1
+        row = {
+            **common,
+            "seq": seq,
+            "object_id": str(object_id)[:64],
+            "patient_id": patient_id,
+            "details": json.dumps(
+                details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+            ),
+            "prev_hash": prev_hash,
+        }
+        row["hash"] = prev_hash = compute_hash(SimpleNamespace(**row))
+        rows.append(row)
+    await repo.insert_rows(rows)
+
+
+def _chained(
+    last: AuditEvent | None,
+    principal: Principal | None,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    patient_id: uuid.UUID | None,
+    details: dict[str, Any] | None,
+    break_glass: bool,
+    occurred,
+) -> AuditEvent:
+    ctx = context.current()
     event = AuditEvent(
         seq=(last.seq + 1) if last else 1,
         occurred_at=occurred,
@@ -96,7 +162,6 @@ async def record_access(
         prev_hash=last.hash if last else GENESIS_HASH,
     )
     event.hash = compute_hash(event)
-    await repo.append(event)
     return event
 
 

@@ -11,6 +11,7 @@ Everything but /metadata needs a bearer token.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -173,7 +174,8 @@ async def transaction(
     body = await request.body()
     data = tele_requests._json(body)
     if fhir_monitoring.is_batch(data):
-        return FHIRResponse(await fhir_monitoring.batch(session, principal, data))
+        answer = await fhir_monitoring.batch(session, principal, data)
+        return FHIRResponse(json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     found, order = await tele_requests.transaction(session, principal, settings, store, body)
     request_id = found.request.id
     locations = {

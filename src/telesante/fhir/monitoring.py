@@ -24,9 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleEntryResponse
 from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.operationoutcome import OperationOutcome
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -192,11 +190,11 @@ async def _resolve_device_references(session: AsyncSession, parsed: list[_Parsed
                 item.device_serial = device.serial if device is not None else raw
 
 
-def _outcome(message: str, element: str | None, prefix: str) -> OperationOutcome:
+def _outcome(message: str, element: str | None, prefix: str) -> dict[str, Any]:
     issue: dict[str, Any] = {"severity": "error", "code": "processing", "diagnostics": message}
     if element:
         issue["expression"] = [f"{prefix}{_ELEMENTS.get(element, element)}"]
-    return OperationOutcome(issue=[issue])
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 async def _ingest(
@@ -242,7 +240,7 @@ async def create_observation(
     return status, location
 
 
-async def batch(session: AsyncSession, principal: Principal, data: dict[str, Any]) -> Bundle:
+async def batch(session: AsyncSession, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
     """POST /fhir with a batch Bundle of Observations: one response per entry, in order."""
     entries = data.get("entry") or []
     if not isinstance(entries, list):
@@ -267,25 +265,32 @@ async def batch(session: AsyncSession, principal: Principal, data: dict[str, Any
     answers = dict(
         zip((i for i, _ in kept), await _ingest(session, principal, [r for _, r in kept]), strict=True)
     )
+    # The answer is built as plain JSON (one entry per posted entry, thousands per batch): the shapes are those of
+    # Bundle.entry.response and OperationOutcome, checked by the tests against fhir.resources.
     response_entries = []
     for index in range(len(entries)):
         prefix = f"Bundle.entry[{index}].resource."
         if index in misplaced:
-            response = BundleEntryResponse(
-                status=_STATUS_TEXT[400],
-                outcome=_outcome(f"Bundle.entry[{index}] : {misplaced[index]}", None, prefix),
-            )
+            response = {
+                "status": _STATUS_TEXT[400],
+                "outcome": _outcome(f"Bundle.entry[{index}] : {misplaced[index]}", None, prefix),
+            }
         else:
             status, location, message, element = answers[index]
             if status == 422:
-                response = BundleEntryResponse(
-                    status=_STATUS_TEXT[422],
-                    outcome=_outcome(f"Bundle.entry[{index}] : {message}", element, prefix),
-                )
+                response = {
+                    "status": _STATUS_TEXT[422],
+                    "outcome": _outcome(f"Bundle.entry[{index}] : {message}", element, prefix),
+                }
             else:
-                response = BundleEntryResponse(status=_STATUS_TEXT[status], location=location)
-        response_entries.append(BundleEntry(response=response))
-    return Bundle(type="batch-response", timestamp=clock.now(), entry=response_entries)
+                response = {"status": _STATUS_TEXT[status], "location": location}
+        response_entries.append({"response": response})
+    return {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "timestamp": clock.now().isoformat(),
+        "entry": response_entries,
+    }
 
 
 def is_batch(data: Any) -> bool:

@@ -9,6 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from telesante.auth.models import Account
 from telesante.directory.models import Membership, Organisation, Role
@@ -76,29 +78,57 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
             .order_by(Enrolment.created_at.desc())
         )
 
-    async def active_by_patient(self, patient_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Enrolment]]:
-        """The active enrolments of these patients, oldest first (where a reading goes when several follow it)."""
+    # What ingest and the rules read of an enrolment: plain rows (attribute access like the model), no ORM load.
+    _STATE = (
+        Enrolment.id,
+        Enrolment.patient_id,
+        Enrolment.programme_id,
+        Enrolment.organisation_id,
+        Enrolment.overrides,
+        Enrolment.started_at,
+        Enrolment.created_at,
+        Enrolment.colour,
+        Enrolment.last_reading_at,
+    )
+
+    async def active_by_patient(self, patient_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[sa.Row]]:
+        """The active enrolments of these patients (state rows), oldest first (where a reading goes when several
+        follow it)."""
         ids = list(set(patient_ids))
-        found: dict[uuid.UUID, list[Enrolment]] = {}
+        found: dict[uuid.UUID, list[sa.Row]] = {}
         for start in range(0, len(ids), 500):
-            rows = await self.all(
-                sa.select(Enrolment)
+            rows = await self.session.execute(
+                sa.select(*self._STATE)
                 .where(
                     Enrolment.patient_id.in_(ids[start : start + 500]),
                     Enrolment.status == EnrolmentStatus.ACTIVE,
                 )
                 .order_by(Enrolment.created_at)
             )
-            for row in rows:
+            for row in rows.all():
                 found.setdefault(row.patient_id, []).append(row)
         return found
 
-    async def get_many(self, ids: Iterable[uuid.UUID]) -> list[Enrolment]:
-        ids = list(set(ids))
-        found: list[Enrolment] = []
-        for start in range(0, len(ids), 500):
-            found += await self.all(sa.select(Enrolment).where(Enrolment.id.in_(ids[start : start + 500])))
-        return found
+    async def states(self, ids: Sequence[uuid.UUID]) -> list[sa.Row]:
+        stmt = sa.select(*self._STATE).where(Enrolment.id.in_(list(ids)))
+        return list((await self.session.execute(stmt)).all())
+
+    async def set_triage_state(self, changes: Sequence[tuple[uuid.UUID, str, datetime | None]]) -> None:
+        if not changes:
+            return
+        table = Enrolment.__table__
+        await self.session.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(colour=sa.bindparam("b_colour"), last_reading_at=sa.bindparam("b_at")),
+            [{"b_id": id_, "b_colour": colour, "b_at": at} for id_, colour, at in changes],
+        )
+        # Enrolments this session already holds as objects are kept in step (they are not marked as changed)
+        for id_, colour, at in changes:
+            held = self.session.identity_map.get(identity_key(Enrolment, id_))
+            if held is not None:
+                set_committed_value(held, "colour", colour)
+                set_committed_value(held, "last_reading_at", at)
 
     async def by_link_hash(self, link_hash: str) -> Enrolment | None:
         return await self.scalar(sa.select(Enrolment).where(Enrolment.link_hash == link_hash))
@@ -170,18 +200,15 @@ class ObservationRepository(RepositoryBase[Observation]):
         (enrolment id, dedup key) → observation id."""
         if not rows:
             return {}
-        insert = _insert(self.session.bind.dialect.name)
-        created: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-        for start in range(0, len(rows), 1000):
-            stmt = (
-                insert(Observation)
-                .values(list(rows[start : start + 1000]))
-                .on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"])
-                .returning(Observation.id, Observation.enrolment_id, Observation.dedup_key)
-            )
-            for id_, enrolment_id, key in (await self.session.execute(stmt)).all():
-                created[(enrolment_id, key)] = id_
-        return created
+        table = Observation.__table__
+        # One statement for every batch (compiled once, cached); the driver sends the rows in pages of VALUES.
+        stmt = (
+            _insert(self.session.bind.dialect.name)(table)
+            .on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"])
+            .returning(table.c.id, table.c.enrolment_id, table.c.dedup_key)
+        )
+        result = await self.session.execute(stmt, list(rows))
+        return {(enrolment_id, key): id_ for id_, enrolment_id, key in result.all()}
 
     async def existing(self, keys: Iterable[tuple[uuid.UUID, str]]) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
         """Stored readings among (enrolment id, dedup key) pairs (to answer a duplicate with its id)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from telesante.audit.service import Action, record_access
+from telesante.audit.service import Action, record_access, record_accesses
 from telesante.auth.principal import Principal
 from telesante.auth.security import hash_password, verify_password
 from telesante.config import get_settings
@@ -138,12 +138,21 @@ async def get_programme(session: AsyncSession, programme_id: uuid.UUID) -> Monit
     return programme
 
 
+# A programme version's rules never change (a revision is a new version): parsed once per process.
+_PARSED: dict[uuid.UUID, tuple[rules.Rule, ...]] = {}
+
+
 def _rules(programme: MonitoringProgramme) -> tuple[rules.Rule, ...]:
-    return tuple(rules.rule_from_data(data) for data in programme.rules)
+    parsed = _PARSED.get(programme.id)
+    if parsed is None:
+        parsed = _PARSED[programme.id] = tuple(rules.rule_from_data(data) for data in programme.rules)
+    return parsed
 
 
 def enrolment_rules(programme: MonitoringProgramme, enrolment: Enrolment) -> tuple[rules.Rule, ...]:
-    return rules.with_overrides(_rules(programme), enrolment.overrides or {})
+    if not enrolment.overrides:
+        return _rules(programme)
+    return rules.with_overrides(_rules(programme), enrolment.overrides)
 
 
 def next_opening(programme: MonitoringProgramme, at: datetime, zone: str = "metropole") -> datetime | None:
@@ -613,16 +622,16 @@ async def record_readings(
         for enrolment_id, count in touched.items():
             patient = by_id[enrolment_id].patient_id
             audited[patient] = audited.get(patient, 0) + count
-        for patient_id, count in audited.items():
-            await record_access(
-                session,
-                principal,
-                action=Action.CREATE,
-                object_type="MonitoringObservation",
-                object_id=patient_id,
-                patient_id=patient_id,
-                details={"count": count, "source": source.value},
-            )
+        await record_accesses(
+            session,
+            principal,
+            action=Action.CREATE,
+            object_type="MonitoringObservation",
+            entries=[
+                (patient_id, patient_id, {"count": count, "source": source.value})
+                for patient_id, count in audited.items()
+            ],
+        )
     return IngestResult([outcomes[item.index] for item in items], alerts)
 
 
@@ -681,6 +690,7 @@ async def _evaluate(
     alert_repo = AlertRepository(session)
     known = await alert_repo.recent_or_open((e.id for e in enrolments), window - timedelta(days=31))
     raised: list[Alert] = []
+    changed: list[tuple[Any, str, datetime | None]] = []
     for enrolment in enrolments:
         programme = programmes[enrolment.programme_id]
         series = [
@@ -731,19 +741,21 @@ async def _evaluate(
             session.add(alert)
             alerts.append(alert)
             raised.append(alert)
-        enrolment.colour = rules.triage_colour(
+        colour = rules.triage_colour(
             [
                 rules.Finding(a.rule_code, a.severity, a.message, ())
                 for a in alerts
                 if a.status != AlertStatus.CLOSED
             ]
         )
-        if last:
-            latest = max(last.values())
-            if enrolment.last_reading_at is None or latest > enrolment.last_reading_at:
-                enrolment.last_reading_at = latest
-        enrolment.evaluated_at = now
+        latest = max(last.values()) if last else None
+        if latest is None or (enrolment.last_reading_at is not None and latest <= enrolment.last_reading_at):
+            latest = enrolment.last_reading_at
+        if colour != enrolment.colour or latest != enrolment.last_reading_at:
+            changed.append((enrolment, colour, latest))
     await session.flush()
+    # The triage state in one statement (the enrolments were read as plain rows)
+    await EnrolmentRepository(session).set_triage_state([(e.id, colour, at) for e, colour, at in changed])
     if enrolments:
         recipients = await EnrolmentRepository(session).operator_accounts(
             {e.organisation_id for e in enrolments}
@@ -771,7 +783,7 @@ async def evaluate_active(session: AsyncSession, organisation_ids: Sequence[uuid
     raised = 0
     now = clock.now()
     for start in range(0, len(ids), 500):
-        group = await repo.get_many(ids[start : start + 500])
+        group = await repo.states(ids[start : start + 500])
         raised += len(await _evaluate(session, group, {}, now))
     return raised
 

@@ -1,0 +1,548 @@
+"""Remote-monitoring ingest: readings posted by device gateways in FHIR batch Bundles, rules evaluated on arrival.
+
+    python -m bench.monitoring_ingest [--quick] [--patients N] [--batch N] [--clients N]
+
+Issue 7: observations for 10,000 enrolled patients (1,000 with ``--quick``), on SQLite (one instance, the embedded
+default) and on PostgreSQL (two instances behind the client, Redis bus, as a region scales out). Goals: ≥ 20,000
+observations/s on PostgreSQL, ≥ 5,000 on SQLite, reading-to-alert-on-stream p99 ≤ 100 ms.
+
+The region is seeded through the real services: the CHU's heart-failure telemonitoring team (operator, device
+gateway account), a general hospital's cardiologist who registers and enrols every patient (the act's and the
+programme's consents, a connected scale each). Then, with real server processes (uvicorn, the application as
+deployed) and real clients (httpx over TCP; ``httpx-sse`` reading ``GET /evenements`` as the operator's browser does):
+
+1. **throughput** — ``--clients`` concurrent gateways post batch Bundles of ``--batch`` weight Observations (three
+   days of stable weights per patient, a device identifier per reading, so every entry is new), each entry checked,
+   converted, stored once, and the rules of its patient evaluated in the same request. Observations/s = entries
+   answered ``201 Created`` / wall time;
+2. **alert latency** — meanwhile, and again on a quiet server, a probe gateway posts single-entry Bundles carrying a
+   weight 3 kg above that patient's (heart failure: +2 kg in 3 days is red); the clock runs from the post leaving
+   the client to the ``monitoring.alert`` event for that patient on the operator's open stream.
+
+The peer in the same run is the database's own bulk load of the same FHIR JSON rows: PostgreSQL ``COPY`` into a table
+of ``jsonb`` (the issue's measured limit, about 26,000/s on this machine), SQLite ``executemany`` into a table of
+JSON text. The clients share the machine's two cores with the servers and the database. The last line is one JSON
+object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from bench.notify import (
+    REDIS_URL,
+    migrate,
+    percentile,
+    recreate_database,
+    server_env,
+    start_instance,
+    stop_instance,
+)
+from bench.stroke_alert import machine
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DATABASE = "monitoring_bench"
+PASSWORD = "Bench-monitoring-2026!"
+GOAL_PG = 20_000
+GOAL_SQLITE = 5_000
+GOAL_ALERT_P99_MS = 100.0
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+FAMILY_NAMES = ["DUFOUR", "LEROY", "MOREAU", "LEFEBVRE", "DUBOIS", "LAMBERT", "BONNET", "FRANCOIS", "MARTIN"]
+GIVEN_NAMES = ["Marcel", "Jeanne", "Louis", "Germaine", "André", "Simone", "Roger", "Odette"]
+
+
+# --- seed: a telemonitoring team and its patients through the real services ---------------------------------------
+
+
+async def seed(patients: int) -> dict[str, Any]:
+    """Runs in this process against the database of the environment (TELESANTE_*)."""
+    import telesante.models  # noqa: F401 - every model registered
+    from telesante.auth import service as auth_service
+    from telesante.config import Settings
+    from telesante.consents.models import ConsentDecision
+    from telesante.db import Database
+    from telesante.directory import service as directory_service
+    from telesante.directory.models import OrganisationType, Profession, Role
+    from telesante.directory.schemas import MembershipCreate, OrganisationCreate, ProfessionalCreate
+    from telesante.kit.identifiers import finess_with_key, rpps_with_key
+    from telesante.monitoring import service as monitoring
+    from telesante.monitoring.schemas import DeviceIn, EnrolmentCreate, ProgrammeCreate
+    from telesante.patients import service as patient_service
+    from telesante.patients.schemas import PatientCreate
+
+    counter = iter(range(1, 1_000_000))
+
+    async def organisation(session, name, kind=OrganisationType.CH):
+        n = next(counter)
+        return await directory_service.create_organisation(
+            session,
+            None,
+            OrganisationCreate(
+                finess=finess_with_key(f"59{n:06d}"),
+                name=name,
+                type=kind,
+                commune_insee="59350",
+                city="Lille",
+                postal_code="59000",
+            ),
+        )
+
+    async def person(session, org, role, family, profession=Profession.MEDECIN):
+        n = next(counter)
+        professional = await directory_service.create_professional(
+            session,
+            None,
+            ProfessionalCreate(
+                rpps=rpps_with_key(f"2{n:09d}"),
+                family_name=family,
+                given_name="Claire",
+                profession=profession,
+                specialty="",
+            ),
+        )
+        await directory_service.add_membership(
+            session,
+            None,
+            MembershipCreate(professional_id=professional.id, organisation_id=org.id, role=role),
+        )
+        email = f"bench{n}@tls.telesante.fr"
+        account = await auth_service.create_account(
+            session, None, professional_id=professional.id, email=email, password=PASSWORD
+        )
+        token, _ = await auth_service.create_api_token(session, email=email, name="bench")
+        account = await auth_service.AccountRepository(session).get_with_professional(account.id)
+        return token, await auth_service.build_principal(session, account, "token")
+
+    database = Database(Settings())
+    async with database.sessionmaker() as session:
+        chu = await organisation(session, "CHU de Lille — télésurveillance cardiaque", OrganisationType.CHU)
+        ch = await organisation(session, "CH d'Arras")
+        _, admin = await person(session, chu, Role.ORG_ADMIN, "Administratrice")
+        operator_token, _ = await person(
+            session, chu, Role.MONITORING_OPERATOR, "Infirmière", Profession.INFIRMIER
+        )
+        gateway_token, _ = await person(
+            session, chu, Role.MONITORING_OPERATOR, "Passerelle", Profession.ADMINISTRATIF
+        )
+        _, cardiologist = await person(session, ch, Role.REQUESTER, "Cardiologue")
+        programme = await monitoring.create_programme(
+            session,
+            admin,
+            ProgrammeCreate(
+                organisation_id=chu.id,
+                code="insuffisance_cardiaque",
+                team_name="Équipe IC",
+                days=[1, 2, 3, 4, 5, 6, 7],
+                opens="00:00",
+                closes="23:59",
+            ),
+        )
+        await session.commit()
+        patient_ids, enrolment_ids = [], []
+        for i in range(patients):
+            patient, _ = await patient_service.register_patient(
+                session,
+                cardiologist,
+                PatientCreate(
+                    birth_family_name=FAMILY_NAMES[i % len(FAMILY_NAMES)],
+                    birth_given_names=GIVEN_NAMES[i % len(GIVEN_NAMES)],
+                    birth_date=date(1930, 1, 1) + timedelta(days=(7 * i) % 20000),
+                    sex="F" if i % 2 else "M",
+                    birth_place_insee="59350",
+                    confirm_duplicate=True,
+                ),
+            )
+            enrolment = await monitoring.enrol_patient(
+                session,
+                cardiologist,
+                patient.id,
+                EnrolmentCreate(
+                    programme_id=programme.id,
+                    indication="Insuffisance cardiaque, NYHA III",
+                    prescriber_name="Dr Cardiologue",
+                    decision=ConsentDecision.GIVEN,
+                    devices=[DeviceIn(serial=f"SCALE-{i:06d}", kind="Balance connectée")],
+                ),
+            )
+            patient_ids.append(str(patient.id))
+            enrolment_ids.append(str(enrolment.id))
+            if i % 200 == 199:
+                await session.commit()
+        await session.commit()
+    await database.dispose()
+    return {
+        "operator_token": operator_token,
+        "gateway_token": gateway_token,
+        "patient_ids": patient_ids,
+        "enrolment_ids": enrolment_ids,
+    }
+
+
+def seed_in_subprocess(env: dict[str, str], patients: int) -> dict[str, Any]:
+    code = (
+        "import asyncio, json; from bench.monitoring_ingest import seed; "
+        f"print(json.dumps(asyncio.run(seed({patients}))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"seeding failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- the readings ------------------------------------------------------------------------------------------------
+
+
+def observation(patient_id: str, index: int, kilograms: float, at: datetime, tag: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "identifier": [{"system": "urn:bench:scale", "value": f"{tag}-{patient_id}-{at.timestamp():.0f}"}],
+        "code": {"coding": [{"system": LOINC, "code": "29463-7", "display": "Body weight"}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "device": {"identifier": {"value": f"SCALE-{index:06d}"}},
+        "effectiveDateTime": at.isoformat(),
+        "valueQuantity": {"value": kilograms, "unit": "kg", "system": UCUM, "code": "kg"},
+    }
+
+
+def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"resource": r, "request": {"method": "POST", "url": "Observation"}} for r in resources],
+    }
+
+
+def base_weight(index: int) -> float:
+    return 60.0 + (index * 7) % 40
+
+
+def stable_readings(patient_ids: list[str], now: datetime) -> list[dict[str, Any]]:
+    """Three days of stable weights per patient, the last one 12 hours ago (no alert: neither a rise nor missing
+    data): the throughput load."""
+    readings = []
+    for hours in (60, 36, 12):
+        at = (now - timedelta(hours=hours)).replace(second=0, microsecond=0)
+        for index, patient_id in enumerate(patient_ids):
+            kilograms = base_weight(index) + (0.1 if hours == 36 else 0.0)
+            readings.append(observation(patient_id, index, kilograms, at, "stable"))
+    return readings
+
+
+# --- the operator's stream -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Inbox:
+    alerts: dict[str, float] = field(default_factory=dict)  # enrolment id -> perf_counter() at first alert
+    received: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, enrolment_id: str, seconds: float = 10.0) -> float:
+        async with asyncio.timeout(seconds):
+            while enrolment_id not in self.alerts:
+                self.arrived.clear()
+                if enrolment_id not in self.alerts:
+                    await self.arrived.wait()
+        return self.alerts[enrolment_id]
+
+
+async def listen(client: httpx.AsyncClient, url: str, token: str, inbox: Inbox, ready: asyncio.Event) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aconnect_sse(client, "GET", f"{url}/evenements", headers=headers) as source:
+        if source.response.status_code != 200:
+            raise RuntimeError(f"stream refused: {source.response.status_code}")
+        ready.set()
+        async for message in source.aiter_sse():
+            at = time.perf_counter()
+            if message.event != "monitoring.alert" or not message.data:
+                continue
+            data = json.loads(message.data).get("data", {})
+            inbox.alerts.setdefault(str(data.get("enrolment_id")), at)
+            inbox.received += 1
+            inbox.arrived.set()
+
+
+# --- measure -----------------------------------------------------------------------------------------------------
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "count": len(ordered),
+        "p50_ms": round(percentile(ordered, 50), 1),
+        "p95_ms": round(percentile(ordered, 95), 1),
+        "p99_ms": round(percentile(ordered, 99), 1),
+        "max_ms": round(ordered[-1], 1) if ordered else 0.0,
+    }
+
+
+async def _post(client: httpx.AsyncClient, url: str, token: str, body: bytes) -> dict[str, Any]:
+    response = await client.post(
+        f"{url}/fhir",
+        content=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"},
+    )
+    if response.status_code != 200:
+        raise RuntimeError(f"batch refused: {response.status_code} {response.text[:500]}")
+    return response.json()
+
+
+async def _probe(
+    client: httpx.AsyncClient, url: str, info: dict[str, Any], inbox: Inbox, index: int, now: datetime
+) -> float:
+    """One reading 3 kg above the patient's: time from the post leaving to its red alert on the stream (ms)."""
+    patient_id, enrolment_id = info["patient_ids"][index], info["enrolment_ids"][index]
+    body = json.dumps(
+        bundle([observation(patient_id, index, base_weight(index) + 3.0, now, "probe")])
+    ).encode()
+    started = time.perf_counter()
+    answer = await _post(client, url, info["gateway_token"], body)
+    status = answer["entry"][0]["response"]["status"]
+    if not status.startswith("201"):
+        raise RuntimeError(f"probe refused: {answer['entry'][0]['response']}")
+    arrived = await inbox.wait_for(enrolment_id)
+    return (arrived - started) * 1000
+
+
+async def measure(
+    urls: list[str], stream_url: str, info: dict[str, Any], batch_size: int, clients: int
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    patient_ids = info["patient_ids"]
+    readings = stable_readings(patient_ids, now)
+    bodies = [
+        json.dumps(bundle(readings[start : start + batch_size])).encode()
+        for start in range(0, len(readings), batch_size)
+    ]
+    probes_loaded = list(range(0, len(patient_ids), max(1, len(patient_ids) // 60)))[:50]
+    loaded_set = set(probes_loaded)
+    probes_quiet = [i for i in range(len(patient_ids)) if i not in loaded_set][:100]
+    inbox = Inbox()
+    limits = httpx.Limits(max_connections=clients + 4)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        ready = asyncio.Event()
+        stream = asyncio.create_task(listen(client, stream_url, info["operator_token"], inbox, ready))
+        await asyncio.wait_for(ready.wait(), 30)
+        # warm-up: one small batch per instance (connections, caches, first queries planned)
+        warm = [
+            observation(patient_ids[i], i, base_weight(i), now - timedelta(days=4), "warm")
+            for i in range(len(urls))
+        ]
+        for url, resource in zip(urls, warm, strict=True):
+            await _post(client, url, info["gateway_token"], json.dumps(bundle([resource])).encode())
+
+        queue = list(enumerate(bodies))
+        created = refused = 0
+
+        async def gateway(worker: int) -> None:
+            nonlocal created, refused
+            while queue:
+                number, body = queue.pop(0)
+                answer = await _post(client, urls[number % len(urls)], info["gateway_token"], body)
+                for entry in answer["entry"]:
+                    if entry["response"]["status"].startswith("201"):
+                        created += 1
+                    else:
+                        refused += 1
+
+        loaded_latencies: list[float] = []
+
+        async def prober() -> None:
+            # the probes start once the first day of stable weights is in (a rise needs an earlier reading)
+            while len(queue) > len(bodies) * 2 // 3:
+                await asyncio.sleep(0.01)
+            for index in probes_loaded:
+                if not queue:
+                    break
+                loaded_latencies.append(
+                    await _probe(client, urls[index % len(urls)], info, inbox, index, now)
+                )
+                await asyncio.sleep(0.05)
+
+        started = time.perf_counter()
+        probing = asyncio.create_task(prober())
+        await asyncio.gather(*(gateway(worker) for worker in range(clients)))
+        elapsed = time.perf_counter() - started
+        await probing
+        quiet_latencies = []
+        for index in probes_quiet:
+            quiet_latencies.append(await _probe(client, urls[index % len(urls)], info, inbox, index, now))
+        stream.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await stream
+    return {
+        "patients": len(patient_ids),
+        "observations": len(readings),
+        "created": created,
+        "refused": refused,
+        "batch": batch_size,
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "observations_per_s": round(created / elapsed),
+        "alert_under_load": _summary(loaded_latencies),
+        "alert_quiet": _summary(quiet_latencies),
+        "alerts_received": inbox.received,
+    }
+
+
+# --- the peers: the database's own bulk load of the same JSON rows -------------------------------------------------
+
+
+def _peer_rows(patients: int) -> list[str]:
+    now = datetime.now(UTC)
+    ids = [str(uuid.uuid4()) for _ in range(patients)]
+    return [json.dumps(r) for r in stable_readings(ids, now)]
+
+
+async def postgres_copy(rows: list[str], database_url: str) -> float:
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("DROP TABLE IF EXISTS bench_fhir_rows")
+        await connection.execute(
+            "CREATE TABLE bench_fhir_rows (id bigserial PRIMARY KEY, resource jsonb NOT NULL)"
+        )
+        started = time.perf_counter()
+        await connection.copy_records_to_table(
+            "bench_fhir_rows", records=[(r,) for r in rows], columns=["resource"]
+        )
+        elapsed = time.perf_counter() - started
+        await connection.execute("DROP TABLE bench_fhir_rows")
+    finally:
+        await connection.close()
+    return len(rows) / elapsed
+
+
+def sqlite_executemany(rows: list[str], directory: Path) -> float:
+    import sqlite3
+
+    connection = sqlite3.connect(directory / "peer.sqlite3")
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, resource TEXT NOT NULL)")
+        started = time.perf_counter()
+        with connection:
+            connection.executemany("INSERT INTO rows (resource) VALUES (json(?))", [(r,) for r in rows])
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        connection.close()
+
+
+# --- set-ups -----------------------------------------------------------------------------------------------------
+
+
+async def on_sqlite(patients: int, batch_size: int, clients: int) -> dict[str, Any]:
+    directory = Path(tempfile.mkdtemp(prefix="telesante-bench-tls-"))
+    env = server_env(directory, None, None, "unused")
+    migrate(env)
+    info = seed_in_subprocess(env, patients)
+    instance = start_instance(env)
+    try:
+        result = await measure([instance.url], instance.url, info, batch_size, clients)
+    finally:
+        stop_instance(instance)
+    peer = sqlite_executemany(_peer_rows(patients), directory)
+    return {
+        "engine": "SQLite, one instance, in-process bus",
+        **result,
+        "peer": "SQLite executemany of the same FHIR JSON rows",
+        "peer_rows_per_s": round(peer),
+        "ratio_to_peer": round(result["observations_per_s"] / peer, 3),
+        "goal_observations_per_s": GOAL_SQLITE,
+        "meets_goal": result["observations_per_s"] >= GOAL_SQLITE,
+    }
+
+
+async def on_postgres(patients: int, batch_size: int, clients: int) -> dict[str, Any]:
+    database_url = await recreate_database(BENCH_DATABASE)
+    channel = f"telesante:bench:tls:{uuid.uuid4().hex[:8]}"
+    env_a = server_env(
+        Path(tempfile.mkdtemp(prefix="telesante-bench-tls-a-")), database_url, REDIS_URL, channel
+    )
+    env_b = {**env_a, "TELESANTE_DATA_DIR": tempfile.mkdtemp(prefix="telesante-bench-tls-b-")}
+    migrate(env_a)
+    info = seed_in_subprocess(env_a, patients)
+    a, b = start_instance(env_a), start_instance(env_b)
+    try:
+        result = await measure([a.url, b.url], b.url, info, batch_size, clients)
+    finally:
+        stop_instance(a)
+        stop_instance(b)
+    peer = await postgres_copy(_peer_rows(patients), database_url)
+    return {
+        "engine": "PostgreSQL, two instances, Redis bus (operator's stream on B)",
+        **result,
+        "peer": "PostgreSQL COPY of the same FHIR JSON rows into jsonb",
+        "peer_rows_per_s": round(peer),
+        "ratio_to_peer": round(result["observations_per_s"] / peer, 3),
+        "goal_observations_per_s": GOAL_PG,
+        "meets_goal": result["observations_per_s"] >= GOAL_PG,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 patients instead of 10,000")
+    parser.add_argument("--patients", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=500, help="Observations per batch Bundle")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent gateways")
+    parser.add_argument("--only", choices=("sqlite", "postgres"), default=None)
+    args = parser.parse_args()
+    patients = args.patients or (1_000 if args.quick else 10_000)
+    started, load_at_start = datetime.now(UTC), __import__("os").getloadavg()[0]
+    results = []
+    for name, scenario in (("sqlite", on_sqlite), ("postgres", on_postgres)):
+        if args.only and args.only != name:
+            continue
+        result = await scenario(patients, args.batch, args.clients)
+        results.append(result)
+        print(
+            f"{result['engine']}: {result['created']} observations en {result['seconds']} s = "
+            f"{result['observations_per_s']} obs/s (objectif ≥ {result['goal_observations_per_s']} : "
+            f"{'atteint' if result['meets_goal'] else 'MANQUÉ'} ; pair {result['peer_rows_per_s']} lignes/s, "
+            f"rapport {result['ratio_to_peer']}) ; mesure → alerte sous charge p50 "
+            f"{result['alert_under_load']['p50_ms']} ms p99 {result['alert_under_load']['p99_ms']} ms, au calme p50 "
+            f"{result['alert_quiet']['p50_ms']} ms p99 {result['alert_quiet']['p99_ms']} ms "
+            f"(objectif p99 ≤ {GOAL_ALERT_P99_MS:g} ms)",
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "monitoring_ingest",
+                "quick": args.quick,
+                "goals": {
+                    "postgres_obs_per_s": GOAL_PG,
+                    "sqlite_obs_per_s": GOAL_SQLITE,
+                    "alert_p99_ms": GOAL_ALERT_P99_MS,
+                },
+                "machine": machine(started, load_at_start),
+                "results": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

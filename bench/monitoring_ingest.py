@@ -252,17 +252,26 @@ def stable_readings(patient_ids: list[str], now: datetime) -> list[dict[str, Any
 
 @dataclass
 class Inbox:
-    alerts: dict[str, float] = field(default_factory=dict)  # enrolment id -> perf_counter() at first alert
+    alerts: dict[str, list[tuple[float, str]]] = field(
+        default_factory=dict
+    )  # enrolment -> (arrival, severity)
     received: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def wait_for(self, enrolment_id: str, seconds: float = 10.0) -> float:
+    def _red_since(self, enrolment_id: str, since: float) -> float | None:
+        return next(
+            (at for at, severity in self.alerts.get(enrolment_id, []) if severity == "red" and at >= since),
+            None,
+        )
+
+    async def wait_for(self, enrolment_id: str, since: float, seconds: float = 10.0) -> float:
+        """When the first red alert of this enrolment arrived after ``since``."""
         async with asyncio.timeout(seconds):
-            while enrolment_id not in self.alerts:
+            while self._red_since(enrolment_id, since) is None:
                 self.arrived.clear()
-                if enrolment_id not in self.alerts:
+                if self._red_since(enrolment_id, since) is None:
                     await self.arrived.wait()
-        return self.alerts[enrolment_id]
+        return self._red_since(enrolment_id, since)
 
 
 async def listen(client: httpx.AsyncClient, url: str, token: str, inbox: Inbox, ready: asyncio.Event) -> None:
@@ -276,7 +285,7 @@ async def listen(client: httpx.AsyncClient, url: str, token: str, inbox: Inbox, 
             if message.event != "monitoring.alert" or not message.data:
                 continue
             data = json.loads(message.data).get("data", {})
-            inbox.alerts.setdefault(str(data.get("enrolment_id")), at)
+            inbox.alerts.setdefault(str(data.get("enrolment_id")), []).append((at, str(data.get("severity"))))
             inbox.received += 1
             inbox.arrived.set()
 
@@ -319,7 +328,7 @@ async def _probe(
     status = answer["entry"][0]["response"]["status"]
     if not status.startswith("201"):
         raise RuntimeError(f"probe refused: {answer['entry'][0]['response']}")
-    arrived = await inbox.wait_for(enrolment_id)
+    arrived = await inbox.wait_for(enrolment_id, started)
     return (arrived - started) * 1000
 
 
@@ -352,6 +361,7 @@ async def measure(
 
         queue = list(enumerate(bodies))
         created = refused = 0
+        first_day_in = asyncio.Event()
 
         async def gateway(worker: int) -> None:
             nonlocal created, refused
@@ -363,13 +373,14 @@ async def measure(
                         created += 1
                     else:
                         refused += 1
+                if created >= len(patient_ids):
+                    first_day_in.set()
 
         loaded_latencies: list[float] = []
 
         async def prober() -> None:
             # the probes start once the first day of stable weights is in (a rise needs an earlier reading)
-            while len(queue) > len(bodies) * 2 // 3:
-                await asyncio.sleep(0.01)
+            await first_day_in.wait()
             for index in probes_loaded:
                 if not queue:
                     break

@@ -14,6 +14,8 @@ from telesante.consents.schemas import ConsentCreate
 from telesante.directory import service as directory_service
 from telesante.directory.models import Role
 from telesante.directory.schemas import MembershipCreate
+from telesante.monitoring import service as monitoring_service
+from telesante.monitoring.schemas import ProgrammeCreate
 from tests.factories import make_actor, make_organisation, make_patient, token_for, valid_nir
 from tests.routes import iter_routes
 
@@ -102,6 +104,16 @@ PAGE_SAMPLES: dict[tuple[str, str], dict] = {
             "given_by": "patient",
         }
     },
+    ("GET", "/patients/{patient_id}/telesurveillance"): {},
+    ("POST", "/patients/{patient_id}/telesurveillance"): {
+        "form": {
+            "programme_id": "{programme_id}",
+            "indication": "Insuffisance cardiaque",
+            "prescriber_name": "Dr Martin",
+            "decision": "refused",
+            "conventional_follow_up_offered": "oui",
+        }
+    },
     ("GET", "/patients/{patient_id}/consentements/{consent_id}/retrait"): {},
     ("POST", "/patients/{patient_id}/consentements/{consent_id}/retrait"): {
         "form": {"reason": "ne souhaite plus"}
@@ -148,7 +160,14 @@ async def world(session):
             scope_type="act", scope_code="teleconsultation", decision="given", information_text_id=notice.id
         ),
     )
+    admin = await make_actor(session, here, Role.ORG_ADMIN)
+    programme = await monitoring_service.create_programme(
+        session,
+        admin.principal,
+        ProgrammeCreate(organisation_id=here.id, code="insuffisance_cardiaque", team_name="Équipe IC"),
+    )
     ids = {
+        "programme_id": str(programme.id),
         "patient_id": str(patient.id),
         "consent_id": str(consent.id),
         "org_id": str(here.id),

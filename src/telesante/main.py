@@ -29,6 +29,7 @@ from telesante.imaging import dicomweb, parsing
 from telesante.imaging import pages as imaging_pages
 from telesante.imaging.fastpath import FrameFastPath
 from telesante.jobs.runner import JobRunner
+from telesante.monitoring import pages as monitoring_pages
 from telesante.offers import api as offers_api
 from telesante.offers import pages as offers_pages
 from telesante.oncall import api as oncall_api
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         scheduling_pages,
         video_pages,
         stroke_pages,
+        monitoring_pages,
     ):
         app.include_router(module.router)
     return app

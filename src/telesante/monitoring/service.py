@@ -13,6 +13,7 @@ Who may do what:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -1026,3 +1027,134 @@ async def readings_of(
     """The enrolment's readings (charts), oldest first; audited as a read."""
     view = await get_enrolment(session, principal, enrolment_id)
     return await ObservationRepository(session).series(view.enrolment.id, since)
+
+
+# --- the patient's page session (after the PIN) --------------------------------------------------------------
+
+PATIENT_COOKIE = "ts_tls"
+PATIENT_COOKIE_HOURS = 24 * 30  # the patient's own phone stays open a month; a new link ends it
+
+
+def patient_cookie(secret_key: str, enrolment: Enrolment, now: datetime | None = None) -> str:
+    """What the patient's browser keeps after the PIN: an expiry and a MAC over it and the current link (a new link
+    ends every session opened with the old one)."""
+    expires = int(((now or clock.now()) + timedelta(hours=PATIENT_COOKIE_HOURS)).timestamp())
+    mac = hmac.new(
+        secret_key.encode(), f"{enrolment.link_hash}:{expires}".encode(), hashlib.sha256
+    ).hexdigest()
+    return f"{expires}.{mac}"
+
+
+async def patient_from_cookie(
+    session: AsyncSession, secret_key: str, token: str, cookie: str | None
+) -> Enrolment | None:
+    """The enrolment of a personal link whose PIN this browser gave (None: the PIN is asked)."""
+    enrolment = await patient_enrolment(session, token)
+    if not cookie or "." not in cookie:
+        return None
+    expires, _, mac = cookie.partition(".")
+    if not expires.isdigit() or int(expires) < clock.now().timestamp():
+        return None
+    expected = hmac.new(
+        secret_key.encode(), f"{enrolment.link_hash}:{expires}".encode(), hashlib.sha256
+    ).hexdigest()
+    return enrolment if hmac.compare_digest(expected, mac) else None
+
+
+async def team_programme(session: AsyncSession, enrolment: Enrolment) -> MonitoringProgramme:
+    return await get_programme(session, enrolment.programme_id)
+
+
+# --- charts and the monthly summary ---------------------------------------------------------------------------
+
+
+def chart_data(view: EnrolmentView, readings: list) -> dict[str, Any]:
+    """Per measure followed: the readings (UNIX seconds, values), the thresholds of the patient's rules, and the
+    alerts raised on that measure (their time and severity), for the page's charts (uPlot)."""
+    measures = [m["measure"] for m in view.programme.measures]
+    for reading in readings:
+        if reading.measure not in measures:
+            measures.append(reading.measure)
+    by_rule = {rule.code: rule for rule in view.rules}
+    charts = []
+    for key in measures:
+        measure = clinical.BY_KEY[key]
+        series = [r for r in readings if r.measure == key]
+        limits = [
+            {
+                "value": limit,
+                "label": f"{'>' if rule.above is not None else '<'} {limit:g} {measure.unit_label}",
+                "severity": rule.severity,
+            }
+            for rule in view.rules
+            if isinstance(rule, rules.Threshold) and rule.measure == key
+            for limit in (rule.above, rule.below)
+            if limit is not None
+        ]
+        alerts = [
+            {"at": int(a.raised_at.timestamp()), "severity": a.severity, "message": a.message}
+            for a in view.alerts
+            if a.rule_code in by_rule and by_rule[a.rule_code].measure == key
+        ]
+        charts.append(
+            {
+                "measure": key,
+                "label": measure.label,
+                "unit": measure.unit_label,
+                "times": [int(r.effective_at.timestamp()) for r in series],
+                "values": [r.value for r in series],
+                "limits": limits,
+                "alerts": alerts,
+            }
+        )
+    return {"enrolment_id": str(view.enrolment.id), "charts": charts}
+
+
+@dataclass
+class MonthlySummary:
+    month: date
+    rows: list[dict[str, Any]]  # per measure: count, min, max, mean, first, last
+    alerts: list[Alert]
+    education: list[EducationSession]
+    days_with_readings: int
+    days: int
+
+
+def monthly_summary(view: EnrolmentView, readings: list, month: date) -> MonthlySummary:
+    start = month.replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1)
+    low, high = (
+        clock.from_paris(datetime.combine(start, time())),
+        clock.from_paris(datetime.combine(end, time())),
+    )
+    inside = [r for r in readings if low <= r.effective_at < high]
+    rows = []
+    for key in dict.fromkeys([m["measure"] for m in view.programme.measures] + [r.measure for r in inside]):
+        values = [r.value for r in inside if r.measure == key]
+        measure = clinical.BY_KEY[key]
+        rows.append(
+            {
+                "label": measure.label,
+                "unit": measure.unit_label,
+                "count": len(values),
+                "min": min(values) if values else None,
+                "max": max(values) if values else None,
+                "mean": round(sum(values) / len(values), measure.decimals) if values else None,
+                "first": values[0] if values else None,
+                "last": values[-1] if values else None,
+            }
+        )
+    today = clock.to_paris(clock.now()).date()
+    days = ((min(end, today + timedelta(days=1))) - start).days
+    return MonthlySummary(
+        start,
+        rows,
+        [a for a in view.alerts if low <= a.raised_at < high],
+        [e for e in view.education if low <= e.held_at < high],
+        len({clock.to_paris(r.effective_at).date() for r in inside}),
+        max(days, 0),
+    )
+
+
+async def organisation_name(session: AsyncSession, organisation_id: uuid.UUID) -> str:
+    return await ProgrammeRepository(session).organisation_name(organisation_id)

@@ -1,0 +1,452 @@
+"""Télésurveillance pages: the team's triage worklist (live), a follow-up's page (alerts to filter and interpret,
+charts, education, the patient's link), enrolment from the patient's record, the printable monthly summary, and the
+patient's own page (personal link + PIN, no account) to send measurements."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
+from telesante.consents.models import ConsentDecision, ConsentGiver, ConsentMethod
+from telesante.db import discard_changes
+from telesante.kit import clock
+from telesante.kit.errors import DomainError, InvalidInput
+from telesante.kit.schemas import parse_input
+from telesante.monitoring import clinical, rules, service
+from telesante.monitoring.models import (
+    ACTION_LABELS,
+    ALERT_STATUS_LABELS,
+    ENROLMENT_STATUS_LABELS,
+    SOURCE_LABELS,
+    AlertAction,
+    ReadingSource,
+)
+from telesante.monitoring.schemas import AlertInterpretation, EducationCreate, EnrolmentCreate
+from telesante.patients import service as patient_service
+from telesante.web.forms import form_values, paris_datetime
+from telesante.web.render import redirect, render, set_cookie
+
+router = APIRouter(include_in_schema=False)
+
+LIVE_EVENTS = "sse:monitoring.alert, sse:monitoring.updated"
+LABELS = {
+    "ACTION_LABELS": ACTION_LABELS,
+    "ALERT_STATUS_LABELS": ALERT_STATUS_LABELS,
+    "ENROLMENT_STATUS_LABELS": ENROLMENT_STATUS_LABELS,
+    "SEVERITY_LABELS": rules.SEVERITY_LABELS,
+    "SOURCE_LABELS": SOURCE_LABELS,
+    "MEASURES": clinical.BY_KEY,
+}
+DECISION_LABELS = {ConsentDecision.GIVEN: "Le patient accepte", ConsentDecision.REFUSED: "Le patient refuse"}
+METHOD_LABELS = {
+    ConsentMethod.ORAL: "Oral",
+    ConsentMethod.WRITTEN: "Écrit",
+    ConsentMethod.ELECTRONIC: "Électronique",
+}
+GIVER_LABELS = {
+    ConsentGiver.PATIENT: "Le patient",
+    ConsentGiver.LEGAL_REPRESENTATIVE: "Son représentant légal",
+    ConsentGiver.TRUSTED_PERSON: "Sa personne de confiance",
+}
+DAY_NAMES = {1: "lundi", 2: "mardi", 3: "mercredi", 4: "jeudi", 5: "vendredi", 6: "samedi", 7: "dimanche"}
+
+
+def _errors(exc: DomainError) -> dict[str, str]:
+    return {e["field"]: e["message"] for e in exc.extra.get("errors", [])} or (
+        {exc.field or "form": exc.message}
+    )
+
+
+def hours_text(programme) -> str:
+    days = ", ".join(DAY_NAMES[d] for d in programme.days)
+    return f"{days}, de {programme.opens.replace(':', ' h ')} à {programme.closes.replace(':', ' h ')} (hors jours fériés)"
+
+
+# --- the team's worklist ---------------------------------------------------------------------------------------
+
+
+@router.get("/telesurveillance")
+async def worklist_page(request: Request, session: SessionDep, principal: PrincipalDep):
+    rows = await service.worklist(session, principal)
+    context = {"rows": rows, "live_events": LIVE_EVENTS, "now": clock.now(), **LABELS}
+    partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "triage"
+    response = render(
+        request, "monitoring/_worklist.html" if partial else "monitoring/worklist.html", context
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/telesurveillance/vert-vu")
+async def acknowledge_green(session: SessionDep, principal: PrincipalDep):
+    count = await service.acknowledge_green(session, principal)
+    return redirect(f"/telesurveillance?vus={count}")
+
+
+# --- enrolment from the patient's record ------------------------------------------------------------------------
+
+
+async def _enrol_context(session, principal, patient_id: uuid.UUID) -> dict[str, Any]:
+    access = await patient_service.get_patient(session, principal, patient_id)
+    programmes = await service.list_programmes(session, principal)
+    enrolments = await service.list_patient_enrolments(session, principal, patient_id)
+    names = {}
+    for programme in programmes:
+        names[programme.organisation_id] = await service.organisation_name(session, programme.organisation_id)
+    return {
+        "patient": access.patient,
+        "programmes": programmes,
+        "organisation_names": names,
+        "enrolments": enrolments,
+        "values": {},
+        "errors": {},
+        "DECISION_LABELS": DECISION_LABELS,
+        "METHOD_LABELS": METHOD_LABELS,
+        "GIVER_LABELS": GIVER_LABELS,
+        "hours_text": hours_text,
+        "TEMPLATES": rules.PROGRAMMES,
+        **LABELS,
+    }
+
+
+@router.get("/patients/{patient_id}/telesurveillance")
+async def enrol_page(request: Request, session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID):
+    return render(request, "monitoring/enrol.html", await _enrol_context(session, principal, patient_id))
+
+
+@router.post("/patients/{patient_id}/telesurveillance")
+async def enrol(request: Request, session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID):
+    form = await request.form()
+    values = form_values(
+        form,
+        [
+            "programme_id",
+            "indication",
+            "prescriber_name",
+            "decision",
+            "method",
+            "given_by",
+            "representative_name",
+            "refusal_reason",
+            "starts_on",
+            "ends_on",
+            "device_serial",
+            "device_kind",
+        ],
+    )
+    try:
+        data: dict[str, Any] = {
+            key: values[key]
+            for key in (
+                "programme_id",
+                "indication",
+                "prescriber_name",
+                "decision",
+                "method",
+                "given_by",
+                "representative_name",
+                "refusal_reason",
+                "starts_on",
+                "ends_on",
+            )
+            if key in values
+        }
+        data["conventional_follow_up_offered"] = form.get("conventional_follow_up_offered") == "oui"
+        if values.get("device_serial"):
+            data["devices"] = [
+                {"serial": values["device_serial"], "kind": values.get("device_kind") or "Appareil"}
+            ]
+        overrides: dict[str, dict[str, float]] = {}
+        for key, raw in form.multi_items():
+            if key.startswith("override:") and isinstance(raw, str) and raw.strip():
+                _, code, parameter = key.split(":", 2)
+                try:
+                    overrides.setdefault(code, {})[parameter] = float(raw.replace(",", "."))
+                except ValueError:
+                    raise InvalidInput(f"Seuil « {raw} » : nombre attendu.", field="overrides") from None
+        data["overrides"] = overrides
+        enrolment = await service.enrol_patient(
+            session, principal, patient_id, parse_input(EnrolmentCreate, data)
+        )
+    except DomainError as exc:
+        await discard_changes(session)
+        context = await _enrol_context(session, principal, patient_id)
+        context["values"], context["errors"] = values, _errors(exc)
+        return render(request, "monitoring/enrol.html", context, status_code=exc.status_code)
+    return redirect(f"/telesurveillance/suivis/{enrolment.id}")
+
+
+# --- a follow-up -----------------------------------------------------------------------------------------------
+
+
+async def _follow_up(session, principal, enrolment_id: uuid.UUID, **extra) -> dict[str, Any]:
+    view = await service.get_enrolment(session, principal, enrolment_id)
+    patient = (
+        await patient_service.require_patient_access(session, principal, view.enrolment.patient_id)
+    ).patient
+    return {
+        "view": view,
+        "enrolment": view.enrolment,
+        "programme": view.programme,
+        "patient": patient,
+        "team_name": await service.organisation_name(session, view.enrolment.organisation_id),
+        "hours": hours_text(view.programme),
+        "open_alerts": [a for a in view.alerts if a.status.value != "closed"],
+        "closed_alerts": [a for a in view.alerts if a.status.value == "closed"],
+        "actions": list(AlertAction),
+        "errors": {},
+        "live_events": LIVE_EVENTS,
+        "month": clock.to_paris(clock.now()).strftime("%Y-%m"),
+        "now": clock.now(),
+        **LABELS,
+        **extra,
+    }
+
+
+@router.get("/telesurveillance/suivis/{enrolment_id}")
+async def follow_up_page(
+    request: Request, session: SessionDep, principal: PrincipalDep, enrolment_id: uuid.UUID
+):
+    context = await _follow_up(session, principal, enrolment_id)
+    partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "alertes"
+    response = render(request, "monitoring/_alerts.html" if partial else "monitoring/follow_up.html", context)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/telesurveillance/suivis/{enrolment_id}/mesures.json")
+async def chart_data(session: SessionDep, principal: PrincipalDep, enrolment_id: uuid.UUID):
+    view = await service.get_enrolment(session, principal, enrolment_id, audit=False)
+    readings = await service.readings_of(session, principal, enrolment_id)
+    return JSONResponse(service.chart_data(view, readings), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/telesurveillance/suivis/{enrolment_id}/synthese")
+async def monthly_summary(
+    request: Request, session: SessionDep, principal: PrincipalDep, enrolment_id: uuid.UUID, mois: str = ""
+):
+    try:
+        month = (
+            date.fromisoformat(f"{mois}-01") if mois else clock.to_paris(clock.now()).date().replace(day=1)
+        )
+    except ValueError:
+        raise InvalidInput("Mois attendu au format AAAA-MM.", field="mois") from None
+    context = await _follow_up(session, principal, enrolment_id)
+    readings = await service.readings_of(session, principal, enrolment_id)
+    context["summary"] = service.monthly_summary(context["view"], readings, month)
+    context["readings"] = [
+        r for r in readings if clock.to_paris(r.effective_at).date().replace(day=1) == month
+    ]
+    return render(request, "monitoring/summary.html", context)
+
+
+async def _act(request, session, principal, enrolment_id: uuid.UUID, action) -> Any:
+    """Run a team action; an error re-renders the follow-up with its message (and nothing of the action kept)."""
+    try:
+        await action()
+    except DomainError as exc:
+        await discard_changes(session)
+        context = await _follow_up(session, principal, enrolment_id, errors=_errors(exc))
+        return render(request, "monitoring/follow_up.html", context, status_code=exc.status_code)
+    return redirect(f"/telesurveillance/suivis/{enrolment_id}")
+
+
+@router.post("/telesurveillance/suivis/{enrolment_id}/alertes/{alert_id}/filtrer")
+async def filter_alert(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    enrolment_id: uuid.UUID,
+    alert_id: uuid.UUID,
+):
+    form = await request.form()
+    note = str(form.get("note") or "")
+    return await _act(
+        request,
+        session,
+        principal,
+        enrolment_id,
+        lambda: service.filter_alert(session, principal, alert_id, note),
+    )
+
+
+@router.post("/telesurveillance/suivis/{enrolment_id}/alertes/{alert_id}/interpreter")
+async def interpret_alert(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    enrolment_id: uuid.UUID,
+    alert_id: uuid.UUID,
+):
+    form = await request.form()
+    values = form_values(form, ["interpretation", "action"])
+
+    async def act():
+        data = parse_input(AlertInterpretation, values)
+        await service.interpret_alert(session, principal, alert_id, data)
+
+    return await _act(request, session, principal, enrolment_id, act)
+
+
+@router.post("/telesurveillance/suivis/{enrolment_id}/education")
+async def record_education(
+    request: Request, session: SessionDep, principal: PrincipalDep, enrolment_id: uuid.UUID
+):
+    form = await request.form()
+    values = form_values(form, ["topic", "notes"])
+
+    async def act():
+        data = {**values, "held_at": paris_datetime(form.get("held_at"), "held_at")}
+        await service.record_education(session, principal, enrolment_id, parse_input(EducationCreate, data))
+
+    return await _act(request, session, principal, enrolment_id, act)
+
+
+@router.post("/telesurveillance/suivis/{enrolment_id}/fin")
+async def end_follow_up(
+    request: Request, session: SessionDep, principal: PrincipalDep, enrolment_id: uuid.UUID
+):
+    form = await request.form()
+    reason = str(form.get("reason") or "")
+    return await _act(
+        request,
+        session,
+        principal,
+        enrolment_id,
+        lambda: service.end_enrolment(session, principal, enrolment_id, reason),
+    )
+
+
+@router.post("/telesurveillance/suivis/{enrolment_id}/lien")
+async def issue_link(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    enrolment_id: uuid.UUID,
+):
+    try:
+        _, token, pin = await service.issue_patient_link(session, principal, enrolment_id)
+    except DomainError as exc:
+        await discard_changes(session)
+        context = await _follow_up(session, principal, enrolment_id, errors=_errors(exc))
+        return render(request, "monitoring/follow_up.html", context, status_code=exc.status_code)
+    link = f"{settings.public_url.rstrip('/')}/tls/{token}"
+    context = await _follow_up(session, principal, enrolment_id, issued={"link": link, "pin": pin})
+    response = render(request, "monitoring/follow_up.html", context)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- the patient's page ---------------------------------------------------------------------------------------
+
+
+async def _patient_context(session, enrolment, **extra) -> dict[str, Any]:
+    programme = await service.team_programme(session, enrolment)
+    measures = [clinical.BY_KEY[m["measure"]] for m in programme.measures]
+    return {
+        "programme": programme,
+        "measures": measures,
+        "hours": hours_text(programme),
+        "nonce": uuid.uuid4().hex,
+        "errors": {},
+        **extra,
+    }
+
+
+@router.get("/tls/{token}")
+async def patient_page(request: Request, session: SessionDep, token: str):
+    try:
+        enrolment = await service.patient_from_cookie(
+            session, request.app.state.secret_key, token, request.cookies.get(service.PATIENT_COOKIE)
+        )
+    except DomainError as exc:
+        return render(request, "monitoring/patient.html", {"fatal": exc.message}, status_code=exc.status_code)
+    if enrolment is None:
+        return render(request, "monitoring/patient.html", {"ask_pin": True, "token": token, "errors": {}})
+    context = await _patient_context(session, enrolment, token=token)
+    return render(request, "monitoring/patient.html", context)
+
+
+@router.post("/tls/{token}")
+async def patient_pin(request: Request, session: SessionDep, token: str):
+    form = await request.form()
+    try:
+        enrolment = await service.check_patient_pin(session, token, str(form.get("pin") or ""))
+    except DomainError as exc:
+        # the failed attempt is counted (it is committed, not rolled back)
+        status = exc.status_code if exc.status_code != 422 else 400
+        context = {"ask_pin": True, "token": token, "errors": {"pin": exc.message}}
+        if exc.status_code == 404:
+            context = {"fatal": exc.message}
+        return render(request, "monitoring/patient.html", context, status_code=status)
+    response = redirect(f"/tls/{token}")
+    set_cookie(
+        request,
+        response,
+        service.PATIENT_COOKIE,
+        service.patient_cookie(request.app.state.secret_key, enrolment),
+        max_age=service.PATIENT_COOKIE_HOURS * 3600,
+    )
+    return response
+
+
+@router.post("/tls/{token}/mesures")
+async def patient_readings(request: Request, session: SessionDep, token: str):
+    try:
+        enrolment = await service.patient_from_cookie(
+            session, request.app.state.secret_key, token, request.cookies.get(service.PATIENT_COOKIE)
+        )
+    except DomainError as exc:
+        return render(request, "monitoring/patient.html", {"fatal": exc.message}, status_code=exc.status_code)
+    if enrolment is None:
+        return redirect(f"/tls/{token}")
+    form = await request.form()
+    nonce = str(form.get("nonce") or uuid.uuid4().hex)[:40]
+    items = []
+    for index, (key, raw) in enumerate((k, v) for k, v in form.multi_items() if k.startswith("m:")):
+        text = str(raw).strip().replace(",", ".")
+        if not text:
+            continue
+        measure = clinical.BY_KEY.get(key[2:])
+        if measure is None:
+            continue
+        items.append(
+            service.ReadingItem(
+                index,
+                enrolment.patient_id,
+                measure.code,
+                text,
+                measure.unit,
+                None,
+                identifier=f"page:{nonce}:{measure.key}",
+            )
+        )
+    if not items:
+        context = await _patient_context(
+            session, enrolment, token=token, errors={"form": "Saisissez au moins une mesure."}
+        )
+        return render(request, "monitoring/patient.html", context, status_code=400)
+    result = await service.record_readings(session, None, items, ReadingSource.PATIENT, enrolment=enrolment)
+    refused = {
+        item.code: o.message for item, o in zip(items, result.outcomes, strict=True) if o.status == "refused"
+    }
+    if refused:
+        await discard_changes(session)
+        enrolment = await service.patient_enrolment(session, token)
+        errors = {clinical.BY_LOINC[code].key: message for code, message in refused.items()}
+        context = await _patient_context(session, enrolment, token=token, errors=errors)
+        return render(request, "monitoring/patient.html", context, status_code=400)
+    stored = [clinical.BY_LOINC[item.code] for item in items]
+    context = await _patient_context(
+        session,
+        enrolment,
+        token=token,
+        sent=[(m.label, v.value, m.unit_label) for m, v in zip(stored, items, strict=True)],
+    )
+    return render(request, "monitoring/patient.html", context)

@@ -1,0 +1,149 @@
+"""The télésurveillance pages through HTTP, as browsers use them: enrolment from the patient's record, the patient's
+own page (link + PIN, no account), the team's worklist and a follow-up's triage, the charts' data, the monthly
+summary; the colleague elsewhere and the outsider get nothing."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+from telesante.monitoring import service
+from telesante.monitoring.models import AlertStatus, EnrolmentStatus
+from tests.monitoring.conftest import enrol
+from tests.patients.test_pages import post_form, sign_in, text_of
+
+
+async def test_enrol_from_the_record_then_the_patient_sends_rising_weights_and_the_team_triages(
+    client, session, network, patient, frozen
+):
+    patient_id, programme_id = patient.id, network.programme.id
+    await sign_in(client, network.cardiologist)
+    page = await client.get(f"/patients/{patient_id}/telesurveillance")
+    assert page.status_code == 200 and "Insuffisance cardiaque" in page.text
+    refused = await post_form(
+        client,
+        f"/patients/{patient_id}/telesurveillance",
+        {
+            "programme_id": str(programme_id),
+            "indication": "IC",
+            "prescriber_name": "Dr Martin",
+            "decision": "refused",
+        },
+    )
+    assert refused.status_code == 422 and 'data-error="conventional_follow_up_offered"' in refused.text
+    created = await post_form(
+        client,
+        f"/patients/{patient_id}/telesurveillance",
+        {
+            "programme_id": str(programme_id),
+            "indication": "Insuffisance cardiaque, NYHA III",
+            "prescriber_name": "Dr Martin",
+            "decision": "given",
+            "device_serial": "SCALE-0042",
+            "device_kind": "Balance connectée",
+            "override:ic_pas_basse:below": "95",
+        },
+    )
+    assert created.status_code == 303, text_of(created)
+    enrolment_id = uuid.UUID(created.headers["location"].rsplit("/", 1)[1])
+    follow_up = await client.get(f"/telesurveillance/suivis/{enrolment_id}")
+    assert "SCALE-0042" in follow_up.text and "ic_pas_basse" in follow_up.text
+    issued = await post_form(
+        client,
+        f"/telesurveillance/suivis/{enrolment_id}/lien",
+        {},
+        f"/telesurveillance/suivis/{enrolment_id}",
+    )
+    link = re.search(r"data-link>[^<]*/tls/([^<]+)</code>", issued.text)[1]
+    pin = re.search(r"data-pin>(\d{6})<", issued.text)[1]
+
+    # the patient, in another browser: PIN, then three mornings of rising weight
+    client.cookies.clear()
+    ask = await client.get(f"/tls/{link}")
+    assert 'name="pin"' in ask.text and "appelez le <strong>15</strong>" in ask.text
+    wrong = await post_form(client, f"/tls/{link}", {"pin": "000000" if pin != "000000" else "111111"})
+    assert wrong.status_code == 400 and "4 essais restants" in text_of(wrong)
+    assert (await post_form(client, f"/tls/{link}", {"pin": pin})).status_code == 303
+    for day, kilograms in enumerate(("78,4", "79,3", "80,6")):
+        frozen.now = frozen.now + timedelta(days=1 if day else 0)
+        sent = await post_form(client, f"/tls/{link}/mesures", {"m:weight": kilograms}, f"/tls/{link}")
+        assert sent.status_code == 200 and "data-sent" in sent.text, text_of(sent)
+    bad = await post_form(client, f"/tls/{link}/mesures", {"m:weight": "700"}, f"/tls/{link}")
+    assert bad.status_code == 400 and "700 kg" in text_of(bad)
+
+    # the team's nurse: the patient is red at the top of the worklist; she filters, the doctor interprets
+    client.cookies.clear()
+    await sign_in(client, network.nurse)
+    worklist = await client.get("/telesurveillance")
+    assert worklist.status_code == 200
+    assert re.search(rf'data-enrolment="{enrolment_id}" data-colour="red"', worklist.text)
+    assert "prise de 2,2 kg en 2 jours" in text_of(worklist)
+    follow_up = await client.get(f"/telesurveillance/suivis/{enrolment_id}")
+    alert_id = re.search(r'data-alert="([0-9a-f-]{36})" data-severity="red"', follow_up.text)[1]
+    path = f"/telesurveillance/suivis/{enrolment_id}"
+    assert (
+        await post_form(client, f"{path}/alertes/{alert_id}/filtrer", {"note": "Patiente jointe"}, path)
+    ).status_code == 303
+    client.cookies.clear()
+    await sign_in(client, network.doctor)
+    done = await post_form(
+        client,
+        f"{path}/alertes/{alert_id}/interpreter",
+        {"interpretation": "Rétention hydrosodée", "action": "teleconsultation"},
+        path,
+    )
+    assert done.status_code == 303
+    view = await service.get_enrolment(session, network.doctor.principal, enrolment_id)
+    [alert] = [a for a in view.alerts if a.id == uuid.UUID(alert_id)]
+    assert (
+        alert.status == AlertStatus.CLOSED and alert.filtered_by_name == network.nurse.principal.display_name
+    )
+    assert view.enrolment.colour == "green"
+    charts = (await client.get(f"{path}/mesures.json")).json()
+    weight = next(c for c in charts["charts"] if c["measure"] == "weight")
+    assert weight["values"] == [78.4, 79.3, 80.6] and [a["severity"] for a in weight["alerts"]] == ["red"]
+    systolic = next(c for c in charts["charts"] if c["measure"] == "systolic")
+    assert [limit["value"] for limit in systolic["limits"]] == [95]  # the patient's own threshold
+    summary = await client.get(f"{path}/synthese", params={"mois": frozen.now.strftime("%Y-%m")})
+    assert (
+        summary.status_code == 200
+        and "78.4 → 80.6" in summary.text
+        and "Rétention hydrosodée" in summary.text
+    )
+    assert (await client.get(f"{path}/synthese", params={"mois": "décembre"})).status_code == 422
+
+
+async def test_strangers_see_no_follow_up_and_no_worklist(client, session, network, patient, frozen):
+    enrolment = await enrol(session, network, patient)
+    enrolment_id = enrolment.id
+    for stranger in (network.colleague, network.outsider):
+        client.cookies.clear()
+        await sign_in(client, stranger)
+        for path in (
+            f"/telesurveillance/suivis/{enrolment_id}",
+            f"/telesurveillance/suivis/{enrolment_id}/mesures.json",
+            f"/telesurveillance/suivis/{enrolment_id}/synthese",
+        ):
+            assert (await client.get(path)).status_code == 404, (stranger, path)
+        assert (await client.get("/telesurveillance")).status_code == 403
+    # the enrolling cardiologist reads the follow-up but acts on no alert
+    client.cookies.clear()
+    await sign_in(client, network.cardiologist)
+    page = await client.get(f"/telesurveillance/suivis/{enrolment_id}")
+    assert page.status_code == 200 and "Interpréter et clore" not in page.text
+
+
+async def test_the_patient_page_refuses_an_unknown_link_and_an_ended_follow_up(
+    client, session, network, patient, frozen
+):
+    enrolment = await enrol(session, network, patient)
+    _, token, pin = await service.issue_patient_link(session, network.nurse.principal, enrolment.id)
+    assert (await client.get("/tls/inconnu")).status_code == 404
+    assert (await post_form(client, f"/tls/{token}", {"pin": pin})).status_code == 303
+    assert "m:weight" in (await client.get(f"/tls/{token}")).text
+    ended = await service.end_enrolment(
+        session, network.doctor.principal, enrolment.id, "Fin de prescription"
+    )
+    assert ended.status == EnrolmentStatus.ENDED
+    assert (await client.get(f"/tls/{token}")).status_code == 404

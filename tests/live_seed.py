@@ -8,14 +8,19 @@ import asyncio
 import json
 from datetime import time, timedelta
 
+from telesante.auth import service as auth_service
 from telesante.config import Settings
 from telesante.consents import service as consent_service
 from telesante.consents.models import ConsentScopeType
 from telesante.consents.schemas import ConsentCreate
 from telesante.db import Database
+from telesante.directory import service as directory_service
 from telesante.directory.models import OrganisationType, Profession, Role
+from telesante.directory.schemas import MembershipCreate
 from telesante.imaging import service as imaging_service
 from telesante.kit import clock
+from telesante.monitoring import service as monitoring_service
+from telesante.monitoring.schemas import ProgrammeCreate
 from telesante.offers import service as offer_service
 from telesante.offers.models import ActType, Routing
 from telesante.offers.schemas import OfferCreate
@@ -94,6 +99,7 @@ async def main() -> None:
         here_admin = await make_actor(session, here, Role.ORG_ADMIN)
         await imaging_service.register_peer(session, here_admin.principal, here.id, "CT_LANNION", "Scanner")
         video = await _teleconsultation(session)
+        monitoring = await _monitoring(session)
         stroke = await _stroke(session, chu, chu_admin, now)
         token = (await token_for(session, clinician))["Authorization"].split(" ", 1)[1]
         info = {
@@ -111,6 +117,7 @@ async def main() -> None:
             "backup_email": backup.email,
             **video,
             **stroke,
+            **monitoring,
         }
         await session.commit()
     await database.dispose()
@@ -223,6 +230,77 @@ async def _teleconsultation(session) -> dict[str, str]:
         "geriatrician_name": geriatrician.principal.display_name,
         "resident_id": str(resident.id),
         "teleconsultation_offer": offer.title,
+    }
+
+
+async def _monitoring(session) -> dict[str, str]:
+    """A heart-failure telemonitoring team at the CHU (open every day around the clock, so the story's alert falls
+    within its hours), its cardiologist (operator, with teleconsultation slots), a general hospital's cardiologist
+    who enrols her patient."""
+    team = await make_organisation(
+        session, "CHU de Lille — télésurveillance cardiaque", type=OrganisationType.CHU
+    )
+    ch = await make_organisation(session, "CH d'Arras")
+    admin = await make_actor(session, team, Role.ORG_ADMIN)
+    operator = await make_actor(session, team, Role.MONITORING_OPERATOR)
+    await directory_service.add_membership(
+        session,
+        None,
+        MembershipCreate(professional_id=operator.professional.id, organisation_id=team.id, role=Role.EXPERT),
+    )
+    operator.principal = await auth_service.build_principal(session, operator.account, "session")
+    cardiologist = await make_actor(session, ch, Role.REQUESTER)
+    await monitoring_service.create_programme(
+        session,
+        admin.principal,
+        ProgrammeCreate(
+            organisation_id=team.id,
+            code="insuffisance_cardiaque",
+            team_name="Équipe de télésurveillance IC",
+            team_phone="03 20 44 59 62",
+            declaration_reference="ARS HDF TLS-2024-031",
+            days=[1, 2, 3, 4, 5, 6, 7],
+            opens="00:00",
+            closes="23:59",
+        ),
+    )
+    offer = await offer_service.create_offer(
+        session,
+        admin.principal,
+        OfferCreate(
+            organisation_id=team.id,
+            title="Téléconsultation de cardiologie (insuffisance cardiaque)",
+            act_type=ActType.TELECONSULTATION,
+            form_code="question_generique",
+            routing=Routing.POOL,
+            response_minutes=60 * 24,
+        ),
+    )
+    today = clock.to_paris(clock.now()).date()
+    await scheduling_service.add_pattern(
+        session,
+        operator.principal,
+        PatternCreate(
+            professional_id=operator.professional.id,
+            offer_id=offer.id,
+            weekdays=[1, 2, 3, 4, 5, 6, 7],
+            start_time=time(0, 0),
+            end_time=time(23, 30),
+            slot_minutes=30,
+            valid_from=today,
+            valid_until=today + timedelta(days=2),
+            skip_public_holidays=False,
+        ),
+        Settings(),
+    )
+    patient = await make_patient(
+        session, cardiologist, birth_family_name="Dufour", birth_given_names="Marcel"
+    )
+    return {
+        "monitoring_operator_email": operator.email,
+        "monitoring_cardiologist_email": cardiologist.email,
+        "monitoring_patient_id": str(patient.id),
+        "monitoring_offer": offer.title,
     }
 
 

@@ -408,6 +408,13 @@ async def patient_readings(request: Request, session: SessionDep, token: str):
         return redirect(f"/tls/{token}")
     form = await request.form()
     nonce = str(form.get("nonce") or uuid.uuid4().hex)[:40]
+    try:  # a measurement written down earlier (the scale's reading of yesterday morning): its own date and time
+        effective_at = paris_datetime(form.get("effective_at"), "effective_at")
+    except DomainError as exc:
+        context = await _patient_context(
+            session, enrolment, token=token, errors={"effective_at": exc.message}
+        )
+        return render(request, "monitoring/patient.html", context, status_code=400)
     items = []
     for index, (key, raw) in enumerate((k, v) for k, v in form.multi_items() if k.startswith("m:")):
         text = str(raw).strip().replace(",", ".")
@@ -423,7 +430,7 @@ async def patient_readings(request: Request, session: SessionDep, token: str):
                 measure.code,
                 text,
                 measure.unit,
-                None,
+                effective_at,
                 identifier=f"page:{nonce}:{measure.key}",
             )
         )
@@ -433,13 +440,14 @@ async def patient_readings(request: Request, session: SessionDep, token: str):
         )
         return render(request, "monitoring/patient.html", context, status_code=400)
     result = await service.record_readings(session, None, items, ReadingSource.PATIENT, enrolment=enrolment)
-    refused = {
-        item.code: o.message for item, o in zip(items, result.outcomes, strict=True) if o.status == "refused"
+    errors = {
+        ("effective_at" if o.field == "effective" else clinical.BY_LOINC[item.code].key): o.message
+        for item, o in zip(items, result.outcomes, strict=True)
+        if o.status == "refused"
     }
-    if refused:
+    if errors:
         await discard_changes(session)
         enrolment = await service.patient_enrolment(session, token)
-        errors = {clinical.BY_LOINC[code].key: message for code, message in refused.items()}
         context = await _patient_context(session, enrolment, token=token, errors=errors)
         return render(request, "monitoring/patient.html", context, status_code=400)
     stored = [clinical.BY_LOINC[item.code] for item in items]

@@ -293,8 +293,10 @@ async def listen(client: httpx.AsyncClient, url: str, token: str, inbox: Inbox, 
 # --- measure -----------------------------------------------------------------------------------------------------
 
 
-def _summary(values: list[float]) -> dict[str, float]:
+def _summary(values: list[float]) -> dict[str, float | None]:
     ordered = sorted(values)
+    if not ordered:  # JSON has no NaN: no measure is null
+        return {"count": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
     return {
         "count": len(ordered),
         "p50_ms": round(percentile(ordered, 50), 1),

@@ -78,6 +78,7 @@ SUMMARY_LABELS = {
     "slots": "Créneaux de téléconsultation ouverts",
     "émetteurs DICOM": "Émetteurs DICOM",
     "études d'imagerie": "Études d'imagerie (scanner cérébral)",
+    "monitoring": "Patients en télésurveillance (insuffisance cardiaque)",
 }
 
 
@@ -768,9 +769,96 @@ async def seed_demo(session: AsyncSession, store=None) -> SeedSummary:
             texts,
             summary,
         )
+    await _ensure_monitoring(session, regional_admin, organisations, principals["telesurveillance"], summary)
     if store is not None:
         await _ensure_demo_ct(session, store, organisations, summary)
     return summary
+
+
+# Four of the patients the CHU's telemonitoring nurse registered, and their last ten days: one gaining weight fast
+# (red), one hypotensive (orange), one who stopped weighing (blue), one stable (green).
+MONITORING_STORIES = ("gain", "hypotension", "silence", "stable")
+
+
+async def _ensure_monitoring(
+    session: AsyncSession,
+    admin: Principal,
+    organisations: dict[str, uuid.UUID],
+    nurse: Principal,
+    summary: SeedSummary,
+) -> None:
+    """The CHU's heart-failure telemonitoring programme and four enrolled patients with their readings."""
+    from datetime import timedelta
+
+    from telesante.consents.models import ConsentDecision
+    from telesante.kit import clock
+    from telesante.monitoring import service as monitoring
+    from telesante.monitoring.models import ReadingSource
+    from telesante.monitoring.repository import ProgrammeRepository
+    from telesante.monitoring.schemas import DeviceIn, EnrolmentCreate, ProgrammeCreate
+
+    chu = organisations["chu"]
+    if await ProgrammeRepository(session).latest(chu, "insuffisance_cardiaque") is not None:
+        summary.existing["monitoring"] += len(MONITORING_STORIES)
+        return
+    programme = await monitoring.create_programme(
+        session,
+        admin,
+        ProgrammeCreate(
+            organisation_id=chu,
+            code="insuffisance_cardiaque",
+            team_name="Télésurveillance de l'insuffisance cardiaque — Cardiologie",
+            team_phone="02 61 91 00 42",
+            declaration_reference="Démonstration (déclaration fictive)",
+            days=[1, 2, 3, 4, 5],
+            opens="08:00",
+            closes="18:00",
+        ),
+    )
+    plans = [plan for plan in plan_patients() if plan.registrant == "telesurveillance"][
+        : len(MONITORING_STORIES)
+    ]
+    now = clock.now()
+    for index, (plan, story) in enumerate(zip(plans, MONITORING_STORIES, strict=False)):
+        found = await patient_service.probable_duplicates(
+            session,
+            nurse,
+            plan.data.birth_family_name,
+            plan.data.first_given_name or "",
+            plan.data.birth_date,
+        )
+        patient_id = next((id_ for id_, _ in found if id_ is not None), None)
+        if patient_id is None:
+            continue
+        await monitoring.enrol_patient(
+            session,
+            nurse,
+            patient_id,
+            EnrolmentCreate(
+                programme_id=programme.id,
+                indication="Insuffisance cardiaque à fraction d'éjection réduite, hospitalisation récente",
+                prescriber_name="Dr Cardiologue du CHU (démonstration)",
+                decision=ConsentDecision.GIVEN,
+                starts_on=clock.to_paris(now).date(),
+                devices=[DeviceIn(serial=f"DEMO-SCALE-{index + 1:03d}", kind="Balance connectée")],
+            ),
+        )
+        items = []
+        base = 70.0 + 4 * index
+        days = range(10, 4, -1) if story == "silence" else range(10, -1, -1)
+        for day in days:
+            at = now - timedelta(days=day, hours=2)
+            kilograms = base + (0.9 * (3 - day) if story == "gain" and day < 3 else 0.1 * (day % 2))
+            items.append(
+                monitoring.ReadingItem(len(items), patient_id, "29463-7", round(kilograms, 1), "kg", at)
+            )
+            systolic = 86 if story == "hypotension" and day == 0 else 118 + day % 3
+            items.append(monitoring.ReadingItem(len(items), patient_id, "8480-6", systolic, "mm[Hg]", at))
+            items.append(monitoring.ReadingItem(len(items), patient_id, "8462-4", 72, "mm[Hg]", at))
+            items.append(monitoring.ReadingItem(len(items), patient_id, "8867-4", 68 + day % 5, "/min", at))
+        await monitoring.record_readings(session, nurse, items, ReadingSource.DEVICE)
+        summary.created["monitoring"] += 1
+    await monitoring.evaluate_active(session, [chu])
 
 
 def format_summary(summary: SeedSummary) -> str:

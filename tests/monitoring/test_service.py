@@ -390,3 +390,29 @@ async def test_education_sessions_and_end_of_follow_up(session, network, patient
     )
     assert result.outcomes[0].field == "subject"  # no longer enrolled
     assert uuid.UUID(str(enrolment.id))
+
+
+async def test_the_team_is_evaluated_every_hour_while_it_follows_patients(session, network, patient, frozen):
+    """Enrolment starts the team's hourly timer (once, however many patients); the timer finds missing data by
+    itself and comes back an hour later."""
+    import telesante.monitoring.tasks  # noqa: F401 - registers the handler
+    from telesante.jobs.repository import JobRepository
+    from telesante.jobs.service import registered_kinds
+
+    assert service.EVALUATE_JOB in registered_kinds()
+    enrolment = await enrol(session, network, patient)
+    jobs = JobRepository(session)
+    first = await jobs.find_pending(service.EVALUATE_JOB, str(network.team_id))
+    assert first is not None and first.run_at == frozen.now + service.EVALUATE_EVERY
+    other = await patients_service.register_patient(
+        session, network.cardiologist.principal, patient_data(birth_family_name="Caron")
+    )
+    frozen.advance(minutes=30)
+    await enrol(session, network, other[0], devices=[])
+    assert (await jobs.find_pending(service.EVALUATE_JOB, str(network.team_id))).run_at == first.run_at
+    frozen.advance(days=3)
+    await service.scheduled_evaluation(session, first.payload)
+    view = await service.get_enrolment(session, network.nurse.principal, enrolment.id)
+    assert view.enrolment.colour == "blue" and [a.rule_code for a in view.alerts] == ["ic_poids_absent"]
+    again = await jobs.find_pending(service.EVALUATE_JOB, str(network.team_id))
+    assert again is not None and again.run_at == frozen.now + service.EVALUATE_EVERY

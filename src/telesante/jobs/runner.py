@@ -20,7 +20,12 @@ from telesante.jobs.service import run_due_jobs
 log = logging.getLogger(__name__)
 
 # Modules whose import registers job handlers (each domain's tasks.py).
-TASK_MODULES = ("telesante.requests.tasks", "telesante.oncall.tasks", "telesante.scheduling.tasks")
+TASK_MODULES = (
+    "telesante.requests.tasks",
+    "telesante.oncall.tasks",
+    "telesante.scheduling.tasks",
+    "telesante.monitoring.tasks",
+)
 
 
 def load_handlers() -> None:

@@ -86,6 +86,15 @@ async def schedule_job(
     return job.id
 
 
+async def ensure_job(
+    session: AsyncSession, kind: str, run_at: datetime, payload: dict[str, Any], *, dedupe_key: str
+) -> None:
+    """Schedule unless a job of this kind and key is already pending (a recurring timer that must not be pushed back
+    each time someone asks for it)."""
+    if await JobRepository(session).find_pending(kind, dedupe_key) is None:
+        await schedule_job(session, kind, run_at, payload, dedupe_key=dedupe_key)
+
+
 async def cancel_jobs(session: AsyncSession, kind: str, dedupe_key: str) -> int:
     return await JobRepository(session).cancel(kind, dedupe_key, clock.now())
 

@@ -33,6 +33,7 @@ from telesante.consents.service import list_information_texts, record_consent
 from telesante.directory.models import Role
 from telesante.events.bus import Event
 from telesante.events.service import publish_on_commit
+from telesante.jobs.service import ensure_job, schedule_job
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from telesante.kit.holidays import is_public_holiday
@@ -280,6 +281,7 @@ async def enrol_patient(
         await link_patient_to_organisation(
             session, principal, patient_id, programme.organisation_id, f"monitoring:{enrolment.id}"
         )
+        await schedule_evaluation(session, programme.organisation_id)
     await record_access(
         session,
         principal,
@@ -787,6 +789,35 @@ async def evaluate_active(session: AsyncSession, organisation_ids: Sequence[uuid
         group = await repo.states(ids[start : start + 500])
         raised += len(await _evaluate(session, group, {}, now))
     return raised
+
+
+EVALUATE_JOB = "monitoring.evaluate"
+EVALUATE_EVERY = timedelta(hours=1)
+
+
+async def schedule_evaluation(session: AsyncSession, organisation_id: uuid.UUID) -> None:
+    """The team's hourly evaluation (missing data is found by the passing of time, not by a reading)."""
+    await ensure_job(
+        session,
+        EVALUATE_JOB,
+        clock.now() + EVALUATE_EVERY,
+        {"organisation_id": str(organisation_id)},
+        dedupe_key=str(organisation_id),
+    )
+
+
+async def scheduled_evaluation(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """Timer: evaluate every active enrolment of one team, then come back in an hour while it follows patients."""
+    organisation_id = uuid.UUID(payload["organisation_id"])
+    await evaluate_active(session, [organisation_id])
+    if await EnrolmentRepository(session).active_ids([organisation_id]):
+        await schedule_job(
+            session,
+            EVALUATE_JOB,
+            clock.now() + EVALUATE_EVERY,
+            {"organisation_id": str(organisation_id)},
+            dedupe_key=str(organisation_id),
+        )
 
 
 def _announce(session: AsyncSession, recipients: set[uuid.UUID], enrolment: Enrolment) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from telesante.consents import service as consent_service
 from telesante.consents.models import ConsentDecision, ConsentScopeType
+from telesante.directory.models import Role
 from telesante.events.service import use_event_bus
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from telesante.monitoring import service
@@ -214,6 +215,17 @@ async def test_triage_filter_then_interpretation_and_no_second_alert_for_the_sam
     assert not alert.outside_hours and alert.seen_from is None
     with pytest.raises(Forbidden):
         await service.filter_alert(session, network.cardiologist.principal, alert.id)
+    # a clinician of the team's hospital who is not in the monitoring team sees the patient, not the alerts' actions
+    from telesante.directory.repository import OrganisationRepository
+    from tests.factories import make_actor
+
+    same_hospital = await make_actor(
+        session, await OrganisationRepository(session).get(network.team_id), Role.EXPERT
+    )
+    with pytest.raises(Forbidden):
+        await service.filter_alert(session, same_hospital.principal, alert.id)
+    with pytest.raises(Forbidden):
+        await service.worklist(session, same_hospital.principal)
     for stranger in (network.colleague, network.outsider):
         with pytest.raises(NotFound):
             await service.filter_alert(session, stranger.principal, alert.id)

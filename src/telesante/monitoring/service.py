@@ -73,6 +73,16 @@ DEFAULT_DURATION_DAYS = (
 )
 
 
+def teams_of(principal: Principal) -> frozenset[uuid.UUID]:
+    """The monitoring teams the principal belongs to: organisations where it holds the monitoring-operator role (a
+    clinician of the same hospital outside the team neither sees the team's list nor acts on its alerts)."""
+    return frozenset(
+        grant.organisation_id
+        for grant in principal.grants
+        if grant.role == Role.MONITORING_OPERATOR and grant.organisation_id is not None
+    )
+
+
 # --- programmes -----------------------------------------------------------------------------------------------
 
 
@@ -331,7 +341,7 @@ async def get_enrolment(
         await DeviceRepository(session).list_for_enrolment(enrolment.id),
         await AlertRepository(session).list_for_enrolment(enrolment.id),
         await EducationRepository(session).list_for_enrolment(enrolment.id),
-        enrolment.organisation_id in principal.clinical_organisation_ids,
+        enrolment.organisation_id in teams_of(principal),
     )
 
 
@@ -348,7 +358,7 @@ async def _team_enrolment(session: AsyncSession, principal: Principal, enrolment
     if enrolment is None:
         raise NotFound("Suivi de télésurveillance introuvable.")
     await require_patient_access(session, principal, enrolment.patient_id)
-    if enrolment.organisation_id not in principal.clinical_organisation_ids:
+    if enrolment.organisation_id not in teams_of(principal):
         raise Forbidden("Seule l'équipe de télésurveillance du programme agit sur ce suivi.")
     return enrolment
 
@@ -422,7 +432,7 @@ async def _team_or_enroller(
         raise NotFound("Suivi de télésurveillance introuvable.")
     await require_patient_access(session, principal, enrolment.patient_id)
     if (
-        enrolment.organisation_id not in principal.clinical_organisation_ids
+        enrolment.organisation_id not in teams_of(principal)
         and enrolment.created_by_account_id != principal.account_id
     ):
         raise Forbidden(
@@ -645,7 +655,7 @@ async def _writable_patients(
     gateway account, a team member), or it has the patient in care."""
     if principal is None:
         return set()
-    teams = principal.clinical_organisation_ids
+    teams = teams_of(principal)
     allowed = {
         patient for patient, group in enrolments.items() if any(e.organisation_id in teams for e in group)
     }
@@ -866,8 +876,8 @@ class WorklistRow:
 async def worklist(session: AsyncSession, principal: Principal) -> list[WorklistRow]:
     """The team's patients, red first, then orange, blue (missing data), green; oldest alert first within a
     colour. Only the teams the principal belongs to."""
-    teams = principal.clinical_organisation_ids
-    if not teams or not principal.has_role(Role.MONITORING_OPERATOR):
+    teams = teams_of(principal)
+    if not teams:
         raise Forbidden("La liste de télésurveillance est celle des équipes de télésurveillance.")
     repo = EnrolmentRepository(session)
     rows = await repo.worklist(teams)

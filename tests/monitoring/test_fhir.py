@@ -190,3 +190,116 @@ async def test_bad_bodies_get_an_operation_outcome_never_a_500(client, session, 
     )
     assert response.status_code == 422
     assert response.json()["issue"][0]["expression"] == ["Observation.effectiveDateTime"]
+
+
+def _variants(patient_id) -> list[dict]:
+    """A device's Observation and variations of each element: valid forms, invalid forms, unusual elements."""
+    base = {
+        "resourceType": "Observation",
+        "status": "final",
+        "identifier": [{"system": "urn:vendor:scale", "value": "r-1"}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": LOINC, "code": "29463-7", "display": "Body weight"}], "text": "Poids"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "device": {"identifier": {"value": "SCALE-0001"}},
+        "effectiveDateTime": "2026-12-01T07:10:00+01:00",
+        "valueQuantity": {"value": 80.4, "unit": "kg", "system": UCUM, "code": "kg"},
+    }
+    panel = {
+        **{k: v for k, v in base.items() if k != "valueQuantity"},
+        "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+        "component": [
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                "valueQuantity": {"value": 130, "code": "mm[Hg]"},
+            },
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+                "valueQuantity": {"value": 80, "code": "mm[Hg]"},
+            },
+        ],
+    }
+    changes = [
+        {},
+        {"status": "amended"},
+        {"status": "entered-in-error"},
+        {"status": "finale"},
+        {"status": 3},
+        {"effectiveDateTime": "2026-12-01T06:10:00Z"},
+        {"effectiveDateTime": "2026-12-01T06:10:00.123Z"},
+        {"effectiveDateTime": "2026-12-01"},
+        {"effectiveDateTime": "2026-12-01T06:10"},
+        {"effectiveDateTime": "2026-13-01T06:10:00Z"},
+        {"effectiveDateTime": "hier"},
+        {"valueQuantity": {"value": "80.4", "code": "kg"}},
+        {"valueQuantity": {"value": True, "code": "kg"}},
+        {"valueQuantity": {"value": 80, "code": "k g  x"}},
+        {"valueQuantity": {"value": 80, "code": ""}},
+        {"valueQuantity": {"value": 80, "system": "not a uri"}},
+        {"valueQuantity": {"value": 80, "unit": " kg"}},
+        {"valueQuantity": {"value": 80, "comparator": "<"}},
+        {"valueQuantity": {}},
+        {"code": {"coding": []}},
+        {"code": {"coding": [{"system": LOINC, "code": "29463-7", "userSelected": True}]}},
+        {"code": {"text": ""}},
+        {"subject": {"reference": "Patient/ 1"}},
+        {"subject": {"display": "M. Dufour"}},
+        {"subject": {"reference": f"Patient/{patient_id}", "display": "M. Dufour"}},
+        {"device": {"reference": "Device/abc"}},
+        {"device": {"identifier": {"value": ""}}},
+        {"device": {}},
+        {"identifier": []},
+        {"identifier": [{"value": "r-2", "use": "official"}]},
+        {"identifier": [{"system": "urn:x"}]},
+        {"category": []},
+        {"note": [{"text": "après le petit déjeuner"}]},
+        {"meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/bodyweight"]}},
+        {"effectivePeriod": {"start": "2026-12-01T06:10:00Z"}},
+    ]
+    variants = []
+    for change in changes:
+        variant = {**base, **change}
+        variants.append({k: v for k, v in variant.items() if v is not None})
+    variants.append(panel)
+    variants.append({**panel, "component": panel["component"][:1]})
+    variants.append({**panel, "component": [{"code": panel["component"][0]["code"]}]})
+    return variants
+
+
+def test_plain_reading_agrees_with_fhir_resources(monkeypatch):
+    """Whatever the direct reading accepts, fhir.resources accepts too, and both read the same readings; what it
+    does not accept goes to fhir.resources (so nothing is refused that the library would take)."""
+    import uuid as uuid_module
+
+    from fhir.resources.R4B.observation import Observation as FhirObservation
+    from pydantic import ValidationError
+
+    from telesante.fhir import monitoring as fhir_monitoring
+
+    patient_id = uuid_module.uuid4()
+    taken = 0
+    for index, variant in enumerate(_variants(patient_id)):
+        plain = fhir_monitoring.plain_observation(variant)
+        fast = fhir_monitoring.parse_observation(variant, index, 0)
+        with monkeypatch.context() as patched:
+            patched.setattr(fhir_monitoring, "plain_observation", lambda data: None)
+            slow = fhir_monitoring.parse_observation(variant, index, 0)
+        if plain is None:
+            continue
+        taken += 1
+        try:
+            FhirObservation.model_validate(variant)
+        except ValidationError as exc:  # pragma: no cover - the assertion below names the variant
+            raise AssertionError(f"accepted directly but invalid FHIR: {variant} {exc}") from None
+        assert fast.problem == slow.problem, variant
+        assert [vars(item) for item in fast.items] == [vars(item) for item in slow.items], variant
+    assert taken == 8  # the common shapes (and only they) take the direct path

@@ -17,11 +17,13 @@ What an Observation must carry:
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from fhir.resources.R4B.observation import Observation
@@ -102,12 +104,187 @@ def _quantity(quantity) -> tuple[Any, str | None]:
     return quantity.value, quantity.code or quantity.unit
 
 
+# --- the common shape of a device's Observation, read without building the full model ------------------------------
+#
+# fhir.resources validates every element of an Observation in about 100 µs; a gateway posts thousands per batch, all
+# of the same simple shape. An Observation made only of the elements below, each of the expected JSON type and FHIR
+# lexical form (code, uri, dateTime with seconds and a zone, decimal), is read directly into the attributes
+# ``parse_observation`` uses; anything else (another element, another form, a doubt) goes through fhir.resources,
+# which accepts it or names what is wrong. The test ``test_plain_reading_agrees_with_fhir_resources`` checks that
+# whatever this path accepts, fhir.resources accepts too and reads the same. (docs/adr/0004-…)
+
+_PLAIN_KEYS = frozenset(
+    {
+        "resourceType",
+        "status",
+        "identifier",
+        "category",
+        "code",
+        "subject",
+        "device",
+        "effectiveDateTime",
+        "valueQuantity",
+        "component",
+    }
+)
+_CODE = re.compile(r"^[^\s]+( [^\s]+)*$")
+_URI = re.compile(r"^\S+$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_REFERENCE = re.compile(r"^\S+$")
+
+
+def _string(value: Any) -> bool:
+    return isinstance(value, str) and value != "" and value.strip() == value
+
+
+def _plain_coding(value: Any) -> SimpleNamespace | None:
+    if not isinstance(value, dict) or not value or not set(value) <= {"system", "code", "display"}:
+        return None
+    system, code, display = value.get("system"), value.get("code"), value.get("display")
+    if system is not None and not (isinstance(system, str) and _URI.match(system)):
+        return None
+    if code is not None and not (isinstance(code, str) and _CODE.match(code)):
+        return None
+    if display is not None and not _string(display):
+        return None
+    return SimpleNamespace(system=system, code=code, display=display)
+
+
+def _plain_concept(value: Any) -> SimpleNamespace | None:
+    if not isinstance(value, dict) or not value or not set(value) <= {"coding", "text"}:
+        return None
+    coding = value.get("coding")
+    if coding is not None and (not isinstance(coding, list) or not coding):
+        return None
+    codings = [_plain_coding(c) for c in coding or []]
+    if any(c is None for c in codings) or ("text" in value and not _string(value["text"])):
+        return None
+    return SimpleNamespace(coding=codings or None, text=value.get("text"))
+
+
+def _plain_quantity(value: Any) -> SimpleNamespace | None:
+    if not isinstance(value, dict) or not value or not set(value) <= {"value", "unit", "system", "code"}:
+        return None
+    number = value.get("value")
+    if number is not None and (
+        isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number)
+    ):
+        return None
+    unit, system, code = value.get("unit"), value.get("system"), value.get("code")
+    if unit is not None and not _string(unit):
+        return None
+    if system is not None and not (isinstance(system, str) and _URI.match(system)):
+        return None
+    if code is not None and not (isinstance(code, str) and _CODE.match(code)):
+        return None
+    return SimpleNamespace(value=number, unit=unit, system=system, code=code)
+
+
+def plain_observation(data: dict[str, Any]) -> SimpleNamespace | None:
+    """A device Observation of the common shape, read directly (None: let fhir.resources read it)."""
+    if not set(data) <= _PLAIN_KEYS or data.get("status") not in _ACCEPTED_STATUS:
+        return None
+    code = _plain_concept(data.get("code"))
+    if code is None:
+        return None
+    subject = data.get("subject")
+    if not (
+        isinstance(subject, dict)
+        and set(subject) == {"reference"}
+        and isinstance(subject["reference"], str)
+        and _REFERENCE.match(subject["reference"])
+    ):
+        return None
+    when = data.get("effectiveDateTime")
+    if when is not None:
+        if not (isinstance(when, str) and _DATETIME.match(when)):
+            return None
+        try:
+            when = datetime.fromisoformat(when)
+        except ValueError:  # 13th month, 31 February: fhir.resources names the error
+            return None
+    device = None
+    if "device" in data:
+        raw = data["device"]
+        if not isinstance(raw, dict) or not raw or not set(raw) <= {"identifier", "reference"}:
+            return None
+        identifier = raw.get("identifier")
+        if identifier is not None and not (
+            isinstance(identifier, dict)
+            and identifier
+            and set(identifier) <= {"system", "value"}
+            and all(_string(v) for v in identifier.values())
+        ):
+            return None
+        if "reference" in raw and not (
+            isinstance(raw["reference"], str) and _REFERENCE.match(raw["reference"])
+        ):
+            return None
+        device = SimpleNamespace(
+            identifier=SimpleNamespace(value=identifier.get("value"), system=identifier.get("system"))
+            if identifier
+            else None,
+            reference=raw.get("reference"),
+        )
+    identifiers = data.get("identifier")
+    if identifiers is not None:
+        if (
+            not isinstance(identifiers, list)
+            or not identifiers
+            or not all(
+                isinstance(i, dict)
+                and i
+                and set(i) <= {"system", "value"}
+                and all(_string(v) for v in i.values())
+                for i in identifiers
+            )
+        ):
+            return None
+        identifiers = [SimpleNamespace(system=i.get("system"), value=i.get("value")) for i in identifiers]
+    if "category" in data:
+        if not isinstance(data["category"], list) or not data["category"]:
+            return None
+        if any(_plain_concept(c) is None for c in data["category"]):
+            return None
+    quantity = None
+    if "valueQuantity" in data:
+        quantity = _plain_quantity(data["valueQuantity"])
+        if quantity is None:
+            return None
+    components = None
+    if "component" in data:
+        if not isinstance(data["component"], list) or not data["component"]:
+            return None
+        components = []
+        for raw in data["component"]:
+            if not isinstance(raw, dict) or set(raw) != {"code", "valueQuantity"}:
+                return None
+            part_code, part_quantity = _plain_concept(raw["code"]), _plain_quantity(raw["valueQuantity"])
+            if part_code is None or part_quantity is None:
+                return None
+            components.append(SimpleNamespace(code=part_code, valueQuantity=part_quantity))
+    return SimpleNamespace(
+        status=data["status"],
+        subject=SimpleNamespace(reference=subject["reference"]),
+        device=device,
+        identifier=identifiers,
+        code=code,
+        effectiveDateTime=when,
+        effectiveInstant=None,
+        effectivePeriod=None,
+        valueQuantity=quantity,
+        component=components,
+    )
+
+
 def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
     """One posted Observation as readings (two for the blood-pressure panel), or the reason it is refused."""
     if not isinstance(data, dict) or data.get("resourceType") != "Observation":
         return _problem("Une ressource Observation est attendue.", "resourceType")
+    resource = plain_observation(data)
     try:
-        resource = Observation.model_validate(data)
+        if resource is None:
+            resource = Observation.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ())) or "Observation"

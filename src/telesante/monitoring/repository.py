@@ -172,15 +172,17 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
 class DeviceRepository(RepositoryBase[Device]):
     model = Device
 
-    async def linked(self, serials: Iterable[str]) -> dict[str, Device]:
-        """Devices currently linked, by serial, among these serials."""
+    async def linked(self, serials: Iterable[str]) -> dict[str, sa.Row]:
+        """Devices currently linked (id, serial, enrolment id), by serial, among these serials."""
         serials = list(set(serials))
         if not serials:
             return {}
-        rows = await self.all(
-            sa.select(Device).where(Device.serial.in_(serials), Device.unlinked_at.is_(None))
+        rows = await self.session.execute(
+            sa.select(Device.id, Device.serial, Device.enrolment_id).where(
+                Device.serial.in_(serials), Device.unlinked_at.is_(None)
+            )
         )
-        return {row.serial: row for row in rows}
+        return {row.serial: row for row in rows.all()}
 
     async def list_for_enrolment(self, enrolment_id: uuid.UUID) -> list[Device]:
         return await self.all(

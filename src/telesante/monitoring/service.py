@@ -537,6 +537,7 @@ async def record_readings(
     programmes = await ProgrammeRepository(session).get_many(
         e.programme_id for group in enrolments.values() for e in group
     )
+    enrolment_ids = {patient: {e.id for e in group} for patient, group in enrolments.items()}
     devices = await DeviceRepository(session).linked(
         item.device_serial for item in items if item.device_serial
     )
@@ -560,7 +561,7 @@ async def record_readings(
             outcomes[item.index] = _refused(item, refused.message, refused.field)
             continue
         device = devices.get(item.device_serial) if item.device_serial else None
-        if item.device_serial and (device is None or device.enrolment_id not in {e.id for e in candidates}):
+        if item.device_serial and (device is None or device.enrolment_id not in enrolment_ids[patient_id]):
             outcomes[item.index] = _refused(
                 item, f"Appareil « {item.device_serial} » non attribué à ce patient.", "device"
             )

@@ -32,6 +32,23 @@ async def test_enrol_from_the_record_then_the_patient_sends_rising_weights_and_t
         },
     )
     assert refused.status_code == 422 and 'data-error="conventional_follow_up_offered"' in refused.text
+    for odd in (
+        {"override:ic_pas_basse": "95"},
+        {"override:ic_pas_basse:below": "beaucoup"},
+        {"programme_id": "x"},
+    ):
+        answer = await post_form(
+            client,
+            f"/patients/{patient_id}/telesurveillance",
+            {
+                "programme_id": str(programme_id),
+                "indication": "IC",
+                "prescriber_name": "Dr M",
+                "decision": "given",
+                **odd,
+            },
+        )
+        assert answer.status_code in (400, 422) and 'role="alert"' in answer.text, (odd, answer.status_code)
     created = await post_form(
         client,
         f"/patients/{patient_id}/telesurveillance",

@@ -164,7 +164,7 @@ async def enrol(request: Request, session: SessionDep, principal: PrincipalDep, 
         overrides: dict[str, dict[str, float]] = {}
         for key, raw in form.multi_items():
             if key.startswith("override:") and isinstance(raw, str) and raw.strip():
-                _, code, parameter = key.split(":", 2)
+                _, code, parameter = (key.split(":", 2) + ["", ""])[:3]
                 try:
                     overrides.setdefault(code, {})[parameter] = float(raw.replace(",", "."))
                 except ValueError:

@@ -64,6 +64,16 @@ SAMPLES: dict[tuple[str, str], dict] = {
         "params": {"scope_type": "act", "scope_code": "teleconsultation"}
     },
     ("GET", "/fhir/Patient/{patient_id}"): {},
+    ("GET", "/api/patients/{patient_id}/monitoring"): {},
+    ("POST", "/api/patients/{patient_id}/monitoring"): {
+        "json": {
+            "programme_id": "{programme_id}",
+            "indication": "Insuffisance cardiaque",
+            "prescriber_name": "Dr Martin",
+            "decision": "refused",
+            "conventional_follow_up_offered": True,
+        }
+    },
 }
 # HTML pages taking a patient id (bearer tokens work on pages too, and are exempt from CSRF).
 # {page_org_id}: a second organisation of the treating professional, where the patient has no IPP yet.

@@ -29,6 +29,7 @@ from telesante.imaging import dicomweb, parsing
 from telesante.imaging import pages as imaging_pages
 from telesante.imaging.fastpath import FrameFastPath
 from telesante.jobs.runner import JobRunner
+from telesante.monitoring import api as monitoring_api
 from telesante.monitoring import pages as monitoring_pages
 from telesante.offers import api as offers_api
 from telesante.offers import pages as offers_pages
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         oncall_api,
         scheduling_api,
         stroke_api,
+        monitoring_api,
     ):
         app.include_router(module.router, prefix="/api")
     app.include_router(fhir_api.router, prefix="/fhir")

@@ -80,7 +80,6 @@ def upgrade() -> None:
         sa.Column("link_issued_at", telesante.kit.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("colour", sa.String(length=6), nullable=False),
         sa.Column("last_reading_at", telesante.kit.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("evaluated_at", telesante.kit.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reviewed_at", telesante.kit.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reviewed_by_name", sa.String(length=200), nullable=False),
         sa.Column("created_at", telesante.kit.models.UTCDateTime(timezone=True), nullable=False),

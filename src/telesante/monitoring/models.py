@@ -139,7 +139,6 @@ class Enrolment(UUIDPrimaryKey, Base):
     # Triage state, kept up to date on every evaluation (the worklist reads it without evaluating)
     colour: Mapped[str] = mapped_column(sa.String(6), default="green")
     last_reading_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reviewed_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime()
     )  # readings seen up to here ("green" ack)

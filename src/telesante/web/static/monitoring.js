@@ -45,15 +45,40 @@
       ctx.restore();
     };
     const width = Math.min(container.clientWidth || 720, 900);
+    // the time axis covers the readings and the alerts (an alert raised after the last reading stays visible)
+    const instants = chart.times.concat(chart.alerts.map((a) => a.at));
+    const first = Math.min(...instants);
+    const last = Math.max(...instants);
+    const pad = Math.max((last - first) * 0.03, 3600);
+    const day = (ts) =>
+      new Date(ts * 1e3).toLocaleDateString("fr-FR", { day: "2-digit", month: "2-digit", timeZone: "Europe/Paris" });
+    const moment = (ts) =>
+      new Date(ts * 1e3).toLocaleString("fr-FR", {
+        day: "2-digit",
+        month: "2-digit",
+        year: "numeric",
+        hour: "2-digit",
+        minute: "2-digit",
+        timeZone: "Europe/Paris",
+      });
     // eslint-disable-next-line no-undef
     new uPlot(
       {
         width,
         height: 220,
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Europe/Paris"),
-        scales: { y: { range: [low - margin, high + margin] } },
-        series: [{}, { label: chart.label, stroke: "#1f5fa8", width: 2, points: { show: true, size: 6 } }],
-        axes: [{}, { label: chart.unit }],
+        scales: { x: { time: true, range: [first - pad, last + pad] }, y: { range: [low - margin, high + margin] } },
+        series: [
+          { label: "Date", value: (u, ts) => (ts == null ? "—" : moment(ts)) },
+          {
+            label: chart.label,
+            stroke: "#1f5fa8",
+            width: 2,
+            points: { show: true, size: 6 },
+            value: (u, v) => (v == null ? "—" : `${String(v).replace(".", ",")} ${chart.unit}`),
+          },
+        ],
+        axes: [{ values: (u, splits) => splits.map(day) }, { label: chart.unit }],
         hooks: { draw: [overlay] },
       },
       [chart.times, chart.values],

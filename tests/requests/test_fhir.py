@@ -526,8 +526,13 @@ async def test_a_transaction_bundle_creates_the_request_with_its_task(
     assert "Patient" in outcome(
         await client.post("/fhir", json=with_patient, headers=tokens["requester"]), 400
     )
+    # A batch is the telemonitoring ingest: each entry is answered, and a request is refused there (nothing created)
     batch = {**bundle, "type": "batch"}
-    assert "transaction" in outcome(await client.post("/fhir", json=batch, headers=tokens["requester"]), 400)
+    answer = await client.post("/fhir", json=batch, headers=tokens["requester"])
+    assert answer.status_code == 200 and answer.json()["type"] == "batch-response"
+    for entry in answer.json()["entry"]:
+        assert entry["response"]["status"] == "400 Bad Request"
+        assert "transaction" in entry["response"]["outcome"]["issue"][0]["diagnostics"]
     assert await count(session, TeleRequest) == before
 
 
@@ -581,7 +586,7 @@ async def test_offers_and_forms_are_published(client, offer, tokens):
         "Binary",
     } <= set(resources)
     assert "create" in {i.code for i in resources["ServiceRequest"].interaction}
-    assert [i.code for i in capability.rest[0].interaction] == ["transaction"]
+    assert [i.code for i in capability.rest[0].interaction] == ["transaction", "batch"]
 
 
 JUNK = (

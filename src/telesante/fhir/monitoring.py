@@ -433,7 +433,9 @@ async def batch(session: AsyncSession, principal: Principal, data: dict[str, Any
             or str(request.get("url", "")).strip("/") != "Observation"
         ):
             misplaced[index] = (
-                "seule la création d'observations (POST Observation) est prise en charge en lot."
+                "seule la création d'observations (POST Observation) est prise en charge en lot ; une demande "
+                "(ServiceRequest, Task, QuestionnaireResponse) se crée par une transaction (Bundle.type "
+                "« transaction »)."
             )
             resources.append(None)
         else:

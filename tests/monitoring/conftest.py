@@ -5,17 +5,17 @@ a clinician of another hospital (colleague elsewhere) and a regional evaluator (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from telesante.consents.models import ConsentDecision
 from telesante.directory.models import OrganisationType, Profession, Role
-from telesante.kit import clock
 from telesante.monitoring import service
 from telesante.monitoring.models import Enrolment, MonitoringProgramme
 from telesante.monitoring.schemas import DeviceIn, EnrolmentCreate, ProgrammeCreate
 from tests.factories import Actor, make_actor, make_organisation, make_patient
+from tests.helpers import frozen_clock
 
 # Tuesday 1 December 2026, 10:00 in Paris: within the team's declared hours (Monday–Friday 08:00–18:00)
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -36,16 +36,9 @@ class MonitoringNetwork:
 
 @pytest.fixture
 def frozen():
-    class Frozen:
-        now = T0
-
-        def advance(self, **delta):
-            self.now = self.now + timedelta(**delta)
-
-    frozen = Frozen()
-    clock.set_clock(lambda: frozen.now)
-    yield frozen
-    clock.set_clock(None)
+    """The server's clock, moved by the tests (``frozen.advance(minutes=…)``)."""
+    with frozen_clock(T0) as moved:
+        yield moved
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from telesante.directory.models import OrganisationType, Role
-from telesante.kit import clock
 from telesante.offers import service as offer_service
 from telesante.offers.models import ActType, Offer, Routing
 from telesante.offers.schemas import OfferCreate
 from telesante.oncall import service as oncall
 from telesante.oncall.schemas import RotaCreate, ShiftCreate
 from tests.factories import Actor, make_actor, make_organisation, make_patient
+from tests.helpers import frozen_clock
 
 # 02:10 Paris time on a winter night (01:10 UTC): the issue's story
 T0 = datetime(2026, 12, 2, 1, 10, tzinfo=UTC)
@@ -39,17 +39,8 @@ class StrokeNetwork:
 @pytest.fixture
 def frozen():
     """The server's clock, moved by the tests (``frozen.advance(minutes=…)``)."""
-
-    class Frozen:
-        now = T0
-
-        def advance(self, **delta):
-            self.now = self.now + timedelta(**delta)
-
-    frozen = Frozen()
-    clock.set_clock(lambda: frozen.now)
-    yield frozen
-    clock.set_clock(None)
+    with frozen_clock(T0) as moved:
+        yield moved
 
 
 @pytest.fixture

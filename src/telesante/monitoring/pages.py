@@ -119,43 +119,27 @@ async def enrol_page(request: Request, session: SessionDep, principal: Principal
     return render(request, "monitoring/enrol.html", await _enrol_context(session, principal, patient_id))
 
 
+# The enrolment form's fields that are EnrolmentCreate's as they are (the device and the thresholds are regrouped)
+ENROLMENT_FIELDS = (
+    "programme_id",
+    "indication",
+    "prescriber_name",
+    "decision",
+    "method",
+    "given_by",
+    "representative_name",
+    "refusal_reason",
+    "starts_on",
+    "ends_on",
+)
+
+
 @router.post("/patients/{patient_id}/telesurveillance")
 async def enrol(request: Request, session: SessionDep, principal: PrincipalDep, patient_id: uuid.UUID):
     form = await request.form()
-    values = form_values(
-        form,
-        [
-            "programme_id",
-            "indication",
-            "prescriber_name",
-            "decision",
-            "method",
-            "given_by",
-            "representative_name",
-            "refusal_reason",
-            "starts_on",
-            "ends_on",
-            "device_serial",
-            "device_kind",
-        ],
-    )
+    values = form_values(form, [*ENROLMENT_FIELDS, "device_serial", "device_kind"])
     try:
-        data: dict[str, Any] = {
-            key: values[key]
-            for key in (
-                "programme_id",
-                "indication",
-                "prescriber_name",
-                "decision",
-                "method",
-                "given_by",
-                "representative_name",
-                "refusal_reason",
-                "starts_on",
-                "ends_on",
-            )
-            if key in values
-        }
+        data: dict[str, Any] = {key: values[key] for key in ENROLMENT_FIELDS if key in values}
         data["conventional_follow_up_offered"] = form.get("conventional_follow_up_offered") == "oui"
         if values.get("device_serial"):
             data["devices"] = [

@@ -128,7 +128,8 @@ async def test_enrol_from_the_record_then_the_patient_sends_rising_weights_and_t
         and "78.4 → 80.6" in summary.text
         and "Rétention hydrosodée" in summary.text
     )
-    assert (await client.get(f"{path}/synthese", params={"mois": "décembre"})).status_code == 422
+    for odd in ("décembre", "0001-01", "9999-12", "2026-13"):
+        assert (await client.get(f"{path}/synthese", params={"mois": odd})).status_code == 422, odd
 
 
 async def test_strangers_see_no_follow_up_and_no_worklist(client, session, network, patient, frozen):

@@ -220,6 +220,8 @@ async def monthly_summary(
         )
     except ValueError:
         raise InvalidInput("Mois attendu au format AAAA-MM.", field="mois") from None
+    if not clock.FIRST_YEAR <= month.year < clock.LAST_YEAR:
+        raise InvalidInput(f"Mois attendu entre {clock.FIRST_YEAR} et {clock.LAST_YEAR - 1}.", field="mois")
     context = await _follow_up(session, principal, enrolment_id)
     readings = await service.readings_of(session, principal, enrolment_id)
     context["summary"] = service.monthly_summary(context["view"], readings, month)

@@ -8,7 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from telesante.monitoring.clinical import (
+    BY_CODE,
     BY_LOINC,
+    LOCAL,
+    LOINC,
     MEASURES,
     ReadingRefused,
     check_reading_time,
@@ -43,11 +46,31 @@ def test_readings_are_stored_in_one_unit(code, value, unit, key, expected):
     assert measure.key == key and stored == expected
 
 
-def test_every_loinc_code_belongs_to_one_measure():
-    codes = [code for measure in MEASURES for code in measure.loinc]
-    assert len(codes) == len(set(codes)) == len(BY_LOINC)
+def test_every_code_belongs_to_one_measure():
+    codes = [(measure.system, code) for measure in MEASURES for code in measure.codes]
+    assert len(codes) == len(set(codes)) == len(BY_CODE)
+    assert len(BY_LOINC) == sum(1 for system, _ in codes if system == LOINC)
     for measure in MEASURES:
-        assert measure.unit in measure.units  # the stored unit is accepted as such
+        # the stored unit is accepted as such; a questionnaire's answer has no unit
+        assert measure.unit in measure.units or (measure.is_answer and not measure.units)
+
+
+def test_ventilation_hours_and_answers_use_the_local_code_system():
+    measure, hours = normalise("ventilation-heures", 390, "min", system=LOCAL)
+    assert (measure.key, hours) == ("ventilation_hours", 6.5)
+    for sent, stored in (("oui", 1.0), ("Non", 0.0), (True, 1.0), (False, 0.0), (1, 1.0)):
+        measure, value = normalise("symptome-dyspnee", sent, None, system=LOCAL)
+        assert (measure.key, value) == ("dyspnoea", stored)
+    with pytest.raises(ReadingRefused, match="oui ou non attendu") as refused:
+        normalise("symptome-dyspnee", "peut-être", None, system=LOCAL)
+    assert refused.value.field == "value"
+    with pytest.raises(ReadingRefused, match="Valeur impossible") as refused:
+        normalise("ventilation-heures", 25, "h", system=LOCAL)
+    with pytest.raises(ReadingRefused, match="inconnu dans urn:telesante") as refused:
+        normalise("symptome-toux", "oui", None, system=LOCAL)
+    assert refused.value.field == "code"
+    with pytest.raises(ReadingRefused, match="nombre attendu"):
+        normalise("29463-7", True, "kg")  # a boolean is not a weight
         assert measure.low < measure.high
 
 

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from telesante.kit.errors import InvalidInput
 from telesante.monitoring.rules import (
     PROGRAMMES,
+    Combination,
     Missing,
     Reading,
     Threshold,
     Trend,
+    check_rule_set,
     evaluate,
+    measures_of,
+    rule_from_data,
+    rule_to_data,
     triage_colour,
+    with_overrides,
 )
 
 NOW = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
@@ -101,4 +110,91 @@ def test_every_shipped_rule_names_a_known_measure_and_a_unique_code():
     assert len(codes) == len(set(codes))
     for programme in PROGRAMMES.values():
         measures = {key for key, _frequency in programme.measures}
-        assert all(rule.measure in measures for rule in programme.rules), programme.code
+        by_code = {rule.code: rule for rule in programme.rules}
+        assert all(measures_of(rule, by_code) <= measures for rule in programme.rules), programme.code
+        assert all(rule_from_data(rule_to_data(rule)) == rule for rule in programme.rules)
+
+
+def answers(**days_ago_by_measure: float) -> list[Reading]:
+    """A "yes" to each question, answered that many days ago."""
+    return [
+        Reading(measure, 1.0, days_ago(days), id=f"{measure}-{days}")
+        for measure, days in days_ago_by_measure.items()
+    ]
+
+
+def test_one_congestion_sign_is_orange_two_together_are_red():
+    rules = PROGRAMMES["insuffisance_cardiaque"].rules
+    steady = weights(80.0, 80.1, 80.0, 80.2)
+    alone = evaluate(rules, steady + answers(dyspnoea=0), NOW, START)
+    assert [(f.rule, f.severity) for f in alone] == [("ic_dyspnee", "orange")]
+    assert alone[0].message == "Symptôme signalé : essoufflement inhabituel."
+    # oedema alone raises nothing: it only counts with another sign
+    assert evaluate(rules, steady + answers(oedema=0), NOW, START) == []
+    both = evaluate(rules, steady + answers(dyspnoea=0, oedema=0.5), NOW, START)
+    assert [(f.rule, f.severity) for f in both] == [("ic_congestion", "red"), ("ic_dyspnee", "orange")]
+    assert both[0].message == (
+        "Signes congestifs associés : Symptôme signalé : essoufflement inhabituel ; "
+        "Symptôme signalé : œdèmes en augmentation."
+    )
+    assert [r.measure for r in both[0].readings] == ["oedema", "dyspnoea"]  # oldest first
+    # a "no" the next day ends the sign: the latest answer counts
+    better = evaluate(
+        rules, steady + answers(oedema=0.5) + [Reading("dyspnoea", 0.0, NOW, id="d-no")], NOW, START
+    )
+    assert better == []
+
+
+def test_two_of_anthonisens_three_signs_make_an_exacerbation_and_low_spo2_with_dyspnoea_is_red():
+    rules = PROGRAMMES["insuffisance_respiratoire"].rules
+    spo2 = [Reading("spo2", 92, days_ago(0), id="s")]
+    assert evaluate(rules, spo2 + answers(dyspnoea=0), NOW, START) == []  # one sign: no alert
+    two = evaluate(rules, spo2 + answers(sputum_volume=0, sputum_purulence=0), NOW, START)
+    assert [(f.rule, f.severity) for f in two] == [("ir_exacerbation", "orange")]
+    assert two[0].message.startswith("Exacerbation probable (critères d'Anthonisen) : ")
+    low = [Reading("spo2", 86, days_ago(0), id="s-low")]
+    red = evaluate(rules, low + answers(dyspnoea=0), NOW, START)
+    assert [(f.rule, f.severity) for f in red] == [
+        ("ir_desaturation_dyspnee", "red"),
+        ("ir_spo2_basse", "orange"),
+    ]
+
+
+def test_ventilation_of_less_than_4_hours_is_orange():
+    rules = PROGRAMMES["insuffisance_respiratoire"].rules
+    readings = [Reading("spo2", 93, NOW, id="s"), Reading("ventilation_hours", 3.5, NOW, id="v")]
+    findings = evaluate(rules, readings, NOW, START)
+    assert [(f.rule, f.message) for f in findings] == [
+        ("ir_ventilation_courte", "Durée de ventilation sur 24 h 3,5 h, en dessous de 4 h.")
+    ]
+
+
+def test_an_unanswered_questionnaire_is_missing_data():
+    rules = (Missing("q", "dyspnoea", days=2),)
+    findings = evaluate(rules, answers(dyspnoea=3), NOW, START)
+    assert findings[0].message == "Questionnaire non rempli (essoufflement inhabituel) depuis 3 jours."
+
+
+def test_a_rule_set_is_checked_before_it_is_published():
+    base = (Threshold("a", "spo2", "condition", below=88), Threshold("b", "dyspnoea", "condition", above=0.5))
+    check_rule_set((*base, Combination("c", "red", ("a", "b"), 2, "Les deux")))
+    cases = [
+        ((*base, Combination("c", "red", ("a", "x"), 1, "?")), "« x » n'est pas une règle"),
+        ((*base, Combination("c", "red", ("a", "b"), 3, "?")), "entre 1 et 2"),
+        ((*base, Threshold("a", "weight", "red", above=100)), "« a » en double"),
+        ((Threshold("t", "weight", "red", above=900),), "hors des valeurs possibles"),
+        ((Threshold("t", "weight", "violet", above=90),), "sévérité « violet »"),
+        ((Trend("t", "taille", "red", change=2, days=3),), "mesure « taille » inconnue"),
+        ((), "au moins une règle"),
+    ]
+    for rule_set, message in cases:
+        with pytest.raises(InvalidInput, match=message):
+            check_rule_set(rule_set)
+
+
+def test_a_combination_can_be_tuned_per_patient_but_not_a_symptoms_yes():
+    rules = PROGRAMMES["insuffisance_respiratoire"].rules
+    tuned = with_overrides(rules, {"ir_exacerbation": {"at_least": 3}})
+    assert next(r for r in tuned if r.code == "ir_exacerbation").at_least == 3
+    with pytest.raises(InvalidInput, match="non modifiable"):
+        with_overrides(rules, {"ir_dyspnee": {"above": 0.2}})

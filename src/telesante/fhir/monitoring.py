@@ -8,8 +8,10 @@ Within one entry, a blood-pressure panel is stored whole or not at all.
 
 What an Observation must carry:
 - ``subject``: ``Patient/<id>`` of a patient enrolled in a programme of the sender's team;
-- ``code``: a LOINC coding of a measure followed (``monitoring.clinical.MEASURES``) or the BP panel;
-- ``valueQuantity`` with a UCUM ``code`` (or ``unit``), or for the panel a ``component`` per pressure;
+- ``code``: a LOINC coding of a measure followed (``monitoring.clinical.MEASURES``) or the BP panel, or a code of
+  ``urn:telesante:telesurveillance`` (hours of ventilation, the questionnaires' symptoms);
+- ``valueQuantity`` with a UCUM ``code`` (or ``unit``), or for the panel a ``component`` per pressure; a
+  questionnaire's symptom carries ``valueBoolean`` (true: worse than usual);
 - ``effectiveDateTime`` (or ``effectiveInstant``, ``effectivePeriod.start``) with a time zone;
 - optionally ``device`` (``identifier.value`` = the serial number, or ``Device/<id>``), which must be lent to this
   patient, and ``identifier``, the device's id of the reading (a reading sent twice is then stored once).
@@ -38,7 +40,7 @@ from telesante.kit.errors import NotFound
 from telesante.kit.schemas import french_message
 from telesante.monitoring import clinical
 from telesante.monitoring import service as monitoring
-from telesante.monitoring.clinical import BLOOD_PRESSURE_PANEL, LOINC, UCUM, ReadingRefused
+from telesante.monitoring.clinical import BLOOD_PRESSURE_PANEL, LOINC, SYSTEMS, UCUM, ReadingRefused
 from telesante.monitoring.models import Observation as StoredObservation
 from telesante.monitoring.models import ReadingSource
 
@@ -93,6 +95,16 @@ def _loinc(concept) -> str | None:
     for coding in (concept.coding if concept is not None else None) or []:
         if coding.system == LOINC and coding.code:
             return coding.code
+    return None
+
+
+def _coding(concept) -> tuple[str, str] | None:
+    """The first coding of a system we know (LOINC, then Télésanté's own codes)."""
+    codings = [c for c in (concept.coding if concept is not None else None) or [] if c.code]
+    for system in SYSTEMS:
+        for coding in codings:
+            if coding.system == system:
+                return system, coding.code
     return None
 
 
@@ -308,7 +320,8 @@ def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
         if found.value:
             identifier = f"{found.system or ''}|{found.value}"
             break
-    code = _loinc(resource.code)
+    coding = _coding(resource.code)
+    system, code = coding if coding is not None else (LOINC, None)
     try:
         effective = _effective(resource)
         if effective is None:
@@ -316,6 +329,29 @@ def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
         if code is None:
             raise ReadingRefused("code : un codage LOINC (http://loinc.org) est attendu.", field="code")
         parts: list[tuple[str, Any, str | None]] = []
+        if system != LOINC and clinical.find_measure(code, system).is_answer:
+            answer = getattr(resource, "valueBoolean", None)
+            if answer is None:
+                raise ReadingRefused(
+                    "Réponse au questionnaire : valueBoolean attendu (true : plus que d'habitude).",
+                    field="value",
+                )
+            clinical.normalise(code, answer, None, system=system)
+            return _Parsed(
+                [
+                    monitoring.ReadingItem(
+                        first_item,
+                        patient_id,
+                        code,
+                        answer,
+                        None,
+                        effective,
+                        system=system,
+                        device_serial=serial,
+                        identifier=identifier,
+                    )
+                ]
+            )
         if code == BLOOD_PRESSURE_PANEL:
             components = {(_loinc(c.code) or ""): c for c in resource.component or []}
             for part in _PANEL_PARTS:
@@ -330,7 +366,7 @@ def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
             value, unit = _quantity(resource.valueQuantity)
             parts.append((code, value, unit))
         for part, value, unit in parts:  # the panel is stored whole or not at all: check every part first
-            clinical.normalise(part, value, unit)
+            clinical.normalise(part, value, unit, system=system)
     except ReadingRefused as refused:
         return _problem(refused.message, refused.field or "Observation")
     items = [
@@ -341,6 +377,7 @@ def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
             float(value) if isinstance(value, Decimal) else value,
             unit,
             effective,
+            system=system,
             device_serial=serial,
             identifier=(f"{identifier}#{part}" if code == BLOOD_PRESSURE_PANEL else identifier)
             if identifier
@@ -478,6 +515,21 @@ def is_batch(data: Any) -> bool:
 
 def observation_resource(row: StoredObservation) -> Observation:
     measure = clinical.BY_KEY[row.measure]
+    value: dict[str, Any] = (
+        {"valueBoolean": row.value > 0.5}
+        if measure.is_answer
+        else {
+            "valueQuantity": {
+                "value": row.value,
+                "unit": measure.unit_label,
+                "system": UCUM,
+                "code": row.unit,
+            }
+        }
+    )
+    category = "survey" if measure.is_answer else "laboratory" if row.measure == "glucose" else "vital-signs"
+    if row.measure == "ventilation_hours":
+        category = "activity"
     return Observation.model_validate(
         {
             "resourceType": "Observation",
@@ -488,24 +540,19 @@ def observation_resource(row: StoredObservation) -> Observation:
                     "coding": [
                         {
                             "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                            "code": "vital-signs" if row.measure != "glucose" else "laboratory",
+                            "code": category,
                         }
                     ]
                 }
             ],
             "code": {
-                "coding": [{"system": LOINC, "code": row.code, "display": measure.label}],
+                "coding": [{"system": measure.system, "code": row.code, "display": measure.label}],
                 "text": measure.label,
             },
             "subject": {"reference": f"Patient/{row.patient_id}"},
             "effectiveDateTime": clock.as_utc(row.effective_at).isoformat(),
             "issued": clock.as_utc(row.received_at).isoformat(),
-            "valueQuantity": {
-                "value": row.value,
-                "unit": measure.unit_label,
-                "system": UCUM,
-                "code": row.unit,
-            },
+            **value,
         }
     )
 

@@ -23,6 +23,11 @@ from telesante.kit.errors import InvalidInput
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
+# Télésanté's own codes, for what LOINC has no code we are sure of: the hours of home ventilation a day and the
+# symptom questions of the programmes' questionnaires (docs/domains/monitoring.md, "Codes").
+LOCAL = "urn:telesante:telesurveillance"
+SYSTEMS = (LOINC, LOCAL)
+ANSWER_UNIT = "{answer}"  # a yes/no answer is stored as 1 (yes) or 0 (no)
 
 GLUCOSE_MOLAR_MASS = 180.156  # g/mol: 1 mmol/L = 18.0156 mg/dL
 POUND_KG = 0.45359237  # international avoirdupois pound (exact)
@@ -49,17 +54,29 @@ class Measure:
 
     key: str
     label: str
-    loinc: tuple[str, ...]  # the first is the code stored and sent back
+    codes: tuple[str, ...]  # in ``system``; the first is the code stored and sent back
     unit: str
     unit_label: str  # the stored unit as people read it
     units: dict[str, Callable[[float], float]] = field(repr=False)
     low: float  # plausible for a living patient, inclusive; outside: refused
     high: float
     decimals: int = 1
+    system: str = LOINC
+    question: str = ""  # a yes/no question of a questionnaire (the patient's words); empty: a measurement
 
     @property
     def code(self) -> str:
-        return self.loinc[0]
+        return self.codes[0]
+
+    @property
+    def is_answer(self) -> bool:
+        return bool(self.question)
+
+
+def _symptom(key: str, label: str, code: str, question: str) -> Measure:
+    return Measure(
+        key, label, (code,), ANSWER_UNIT, "", {}, low=0, high=1, decimals=0, system=LOCAL, question=question
+    )
 
 
 MEASURES: tuple[Measure, ...] = (
@@ -154,10 +171,67 @@ MEASURES: tuple[Measure, ...] = (
         high=80,
         decimals=0,
     ),
+    Measure(
+        "ventilation_hours",
+        "Durée de ventilation sur 24 h",
+        ("ventilation-heures",),  # the ventilator's daily usage report (hours of use over the last 24 h)
+        "h",
+        "h",
+        {"h": _SAME, "min": _factor(1 / 60)},
+        low=0,
+        high=24,
+        system=LOCAL,
+    ),
+    # The questionnaires' symptoms (yes = worse than usual). Heart failure: ESC 2021 and HFA self-care signs of
+    # congestion; chronic respiratory failure: Anthonisen's criteria of an exacerbation (dyspnoea, sputum volume,
+    # sputum purulence); diabetes: a hypoglycaemic episode felt by the patient.
+    _symptom(
+        "dyspnoea",
+        "Essoufflement inhabituel",
+        "symptome-dyspnee",
+        "Êtes-vous plus essoufflé(e) que d'habitude ?",
+    ),
+    _symptom(
+        "orthopnoea",
+        "Essoufflement allongé ou nocturne",
+        "symptome-orthopnee",
+        "Avez-vous dû dormir plus redressé(e), ou vous êtes-vous réveillé(e) essoufflé(e) la nuit ?",
+    ),
+    _symptom(
+        "oedema",
+        "Œdèmes en augmentation",
+        "symptome-oedemes",
+        "Vos chevilles ou vos jambes sont-elles plus gonflées que d'habitude ?",
+    ),
+    _symptom(
+        "fatigue",
+        "Fatigue inhabituelle",
+        "symptome-fatigue",
+        "Êtes-vous plus fatigué(e) que d'habitude ?",
+    ),
+    _symptom(
+        "sputum_volume",
+        "Crachats plus abondants",
+        "symptome-crachats-volume",
+        "Crachez-vous plus que d'habitude ?",
+    ),
+    _symptom(
+        "sputum_purulence",
+        "Crachats purulents",
+        "symptome-crachats-couleur",
+        "Vos crachats ont-ils changé de couleur (jaunes, verts) ?",
+    ),
+    _symptom(
+        "hypoglycaemia_episode",
+        "Malaise évoquant une hypoglycémie",
+        "symptome-malaise-hypoglycemie",
+        "Avez-vous eu un malaise (sueurs, tremblements, faim soudaine) depuis votre dernière saisie ?",
+    ),
 )
 
 BY_KEY = {measure.key: measure for measure in MEASURES}
-BY_LOINC = {code: measure for measure in MEASURES for code in measure.loinc}
+BY_CODE = {(measure.system, code): measure for measure in MEASURES for code in measure.codes}
+BY_LOINC = {code: measure for (system, code), measure in BY_CODE.items() if system == LOINC}
 BLOOD_PRESSURE_PANEL = "85354-9"  # components: systolic 8480-6, diastolic 8462-4
 
 # A device may sync a backlog (a scale that was offline): older than this, a reading is refused as a probable clock or
@@ -170,18 +244,57 @@ def _number(value: float) -> str:
     return f"{value:g}".replace(".", ",")
 
 
-def normalise(
-    code: str, value: float | int | str, unit: str | None, *, system: str = LOINC
-) -> tuple[Measure, float]:
-    """The measure a reading is, and its value in the measure's unit; ReadingRefused (field named) otherwise."""
-    if system != LOINC:
+_YES = {"oui", "yes", "true", "1", "o", "y"}
+_NO = {"non", "no", "false", "0", "n"}
+
+
+def answer_value(value: object) -> float | None:
+    """A yes/no answer as stored (1.0 / 0.0); None when it is neither."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float) and value in (0, 1):
+        return float(value)
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text in _YES:
+        return 1.0
+    if text in _NO:
+        return 0.0
+    return None
+
+
+def find_measure(code: str, system: str = LOINC) -> Measure:
+    """The measure a code stands for; ReadingRefused (field ``code``) when the system or the code is unknown."""
+    if system not in SYSTEMS:
         raise ReadingRefused(
-            f"Système de codes « {system} » non pris en charge : LOINC attendu ({LOINC}).", field="code"
+            f"Système de codes « {system} » non pris en charge : LOINC attendu ({LOINC}), ou {LOCAL} pour la "
+            "ventilation et les questionnaires.",
+            field="code",
         )
-    measure = BY_LOINC.get((code or "").strip())
+    measure = BY_CODE.get((system, (code or "").strip()))
     if measure is None:
-        known = ", ".join(f"{m.code} ({m.label.lower()})" for m in MEASURES)
-        raise ReadingRefused(f"Code LOINC « {code} » inconnu : mesures suivies {known}.", field="code")
+        if system == LOINC:
+            known = ", ".join(f"{m.code} ({m.label.lower()})" for m in MEASURES if m.system == LOINC)
+            raise ReadingRefused(f"Code LOINC « {code} » inconnu : mesures suivies {known}.", field="code")
+        known = ", ".join(m.code for m in MEASURES if m.system == LOCAL)
+        raise ReadingRefused(f"Code « {code} » inconnu dans {LOCAL} : codes connus {known}.", field="code")
+    return measure
+
+
+def normalise(
+    code: str, value: float | int | str | bool, unit: str | None, *, system: str = LOINC
+) -> tuple[Measure, float]:
+    """The measure a reading is, and its value in the measure's unit; ReadingRefused (field named) otherwise.
+    A questionnaire's answer (yes/no) needs no unit and is stored as 1 or 0."""
+    measure = find_measure(code, system)
+    if measure.is_answer:
+        answer = answer_value(value)
+        if answer is None:
+            raise ReadingRefused(
+                f"Réponse « {value} » pour « {measure.label.lower()} » : oui ou non attendu.", field="value"
+            )
+        return measure, answer
+    if isinstance(value, bool):
+        raise ReadingRefused(f"Valeur oui/non pour {measure.label.lower()} : nombre attendu.", field="value")
     if not unit or not unit.strip():
         raise ReadingRefused(
             f"Unité absente pour {measure.label.lower()} : unité UCUM attendue ({measure.unit}).",

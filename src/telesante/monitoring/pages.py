@@ -41,6 +41,11 @@ LABELS = {
     "SEVERITY_LABELS": rules.SEVERITY_LABELS,
     "SOURCE_LABELS": SOURCE_LABELS,
     "MEASURES": clinical.BY_KEY,
+    "PARAMETER_LABELS": rules.PARAMETER_LABELS,
+    "KIND_LABELS": rules.KIND_LABELS,
+    "rule_of": rules.rule_from_data,
+    "tunable": rules.tunable,
+    "describe": rules.describe,
 }
 DECISION_LABELS = {ConsentDecision.GIVEN: "Le patient accepte", ConsentDecision.REFUSED: "Le patient refuse"}
 METHOD_LABELS = {
@@ -173,8 +178,15 @@ async def _follow_up(session, principal, enrolment_id: uuid.UUID, **extra) -> di
     patient = (
         await patient_service.require_patient_access(session, principal, view.enrolment.patient_id)
     ).patient
+    questions = [
+        clinical.BY_KEY[m["measure"]]
+        for m in view.programme.measures
+        if clinical.BY_KEY[m["measure"]].is_answer
+    ]
     return {
         "view": view,
+        "questions": questions,
+        "answers": await service.recent_answers(session, view) if questions else [],
         "enrolment": view.enrolment,
         "programme": view.programme,
         "patient": patient,
@@ -337,7 +349,8 @@ async def _patient_context(session, enrolment, **extra) -> dict[str, Any]:
     measures = [clinical.BY_KEY[m["measure"]] for m in programme.measures]
     return {
         "programme": programme,
-        "measures": measures,
+        "measures": [m for m in measures if not m.is_answer],
+        "questions": [m for m in measures if m.is_answer],
         "hours": hours_text(programme),
         "nonce": uuid.uuid4().hex,
         "errors": {},
@@ -401,14 +414,13 @@ async def patient_readings(request: Request, session: SessionDep, token: str):
             session, enrolment, token=token, errors={"effective_at": exc.message}
         )
         return render(request, "monitoring/patient.html", context, status_code=400)
-    items = []
+    items, sent = [], []
     for index, (key, raw) in enumerate((k, v) for k, v in form.multi_items() if k.startswith("m:")):
         text = str(raw).strip().replace(",", ".")
-        if not text:
-            continue
         measure = clinical.BY_KEY.get(key[2:])
-        if measure is None:
+        if not text or measure is None or measure.key in (m.key for m in sent):
             continue
+        sent.append(measure)
         items.append(
             service.ReadingItem(
                 index,
@@ -417,18 +429,22 @@ async def patient_readings(request: Request, session: SessionDep, token: str):
                 text,
                 measure.unit,
                 effective_at,
+                system=measure.system,
                 identifier=f"page:{nonce}:{measure.key}",
             )
         )
     if not items:
         context = await _patient_context(
-            session, enrolment, token=token, errors={"form": "Saisissez au moins une mesure."}
+            session,
+            enrolment,
+            token=token,
+            errors={"form": "Saisissez au moins une mesure ou répondez à une question."},
         )
         return render(request, "monitoring/patient.html", context, status_code=400)
     result = await service.record_readings(session, None, items, ReadingSource.PATIENT, enrolment=enrolment)
     errors = {
-        ("effective_at" if o.field == "effective" else clinical.BY_LOINC[item.code].key): o.message
-        for item, o in zip(items, result.outcomes, strict=True)
+        ("effective_at" if o.field == "effective" else measure.key): o.message
+        for measure, o in zip(sent, result.outcomes, strict=True)
         if o.status == "refused"
     }
     if errors:
@@ -436,11 +452,17 @@ async def patient_readings(request: Request, session: SessionDep, token: str):
         enrolment = await service.patient_enrolment(session, token)
         context = await _patient_context(session, enrolment, token=token, errors=errors)
         return render(request, "monitoring/patient.html", context, status_code=400)
-    stored = [clinical.BY_LOINC[item.code] for item in items]
     context = await _patient_context(
         session,
         enrolment,
         token=token,
-        sent=[(m.label, v.value, m.unit_label) for m, v in zip(stored, items, strict=True)],
+        sent=[
+            (
+                m.label,
+                ("oui" if clinical.answer_value(v.value) else "non") if m.is_answer else v.value,
+                m.unit_label,
+            )
+            for m, v in zip(sent, items, strict=True)
+        ],
     )
     return render(request, "monitoring/patient.html", context)

@@ -4,7 +4,11 @@ A rule is one of:
 - :class:`Threshold`: the latest reading of a measure beyond a limit;
 - :class:`Trend`: a measure that rose (or fell) by at least an amount within a number of days, e.g. heart failure's
   weight gain of 2 kg in 3 days;
-- :class:`Missing`: no reading of a measure for a number of days.
+- :class:`Missing`: no reading of a measure for a number of days;
+- :class:`Combination`: at least N of some other rules firing at once (e.g. two of Anthonisen's three signs of a
+  COPD exacerbation). A rule of severity ``condition`` raises no alert alone: it only counts in combinations.
+
+A threshold on a questionnaire's answer (``clinical.Measure.is_answer``, stored 1 for yes) fires on a "yes".
 
 Each finding carries a severity of the OpenTele triage tradition (red, orange; blue for missing data; a patient
 without any finding is green), a French message and the readings that caused it. Programmes ship default rules
@@ -22,9 +26,15 @@ from typing import Literal
 from telesante.kit.errors import InvalidInput
 from telesante.monitoring.clinical import BY_KEY
 
-Severity = Literal["red", "orange", "blue"]
-SEVERITY_ORDER: dict[str, int] = {"red": 0, "orange": 1, "blue": 2, "green": 3}
-SEVERITY_LABELS = {"red": "Rouge", "orange": "Orange", "blue": "Bleu (données manquantes)", "green": "Vert"}
+Severity = Literal["red", "orange", "blue", "condition"]
+SEVERITY_ORDER: dict[str, int] = {"red": 0, "orange": 1, "blue": 2, "green": 3, "condition": 4}
+SEVERITY_LABELS = {
+    "red": "Rouge",
+    "orange": "Orange",
+    "blue": "Bleu (données manquantes)",
+    "green": "Vert",
+    "condition": "Sans alerte seule (compte dans une combinaison)",
+}
 
 
 @dataclass(frozen=True)
@@ -61,29 +71,99 @@ class Missing:
     severity: Severity = "blue"
 
 
-Rule = Threshold | Trend | Missing
+@dataclass(frozen=True)
+class Combination:
+    code: str
+    severity: Severity
+    of: tuple[str, ...]  # the codes of other rules of the set (thresholds or trends)
+    at_least: int  # how many of them must fire at the same time
+    label: str  # what the combination means, e.g. "Exacerbation probable (critères d'Anthonisen)"
+    measure: str = ""  # a combination spans several measures
 
 
-KINDS: dict[str, type] = {"threshold": Threshold, "trend": Trend, "missing": Missing}
+Rule = Threshold | Trend | Missing | Combination
+
+
+KINDS: dict[str, type] = {
+    "threshold": Threshold,
+    "trend": Trend,
+    "missing": Missing,
+    "combination": Combination,
+}
+KIND_LABELS = {
+    "threshold": "Seuil",
+    "trend": "Tendance",
+    "missing": "Données manquantes",
+    "combination": "Combinaison",
+}
 # What a programme's team, or an enrolment, may change in a rule (the measure and the kind stay).
-TUNABLE = {Threshold: ("above", "below"), Trend: ("change", "days"), Missing: ("days",)}
+TUNABLE = {
+    Threshold: ("above", "below"),
+    Trend: ("change", "days"),
+    Missing: ("days",),
+    Combination: ("at_least",),
+}
 PARAMETER_LABELS = {
     "above": "alerte au-dessus de",
     "below": "alerte en dessous de",
     "change": "variation",
     "days": "jours",
+    "at_least": "nombre de conditions",
 }
 
 
 def rule_to_data(rule: Rule) -> dict:
     """A rule as stored with its programme (JSON)."""
     kind = next(name for name, cls in KINDS.items() if isinstance(rule, cls))
-    return {"kind": kind, **asdict(rule)}
+    data = {"kind": kind, **asdict(rule)}
+    if isinstance(rule, Combination):
+        data["of"] = list(rule.of)
+        data.pop("measure")
+    return data
 
 
 def rule_from_data(data: Mapping) -> Rule:
     cls = KINDS[data["kind"]]
-    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+    values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+    if cls is Combination:
+        values["of"] = tuple(values["of"])
+    return cls(**values)
+
+
+def tunable(rule: Rule) -> tuple[str, ...]:
+    """The parameters of this rule that a team or an enrolment may change (none for a symptom's "yes")."""
+    if isinstance(rule, Threshold) and BY_KEY[rule.measure].is_answer:
+        return ()
+    return TUNABLE[type(rule)]
+
+
+def measures_of(rule: Rule, by_code: Mapping[str, Rule]) -> set[str]:
+    """The measures a rule looks at (a combination: those of its rules)."""
+    if isinstance(rule, Combination):
+        return {by_code[code].measure for code in rule.of if code in by_code}
+    return {rule.measure}
+
+
+def describe(rule: Rule) -> str:
+    """The rule in one French sentence, for the programme's page."""
+    if isinstance(rule, Combination):
+        return f"{rule.label} : au moins {rule.at_least} parmi {', '.join(rule.of)}"
+    measure = BY_KEY[rule.measure]
+    unit = f" {measure.unit_label}" if measure.unit_label else ""
+    if isinstance(rule, Threshold):
+        if measure.is_answer:
+            return f"{measure.label} : réponse « oui »"
+        parts = []
+        if rule.above is not None:
+            parts.append(f"au-dessus de {_number(rule.above)}{unit}")
+        if rule.below is not None:
+            parts.append(f"en dessous de {_number(rule.below)}{unit}")
+        return f"{measure.label} {' ou '.join(parts)}"
+    if isinstance(rule, Trend):
+        word = "hausse" if rule.change > 0 else "baisse"
+        return f"{measure.label} : {word} d'au moins {_number(abs(rule.change))}{unit} en {rule.days} jours"
+    what = "réponse" if measure.is_answer else "mesure"
+    return f"{measure.label} : aucune {what} depuis {rule.days} jours"
 
 
 def with_overrides(rules: Sequence[Rule], overrides: Mapping[str, Mapping[str, object]]) -> tuple[Rule, ...]:
@@ -97,10 +177,10 @@ def with_overrides(rules: Sequence[Rule], overrides: Mapping[str, Mapping[str, o
     for rule in rules:
         params = dict(overrides.get(rule.code) or {})
         for name, value in params.items():
-            if name not in TUNABLE[type(rule)]:
+            if name not in tunable(rule):
                 raise InvalidInput(
                     f"Paramètre « {name} » non modifiable pour la règle « {rule.code} » "
-                    f"(modifiables : {', '.join(TUNABLE[type(rule)])}).",
+                    f"(modifiables : {', '.join(tunable(rule)) or 'aucun'}).",
                     field="overrides",
                 )
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -111,6 +191,13 @@ def with_overrides(rules: Sequence[Rule], overrides: Mapping[str, Mapping[str, o
             if name == "days" and (value is None or value != int(value) or not 1 <= value <= 90):
                 raise InvalidInput(
                     f"Règle « {rule.code} » : nombre de jours entre 1 et 90 attendu.", field="overrides"
+                )
+            if name == "at_least" and (
+                value is None or value != int(value) or not 1 <= value <= len(rule.of)
+            ):
+                raise InvalidInput(
+                    f"Règle « {rule.code} » : nombre de conditions entre 1 et {len(rule.of)} attendu.",
+                    field="overrides",
                 )
             if name == "change" and (value is None or value == 0 or (value > 0) != (rule.change > 0)):
                 raise InvalidInput(
@@ -126,13 +213,46 @@ def with_overrides(rules: Sequence[Rule], overrides: Mapping[str, Mapping[str, o
                         f"{measure.label.lower()} ({measure.low:g}–{measure.high:g} {measure.unit_label}).",
                         field="overrides",
                     )
-        if "days" in params:
-            params["days"] = int(params["days"])
+        for name in ("days", "at_least"):
+            if name in params:
+                params[name] = int(params[name])
         candidate = replace(rule, **params) if params else rule
         if isinstance(candidate, Threshold) and candidate.above is None and candidate.below is None:
             raise InvalidInput(f"Règle « {rule.code} » : un seuil au moins est attendu.", field="overrides")
         tuned.append(candidate)
     return tuple(tuned)
+
+
+def check_rule_set(rules: Sequence[Rule]) -> None:
+    """A rule set a team may publish: unique codes, known measures, thresholds within what a patient can have,
+    combinations of other threshold or trend rules of the set. InvalidInput names the rule otherwise."""
+    codes = [rule.code for rule in rules]
+    if not rules:
+        raise InvalidInput("Un programme a au moins une règle.", field="rules")
+    for rule in rules:
+        if codes.count(rule.code) > 1:
+            raise InvalidInput(f"Code de règle « {rule.code} » en double.", field="rules")
+        if rule.severity not in SEVERITY_ORDER or rule.severity == "green":
+            raise InvalidInput(
+                f"Règle « {rule.code} » : sévérité « {rule.severity} » inconnue.", field="rules"
+            )
+        if isinstance(rule, Combination):
+            targets = {r.code: r for r in rules}
+            for code in rule.of:
+                target = targets.get(code)
+                if target is None or not isinstance(target, Threshold | Trend):
+                    raise InvalidInput(
+                        f"Combinaison « {rule.code} » : « {code} » n'est pas une règle de seuil ou de tendance "
+                        "du programme.",
+                        field="rules",
+                    )
+            continue
+        if rule.measure not in BY_KEY:
+            raise InvalidInput(f"Règle « {rule.code} » : mesure « {rule.measure} » inconnue.", field="rules")
+    # the parameters as an enrolment's overrides would be checked
+    with_overrides(
+        rules, {rule.code: {name: getattr(rule, name) for name in tunable(rule)} for rule in rules}
+    )
 
 
 def lookback_days(rules: Sequence[Rule]) -> int:
@@ -159,6 +279,15 @@ def _unit(measure: str) -> str:
 
 def _threshold(rule: Threshold, latest: Reading) -> Finding | None:
     label = BY_KEY[rule.measure].label
+    if BY_KEY[rule.measure].is_answer:
+        fires = (rule.above is not None and latest.value > rule.above) or (
+            rule.below is not None and latest.value < rule.below
+        )
+        return (
+            Finding(rule.code, rule.severity, f"Symptôme signalé : {label.lower()}.", (latest,))
+            if fires
+            else None
+        )
     if rule.above is not None and latest.value > rule.above:
         limit, word = rule.above, "au-dessus de"
     elif rule.below is not None and latest.value < rule.below:
@@ -219,19 +348,33 @@ def evaluate(
         if isinstance(rule, Missing):
             last = measured[-1].at if measured else since
             if now - last >= timedelta(days=rule.days):
-                label = BY_KEY[rule.measure].label.lower()
+                measure = BY_KEY[rule.measure]
                 when = (
                     "depuis le début du suivi"
                     if not measured
                     else f"depuis {_number((now - last).days)} jours"
                 )
-                found.append(Finding(rule.code, rule.severity, f"Aucune mesure de {label} {when}.", ()))
+                what = (
+                    f"Questionnaire non rempli ({measure.label.lower()})"
+                    if measure.is_answer
+                    else f"Aucune mesure de {measure.label.lower()}"
+                )
+                found.append(Finding(rule.code, rule.severity, f"{what} {when}.", ()))
             continue
-        if not measured:
+        if isinstance(rule, Combination) or not measured:
             continue
         outcome = _threshold(rule, measured[-1]) if isinstance(rule, Threshold) else _trend(rule, measured)
         if outcome is not None:
             found.append(outcome)
+    fired = {finding.rule: finding for finding in found}
+    for rule in rules:
+        if isinstance(rule, Combination):
+            parts = [fired[code] for code in rule.of if code in fired]
+            if len(parts) >= rule.at_least:
+                readings = tuple(sorted({r for part in parts for r in part.readings}, key=lambda r: r.at))
+                reasons = " ; ".join(part.message.rstrip(".") for part in parts)
+                found.append(Finding(rule.code, rule.severity, f"{rule.label} : {reasons}.", readings))
+    found = [finding for finding in found if finding.severity != "condition"]
     found.sort(key=lambda finding: SEVERITY_ORDER[finding.severity])
     # One reading beyond two limits of the same side (glucose 50: below 54 and below 70) is one finding, the worst.
     thresholds = {rule.code: rule for rule in rules if isinstance(rule, Threshold)}
@@ -271,12 +414,15 @@ PROGRAMMES: dict[str, Programme] = {
         Programme(
             "insuffisance_cardiaque",
             "Insuffisance cardiaque",
-            1,
+            2,
             (
                 ("weight", "chaque jour"),
                 ("systolic", "chaque jour"),
                 ("diastolic", "chaque jour"),
                 ("heart_rate", "chaque jour"),
+                ("dyspnoea", "chaque jour"),
+                ("orthopnoea", "chaque jour"),
+                ("oedema", "chaque jour"),
             ),
             (
                 # ESC 2021 heart-failure guidelines (self-care): a gain of more than 2 kg in 3 days is a sign of
@@ -286,6 +432,18 @@ PROGRAMMES: dict[str, Programme] = {
                 # ESC 2021: symptomatic hypotension, systolic below 90 mm Hg.
                 Threshold("ic_pas_basse", "systolic", "orange", below=90),
                 Missing("ic_poids_absent", "weight", days=3),
+                # ESC 2021 / HFA self-care: worsening breathlessness, orthopnoea and swelling are signs of
+                # congestion; one alone is looked at (orange), two together, or with a weight gain, is red.
+                Threshold("ic_dyspnee", "dyspnoea", "orange", above=0.5),
+                Threshold("ic_orthopnee", "orthopnoea", "orange", above=0.5),
+                Threshold("ic_oedemes", "oedema", "condition", above=0.5),
+                Combination(
+                    "ic_congestion",
+                    "red",
+                    ("ic_poids_7j", "ic_dyspnee", "ic_orthopnee", "ic_oedemes"),
+                    2,
+                    "Signes congestifs associés",
+                ),
             ),
             # HAS, parcours de soins insuffisance cardiaque (2014) and ESC 2021 self-care: education topics.
             (
@@ -299,8 +457,8 @@ PROGRAMMES: dict[str, Programme] = {
         Programme(
             "diabete",
             "Diabète",
-            1,
-            (("glucose", "selon le schéma d'autosurveillance"),),
+            2,
+            (("glucose", "selon le schéma d'autosurveillance"), ("hypoglycaemia_episode", "à chaque saisie")),
             (
                 # International consensus on time in range (Battelino 2019; ADA Standards of Care):
                 # level 2 hypoglycaemia < 54 mg/dL, level 1 < 70 mg/dL, level 2 hyperglycaemia > 250 mg/dL.
@@ -308,6 +466,8 @@ PROGRAMMES: dict[str, Programme] = {
                 Threshold("dt_hypo_1", "glucose", "orange", below=70),
                 Threshold("dt_hyper_2", "glucose", "orange", above=250),
                 Missing("dt_glycemie_absente", "glucose", days=3),
+                # A hypoglycaemia felt by the patient matters even when no glucose value was taken at the time.
+                Threshold("dt_malaise", "hypoglycaemia_episode", "orange", above=0.5),
             ),
             (
                 "Autosurveillance glycémique : technique et horaires",
@@ -319,12 +479,41 @@ PROGRAMMES: dict[str, Programme] = {
         Programme(
             "insuffisance_respiratoire",
             "Insuffisance respiratoire chronique",
-            1,
-            (("spo2", "chaque jour"), ("heart_rate", "chaque jour")),
+            2,
+            (
+                ("spo2", "chaque jour"),
+                ("heart_rate", "chaque jour"),
+                ("ventilation_hours", "chaque jour (patients ventilés à domicile)"),
+                ("dyspnoea", "chaque jour"),
+                ("sputum_volume", "chaque jour"),
+                ("sputum_purulence", "chaque jour"),
+            ),
             (
                 # GOLD 2024: oxygen therapy titrated to SpO₂ 88–92 % in chronic hypercapnic patients.
                 Threshold("ir_spo2_basse", "spo2", "orange", below=88),
                 Missing("ir_spo2_absente", "spo2", days=3),
+                # Less than 4 h of ventilation a day: the adherence floor used in France for home CPAP
+                # (arrêté du 13 décembre 2017); for home NIV the team sets its own target (configurable).
+                Threshold("ir_ventilation_courte", "ventilation_hours", "orange", below=4),
+                # Anthonisen 1987: increased dyspnoea, sputum volume and sputum purulence; two of the three make an
+                # exacerbation likely (types 1 and 2). With a low SpO₂, breathlessness is red.
+                Threshold("ir_dyspnee", "dyspnoea", "condition", above=0.5),
+                Threshold("ir_crachats_volume", "sputum_volume", "condition", above=0.5),
+                Threshold("ir_crachats_purulents", "sputum_purulence", "condition", above=0.5),
+                Combination(
+                    "ir_exacerbation",
+                    "orange",
+                    ("ir_dyspnee", "ir_crachats_volume", "ir_crachats_purulents"),
+                    2,
+                    "Exacerbation probable (critères d'Anthonisen)",
+                ),
+                Combination(
+                    "ir_desaturation_dyspnee",
+                    "red",
+                    ("ir_spo2_basse", "ir_dyspnee"),
+                    2,
+                    "Désaturation avec essoufflement",
+                ),
             ),
             (
                 "Oxygénothérapie et ventilation : utilisation et entretien",
@@ -335,3 +524,7 @@ PROGRAMMES: dict[str, Programme] = {
         ),
     )
 }
+
+
+for _programme in PROGRAMMES.values():  # the shipped rule sets are valid ones
+    check_rule_set(_programme.rules)

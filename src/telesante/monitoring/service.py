@@ -591,7 +591,7 @@ async def record_readings(
                     "code": item.code.strip(),
                     "value": value,
                     "unit": measure.unit,
-                    "sent_value": float(item.value),
+                    "sent_value": value if measure.is_answer else float(item.value),
                     "sent_unit": (item.unit or "").strip()[:20],
                     "effective_at": effective_at,
                     "received_at": now,
@@ -1120,6 +1120,8 @@ def chart_data(view: EnrolmentView, readings: list) -> dict[str, Any]:
     by_rule = {rule.code: rule for rule in view.rules}
     charts = []
     for key in measures:
+        if clinical.BY_KEY[key].is_answer:
+            continue  # the questionnaire's answers are a table of the page, not a curve
         measure = clinical.BY_KEY[key]
         series = [r for r in readings if r.measure == key]
         limits = [
@@ -1136,7 +1138,7 @@ def chart_data(view: EnrolmentView, readings: list) -> dict[str, Any]:
         alerts = [
             {"at": int(a.raised_at.timestamp()), "severity": a.severity, "message": a.message}
             for a in view.alerts
-            if a.rule_code in by_rule and by_rule[a.rule_code].measure == key
+            if a.rule_code in by_rule and key in rules.measures_of(by_rule[a.rule_code], by_rule)
         ]
         charts.append(
             {
@@ -1150,6 +1152,28 @@ def chart_data(view: EnrolmentView, readings: list) -> dict[str, Any]:
             }
         )
     return {"enrolment_id": str(view.enrolment.id), "charts": charts}
+
+
+@dataclass
+class AnswerDay:
+    day: date
+    answers: dict[str, bool]  # measure key → yes
+
+
+async def recent_answers(session: AsyncSession, view: EnrolmentView, days: int = 14) -> list[AnswerDay]:
+    """The questionnaire's answers of the last ``days`` days, one line per day (the last answer of the day to each
+    question), newest first. ``view`` comes from ``get_enrolment``, which checked access and audited the read."""
+    keys = {m["measure"] for m in view.programme.measures if clinical.BY_KEY[m["measure"]].is_answer}
+    if not keys:
+        return []
+    since = clock.now() - timedelta(days=days)
+    by_day: dict[date, dict[str, bool]] = {}
+    for reading in await ObservationRepository(session).series(view.enrolment.id, since):
+        if reading.measure in keys:
+            by_day.setdefault(clock.to_paris(reading.effective_at).date(), {})[reading.measure] = (
+                reading.value > 0.5
+            )
+    return [AnswerDay(day, by_day[day]) for day in sorted(by_day, reverse=True)]
 
 
 @dataclass
@@ -1174,6 +1198,12 @@ def monthly_summary(view: EnrolmentView, readings: list, month: date) -> Monthly
     for key in dict.fromkeys([m["measure"] for m in view.programme.measures] + [r.measure for r in inside]):
         values = [r.value for r in inside if r.measure == key]
         measure = clinical.BY_KEY[key]
+        if measure.is_answer:
+            yes = sum(1 for value in values if value > 0.5)
+            rows.append(
+                {"label": measure.label, "unit": "", "count": len(values), "yes": yes, "answer": True}
+            )
+            continue
         rows.append(
             {
                 "label": measure.label,

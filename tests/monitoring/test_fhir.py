@@ -303,3 +303,46 @@ def test_plain_reading_agrees_with_fhir_resources(monkeypatch):
         assert fast.problem == slow.problem, variant
         assert [vars(item) for item in fast.items] == [vars(item) for item in slow.items], variant
     assert taken == 8  # the common shapes (and only they) take the direct path
+
+
+async def test_a_gateway_sends_ventilation_hours_and_questionnaire_answers_with_the_local_codes(
+    client, session, network, patient, frozen
+):
+    enrolled = await enrol(session, network, patient)
+    patient_id, enrolment_id = enrolled.patient_id, enrolled.id
+    headers = {**(await token_for(session, network.gateway)), "Content-Type": "application/fhir+json"}
+    local = "urn:telesante:telesurveillance"
+
+    def coded(code, **value):
+        return {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": local, "code": code}]},
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "effectiveDateTime": frozen.now.isoformat(),
+            **value,
+        }
+
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            entry(coded("ventilation-heures", valueQuantity={"value": 390, "system": UCUM, "code": "min"})),
+            entry(coded("symptome-dyspnee", valueBoolean=True)),
+            entry(coded("symptome-dyspnee", valueQuantity={"value": 1, "system": UCUM, "code": "1"})),
+            entry(coded("symptome-toux", valueBoolean=True)),
+        ],
+    }
+    answer = (await client.post("/fhir", json=bundle, headers=headers)).json()
+    statuses = [e["response"]["status"] for e in answer["entry"]]
+    assert statuses == ["201 Created", "201 Created", "422 Unprocessable Entity", "422 Unprocessable Entity"]
+    problems = [e["response"]["outcome"]["issue"][0]["diagnostics"] for e in answer["entry"][2:]]
+    assert "valueBoolean attendu" in problems[0] and "« symptome-toux » inconnu" in problems[1]
+    locations = [e["response"]["location"] for e in answer["entry"][:2]]
+    hours = (await client.get(f"/fhir/{locations[0]}", headers=headers)).json()
+    assert hours["valueQuantity"]["value"] == 6.5 and hours["code"]["coding"][0]["system"] == local
+    symptom = (await client.get(f"/fhir/{locations[1]}", headers=headers)).json()
+    assert symptom["valueBoolean"] is True and symptom["category"][0]["coding"][0]["code"] == "survey"
+    view = await service.get_enrolment(session, network.nurse.principal, enrolment_id)
+    assert view.enrolment.colour == "orange"  # heart failure: more breathless than usual
+    assert [a.message for a in view.alerts] == ["Symptôme signalé : essoufflement inhabituel."]

@@ -165,3 +165,46 @@ async def test_the_patient_page_refuses_an_unknown_link_and_an_ended_follow_up(
     )
     assert ended.status == EnrolmentStatus.ENDED
     assert (await client.get(f"/tls/{token}")).status_code == 404
+
+
+async def test_the_patient_answers_the_questionnaire_and_two_congestion_signs_turn_red(
+    client, session, network, patient, frozen
+):
+    enrolment = await enrol(session, network, patient)
+    enrolment_id = enrolment.id
+    _, token, pin = await service.issue_patient_link(session, network.nurse.principal, enrolment_id)
+    assert (await post_form(client, f"/tls/{token}", {"pin": pin})).status_code == 303
+    page = await client.get(f"/tls/{token}")
+    assert "Êtes-vous plus essoufflé(e) que d'habitude ?" in text_of(page)
+    assert 'name="m:oedema" value="oui"' in page.text
+    odd = await post_form(client, f"/tls/{token}/mesures", {"m:dyspnoea": "peut-être"}, f"/tls/{token}")
+    assert odd.status_code == 400 and "oui ou non attendu" in text_of(odd)
+    sent = await post_form(
+        client,
+        f"/tls/{token}/mesures",
+        {"m:weight": "80,1", "m:dyspnoea": "non", "m:oedema": "oui"},
+        f"/tls/{token}",
+    )
+    assert sent.status_code == 200 and "Œdèmes en augmentation : oui" in text_of(sent)
+    view = await service.get_enrolment(session, network.nurse.principal, enrolment_id)
+    assert view.enrolment.colour == "green"  # oedema alone counts only with another sign
+    frozen.now = frozen.now + timedelta(days=1)
+    sent = await post_form(
+        client, f"/tls/{token}/mesures", {"m:dyspnoea": "oui", "m:oedema": "oui"}, f"/tls/{token}"
+    )
+    assert sent.status_code == 200, text_of(sent)
+
+    client.cookies.clear()
+    await sign_in(client, network.nurse)
+    follow_up = await client.get(f"/telesurveillance/suivis/{enrolment_id}")
+    assert 'data-colour="red"' in follow_up.text
+    assert "Signes congestifs associés" in text_of(follow_up)
+    table = follow_up.text[follow_up.text.index("data-questionnaire") :]
+    assert table.count('data-yes="oedema"') == 2 and table.count('data-yes="dyspnoea"') == 1
+    charts = (await client.get(f"/telesurveillance/suivis/{enrolment_id}/mesures.json")).json()
+    assert [c["measure"] for c in charts["charts"]] == ["weight", "systolic", "diastolic", "heart_rate"]
+    summary = await client.get(
+        f"/telesurveillance/suivis/{enrolment_id}/synthese", params={"mois": frozen.now.strftime("%Y-%m")}
+    )
+    assert "« oui » 2 fois sur 2 réponse(s)" in text_of(summary)  # oedema
+    assert "« oui » 1 fois sur 2 réponse(s)" in text_of(summary)  # dyspnoea

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time, timedelta
 
 import pyotp
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,13 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telesante.auth import service as auth_service
 from telesante.auth.models import Account
 from telesante.auth.principal import Principal
+from telesante.config import Settings
 from telesante.directory import service as directory_service
 from telesante.directory.models import Organisation, OrganisationType, Profession, Professional, Role
 from telesante.directory.schemas import MembershipCreate, OrganisationCreate, ProfessionalCreate
-from telesante.kit import identifiers
+from telesante.kit import clock, identifiers
+from telesante.offers import service as offer_service
+from telesante.offers.models import ActType, Offer, Routing
+from telesante.offers.schemas import OfferCreate
 from telesante.patients import service as patient_service
 from telesante.patients.models import Patient
 from telesante.patients.schemas import PatientCreate
+from telesante.scheduling import service as scheduling_service
+from telesante.scheduling.schemas import PatternCreate
 
 PASSWORD = "motdepasse-de-test-42"
 _counter = itertools.count(1)
@@ -100,8 +106,6 @@ async def make_actor(
     )
     if totp:
         account.totp_secret = pyotp.random_base32()
-        from telesante.kit import clock
-
         account.totp_enabled_at = clock.now()
         await session.flush()
     account = await auth_service.AccountRepository(session).get_with_professional(account.id)
@@ -129,3 +133,40 @@ def patient_data(**overrides) -> PatientCreate:
 async def make_patient(session: AsyncSession, actor: Actor, **overrides) -> Patient:
     patient, _ = await patient_service.register_patient(session, actor.principal, patient_data(**overrides))
     return patient
+
+
+async def make_teleconsultation_agenda(
+    session: AsyncSession, organisation_id, admin: Actor, doctor: Actor, title: str, days: int = 2
+) -> Offer:
+    """A teleconsultation offer of the organisation (created by its admin), and the doctor's slots every half hour,
+    day and night, from today for ``days`` days (so that a test or a browser story finds a free slot at any hour)."""
+    offer = await offer_service.create_offer(
+        session,
+        admin.principal,
+        OfferCreate(
+            organisation_id=organisation_id,
+            title=title,
+            act_type=ActType.TELECONSULTATION,
+            form_code="question_generique",
+            routing=Routing.POOL,
+            response_minutes=60 * 24,
+        ),
+    )
+    today = clock.to_paris(clock.now()).date()
+    await scheduling_service.add_pattern(
+        session,
+        doctor.principal,
+        PatternCreate(
+            professional_id=doctor.professional.id,
+            offer_id=offer.id,
+            weekdays=[1, 2, 3, 4, 5, 6, 7],
+            start_time=time(0, 0),
+            end_time=time(23, 30),
+            slot_minutes=30,
+            valid_from=today,
+            valid_until=today + timedelta(days=days),
+            skip_public_holidays=False,
+        ),
+        Settings(),
+    )
+    return offer

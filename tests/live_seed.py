@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import time, timedelta
+from datetime import timedelta
 
 from telesante.auth import service as auth_service
 from telesante.config import Settings
@@ -27,8 +27,15 @@ from telesante.offers.schemas import OfferCreate
 from telesante.oncall import service as oncall_service
 from telesante.oncall.schemas import RotaCreate, ShiftCreate
 from telesante.scheduling import service as scheduling_service
-from telesante.scheduling.schemas import PatternCreate, SiteCreate
-from tests.factories import PASSWORD, make_actor, make_organisation, make_patient, token_for
+from telesante.scheduling.schemas import SiteCreate
+from tests.factories import (
+    PASSWORD,
+    make_actor,
+    make_organisation,
+    make_patient,
+    make_teleconsultation_agenda,
+    token_for,
+)
 
 
 async def main() -> None:
@@ -188,39 +195,13 @@ async def _teleconsultation(session) -> dict[str, str]:
     geriatrician = await make_actor(session, chu, Role.EXPERT)
     admin = await make_actor(session, chu, Role.ORG_ADMIN)
     ehpad_admin = await make_actor(session, ehpad, Role.ORG_ADMIN)
-    offer = await offer_service.create_offer(
-        session,
-        admin.principal,
-        OfferCreate(
-            organisation_id=chu.id,
-            title="Téléconsultation de gériatrie",
-            act_type=ActType.TELECONSULTATION,
-            form_code="question_generique",
-            routing=Routing.POOL,
-            response_minutes=60 * 24,
-        ),
+    offer = await make_teleconsultation_agenda(
+        session, chu.id, admin, geriatrician, "Téléconsultation de gériatrie"
     )
     await scheduling_service.create_site(
         session,
         ehpad_admin.principal,
         SiteCreate(organisation_id=ehpad.id, name="Salle de soins", kind="room", equipment=["camera"]),
-    )
-    today = clock.to_paris(clock.now()).date()
-    await scheduling_service.add_pattern(
-        session,
-        geriatrician.principal,
-        PatternCreate(
-            professional_id=geriatrician.professional.id,
-            offer_id=offer.id,
-            weekdays=[1, 2, 3, 4, 5, 6, 7],
-            start_time=time(0, 0),
-            end_time=time(23, 30),
-            slot_minutes=30,
-            valid_from=today,
-            valid_until=today + timedelta(days=2),
-            skip_public_holidays=False,
-        ),
-        Settings(),
     )
     resident = await make_patient(session, nurse, birth_family_name="Kerjean", birth_given_names="Yvonne")
     return {
@@ -264,34 +245,8 @@ async def _monitoring(session) -> dict[str, str]:
             closes="23:59",
         ),
     )
-    offer = await offer_service.create_offer(
-        session,
-        admin.principal,
-        OfferCreate(
-            organisation_id=team.id,
-            title="Téléconsultation de cardiologie (insuffisance cardiaque)",
-            act_type=ActType.TELECONSULTATION,
-            form_code="question_generique",
-            routing=Routing.POOL,
-            response_minutes=60 * 24,
-        ),
-    )
-    today = clock.to_paris(clock.now()).date()
-    await scheduling_service.add_pattern(
-        session,
-        operator.principal,
-        PatternCreate(
-            professional_id=operator.professional.id,
-            offer_id=offer.id,
-            weekdays=[1, 2, 3, 4, 5, 6, 7],
-            start_time=time(0, 0),
-            end_time=time(23, 30),
-            slot_minutes=30,
-            valid_from=today,
-            valid_until=today + timedelta(days=2),
-            skip_public_holidays=False,
-        ),
-        Settings(),
+    offer = await make_teleconsultation_agenda(
+        session, team.id, admin, operator, "Téléconsultation de cardiologie (insuffisance cardiaque)"
     )
     patient = await make_patient(
         session, cardiologist, birth_family_name="Dufour", birth_given_names="Marcel"

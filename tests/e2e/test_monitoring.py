@@ -97,12 +97,17 @@ def test_rising_weight_reaches_the_team_live_and_is_acted_on(browser, live):
         )
         operator.get_by_role("button", name="Réserver ce créneau").click()
         expect(operator).to_have_url(re.compile(r"/rendez-vous/[0-9a-f-]{36}$"))
+        appointment_url = operator.url
         operator.goto(follow_up_url)
         alert = operator.locator("[data-alert][data-severity=red]")
+        # the alert remembers the teleconsultation booked from it, and proposes it as the action
+        expect(alert.locator("[data-appointment] a")).to_have_attribute(
+            "href", appointment_url.removeprefix(live.url)
+        )
+        expect(alert.get_by_label("Action")).to_have_value("teleconsultation")
         alert.get_by_label("Interprétation").fill(
             "Rétention hydrosodée : furosémide augmenté, téléconsultation J+2"
         )
-        alert.get_by_label("Action").select_option(label="Téléconsultation programmée")
         alert.get_by_role("button", name="Interpréter et clore").click()
         expect(operator.locator("[data-no-alert]")).to_be_visible()
         expect(operator.locator("[data-closed-alert]")).to_contain_text("Téléconsultation programmée")

@@ -3,6 +3,7 @@ triage; the colleague elsewhere and the outsider get nothing."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from telesante.monitoring import service
@@ -89,5 +90,23 @@ async def test_enrol_then_triage_over_the_json_api(client, session, network, pat
             f"/api/monitoring/alerts/{alert_id}/filter", json={}, headers=headers[stranger]
         )
         assert answer.status_code == 404
+        linked = await client.post(
+            f"/api/monitoring/alerts/{alert_id}/appointment",
+            json={"appointment_id": str(uuid.uuid4())},
+            headers=headers[stranger],
+        )
+        assert linked.status_code == 404
+    unknown = await client.post(
+        f"/api/monitoring/alerts/{alert_id}/appointment",
+        json={"appointment_id": str(uuid.uuid4())},
+        headers=headers["nurse"],
+    )
+    assert unknown.status_code == 404  # no such appointment: the alert stays as it was
+    odd = await client.post(
+        f"/api/monitoring/alerts/{alert_id}/appointment",
+        json={"appointment_id": "x"},
+        headers=headers["nurse"],
+    )
+    assert odd.status_code == 422
     seen = await client.post("/api/monitoring/worklist/green-seen", headers=headers["nurse"])
     assert seen.json() == {"acknowledged": 1}  # green again: its reading is now marked as seen

@@ -7,9 +7,15 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 
+from telesante.config import get_settings
+from telesante.directory.models import Role
 from telesante.monitoring import service
-from telesante.monitoring.models import AlertStatus, EnrolmentStatus
+from telesante.monitoring.clinical import LOCAL
+from telesante.monitoring.models import AlertAction, AlertStatus, EnrolmentStatus, ReadingSource
+from telesante.scheduling import service as scheduling_service
+from tests.factories import make_actor, make_patient, make_teleconsultation_agenda
 from tests.monitoring.conftest import enrol
 from tests.patients.test_pages import post_form, sign_in, text_of
 
@@ -208,3 +214,65 @@ async def test_the_patient_answers_the_questionnaire_and_two_congestion_signs_tu
     )
     assert "« oui » 2 fois sur 2 réponse(s)" in text_of(summary)  # oedema
     assert "« oui » 1 fois sur 2 réponse(s)" in text_of(summary)  # dyspnoea
+
+
+async def test_a_teleconsultation_booked_from_an_alert_is_remembered_by_the_alert(
+    client, session, network, patient, frozen
+):
+    enrolment = await enrol(session, network, patient)
+    other = await make_patient(session, network.cardiologist, birth_family_name="Lenoir")
+    await enrol(session, network, other, devices=[])
+    cardiologist = await make_actor(session, SimpleNamespace(id=network.team_id), Role.EXPERT)
+    offer = await make_teleconsultation_agenda(
+        session, network.team_id, network.admin, cardiologist, "Téléconsultation de cardiologie"
+    )
+    raised = []
+    for owner in (patient, other):  # a sign of congestion for each: one alert each
+        result = await service.record_readings(
+            session,
+            network.gateway.principal,
+            [service.ReadingItem(0, owner.id, "symptome-dyspnee", True, None, None, system=LOCAL)],
+            ReadingSource.DEVICE,
+        )
+        raised.append(result.alerts[0].id)
+    alert_id, other_alert_id, enrolment_id, patient_id = raised[0], raised[1], enrolment.id, patient.id
+    offer_id = offer.id
+    slots = await scheduling_service.list_free_slots(
+        session, network.nurse.principal, offer_id, get_settings(), days=1
+    )
+    slot_ids = [slot.id for slot, _doctor in slots[:3]]
+
+    async def book(actor, slot_id, alert):
+        client.cookies.clear()
+        await sign_in(client, actor)
+        path = f"/rendez-vous/nouveau?patient_id={patient_id}&offer_id={offer_id}&alerte={alert}"
+        form = await client.get(path)
+        assert form.status_code == 200 and f'name="alerte" value="{alert}"' in form.text
+        return await post_form(
+            client,
+            "/rendez-vous/nouveau",
+            {
+                "patient_id": str(patient_id),
+                "offer_id": str(offer_id),
+                "alerte": str(alert),
+                "slot_id": str(slot_id),
+                "site_id": "domicile",
+                "reason": "Essoufflement signalé",
+            },
+            path,
+        )
+
+    # another patient's alert, or an alert of a team the booker is not in: nothing is booked
+    wrong = await book(network.nurse, slot_ids[0], other_alert_id)
+    assert wrong.status_code == 422 and "un autre patient" in text_of(wrong)
+    outside = await book(network.cardiologist, slot_ids[0], alert_id)  # may not book this team's offer
+    assert outside.status_code == 403, outside.status_code
+    booked = await book(network.nurse, slot_ids[0], alert_id)  # the same slot: still free
+    assert booked.status_code == 303, text_of(booked)
+    appointment_id = booked.headers["location"].rsplit("/", 1)[1]
+    view = await service.get_enrolment(session, network.nurse.principal, enrolment_id)
+    [alert] = [a for a in view.alerts if a.id == alert_id]
+    assert str(alert.appointment_id) == appointment_id and alert.action == AlertAction.TELECONSULTATION
+    page = await client.get(f"/telesurveillance/suivis/{enrolment_id}")
+    assert f'<a href="/rendez-vous/{appointment_id}">Téléconsultation programmée</a>' in page.text
+    assert '<option value="teleconsultation" selected>' in page.text

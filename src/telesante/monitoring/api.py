@@ -11,6 +11,7 @@ from fastapi import APIRouter, status
 from telesante.auth.dependencies import PrincipalDep, SessionDep
 from telesante.monitoring import service
 from telesante.monitoring.schemas import (
+    AlertAppointment,
     AlertFilter,
     AlertInterpretation,
     AlertRead,
@@ -105,3 +106,11 @@ async def interpret_alert(
     alert_id: uuid.UUID, data: AlertInterpretation, session: SessionDep, principal: PrincipalDep
 ):
     return await service.interpret_alert(session, principal, alert_id, data)
+
+
+@router.post("/monitoring/alerts/{alert_id}/appointment", response_model=AlertRead)
+async def link_appointment(
+    alert_id: uuid.UUID, data: AlertAppointment, session: SessionDep, principal: PrincipalDep
+):
+    """A teleconsultation booked for the alert's patient (``POST /api/appointments``): the alert remembers it."""
+    return await service.link_appointment(session, principal, alert_id, data.appointment_id)

@@ -158,10 +158,15 @@ class AlertRead(ReadModel):
     interpretation: str
     action: AlertAction | None
     action_at: datetime | None
+    appointment_id: uuid.UUID | None
 
 
 class AlertFilter(InputModel):
     note: str = Field("", max_length=1000)
+
+
+class AlertAppointment(InputModel):
+    appointment_id: uuid.UUID
 
 
 class AlertInterpretation(InputModel):

@@ -65,6 +65,7 @@ from telesante.monitoring.schemas import (
     ReadingOutcome,
 )
 from telesante.patients.service import link_patient_to_organisation, read_patient_data, require_patient_access
+from telesante.scheduling import service as scheduling_service
 
 PIN_DIGITS = 6
 MAX_PIN_FAILURES = 5  # then the link is locked until the team issues a new one
@@ -988,9 +989,13 @@ async def interpret_alert(
 async def link_appointment(
     session: AsyncSession, principal: Principal, alert_id: uuid.UUID, appointment_id: uuid.UUID
 ) -> Alert:
-    """The teleconsultation booked from an alert: the alert remembers it (and its action says so)."""
+    """The teleconsultation booked from an alert: the alert remembers it (and its action says so). The appointment
+    must be one the principal may see, for the alert's patient."""
     alert = await _team_alert(session, principal, alert_id)
-    alert.appointment_id = appointment_id
+    appointment = await scheduling_service.get_appointment(session, principal, appointment_id)
+    if appointment.patient_id != alert.patient_id:
+        raise InvalidInput("Ce rendez-vous concerne un autre patient que l'alerte.", field="appointment_id")
+    alert.appointment_id = appointment.id
     if alert.action is None or alert.action == AlertAction.NONE:
         alert.action = AlertAction.TELECONSULTATION
         alert.action_at = clock.now()

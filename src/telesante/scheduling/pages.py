@@ -14,8 +14,9 @@ from telesante.auth.dependencies import PrincipalDep, SessionDep, SettingsDep
 from telesante.config import get_settings
 from telesante.db import discard_changes
 from telesante.kit import clock
-from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput
+from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from telesante.kit.schemas import parse_input
+from telesante.monitoring import service as monitoring_service
 from telesante.oncall.service import professional_for_feed
 from telesante.patients import service as patients_service
 from telesante.scheduling import service
@@ -84,7 +85,12 @@ async def agenda(
 
 
 async def _booking_context(
-    session, principal, settings, patient_id: uuid.UUID, offer_id: uuid.UUID | None
+    session,
+    principal,
+    settings,
+    patient_id: uuid.UUID,
+    offer_id: uuid.UUID | None,
+    monitoring_alert_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     # 404 outside scope (a medical secretariat reaches the identity); audited
     access = await patients_service.get_patient_identity(session, principal, patient_id)
@@ -101,6 +107,7 @@ async def _booking_context(
         "days": dict(days),
         "sites": sites,
         "values": {},
+        "monitoring_alert_id": monitoring_alert_id,
         **LABELS,
     }
 
@@ -113,28 +120,43 @@ async def booking_form(
     settings: SettingsDep,
     patient_id: uuid.UUID,
     offer_id: uuid.UUID | None = None,
+    alerte: uuid.UUID | None = None,  # booked from a remote-monitoring alert, which will remember it
 ):
-    context = await _booking_context(session, principal, settings, patient_id, offer_id)
+    context = await _booking_context(session, principal, settings, patient_id, offer_id, alerte)
     return render(request, "scheduling/book.html", context)
 
 
 @router.post("/rendez-vous/nouveau")
 async def book(request: Request, session: SessionDep, principal: PrincipalDep, settings: SettingsDep):
     form = await request.form()
-    values = form_values(form, ["slot_id", "patient_id", "site_id", "reason", "callback_phone", "offer_id"])
+    values = form_values(
+        form, ["slot_id", "patient_id", "site_id", "reason", "callback_phone", "offer_id", "alerte"]
+    )
     if values.get("site_id") == "domicile":
         values.pop("site_id")
     offer_id = values.pop("offer_id", None)
+    alert_id = values.pop("alerte", None)
     try:
         appointment = await service.book_appointment(
             session, principal, parse_input(AppointmentCreate, values)
         )
-    except (InvalidInput, Conflict) as exc:
+        if alert_id:  # the same transaction: booked and linked, or neither
+            try:
+                monitoring_alert = uuid.UUID(alert_id)
+            except ValueError:
+                raise InvalidInput("Alerte de télésurveillance inconnue.", field="alerte") from None
+            await monitoring_service.link_appointment(session, principal, monitoring_alert, appointment.id)
+    except (InvalidInput, Conflict, NotFound) as exc:
         await discard_changes(session)
         try:
             patient_id = uuid.UUID(values.get("patient_id", ""))
             context = await _booking_context(
-                session, principal, settings, patient_id, uuid.UUID(offer_id) if offer_id else None
+                session,
+                principal,
+                settings,
+                patient_id,
+                uuid.UUID(offer_id) if offer_id else None,
+                uuid.UUID(alert_id) if alert_id else None,
             )
         except ValueError:
             raise exc from None

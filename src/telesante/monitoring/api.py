@@ -4,6 +4,7 @@ these serve other software of the team (a hospital's information system, a dashb
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, status
@@ -20,6 +21,8 @@ from telesante.monitoring.schemas import (
     ObservationRead,
     ProgrammeCreate,
     ProgrammeRead,
+    RulesReplay,
+    RulesRevision,
 )
 
 router = APIRouter(tags=["Télésurveillance"])
@@ -33,6 +36,44 @@ async def list_programmes(session: SessionDep, principal: PrincipalDep):
 @router.post("/monitoring/programmes", response_model=ProgrammeRead, status_code=status.HTTP_201_CREATED)
 async def create_programme(data: ProgrammeCreate, session: SessionDep, principal: PrincipalDep):
     return await service.create_programme(session, principal, data)
+
+
+@router.get("/monitoring/programmes/{programme_id}/versions", response_model=list[ProgrammeRead])
+async def programme_versions(programme_id: uuid.UUID, session: SessionDep, principal: PrincipalDep):
+    """Every version of a team's programme, newest first (team members and administrators)."""
+    return (await service.programme_view(session, principal, programme_id)).versions
+
+
+@router.post("/monitoring/programmes/{programme_id}/replay")
+async def replay_rules(
+    programme_id: uuid.UUID, data: RulesReplay, session: SessionDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Try rules on the team's past readings: the alerts they would have raised beside those of the rules in force."""
+    report = await service.replay_rules(session, principal, programme_id, data)
+    return {
+        "days": report.days,
+        "start": report.start.isoformat(),
+        "end": report.end.isoformat(),
+        "enrolments": report.enrolments,
+        "readings": report.readings,
+        "rules": [asdict(row) for row in report.rows],
+        "only_in_revision": [
+            {"at": at.isoformat(), "patient": name, "message": message}
+            for at, name, message in report.examples
+        ],
+    }
+
+
+@router.post(
+    "/monitoring/programmes/{programme_id}/revisions",
+    response_model=ProgrammeRead,
+    status_code=status.HTTP_201_CREATED,
+)
+async def revise_rules(
+    programme_id: uuid.UUID, data: RulesRevision, session: SessionDep, principal: PrincipalDep
+):
+    """A new version of the programme with these rules (the team's patients move to it unless told otherwise)."""
+    return await service.revise_rules(session, principal, programme_id, data)
 
 
 @router.post(

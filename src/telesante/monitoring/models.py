@@ -102,6 +102,8 @@ class MonitoringProgramme(UUIDPrimaryKey, Base):
     measures: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)  # [{"measure", "frequency"}]
     rules: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)  # rules.rule_to_data() of each rule
     education_plan: Mapped[list[str]] = mapped_column(sa.JSON, default=list)  # sessions planned, in order
+    # Why this version was made (a rule revision: "seuil de PAS abaissé après revue de dossiers"), shown in its history
+    revision_note: Mapped[str] = mapped_column(sa.String(1000), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     created_by_name: Mapped[str] = mapped_column(sa.String(200))
 

@@ -26,7 +26,13 @@ from telesante.monitoring.models import (
     AlertAction,
     ReadingSource,
 )
-from telesante.monitoring.schemas import AlertInterpretation, EducationCreate, EnrolmentCreate
+from telesante.monitoring.schemas import (
+    AlertInterpretation,
+    EducationCreate,
+    EnrolmentCreate,
+    RulesReplay,
+    RulesRevision,
+)
 from telesante.patients import service as patient_service
 from telesante.web.forms import form_values, paris_datetime
 from telesante.web.render import redirect, render, set_cookie
@@ -44,6 +50,7 @@ LABELS = {
     "PARAMETER_LABELS": rules.PARAMETER_LABELS,
     "KIND_LABELS": rules.KIND_LABELS,
     "rule_of": rules.rule_from_data,
+    "rule_to_data": rules.rule_to_data,
     "tunable": rules.tunable,
     "describe": rules.describe,
 }
@@ -466,3 +473,102 @@ async def patient_readings(request: Request, session: SessionDep, token: str):
         ],
     )
     return render(request, "monitoring/patient.html", context)
+
+
+# --- the team's programmes: rules revised, tried on past readings first -----------------------------------------
+
+
+def _rules_from_form(view: service.ProgrammeView, form) -> list[dict[str, Any]]:
+    """The rules in force with the parameters and severities the form changed (an empty field keeps the value)."""
+    data = []
+    for rule in view.rules:
+        item = rules.rule_to_data(rule)
+        severity = str(form.get(f"severity:{rule.code}") or "").strip()
+        if severity:
+            item["severity"] = severity
+        for name in rules.tunable(rule):
+            raw = str(form.get(f"rule:{rule.code}:{name}") or "").strip().replace(",", ".")
+            if not raw:
+                continue
+            try:
+                item[name] = int(raw) if name in ("days", "at_least") else float(raw)
+            except ValueError:
+                raise InvalidInput(
+                    f"Règle « {rule.code} » : {rules.PARAMETER_LABELS[name]} « {raw} » n'est pas un nombre"
+                    f"{' entier' if name in ('days', 'at_least') else ''}.",
+                    field=f"rule:{rule.code}:{name}",
+                ) from None
+        data.append(item)
+    return data
+
+
+async def _programme_context(session, principal, programme_id: uuid.UUID, **extra) -> dict[str, Any]:
+    view = await service.programme_view(session, principal, programme_id)
+    return {
+        "view": view,
+        "programme": view.programme,
+        "team_name": await service.organisation_name(session, view.programme.organisation_id),
+        "hours": hours_text(view.programme),
+        "values": {},
+        "errors": {},
+        "report": None,
+        **LABELS,
+        **extra,
+    }
+
+
+@router.get("/telesurveillance/programmes")
+async def programmes_page(request: Request, session: SessionDep, principal: PrincipalDep):
+    programmes = await service.team_programmes(session, principal)
+    names = {
+        p.organisation_id: await service.organisation_name(session, p.organisation_id) for p in programmes
+    }
+    return render(request, "monitoring/programmes.html", {"programmes": programmes, "names": names, **LABELS})
+
+
+@router.get("/telesurveillance/programmes/{programme_id}")
+async def programme_page(
+    request: Request, session: SessionDep, principal: PrincipalDep, programme_id: uuid.UUID
+):
+    context = await _programme_context(session, principal, programme_id)
+    return render(request, "monitoring/programme.html", context)
+
+
+@router.post("/telesurveillance/programmes/{programme_id}")
+async def programme_revision(
+    request: Request, session: SessionDep, principal: PrincipalDep, programme_id: uuid.UUID
+):
+    """One form, two buttons: « Essayer » replays the changed rules on past readings (nothing changes);
+    « Publier » makes them a new version."""
+    form = await request.form()
+    values = {key: str(value) for key, value in form.items()}
+    view = await service.programme_view(session, principal, programme_id)
+    publish = form.get("publish") in ("rules", "template")
+    try:
+        data = _rules_from_form(view, form)
+        if publish:
+            revision = parse_input(
+                RulesRevision,
+                {
+                    "rules": data,
+                    "note": values.get("note", ""),
+                    "move_enrolments": form.get("move_enrolments") == "oui",
+                    "from_template": form.get("publish") == "template",
+                },
+            )
+            new = await service.revise_rules(session, principal, programme_id, revision)
+            return redirect(f"/telesurveillance/programmes/{new.id}?publiee=1")
+        report = await service.replay_rules(
+            session,
+            principal,
+            programme_id,
+            parse_input(RulesReplay, {"rules": data, "days": values.get("days") or 30}),
+        )
+    except DomainError as exc:
+        await discard_changes(session)
+        context = await _programme_context(
+            session, principal, programme_id, values=values, errors=_errors(exc)
+        )
+        return render(request, "monitoring/programme.html", context, status_code=exc.status_code)
+    context = await _programme_context(session, principal, programme_id, values=values, report=report)
+    return render(request, "monitoring/programme.html", context)

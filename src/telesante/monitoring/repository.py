@@ -55,6 +55,14 @@ class ProgrammeRepository(RepositoryBase[MonitoringProgramme]):
         rows = await self.all(sa.select(MonitoringProgramme).where(MonitoringProgramme.id.in_(ids)))
         return {row.id: row for row in rows}
 
+    async def versions(self, organisation_id: uuid.UUID, code: str) -> list[MonitoringProgramme]:
+        """Every version of a team's programme, newest first."""
+        return await self.all(
+            sa.select(MonitoringProgramme)
+            .where(MonitoringProgramme.organisation_id == organisation_id, MonitoringProgramme.code == code)
+            .order_by(MonitoringProgramme.version.desc())
+        )
+
     async def organisation_name(self, organisation_id: uuid.UUID) -> str:
         return await self.scalar(sa.select(Organisation.name).where(Organisation.id == organisation_id)) or ""
 
@@ -109,6 +117,27 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
                 found.setdefault(row.patient_id, []).append(row)
         return found
 
+    async def active_in_team_programme(self, organisation_id: uuid.UUID, code: str) -> list[sa.Row]:
+        """The active enrolments of a team's programme, whatever their version (state rows)."""
+        rows = await self.session.execute(
+            sa.select(*self._STATE).where(
+                Enrolment.organisation_id == organisation_id,
+                Enrolment.programme_code == code,
+                Enrolment.status == EnrolmentStatus.ACTIVE,
+            )
+        )
+        return list(rows.all())
+
+    async def move_to_programme(self, ids: Sequence[uuid.UUID], programme_id: uuid.UUID) -> None:
+        """These enrolments follow another version of their programme from now on."""
+        for start in range(0, len(ids), 500):
+            await self.session.execute(
+                sa.update(Enrolment)
+                .where(Enrolment.id.in_(list(ids[start : start + 500])))
+                .values(programme_id=programme_id)
+                .execution_options(synchronize_session="fetch")
+            )
+
     async def states(self, ids: Sequence[uuid.UUID]) -> list[sa.Row]:
         stmt = sa.select(*self._STATE).where(Enrolment.id.in_(list(ids)))
         return list((await self.session.execute(stmt)).all())
@@ -150,6 +179,14 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
             )
         )
         return [(enrolment, patient) for enrolment, patient in rows.all()]
+
+    async def patient_names(self, patient_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        ids = list(set(patient_ids))
+        names: dict[uuid.UUID, str] = {}
+        for start in range(0, len(ids), 500):
+            for patient in await self.all(sa.select(Patient).where(Patient.id.in_(ids[start : start + 500]))):
+                names[patient.id] = patient.display_name
+        return names
 
     async def operator_accounts(self, organisation_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         """Active accounts of the monitoring teams (who is told that an alert was raised)."""

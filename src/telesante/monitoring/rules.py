@@ -18,8 +18,9 @@ run on past readings to test a change. Sources and reasons: ``docs/domains/monit
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -230,6 +231,12 @@ def check_rule_set(rules: Sequence[Rule]) -> None:
     if not rules:
         raise InvalidInput("Un programme a au moins une règle.", field="rules")
     for rule in rules:
+        for name in ("above", "below", "change", "days", "at_least"):
+            value = getattr(rule, name, None)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise InvalidInput(
+                    f"Règle « {rule.code} » : {PARAMETER_LABELS[name]} doit être un nombre.", field="rules"
+                )
         if codes.count(rule.code) > 1:
             raise InvalidInput(f"Code de règle « {rule.code} » en double.", field="rules")
         if rule.severity not in SEVERITY_ORDER or rule.severity == "green":
@@ -253,6 +260,46 @@ def check_rule_set(rules: Sequence[Rule]) -> None:
     with_overrides(
         rules, {rule.code: {name: getattr(rule, name) for name in tunable(rule)} for rule in rules}
     )
+
+
+def parse_rule_set(data: Sequence[object]) -> tuple[Rule, ...]:
+    """Rules as a team sends them (JSON, as ``rule_to_data`` writes them), checked (``check_rule_set``);
+    InvalidInput names the rule (its position or code) and what is wrong."""
+    parsed = []
+    for position, item in enumerate(data, start=1):
+        if not isinstance(item, Mapping) or item.get("kind") not in KINDS:
+            raise InvalidInput(
+                f"Règle n° {position} : « kind » attendu parmi {', '.join(KINDS)}.", field="rules"
+            )
+        cls = KINDS[item["kind"]]
+        names = {f.name for f in fields(cls)} | {"kind"}
+        unknown = sorted(set(item) - names)
+        if unknown:
+            raise InvalidInput(f"Règle n° {position} : élément inconnu « {unknown[0]} ».", field="rules")
+        code = item.get("code")
+        if not isinstance(code, str) or not 2 <= len(code) <= 60:
+            raise InvalidInput(f"Règle n° {position} : code de 2 à 60 caractères attendu.", field="rules")
+        for name in ("measure", "severity", "label"):
+            if name in item and not isinstance(item[name], str):
+                raise InvalidInput(f"Règle « {code} » : {name} doit être un texte.", field="rules")
+        if cls is Combination and (
+            not isinstance(item.get("of"), list) or not all(isinstance(c, str) for c in item["of"])
+        ):
+            raise InvalidInput(f"Règle « {code} » : « of » liste de codes de règles attendue.", field="rules")
+        try:
+            parsed.append(rule_from_data(item))
+        except TypeError:
+            missing = [
+                f.name
+                for f in fields(cls)
+                if f.name not in item and f.default is MISSING and f.default_factory is MISSING
+            ]
+            raise InvalidInput(
+                f"Règle « {code} » : élément manquant « {(missing or ['?'])[0]} ».", field="rules"
+            ) from None
+    rules = tuple(parsed)
+    check_rule_set(rules)
+    return rules
 
 
 def lookback_days(rules: Sequence[Rule]) -> int:
@@ -388,6 +435,42 @@ def evaluate(
             sides.add(side)
         kept.append(finding)
     return kept
+
+
+def replay(
+    rules: Sequence[Rule], readings: Iterable[Reading], since: datetime, start: datetime, end: datetime
+) -> list[tuple[datetime, Finding]]:
+    """The alerts ``rules`` would have raised from ``start`` to ``end``, as the platform evaluates them: after each
+    reading and on schedule (here once a day, for missing data). One alert per rule and trigger (the reading that
+    fired it, or for missing data the last reading before the gap), with the time it would have been raised."""
+    ordered = sorted(readings, key=lambda r: r.at)
+    times = [r.at for r in ordered]
+    instants = {r.at for r in ordered if start <= r.at <= end}
+    day = start
+    while day <= end:
+        instants.add(day)
+        day += timedelta(days=1)
+    window = timedelta(days=lookback_days(rules) + 1)
+    missing = {rule.measure for rule in rules if isinstance(rule, Missing)}
+    raised: dict[tuple[str, str], tuple[datetime, Finding]] = {}
+    last_before: dict[str, Reading] = {}  # the last reading of a measure that left the window (missing data)
+    low = 0
+    for instant in sorted(instants):
+        new_low = bisect_left(times, instant - window)
+        for reading in ordered[low:new_low]:
+            last_before[reading.measure] = reading
+        low = new_low
+        high = bisect_right(times, instant)
+        current = [r for m, r in last_before.items() if m in missing] + ordered[low:high]
+        for finding in evaluate(rules, current, instant, since):
+            if finding.readings:
+                trigger = f"r:{finding.readings[-1].id}"
+            else:
+                rule = next(r for r in rules if r.code == finding.rule)
+                seen = [r.at for r in current if r.measure == rule.measure]
+                trigger = f"m:{max(seen, default=since).isoformat()}"
+            raised.setdefault((finding.rule, trigger), (instant, finding))
+    return sorted(raised.values(), key=lambda pair: pair[0])
 
 
 def triage_colour(findings: Sequence[Finding]) -> str:

@@ -65,6 +65,9 @@ class ProgrammeRead(ReadModel):
     measures: list[dict[str, Any]]
     rules: list[dict[str, Any]]
     education_plan: list[str]
+    revision_note: str = ""
+    created_by_name: str = ""
+    created_at: datetime | None = None
 
 
 class DeviceIn(InputModel):
@@ -163,6 +166,22 @@ class AlertRead(ReadModel):
 
 class AlertFilter(InputModel):
     note: str = Field("", max_length=1000)
+
+
+class RulesRevision(InputModel):
+    """A new version of a team's programme with revised rules (each rule as ``rules.rule_to_data`` writes it)."""
+
+    rules: list[dict[str, Any]] = Field(min_length=1, max_length=100)
+    note: str = Field(min_length=3, max_length=1000, description="Pourquoi cette révision")
+    move_enrolments: bool = Field(True, description="Les patients suivis passent à la nouvelle version")
+    from_template: bool = Field(False, description="Reprendre mesures et règles du modèle livré")
+
+
+class RulesReplay(InputModel):
+    """Rules to try on the past readings of the team's patients (nothing is changed)."""
+
+    rules: list[dict[str, Any]] = Field(min_length=1, max_length=100)
+    days: int = Field(30, ge=1, le=180)
 
 
 class AlertAppointment(InputModel):

@@ -63,6 +63,8 @@ from telesante.monitoring.schemas import (
     EnrolmentCreate,
     ProgrammeCreate,
     ReadingOutcome,
+    RulesReplay,
+    RulesRevision,
 )
 from telesante.patients.service import link_patient_to_organisation, read_patient_data, require_patient_access
 from telesante.scheduling import service as scheduling_service
@@ -137,6 +139,252 @@ async def create_programme(
         details={"code": programme.code, "version": programme.version},
     )
     return programme
+
+
+def _may_revise(principal: Principal, programme: MonitoringProgramme) -> None:
+    if programme.organisation_id not in teams_of(principal) and not principal.can_administer(
+        programme.organisation_id
+    ):
+        raise NotFound("Programme de télésurveillance introuvable.")
+
+
+async def team_programmes(session: AsyncSession, principal: Principal) -> list[MonitoringProgramme]:
+    """The current programmes of the principal's teams (and of the organisations it administers)."""
+    return [
+        programme
+        for programme in await ProgrammeRepository(session).list_current()
+        if programme.organisation_id in teams_of(principal)
+        or principal.can_administer(programme.organisation_id)
+    ]
+
+
+@dataclass
+class ProgrammeView:
+    programme: MonitoringProgramme
+    rules: tuple[rules.Rule, ...]
+    versions: list[MonitoringProgramme]  # newest first
+    enrolled: int  # patients followed now, all versions
+    template: rules.Programme | None
+
+
+async def programme_view(
+    session: AsyncSession, principal: Principal, programme_id: uuid.UUID
+) -> ProgrammeView:
+    programme = await get_programme(session, programme_id)
+    _may_revise(principal, programme)
+    repo = ProgrammeRepository(session)
+    return ProgrammeView(
+        programme,
+        _rules(programme),
+        await repo.versions(programme.organisation_id, programme.code),
+        len(
+            await EnrolmentRepository(session).active_in_team_programme(
+                programme.organisation_id, programme.code
+            )
+        ),
+        rules.PROGRAMMES.get(programme.code),
+    )
+
+
+async def revise_rules(
+    session: AsyncSession, principal: Principal, programme_id: uuid.UUID, data: RulesRevision
+) -> MonitoringProgramme:
+    """A new version of the team's programme with revised rules (or the shipped template's measures and rules).
+    The team's patients move to it unless asked otherwise; a patient's own thresholds must still fit, or nothing
+    changes and the error names the follow-up."""
+    programme = await get_programme(session, programme_id)
+    _may_revise(principal, programme)
+    repo = ProgrammeRepository(session)
+    latest = await repo.latest(programme.organisation_id, programme.code)
+    if latest is None or latest.id != programme.id:
+        raise Conflict("Une version plus récente du programme existe : révisez la version en vigueur.")
+    template = rules.PROGRAMMES.get(programme.code)
+    if data.from_template:
+        if template is None:
+            raise InvalidInput("Ce programme n'a pas de modèle livré.", field="from_template")
+        revised = template.rules
+        measures = [{"measure": key, "frequency": frequency} for key, frequency in template.measures]
+    else:
+        revised = rules.parse_rule_set(data.rules)
+        measures = [dict(m) for m in programme.measures]
+        followed = {m["measure"] for m in measures}
+        by_code = {rule.code: rule for rule in revised}
+        for (
+            rule
+        ) in revised:  # a rule on a measure the programme did not ask for: the patients are asked for it
+            for key in sorted(rules.measures_of(rule, by_code) - followed):
+                measures.append({"measure": key, "frequency": "selon la prescription"})
+                followed.add(key)
+    moved = []
+    if data.move_enrolments:
+        for enrolment in await EnrolmentRepository(session).active_in_team_programme(
+            programme.organisation_id, programme.code
+        ):
+            try:
+                rules.with_overrides(revised, enrolment.overrides or {})
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"Suivi {enrolment.id} : seuils propres au patient incompatibles avec la révision — "
+                    f"{exc.message}",
+                    field="rules",
+                ) from None
+            moved.append(enrolment.id)
+    latest.current = False
+    new = await repo.add(
+        MonitoringProgramme(
+            organisation_id=programme.organisation_id,
+            code=programme.code,
+            version=programme.version + 1,
+            title=programme.title,
+            current=True,
+            declaration_reference=programme.declaration_reference,
+            team_name=programme.team_name,
+            team_phone=programme.team_phone,
+            days=list(programme.days),
+            opens=programme.opens,
+            closes=programme.closes,
+            measures=measures,
+            rules=[rules.rule_to_data(rule) for rule in revised],
+            education_plan=list(
+                template.education if data.from_template and template else programme.education_plan
+            ),
+            created_by_name=principal.display_name[:200],
+            revision_note=data.note,
+        )
+    )
+    await EnrolmentRepository(session).move_to_programme(moved, new.id)
+    await record_access(
+        session,
+        principal,
+        action=Action.UPDATE,
+        object_type="MonitoringProgramme",
+        object_id=new.id,
+        details={
+            "code": new.code,
+            "version": new.version,
+            "previous": programme.version,
+            "moved": len(moved),
+            "note": data.note[:200],
+        },
+    )
+    return new
+
+
+@dataclass
+class ReplayRow:
+    code: str
+    description: str
+    severity: str
+    current: int  # alerts the rules in force would have raised over the period
+    candidate: int  # alerts the revised rules would have raised
+    patients_current: int
+    patients_candidate: int
+
+
+@dataclass
+class ReplayReport:
+    days: int
+    start: datetime
+    end: datetime
+    enrolments: int
+    readings: int
+    rows: list[ReplayRow]
+    examples: list[
+        tuple[datetime, str, str]
+    ]  # (when, patient, message) raised by the revision only; 20 at most
+
+
+REPLAY_MAX_ENROLMENTS = 5000
+
+
+async def replay_rules(
+    session: AsyncSession, principal: Principal, programme_id: uuid.UUID, data: RulesReplay
+) -> ReplayReport:
+    """What revised rules would have done on the last ``days`` days of the team's patients, beside what the rules
+    in force would have done (each patient's own thresholds applied to both). Nothing is stored but the audit of
+    the readings read."""
+    programme = await get_programme(session, programme_id)
+    _may_revise(principal, programme)
+    candidate = rules.parse_rule_set(data.rules)
+    enrolments = await EnrolmentRepository(session).active_in_team_programme(
+        programme.organisation_id, programme.code
+    )
+    if len(enrolments) > REPLAY_MAX_ENROLMENTS:
+        raise InvalidInput(
+            f"Rejeu limité à {REPLAY_MAX_ENROLMENTS} patients suivis ({len(enrolments)} ici).", field="rules"
+        )
+    programmes = await ProgrammeRepository(session).get_many({e.programme_id for e in enrolments})
+    end = clock.now()
+    start = end - timedelta(days=data.days)
+    tuned_now = {e.id: enrolment_rules(programmes[e.programme_id], e) for e in enrolments}
+    tuned_new = {}
+    for enrolment in enrolments:
+        overrides = {
+            c: p for c, p in (enrolment.overrides or {}).items() if any(r.code == c for r in candidate)
+        }
+        try:
+            tuned_new[enrolment.id] = rules.with_overrides(candidate, overrides)
+        except InvalidInput:
+            tuned_new[enrolment.id] = candidate
+    history = max(
+        [rules.lookback_days(r) for r in (*tuned_now.values(), *tuned_new.values())]
+        + [
+            rule.days
+            for r in (*tuned_now.values(), *tuned_new.values())
+            for rule in r
+            if isinstance(rule, rules.Missing)
+        ]
+        + [1]
+    )
+    stored = await ObservationRepository(session).since(
+        (e.id for e in enrolments), start - timedelta(days=history + 1)
+    )
+    names = await EnrolmentRepository(session).patient_names({e.patient_id for e in enrolments})
+    counts: dict[str, list[int]] = {}
+    patients: dict[str, list[set]] = {}
+    examples: list[tuple[datetime, str, str]] = []
+    total = 0
+    for enrolment in enrolments:
+        series = [rules.Reading(m, v, at, id_) for id_, m, v, at in stored.get(enrolment.id, [])]
+        total += len(series)
+        since = enrolment.started_at or enrolment.created_at
+        before = rules.replay(tuned_now[enrolment.id], series, since, start, end)
+        after = rules.replay(tuned_new[enrolment.id], series, since, start, end)
+        for side, found in ((0, before), (1, after)):
+            for _at, finding in found:
+                counts.setdefault(finding.rule, [0, 0])[side] += 1
+                patients.setdefault(finding.rule, [set(), set()])[side].add(enrolment.id)
+        already = {(f.rule, f.message) for _at, f in before}
+        for at, finding in after:
+            if (finding.rule, finding.message) not in already and len(examples) < 20:
+                examples.append((at, names.get(enrolment.patient_id, ""), finding.message))
+    by_code_now = {rule.code: rule for rule in _rules(programme)}
+    by_code_new = {rule.code: rule for rule in candidate}
+    rows = []
+    for code in dict.fromkeys([*by_code_now, *by_code_new]):
+        rule = by_code_new.get(code) or by_code_now[code]
+        current, revised = counts.get(code, [0, 0])
+        seen = patients.get(code, [set(), set()])
+        rows.append(
+            ReplayRow(
+                code,
+                rules.describe(rule) if code in by_code_new else "(retirée par la révision)",
+                rule.severity,
+                current,
+                revised,
+                len(seen[0]),
+                len(seen[1]),
+            )
+        )
+    await record_accesses(
+        session,
+        principal,
+        action=Action.READ,
+        object_type="MonitoringObservation",
+        entries=[(e.patient_id, e.patient_id, {"replay": True, "days": data.days}) for e in enrolments],
+    )
+    examples.sort(key=lambda example: example[0])
+    return ReplayReport(data.days, start, end, len(enrolments), total, rows, examples)
 
 
 async def list_programmes(session: AsyncSession, principal: Principal) -> list[MonitoringProgramme]:

@@ -67,6 +67,10 @@ def test_rising_weight_reaches_the_team_live_and_is_acted_on(browser, live):
             (None, "80,6"),
         ):
             patient.get_by_label("Poids (kg)").fill(kilograms)
+            if when is None:  # this morning he also answers the questionnaire: not more breathless
+                question = patient.locator("fieldset[data-question=dyspnoea]")
+                expect(question).to_contain_text("Êtes-vous plus essoufflé(e) que d'habitude ?")
+                question.get_by_label("Non").check()
             if when is not None:
                 patient.get_by_text("Mesure prise plus tôt ? Indiquez quand").click()
                 patient.get_by_label("Date et heure de la mesure (par défaut : maintenant)").fill(
@@ -74,6 +78,7 @@ def test_rising_weight_reaches_the_team_live_and_is_acted_on(browser, live):
                 )
             patient.get_by_role("button", name="Envoyer mes mesures").click()
             expect(patient.locator("[data-sent]")).to_contain_text(f"Poids : {kilograms.replace(',', '.')}")
+        expect(patient.locator("[data-sent]")).to_contain_text("Essoufflement inhabituel : non")
 
         # --- the list turns the patient red by itself (no reload), with the reason
         expect(row).to_have_attribute("data-colour", "red", timeout=15000)
@@ -84,6 +89,7 @@ def test_rising_weight_reaches_the_team_live_and_is_acted_on(browser, live):
         expect(operator).to_have_url(follow_up_url)
         alert = operator.locator("[data-alert][data-severity=red]")
         expect(alert).to_contain_text("Poids : prise de 2,2 kg en 2 jours (78,4 → 80,6 kg).")
+        expect(operator.locator("table[data-questionnaire]")).to_contain_text("non")
         figure = operator.locator("figure[data-measure=weight]")
         expect(figure).to_have_attribute("data-points", "3")
         expect(figure.locator("canvas")).to_have_count(1)

@@ -12,6 +12,7 @@ from fhirpy import AsyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
 from telesante.monitoring import service
+from telesante.monitoring.models import ReadingSource
 from tests.factories import make_patient, token_for
 from tests.fhir.test_fhirpy import fhir_url  # noqa: F401 - the fixture is used below
 from tests.monitoring.conftest import enrol
@@ -346,3 +347,45 @@ async def test_a_gateway_sends_ventilation_hours_and_questionnaire_answers_with_
     view = await service.get_enrolment(session, network.nurse.principal, enrolment_id)
     assert view.enrolment.colour == "orange"  # heart failure: more breathless than usual
     assert [a.message for a in view.alerts] == ["Symptôme signalé : essoufflement inhabituel."]
+
+
+async def test_fhirpy_searches_a_patients_readings_by_code_and_date(
+    fhir_url,  # noqa: F811 - the fixture imported above
+    session,
+    network,
+    patient,
+    frozen,
+):
+    await enrol(session, network, patient)
+    items = [
+        service.ReadingItem(n, patient.id, "29463-7", kilograms, "kg", frozen.now - timedelta(days=3 - n))
+        for n, kilograms in enumerate((78.4, 79.3, 80.6))
+    ] + [service.ReadingItem(3, patient.id, "8480-6", 118, "mm[Hg]", frozen.now - timedelta(days=2))]
+    await service.record_readings(session, network.gateway.principal, items, ReadingSource.DEVICE)
+    team = AsyncFHIRClient(
+        fhir_url, authorization=(await token_for(session, network.doctor))["Authorization"]
+    )
+    everything = await team.resources("Observation").search(patient=str(patient.id)).fetch_all()
+    assert len(everything) == 4
+    weights = (
+        await team.resources("Observation")
+        .search(patient=str(patient.id), code=f"{LOINC}|29463-7")
+        .sort("-date")
+        .fetch_all()
+    )
+    assert [w["valueQuantity"]["value"] for w in weights] == [80.6, 79.3, 78.4]  # newest first
+    recent = (
+        await team.resources("Observation")
+        .search(patient=str(patient.id), date__ge=(frozen.now - timedelta(days=1, hours=12)).isoformat())
+        .fetch_all()
+    )
+    assert [r["valueQuantity"]["value"] for r in recent] == [80.6]
+    vital = (
+        await team.resources("Observation").search(patient=str(patient.id), category="vital-signs").count()
+    )
+    assert vital == 4
+    # the colleague elsewhere finds nothing: the search does not even say that the patient has readings
+    stranger = AsyncFHIRClient(
+        fhir_url, authorization=(await token_for(session, network.colleague))["Authorization"]
+    )
+    assert await stranger.resources("Observation").search(patient=str(patient.id)).count() == 0

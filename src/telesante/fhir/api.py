@@ -359,7 +359,10 @@ async def read_encounter(encounter_id: str, session: SessionDep, principal: Bear
     return FHIRResponse(await fhir_stroke.read_encounter(session, principal, encounter_id))
 
 
-@router.get("/Observation", summary="NIHSS, constantes et biologie des dossiers AVC (tracée)")
+@router.get(
+    "/Observation",
+    summary="Observations d'un patient : dossiers AVC (NIHSS, constantes, biologie) et mesures de télésurveillance (tracée)",
+)
 async def search_observations(request: Request, session: SessionDep, principal: BearerDep) -> FHIRResponse:
     query = _query_dates(request, fhir_stroke.OBSERVATION_PARAMS, fhir_stroke.DATE_PARAMS)
     page = await fhir_stroke.search_observations(session, principal, query)

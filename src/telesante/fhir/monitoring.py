@@ -568,3 +568,16 @@ async def read_observation(
     if row is None:
         raise NotFound("Observation introuvable.")
     return observation_resource(row)
+
+
+async def search_observations(
+    session: AsyncSession,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    lower: datetime | None,
+    upper: datetime | None,
+) -> list[Observation]:
+    """The patient's monitoring readings as Observations, newest first (the caller filters by code and category
+    and pages)."""
+    rows = await monitoring.patient_readings(session, principal, patient_id, lower, upper)
+    return [observation_resource(row) for row in rows]

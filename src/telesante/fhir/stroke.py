@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
+from telesante.fhir import monitoring as fhir_monitoring
 from telesante.fhir import scheduling as fhir_scheduling
 from telesante.fhir import tele_requests
 from telesante.fhir.search import InvalidSearch, SearchQuery, parse_date_range, reference_param, resource_id
@@ -806,7 +807,8 @@ def _observation_filter(query: SearchQuery) -> Callable[[Observation], bool]:
 async def search_observations(
     session: AsyncSession, principal: Principal, query: SearchQuery
 ) -> Page[Observation]:
-    """The Observations of the stroke cases of a patient, or of one case (encounter=Encounter/<case id>)."""
+    """The Observations of a patient: those of the stroke cases, then the remote-monitoring readings (newest first);
+    or those of one case (encounter=Encounter/<case id>)."""
     values = query.values
     patient_id = _patient(values)
     case_id = (
@@ -829,4 +831,8 @@ async def search_observations(
         for observation in observations_of(record)
         if matches(observation)
     ]
+    if case_id is None and patient_id is not None:
+        lower, upper = parse_date_range("date", query.repeated.get("date", []))
+        monitored = await fhir_monitoring.search_observations(session, principal, patient_id, lower, upper)
+        found += [observation for observation in monitored if matches(observation)]
     return _page(found, query)

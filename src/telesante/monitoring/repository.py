@@ -307,6 +307,21 @@ class ObservationRepository(RepositoryBase[Observation]):
             stmt = stmt.where(Observation.effective_at < until)
         return await self.all(stmt.order_by(Observation.effective_at))
 
+    async def for_patient(
+        self,
+        patient_id: uuid.UUID,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 20000,
+    ) -> list[Observation]:
+        """A patient's readings in every programme, newest first."""
+        stmt = sa.select(Observation).where(Observation.patient_id == patient_id)
+        if since is not None:
+            stmt = stmt.where(Observation.effective_at >= since)
+        if until is not None:
+            stmt = stmt.where(Observation.effective_at < until)
+        return await self.all(stmt.order_by(Observation.effective_at.desc(), Observation.id).limit(limit))
+
 
 class AlertRepository(RepositoryBase[Alert]):
     model = Alert

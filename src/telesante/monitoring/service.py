@@ -1316,6 +1316,35 @@ async def get_observation(session: AsyncSession, principal: Principal, observati
     return row
 
 
+SEARCH_LIMIT = 20000  # readings of one patient a FHIR search returns at most (newest first)
+
+
+async def patient_readings(
+    session: AsyncSession,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list:
+    """A patient's readings in every programme, newest first, for a FHIR search: none when the principal may not
+    see the patient (a search finds nothing rather than saying the patient exists); audited as a search."""
+    try:
+        await require_patient_access(session, principal, patient_id)
+    except NotFound:
+        return []
+    rows = await ObservationRepository(session).for_patient(patient_id, since, until, SEARCH_LIMIT)
+    await record_access(
+        session,
+        principal,
+        action=Action.SEARCH,
+        object_type="MonitoringObservation",
+        object_id=patient_id,
+        patient_id=patient_id,
+        details={"count": len(rows)},
+    )
+    return rows
+
+
 async def readings_of(
     session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, since: datetime | None = None
 ) -> list:

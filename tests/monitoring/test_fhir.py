@@ -4,6 +4,7 @@ into its two pressures; the same reading sent twice is stored once; strangers' r
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -389,3 +390,25 @@ async def test_fhirpy_searches_a_patients_readings_by_code_and_date(
         fhir_url, authorization=(await token_for(session, network.colleague))["Authorization"]
     )
     assert await stranger.resources("Observation").search(patient=str(patient.id)).count() == 0
+
+
+async def test_a_device_named_by_its_fhir_id_is_the_patients_device(
+    client, session, network, patient, frozen
+):
+    enrolment = await enrol(session, network, patient)
+    view = await service.get_enrolment(session, network.nurse.principal, enrolment.id)
+    device_id, patient_id = view.devices[0].id, patient.id
+    headers = {**(await token_for(session, network.gateway)), "Content-Type": "application/fhir+json"}
+    at = frozen.now - timedelta(minutes=1)
+    ok = await client.post(
+        "/fhir/Observation",
+        json=observation(patient_id, "29463-7", 81, "kg", at, device={"reference": f"Device/{device_id}"}),
+        headers=headers,
+    )
+    assert ok.status_code == 201, ok.text
+    unknown = await client.post(
+        "/fhir/Observation",
+        json=observation(patient_id, "29463-7", 81, "kg", at, device={"reference": f"Device/{uuid.uuid4()}"}),
+        headers=headers,
+    )
+    assert unknown.status_code == 422 and "non attribué à ce patient" in unknown.text

@@ -390,18 +390,19 @@ def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
 
 async def _resolve_device_references(session: AsyncSession, parsed: list[_Parsed]) -> None:
     """``Device/<id>`` references become the device's serial number (unknown ids stay unknown: refused later)."""
-    from telesante.monitoring.repository import DeviceRepository
-
-    repo = DeviceRepository(session)
+    named: list[tuple[monitoring.ReadingItem, uuid.UUID | None]] = []
     for entry in parsed:
         for item in entry.items:
             if item.device_serial and item.device_serial.startswith("Device/"):
-                raw = item.device_serial.removeprefix("Device/")
                 try:
-                    device = await repo.get(uuid.UUID(raw))
+                    named.append((item, uuid.UUID(item.device_serial.removeprefix("Device/"))))
                 except ValueError:
-                    device = None
-                item.device_serial = device.serial if device is not None else raw
+                    named.append((item, None))
+    if not named:
+        return
+    serials = await monitoring.device_serials(session, {id_ for _item, id_ in named if id_ is not None})
+    for item, device_id in named:
+        item.device_serial = serials.get(device_id) or item.device_serial.removeprefix("Device/")
 
 
 def _outcome(message: str, element: str | None, prefix: str) -> dict[str, Any]:

@@ -27,6 +27,11 @@ class RepositoryBase(Generic[M]):
         await self.session.flush()
         return obj
 
+    def stage(self, obj: M) -> M:
+        """Add without flushing: the caller flushes once for many (a batch's alerts)."""
+        self.session.add(obj)
+        return obj
+
     async def scalar(self, stmt: sa.Select) -> Any:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 

@@ -221,6 +221,13 @@ class DeviceRepository(RepositoryBase[Device]):
         )
         return {row.serial: row for row in rows.all()}
 
+    async def serials(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        rows = await self.session.execute(sa.select(Device.id, Device.serial).where(Device.id.in_(wanted)))
+        return dict(rows.all())
+
     async def list_for_enrolment(self, enrolment_id: uuid.UUID) -> list[Device]:
         return await self.all(
             sa.select(Device).where(Device.enrolment_id == enrolment_id).order_by(Device.linked_at)

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -535,7 +535,9 @@ async def enrol_patient(
     )
     if not refused:
         for device in data.devices:
-            session.add(Device(enrolment_id=enrolment.id, serial=device.serial, kind=device.kind))
+            DeviceRepository(session).stage(
+                Device(enrolment_id=enrolment.id, serial=device.serial, kind=device.kind)
+            )
         await session.flush()
         await link_patient_to_organisation(
             session, principal, patient_id, programme.organisation_id, f"monitoring:{enrolment.id}"
@@ -1001,7 +1003,7 @@ async def _evaluate(
                 outside_hours=opening is not None,
                 seen_from=opening,
             )
-            session.add(alert)
+            alert_repo.stage(alert)
             alerts.append(alert)
             raised.append(alert)
         colour = rules.triage_colour(
@@ -1314,6 +1316,11 @@ async def get_observation(session: AsyncSession, principal: Principal, observati
         return None
     await read_patient_data(session, principal, row.patient_id, "MonitoringObservation")
     return row
+
+
+async def device_serials(session: AsyncSession, device_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The serial numbers of devices named by id (a FHIR ``Device/<id>`` reference); unknown ids are left out."""
+    return await DeviceRepository(session).serials(device_ids)
 
 
 SEARCH_LIMIT = 20000  # readings of one patient a FHIR search returns at most (newest first)

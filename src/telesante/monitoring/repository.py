@@ -238,6 +238,15 @@ def _insert(dialect: str):
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
+def _between(stmt: sa.Select, since: datetime | None, until: datetime | None) -> sa.Select:
+    """Readings taken from ``since`` (included) to ``until`` (excluded), either bound optional."""
+    if since is not None:
+        stmt = stmt.where(Observation.effective_at >= since)
+    if until is not None:
+        stmt = stmt.where(Observation.effective_at < until)
+    return stmt
+
+
 class ObservationRepository(RepositoryBase[Observation]):
     model = Observation
 
@@ -307,11 +316,7 @@ class ObservationRepository(RepositoryBase[Observation]):
     async def series(
         self, enrolment_id: uuid.UUID, since: datetime | None = None, until: datetime | None = None
     ) -> list[Observation]:
-        stmt = sa.select(Observation).where(Observation.enrolment_id == enrolment_id)
-        if since is not None:
-            stmt = stmt.where(Observation.effective_at >= since)
-        if until is not None:
-            stmt = stmt.where(Observation.effective_at < until)
+        stmt = _between(sa.select(Observation).where(Observation.enrolment_id == enrolment_id), since, until)
         return await self.all(stmt.order_by(Observation.effective_at))
 
     async def for_patient(
@@ -322,11 +327,7 @@ class ObservationRepository(RepositoryBase[Observation]):
         limit: int = 20000,
     ) -> list[Observation]:
         """A patient's readings in every programme, newest first."""
-        stmt = sa.select(Observation).where(Observation.patient_id == patient_id)
-        if since is not None:
-            stmt = stmt.where(Observation.effective_at >= since)
-        if until is not None:
-            stmt = stmt.where(Observation.effective_at < until)
+        stmt = _between(sa.select(Observation).where(Observation.patient_id == patient_id), since, until)
         return await self.all(stmt.order_by(Observation.effective_at.desc(), Observation.id).limit(limit))
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from telesante.kit.models import Base, UTCDateTime
+from telesante.kit.models import Base, UTCDateTime, Uuid
 
 
 class AuditEvent(Base):
@@ -22,14 +22,14 @@ class AuditEvent(Base):
     request_id: Mapped[str] = mapped_column(sa.String(64))
     channel: Mapped[str] = mapped_column(sa.String(10))
     ip: Mapped[str] = mapped_column(sa.String(64))
-    account_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     actor: Mapped[str] = mapped_column(sa.String(300))
     roles: Mapped[str] = mapped_column(sa.String(300))
     organisations: Mapped[str] = mapped_column(sa.String(1000))
     action: Mapped[str] = mapped_column(sa.String(40))
     object_type: Mapped[str] = mapped_column(sa.String(60))
     object_id: Mapped[str] = mapped_column(sa.String(64))
-    patient_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    patient_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     break_glass: Mapped[bool] = mapped_column(default=False)
     details: Mapped[str] = mapped_column(sa.Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(sa.String(64))

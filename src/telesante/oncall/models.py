@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from telesante.kit import clock
-from telesante.kit.models import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, str_enum
+from telesante.kit.models import Base, Timestamps, UTCDateTime, Uuid, UUIDPrimaryKey, str_enum
 
 
 class RotaScope(enum.StrEnum):
@@ -161,7 +161,7 @@ class Page(UUIDPrimaryKey, Base):
 
     rota_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("oncall_rotas.id"), index=True)
     subject_type: Mapped[str] = mapped_column(sa.String(50))
-    subject_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     summary: Mapped[str] = mapped_column(sa.String(300))
     urgent: Mapped[bool] = mapped_column(default=False)
     ack_minutes: Mapped[int]

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telesante.kit import clock
-from telesante.kit.models import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, ci_string, str_enum
+from telesante.kit.models import Base, Timestamps, UTCDateTime, Uuid, UUIDPrimaryKey, ci_string, str_enum
 
 
 class Sex(enum.StrEnum):
@@ -111,7 +111,7 @@ class Patient(UUIDPrimaryKey, Timestamps, Base):
     postal_code: Mapped[str] = mapped_column(sa.String(5), default="")
     city: Mapped[str] = mapped_column(sa.String(100), default="")
     gp_professional_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("professionals.id"))
-    created_by_account_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    created_by_account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
     local_identifiers: Mapped[list[PatientLocalIdentifier]] = relationship(lazy="raise")
 
@@ -143,7 +143,7 @@ class IdentityStatusChange(UUIDPrimaryKey, Base):
     to_status: Mapped[IdentityStatus] = mapped_column(str_enum(IdentityStatus, 20))
     evidence: Mapped[IdentityEvidence] = mapped_column(str_enum(IdentityEvidence, 30))
     reason: Mapped[str] = mapped_column(sa.String(500))
-    changed_by_account_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    changed_by_account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     changed_by_name: Mapped[str] = mapped_column(sa.String(200))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 

@@ -13,7 +13,7 @@ import pytest
 from telesante.kit.errors import Conflict, InvalidInput
 from telesante.monitoring import rules, service
 from telesante.monitoring.models import ReadingSource
-from telesante.monitoring.schemas import RulesReplay, RulesRevision
+from telesante.monitoring.schemas import ProgrammeCreate, RulesReplay, RulesRevision
 from tests.factories import make_patient, token_for
 from tests.monitoring.conftest import enrol
 from tests.patients.test_pages import post_form, sign_in, text_of
@@ -227,3 +227,29 @@ async def test_the_api_replays_and_revises_with_rules_as_json(client, session, n
     assert made.status_code == 201 and made.json()["version"] == 2
     assert any(r["code"] == "ic_fc_haute" for r in made.json()["rules"])
     assert uuid.UUID(made.json()["id"]) != programme_id
+
+
+async def test_a_new_declaration_keeps_the_revised_measures_and_rules(session, network):
+    team = network.doctor.principal
+    view = await service.programme_view(session, team, network.programme.id)
+    fever = rules.rule_to_data(rules.Threshold("ic_fievre", "temperature", "orange", above=38.5))
+    revised = await service.revise_rules(
+        session,
+        team,
+        network.programme.id,
+        RulesRevision(rules=[*(rules.rule_to_data(r) for r in view.rules), fever], note="Fièvre"),
+    )
+    # a rule on a measure the programme did not ask for: the patients are asked for it
+    assert {"measure": "temperature", "frequency": "selon la prescription"} in revised.measures
+    hours = await service.create_programme(
+        session,
+        network.admin.principal,
+        ProgrammeCreate(
+            organisation_id=network.team_id,
+            code="insuffisance_cardiaque",
+            team_name="Équipe IC",
+            days=[1, 2, 3],
+        ),
+    )
+    assert hours.version == 3 and hours.days == [1, 2, 3]
+    assert hours.measures == revised.measures and hours.rules == revised.rules

@@ -124,7 +124,10 @@ async def create_programme(
             days=data.days,
             opens=data.opens,
             closes=data.closes,
-            measures=[{"measure": key, "frequency": frequency} for key, frequency in template.measures],
+            # a new declaration (hours, phone, reference) keeps what the team revised: measures, rules, education
+            measures=[dict(m) for m in previous.measures]
+            if previous
+            else [{"measure": key, "frequency": frequency} for key, frequency in template.measures],
             rules=[rules.rule_to_data(rule) for rule in (_rules(previous) if previous else template.rules)],
             education_plan=list(previous.education_plan if previous else template.education),
             created_by_name=principal.display_name[:200],

@@ -792,6 +792,7 @@ async def _ensure_monitoring(
 
     from telesante.consents.models import ConsentDecision
     from telesante.kit import clock
+    from telesante.monitoring import clinical
     from telesante.monitoring import service as monitoring
     from telesante.monitoring.models import ReadingSource
     from telesante.monitoring.repository import ProgrammeRepository
@@ -830,7 +831,7 @@ async def _ensure_monitoring(
         patient_id = next((id_ for id_, _ in found if id_ is not None), None)
         if patient_id is None:
             continue
-        await monitoring.enrol_patient(
+        enrolment = await monitoring.enrol_patient(
             session,
             nurse,
             patient_id,
@@ -857,6 +858,20 @@ async def _ensure_monitoring(
             items.append(monitoring.ReadingItem(len(items), patient_id, "8462-4", 72, "mm[Hg]", at))
             items.append(monitoring.ReadingItem(len(items), patient_id, "8867-4", 68 + day % 5, "/min", at))
         await monitoring.record_readings(session, nurse, items, ReadingSource.DEVICE)
+        # the questionnaire from the patient's page: "no" every day, but breathless and swollen ankles this morning
+        # for the patient whose weight rose (congestion signs together: red)
+        answers = []
+        for day in days:
+            at = now - timedelta(days=day, hours=2, minutes=-5)
+            for question in ("dyspnoea", "orthopnoea", "oedema"):
+                worse = story == "gain" and day == 0 and question != "orthopnoea"
+                measure = clinical.BY_KEY[question]
+                answers.append(
+                    monitoring.ReadingItem(
+                        len(answers), patient_id, measure.code, worse, None, at, system=measure.system
+                    )
+                )
+        await monitoring.record_readings(session, None, answers, ReadingSource.PATIENT, enrolment=enrolment)
         summary.created["monitoring"] += 1
     await monitoring.evaluate_active(session, [chu])
 

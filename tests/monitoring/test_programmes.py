@@ -10,11 +10,12 @@ from datetime import timedelta
 
 import pytest
 
-from telesante.kit.errors import Conflict, InvalidInput
+from telesante.directory.models import Role
+from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telesante.monitoring import rules, service
 from telesante.monitoring.models import ReadingSource
 from telesante.monitoring.schemas import ProgrammeCreate, RulesReplay, RulesRevision
-from tests.factories import make_patient, token_for
+from tests.factories import make_actor, make_patient, token_for
 from tests.monitoring.conftest import enrol
 from tests.patients.test_pages import post_form, sign_in, text_of
 
@@ -88,7 +89,8 @@ async def test_a_revision_that_a_patients_own_threshold_no_longer_fits_changes_n
     programme = network.programme
     team = network.doctor.principal
     view = await service.programme_view(session, team, programme.id)
-    without = [rules.rule_to_data(r) for r in view.rules if r.code not in ("ic_poids_7j", "ic_congestion")]
+    gone = ("ic_poids_7j", "ic_congestion", "ic_oedemes")  # oedema only counted in the combination
+    without = [rules.rule_to_data(r) for r in view.rules if r.code not in gone]
     with pytest.raises(InvalidInput, match="absente du programme") as refused:
         await service.revise_rules(
             session, team, programme.id, RulesRevision(rules=without, note="simplifier")
@@ -253,3 +255,22 @@ async def test_a_new_declaration_keeps_the_revised_measures_and_rules(session, n
     )
     assert hours.version == 3 and hours.days == [1, 2, 3]
     assert hours.measures == revised.measures and hours.rules == revised.rules
+
+
+async def test_an_administrator_revises_but_only_the_team_tries_rules_on_its_patients(
+    session, network, patient
+):
+    await enrol(session, network, patient)
+    admin = network.admin.principal  # administrator of the team's hospital
+    view = await service.programme_view(session, admin, network.programme.id)
+    data = [rules.rule_to_data(r) for r in view.rules]
+    with pytest.raises(Forbidden, match="réservé à l'équipe"):
+        await service.replay_rules(session, admin, network.programme.id, RulesReplay(rules=data))
+    regional = await make_actor(session, None, Role.REGIONAL_ADMIN)
+    with pytest.raises(NotFound):
+        await service.programme_view(session, regional.principal, network.programme.id)
+    assert await service.team_programmes(session, regional.principal) == []
+    revised = await service.revise_rules(
+        session, admin, network.programme.id, RulesRevision(rules=data, note="Relecture annuelle")
+    )
+    assert revised.version == 2

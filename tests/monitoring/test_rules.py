@@ -18,6 +18,8 @@ from telesante.monitoring.rules import (
     check_rule_set,
     evaluate,
     measures_of,
+    parse_rule_set,
+    replay,
     rule_from_data,
     rule_to_data,
     triage_colour,
@@ -180,8 +182,15 @@ def test_a_rule_set_is_checked_before_it_is_published():
     check_rule_set((*base, Combination("c", "red", ("a", "b"), 2, "Les deux")))
     cases = [
         ((*base, Combination("c", "red", ("a", "x"), 1, "?")), "« x » n'est pas une règle"),
+        ((*base, Combination("c", "red", ("a", "a"), 2, "?")), "mesure différente"),
+        ((*base, Combination("c", "red", ("a", "b"), 2, "?", days=float("nan"))), "doit être un nombre"),
+        ((Threshold("t", "weight", "red", above=float("inf")),), "doit être un nombre"),
+        ((Missing("m", "weight", days=3, severity="condition"),), "sans alerte seule"),
+        ((Threshold("q", "dyspnoea", "orange", below=0.5),), "réponse « oui »"),
+        ((Threshold("q", "dyspnoea", "orange", above=5),), "réponse « oui »"),
         ((*base, Combination("c", "red", ("a", "b"), 3, "?")), "entre 1 et 2"),
         ((*base, Threshold("a", "weight", "red", above=100)), "« a » en double"),
+        (base, "sans alerte seule"),  # conditions no combination uses
         ((Threshold("t", "weight", "red", above=900),), "hors des valeurs possibles"),
         ((Threshold("t", "weight", "violet", above=90),), "sévérité « violet »"),
         ((Trend("t", "taille", "red", change=2, days=3),), "mesure « taille » inconnue"),
@@ -190,6 +199,11 @@ def test_a_rule_set_is_checked_before_it_is_published():
     for rule_set, message in cases:
         with pytest.raises(InvalidInput, match=message):
             check_rule_set(rule_set)
+    for odd in ([{"kind": ["threshold"]}], [{"kind": "trend", "code": "t", "measure": "weight"}], ["x"]):
+        with pytest.raises(InvalidInput):
+            parse_rule_set(odd)
+    with pytest.raises(InvalidInput, match="doit être un nombre"):
+        with_overrides(PROGRAMMES["diabete"].rules, {"dt_glycemie_absente": {"days": float("nan")}})
 
 
 def test_a_combination_can_be_tuned_per_patient_but_not_a_symptoms_yes():
@@ -198,3 +212,45 @@ def test_a_combination_can_be_tuned_per_patient_but_not_a_symptoms_yes():
     assert next(r for r in tuned if r.code == "ir_exacerbation").at_least == 3
     with pytest.raises(InvalidInput, match="non modifiable"):
         with_overrides(rules, {"ir_dyspnee": {"above": 0.2}})
+
+
+def test_a_combination_counts_only_recent_signs():
+    rules = PROGRAMMES["insuffisance_respiratoire"].rules
+    old_low = [Reading("spo2", 85, days_ago(3.5), id="s")]
+    findings = evaluate(rules, old_low + answers(dyspnoea=0), NOW, START)
+    # the low SpO₂ of three and a half days ago is still the latest (orange; and missing since), but it does not
+    # go "with" today's breathlessness
+    assert [f.rule for f in findings] == ["ir_spo2_basse", "ir_spo2_absente"]
+    recent = evaluate(rules, [Reading("spo2", 85, days_ago(1), id="s")] + answers(dyspnoea=0), NOW, START)
+    assert recent[0].rule == "ir_desaturation_dyspnee"
+
+
+def test_replay_raises_what_the_platform_would_have_raised_in_the_period():
+    rules = PROGRAMMES["insuffisance_respiratoire"].rules
+    start, since = days_ago(20), days_ago(60)
+    readings = [
+        Reading("spo2", 93, days_ago(d), id=f"s{d}") for d in range(0, 20)
+    ] + [  # two of Anthonisen's signs a day and a half apart: an exacerbation on the second
+        Reading("dyspnoea", 1.0, days_ago(10), id="d"),
+        Reading("sputum_volume", 1.0, days_ago(8.5), id="v"),
+        Reading("spo2", 85, days_ago(30), id="old-low"),  # before the period: raises nothing in it
+    ]
+    raised = replay(rules, readings, since, start, NOW)
+    assert [(f.rule, at) for at, f in raised] == [("ir_exacerbation", days_ago(8.5))]
+    # a low SpO₂ long before breathlessness is not a desaturation with breathlessness
+    later = replay(
+        rules,
+        [Reading("spo2", 85, days_ago(15), id="low"), Reading("dyspnoea", 1.0, days_ago(5), id="d5")]
+        + [Reading("spo2", 93, days_ago(d), id=f"t{d}") for d in range(0, 14)],
+        since,
+        start,
+        NOW,
+    )
+    assert [f.rule for _at, f in later] == ["ir_spo2_basse"]
+
+
+def test_replay_finds_missing_data_once_per_gap():
+    rules = (Missing("m", "weight", days=3),)
+    readings = [Reading("weight", 80.0, days_ago(10), id="w")]
+    raised = replay(rules, readings, days_ago(30), days_ago(12), NOW)
+    assert [(f.rule, f.message) for _at, f in raised] == [("m", "Aucune mesure de poids depuis 3 jours.")]

@@ -14,6 +14,7 @@ from sqlalchemy.orm.util import identity_key
 
 from telesante.auth.models import Account
 from telesante.directory.models import Membership, Organisation, Role
+from telesante.kit import clock
 from telesante.kit.repository import RepositoryBase
 from telesante.monitoring.models import (
     Alert,
@@ -302,16 +303,25 @@ class ObservationRepository(RepositoryBase[Observation]):
                 found.setdefault(enrolment_id, []).append((id_, measure, value, at))
         return found
 
-    async def last_reading_at(self, enrolment_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    async def last_by_measure(
+        self, enrolment_ids: Iterable[uuid.UUID], until: datetime
+    ) -> dict[uuid.UUID, dict[str, datetime]]:
+        """The time of each enrolment's last reading of each measure, up to ``until`` (missing-data rules)."""
         ids = list(set(enrolment_ids))
-        if not ids:
-            return {}
-        rows = await self.session.execute(
-            sa.select(Observation.enrolment_id, sa.func.max(Observation.effective_at))
-            .where(Observation.enrolment_id.in_(ids))
-            .group_by(Observation.enrolment_id)
-        )
-        return {enrolment_id: at for enrolment_id, at in rows.all()}
+        found: dict[uuid.UUID, dict[str, datetime]] = {}
+        for start in range(0, len(ids), 500):
+            rows = await self.session.execute(
+                sa.select(
+                    Observation.enrolment_id, Observation.measure, sa.func.max(Observation.effective_at)
+                )
+                .where(
+                    Observation.enrolment_id.in_(ids[start : start + 500]), Observation.effective_at <= until
+                )
+                .group_by(Observation.enrolment_id, Observation.measure)
+            )
+            for enrolment_id, measure, at in rows.all():
+                found.setdefault(enrolment_id, {})[measure] = clock.as_utc(at)
+        return found
 
     async def series(
         self, enrolment_id: uuid.UUID, since: datetime | None = None, until: datetime | None = None

@@ -18,6 +18,7 @@ run on past readings to test a change. Sources and reasons: ``docs/domains/monit
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields, replace
@@ -79,6 +80,7 @@ class Combination:
     of: tuple[str, ...]  # the codes of other rules of the set (thresholds or trends)
     at_least: int  # how many of them must fire at the same time
     label: str  # what the combination means, e.g. "Exacerbation probable (critères d'Anthonisen)"
+    days: int = 2  # a part counts while the reading that fired it is at most this many days old
     measure: str = ""  # a combination spans several measures
 
 
@@ -102,7 +104,7 @@ TUNABLE = {
     Threshold: ("above", "below"),
     Trend: ("change", "days"),
     Missing: ("days",),
-    Combination: ("at_least",),
+    Combination: ("at_least", "days"),
 }
 PARAMETER_LABELS = {
     "above": "alerte au-dessus de",
@@ -111,6 +113,10 @@ PARAMETER_LABELS = {
     "days": "jours",
     "at_least": "nombre de conditions",
 }
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def rule_to_data(rule: Rule) -> dict:
@@ -184,7 +190,7 @@ def with_overrides(rules: Sequence[Rule], overrides: Mapping[str, Mapping[str, o
                     f"(modifiables : {', '.join(tunable(rule)) or 'aucun'}).",
                     field="overrides",
                 )
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            if value is not None and not _finite_number(value):
                 raise InvalidInput(
                     f"Règle « {rule.code} » : {PARAMETER_LABELS[name]} doit être un nombre.",
                     field="overrides",
@@ -233,7 +239,7 @@ def check_rule_set(rules: Sequence[Rule]) -> None:
     for rule in rules:
         for name in ("above", "below", "change", "days", "at_least"):
             value = getattr(rule, name, None)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            if value is not None and not _finite_number(value):
                 raise InvalidInput(
                     f"Règle « {rule.code} » : {PARAMETER_LABELS[name]} doit être un nombre.", field="rules"
                 )
@@ -253,9 +259,33 @@ def check_rule_set(rules: Sequence[Rule]) -> None:
                         "du programme.",
                         field="rules",
                     )
+            measures = [targets[code].measure for code in rule.of]
+            if len(set(measures)) != len(measures):
+                raise InvalidInput(
+                    f"Combinaison « {rule.code} » : chaque règle combinée porte sur une mesure différente "
+                    "(une même mesure ne compte qu'une fois).",
+                    field="rules",
+                )
             continue
         if rule.measure not in BY_KEY:
             raise InvalidInput(f"Règle « {rule.code} » : mesure « {rule.measure} » inconnue.", field="rules")
+        if BY_KEY[rule.measure].is_answer and isinstance(rule, Threshold | Trend):
+            if not isinstance(rule, Threshold) or rule.below is not None or not (0 <= (rule.above or -1) < 1):
+                raise InvalidInput(
+                    f"Règle « {rule.code} » : une question alerte sur la réponse « oui » "
+                    "(seuil « above » entre 0 et 1, sans « below »).",
+                    field="rules",
+                )
+    for rule in rules:  # a rule that alerts on nothing, alone or combined, is a mistake
+        if rule.severity == "condition" and not (
+            isinstance(rule, Threshold | Trend)
+            and any(isinstance(r, Combination) and rule.code in r.of for r in rules)
+        ):
+            raise InvalidInput(
+                f"Règle « {rule.code} » : « sans alerte seule » ne convient qu'à un seuil ou une tendance qu'une "
+                "combinaison utilise.",
+                field="rules",
+            )
     # the parameters as an enrolment's overrides would be checked
     with_overrides(
         rules, {rule.code: {name: getattr(rule, name) for name in tunable(rule)} for rule in rules}
@@ -267,7 +297,11 @@ def parse_rule_set(data: Sequence[object]) -> tuple[Rule, ...]:
     InvalidInput names the rule (its position or code) and what is wrong."""
     parsed = []
     for position, item in enumerate(data, start=1):
-        if not isinstance(item, Mapping) or item.get("kind") not in KINDS:
+        if (
+            not isinstance(item, Mapping)
+            or not isinstance(item.get("kind"), str)
+            or item["kind"] not in KINDS
+        ):
             raise InvalidInput(
                 f"Règle n° {position} : « kind » attendu parmi {', '.join(KINDS)}.", field="rules"
             )
@@ -380,11 +414,23 @@ def _trend(rule: Trend, series: Sequence[Reading]) -> Finding | None:
     )
 
 
+def window(rules: Sequence[Rule]) -> timedelta:
+    """How far back from ``now`` the readings that ``evaluate`` needs go (trends, combinations), plus a day.
+    Missing data needs only the last reading of each measure (``last_seen``), however old."""
+    days = [rule.days for rule in rules if isinstance(rule, Trend | Combination)]
+    return timedelta(days=max([*days, 1]) + 1)
+
+
 def evaluate(
-    rules: Sequence[Rule], readings: Iterable[Reading], now: datetime, since: datetime
+    rules: Sequence[Rule],
+    readings: Iterable[Reading],
+    now: datetime,
+    since: datetime,
+    last_seen: Mapping[str, datetime] | None = None,
 ) -> list[Finding]:
     """The findings of ``rules`` on ``readings`` at ``now``; ``since``: when the monitoring started (data are not
-    missing before it). The most severe first."""
+    missing before it); ``last_seen``: the last reading of each measure, when ``readings`` may not reach back to
+    it (only ``window(rules)`` of readings are needed). The most severe first."""
     series: dict[str, list[Reading]] = {}
     for reading in sorted(readings, key=lambda r: r.at):
         if reading.at <= now:
@@ -393,13 +439,16 @@ def evaluate(
     for rule in rules:
         measured = series.get(rule.measure, [])
         if isinstance(rule, Missing):
-            last = measured[-1].at if measured else since
+            known = [
+                at
+                for at in (measured[-1].at if measured else None, (last_seen or {}).get(rule.measure))
+                if at
+            ]
+            last = max(known) if known else since
             if now - last >= timedelta(days=rule.days):
                 measure = BY_KEY[rule.measure]
                 when = (
-                    "depuis le début du suivi"
-                    if not measured
-                    else f"depuis {_number((now - last).days)} jours"
+                    "depuis le début du suivi" if not known else f"depuis {_number((now - last).days)} jours"
                 )
                 what = (
                     f"Questionnaire non rempli ({measure.label.lower()})"
@@ -416,7 +465,12 @@ def evaluate(
     fired = {finding.rule: finding for finding in found}
     for rule in rules:
         if isinstance(rule, Combination):
-            parts = [fired[code] for code in rule.of if code in fired]
+            recent = now - timedelta(days=rule.days)
+            parts = [
+                fired[code]
+                for code in rule.of
+                if code in fired and fired[code].readings and fired[code].readings[-1].at >= recent
+            ]
             if len(parts) >= rule.at_least:
                 readings = tuple(sorted({r for part in parts for r in part.readings}, key=lambda r: r.at))
                 reasons = " ; ".join(part.message.rstrip(".") for part in parts)
@@ -441,8 +495,10 @@ def replay(
     rules: Sequence[Rule], readings: Iterable[Reading], since: datetime, start: datetime, end: datetime
 ) -> list[tuple[datetime, Finding]]:
     """The alerts ``rules`` would have raised from ``start`` to ``end``, as the platform evaluates them: after each
-    reading and on schedule (here once a day, for missing data). One alert per rule and trigger (the reading that
-    fired it, or for missing data the last reading before the gap), with the time it would have been raised."""
+    reading and on schedule (here once a day, for missing data), on the same window of readings
+    (``window(rules)``) and the last reading of each measure. One alert per rule and trigger (the reading that
+    fired it, or for missing data the last reading before the gap), with the time it would have been raised; a
+    reading taken before ``start`` raises nothing in the period."""
     ordered = sorted(readings, key=lambda r: r.at)
     times = [r.at for r in ordered]
     instants = {r.at for r in ordered if start <= r.at <= end}
@@ -450,25 +506,27 @@ def replay(
     while day <= end:
         instants.add(day)
         day += timedelta(days=1)
-    window = timedelta(days=lookback_days(rules) + 1)
-    missing = {rule.measure for rule in rules if isinstance(rule, Missing)}
+    span = window(rules)
     raised: dict[tuple[str, str], tuple[datetime, Finding]] = {}
-    last_before: dict[str, Reading] = {}  # the last reading of a measure that left the window (missing data)
-    low = 0
+    last_seen: dict[str, datetime] = {}
+    seen_up_to = 0
     for instant in sorted(instants):
-        new_low = bisect_left(times, instant - window)
-        for reading in ordered[low:new_low]:
-            last_before[reading.measure] = reading
-        low = new_low
         high = bisect_right(times, instant)
-        current = [r for m, r in last_before.items() if m in missing] + ordered[low:high]
-        for finding in evaluate(rules, current, instant, since):
+        for reading in ordered[seen_up_to:high]:
+            last_seen[reading.measure] = reading.at
+        seen_up_to = high
+        current = ordered[bisect_left(times, instant - span) : high]
+        for finding in evaluate(rules, current, instant, since, last_seen):
             if finding.readings:
+                if finding.readings[-1].at < start:
+                    continue
                 trigger = f"r:{finding.readings[-1].id}"
             else:
                 rule = next(r for r in rules if r.code == finding.rule)
-                seen = [r.at for r in current if r.measure == rule.measure]
-                trigger = f"m:{max(seen, default=since).isoformat()}"
+                gap_from = last_seen.get(rule.measure, since)
+                if gap_from + timedelta(days=rule.days) < start:
+                    continue  # the gap began before the period: its alert was raised before it
+                trigger = f"m:{gap_from.isoformat()}"
             raised.setdefault((finding.rule, trigger), (instant, finding))
     return sorted(raised.values(), key=lambda pair: pair[0])
 

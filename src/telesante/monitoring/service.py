@@ -144,11 +144,18 @@ async def create_programme(
     return programme
 
 
-def _may_revise(principal: Principal, programme: MonitoringProgramme) -> None:
-    if programme.organisation_id not in teams_of(principal) and not principal.can_administer(
-        programme.organisation_id
-    ):
+def _may_revise(
+    principal: Principal, programme: MonitoringProgramme, *, reads_patients: bool = False
+) -> None:
+    """The programme's team revises its rules, and so may an administrator of the team's own organisation (not a
+    regional one). Trying rules on past readings shows patients' data: the team only."""
+    team = programme.organisation_id in teams_of(principal)
+    if not team and programme.organisation_id not in principal.admin_organisation_ids():
         raise NotFound("Programme de télésurveillance introuvable.")
+    if reads_patients and not team:
+        raise Forbidden(
+            "Essayer des règles sur les mesures des patients est réservé à l'équipe de télésurveillance."
+        )
 
 
 async def team_programmes(session: AsyncSession, principal: Principal) -> list[MonitoringProgramme]:
@@ -157,7 +164,7 @@ async def team_programmes(session: AsyncSession, principal: Principal) -> list[M
         programme
         for programme in await ProgrammeRepository(session).list_current()
         if programme.organisation_id in teams_of(principal)
-        or principal.can_administer(programme.organisation_id)
+        or programme.organisation_id in principal.admin_organisation_ids()
     ]
 
 
@@ -297,7 +304,7 @@ class ReplayReport:
     ]  # (when, patient, message) raised by the revision only; 20 at most
 
 
-REPLAY_MAX_ENROLMENTS = 5000
+REPLAY_MAX_ENROLMENTS = 2000  # one request evaluates every reading of every patient: kept to seconds
 
 
 async def replay_rules(
@@ -307,7 +314,7 @@ async def replay_rules(
     in force would have done (each patient's own thresholds applied to both). Nothing is stored but the audit of
     the readings read."""
     programme = await get_programme(session, programme_id)
-    _may_revise(principal, programme)
+    _may_revise(principal, programme, reads_patients=True)
     candidate = rules.parse_rule_set(data.rules)
     enrolments = await EnrolmentRepository(session).active_in_team_programme(
         programme.organisation_id, programme.code
@@ -946,31 +953,43 @@ async def _evaluate(
     if missing_programmes:
         programmes = {**programmes, **await ProgrammeRepository(session).get_many(missing_programmes)}
     tuned = {e.id: enrolment_rules(programmes[e.programme_id], e) for e in enrolments}
-    days = max(
-        (
-            max(rules.lookback_days(r), *(rule.days for rule in r if isinstance(rule, rules.Missing)), 1)
-            for r in tuned.values()
-        ),
-        default=1,
-    )
-    window = now - timedelta(days=days + 1)
-    readings = await ObservationRepository(session).since((e.id for e in enrolments), window)
+    spans = {id_: rules.window(r) for id_, r in tuned.items()}
+    window = now - max(spans.values(), default=timedelta(days=2))
+    observations = ObservationRepository(session)
+    readings = await observations.since((e.id for e in enrolments), window)
+    # Each patient is evaluated on his own window (the outcome never depends on which other patients share the
+    # batch) and on the last reading of each measure, however old (missing data): read only where the window has
+    # none of a measure that a missing-data rule follows.
+    last_seen: dict[uuid.UUID, dict[str, datetime]] = {}
+    for enrolment in enrolments:
+        own = now - spans[enrolment.id]
+        seen = last_seen.setdefault(enrolment.id, {})
+        for _id, measure, _value, at in readings.get(enrolment.id, []):
+            if own <= at <= now and (measure not in seen or at > seen[measure]):
+                seen[measure] = at
+    older = [
+        e.id
+        for e in enrolments
+        if any(isinstance(r, rules.Missing) and r.measure not in last_seen[e.id] for r in tuned[e.id])
+    ]
+    for enrolment_id, found in (await observations.last_by_measure(older, now)).items():
+        for measure, at in found.items():
+            last_seen[enrolment_id].setdefault(measure, at)
     alert_repo = AlertRepository(session)
     known = await alert_repo.recent_or_open((e.id for e in enrolments), window - timedelta(days=31))
     raised: list[Alert] = []
     changed: list[tuple[Any, str, datetime | None]] = []
     for enrolment in enrolments:
         programme = programmes[enrolment.programme_id]
+        own = now - spans[enrolment.id]
         series = [
             rules.Reading(measure, value, at, id_)
             for id_, measure, value, at in readings.get(enrolment.id, [])
+            if at >= own
         ]
-        last: dict[str, datetime] = {}
-        for reading in series:
-            if reading.at <= now and (reading.measure not in last or reading.at > last[reading.measure]):
-                last[reading.measure] = reading.at
+        last = last_seen.get(enrolment.id, {})
         since = enrolment.started_at or enrolment.created_at
-        findings = rules.evaluate(tuned[enrolment.id], series, now, since)
+        findings = rules.evaluate(tuned[enrolment.id], series, now, since, last)
         by_rule = {rule.code: rule for rule in tuned[enrolment.id]}
         alerts = known.get(enrolment.id, [])
         for finding in findings:
@@ -1249,7 +1268,7 @@ async def link_appointment(
     if appointment.patient_id != alert.patient_id:
         raise InvalidInput("Ce rendez-vous concerne un autre patient que l'alerte.", field="appointment_id")
     alert.appointment_id = appointment.id
-    if alert.action is None or alert.action == AlertAction.NONE:
+    if alert.status != AlertStatus.CLOSED and (alert.action is None or alert.action == AlertAction.NONE):
         alert.action = AlertAction.TELECONSULTATION
         alert.action_at = clock.now()
     await session.flush()

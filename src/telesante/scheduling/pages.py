@@ -137,14 +137,16 @@ async def book(request: Request, session: SessionDep, principal: PrincipalDep, s
     offer_id = values.pop("offer_id", None)
     alert_id = values.pop("alerte", None)
     try:
+        monitoring_alert = uuid.UUID(alert_id) if alert_id else None
+    except ValueError:
+        monitoring_alert = None
+    try:
+        if alert_id and monitoring_alert is None:
+            raise InvalidInput("Alerte de télésurveillance inconnue.", field="alerte")
         appointment = await service.book_appointment(
             session, principal, parse_input(AppointmentCreate, values)
         )
-        if alert_id:  # the same transaction: booked and linked, or neither
-            try:
-                monitoring_alert = uuid.UUID(alert_id)
-            except ValueError:
-                raise InvalidInput("Alerte de télésurveillance inconnue.", field="alerte") from None
+        if monitoring_alert is not None:  # the same transaction: booked and linked, or neither
             await monitoring_service.link_appointment(session, principal, monitoring_alert, appointment.id)
     except (InvalidInput, Conflict, NotFound) as exc:
         await discard_changes(session)
@@ -156,7 +158,7 @@ async def book(request: Request, session: SessionDep, principal: PrincipalDep, s
                 settings,
                 patient_id,
                 uuid.UUID(offer_id) if offer_id else None,
-                uuid.UUID(alert_id) if alert_id else None,
+                monitoring_alert,
             )
         except ValueError:
             raise exc from None

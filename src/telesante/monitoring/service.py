@@ -68,6 +68,7 @@ from telesante.monitoring.schemas import (
 )
 from telesante.patients.service import link_patient_to_organisation, read_patient_data, require_patient_access
 from telesante.scheduling import service as scheduling_service
+from telesante.scheduling.schemas import AppointmentCreate
 
 PIN_DIGITS = 6
 MAX_PIN_FAILURES = 5  # then the link is locked until the team issues a new one
@@ -1274,6 +1275,16 @@ async def link_appointment(
     await session.flush()
     await _after_alert_change(session, principal, alert, "appointment")
     return alert
+
+
+async def book_from_alert(
+    session: AsyncSession, principal: Principal, alert_id: uuid.UUID, data: AppointmentCreate
+):
+    """Book a teleconsultation for an alert's patient and link it to the alert, in the caller's transaction (booked
+    and linked, or neither)."""
+    appointment = await scheduling_service.book_appointment(session, principal, data)
+    await link_appointment(session, principal, alert_id, appointment.id)
+    return appointment
 
 
 async def _after_alert_change(session: AsyncSession, principal: Principal, alert: Alert, what: str) -> None:

@@ -143,11 +143,12 @@ async def book(request: Request, session: SessionDep, principal: PrincipalDep, s
     try:
         if alert_id and monitoring_alert is None:
             raise InvalidInput("Alerte de télésurveillance inconnue.", field="alerte")
-        appointment = await service.book_appointment(
-            session, principal, parse_input(AppointmentCreate, values)
+        data = parse_input(AppointmentCreate, values)
+        appointment = (
+            await monitoring_service.book_from_alert(session, principal, monitoring_alert, data)
+            if monitoring_alert is not None
+            else await service.book_appointment(session, principal, data)
         )
-        if monitoring_alert is not None:  # the same transaction: booked and linked, or neither
-            await monitoring_service.link_appointment(session, principal, monitoring_alert, appointment.id)
     except (InvalidInput, Conflict, NotFound) as exc:
         await discard_changes(session)
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import telesante
 from telesante.config import Settings
-from telesante.db import Database, run_in_transaction
+from telesante.db import Database, transaction
 from telesante.kit import context
 from telesante.kit.errors import DomainError
 
@@ -78,7 +78,7 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None
         context.bind(context.RequestContext(channel="cli"))
         database = Database(settings)
         try:
-            async with asynccontextmanager(run_in_transaction)(database.sessionmaker) as session:
+            async with transaction(database.sessionmaker) as session:
                 return await work(session)
         finally:
             await database.dispose()

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
         1_048_576, ge=1024, description="Taille maximale d'un corps de requête (octets)."
     )
     log_level: str = Field("INFO", description="Niveau de journalisation (DEBUG, INFO, WARNING, ERROR).")
+    gc_freeze: bool = Field(
+        True,
+        description="Au démarrage, soustraire au ramasse-miettes les objets chargés et espacer ses passes.",
+    )
     jobs_enabled: bool = Field(
         True,
         description="Exécuter les minuteries (délais de réponse, escalades d'astreinte) dans cette instance.",

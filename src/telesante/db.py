@@ -7,14 +7,24 @@ upgrade). PostgreSQL runs with asyncpg.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.util.concurrency import in_greenlet
+
+try:
+    from sqlalchemy.util.concurrency import await_
+except ImportError:  # SQLAlchemy 2.0
+    from sqlalchemy.util.concurrency import await_only as await_
 
 from telesante.config import Settings
 
@@ -24,9 +34,14 @@ log = logging.getLogger(__name__)
 READ_ONLY = "read_only"  # execution option: on SQLite, begin a deferred (non-locking) transaction
 
 
+SQLITE_LOCK_SECONDS = (
+    30  # how long a writer waits for the database (SQLite's busy timeout, and the write queue's)
+)
+
+
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_LOCK_SECONDS})
         _configure_sqlite(engine)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -39,14 +54,90 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_SECONDS * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    gate = WriteQueue(SQLITE_LOCK_SECONDS)
+    engine.sync_engine.dialect.write_queue = gate  # type: ignore[attr-defined]  # tests look at it
+    dialect = engine.sync_engine.dialect
+    for name in ("do_commit", "do_rollback", "do_close", "do_terminate"):
+        # A transaction ends (or its connection goes) here: the next writer in the queue may begin. Wrapped on this
+        # engine's dialect instance, which the pool also uses when it resets or closes a connection.
+        setattr(dialect, name, gate.releasing(getattr(dialect, name)))
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn):  # pragma: no cover
         # Read-only work (health checks) opts out of the write lock with execution_options(read_only=True).
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
+        gate.enter(conn.connection.dbapi_connection)
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class WriteQueue:
+    """The writers of this process, in arrival order, for SQLite's single write lock.
+
+    Every transaction that may write begins with ``BEGIN IMMEDIATE`` (it takes the database's write lock). When two
+    requests of one process want it, SQLite's own wait is a polling sleep in the waiting connection's thread (1, 2,
+    5… then 100 ms between tries): the lock sat free for tens of milliseconds after each commit, and whoever polled
+    first won, not whoever came first — a one-reading alert could wait behind a dozen device batches. Here a writer
+    queues on an asyncio lock before ``BEGIN IMMEDIATE`` and the lock passes to the next one the moment the
+    transaction ends (commit, rollback, connection closed). SQLite's lock still arbitrates between processes (a
+    second instance, the command line).
+
+    A task that already holds the queue and begins a second transaction on another connection is not made to wait
+    for itself: SQLite decides, as before (``busy_timeout``)."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._holder: Any = None  # the DBAPI connection whose transaction holds the queue
+        self._task: asyncio.Task | None = None
+
+    def enter(self, dbapi_connection: Any) -> None:
+        """Wait for this connection's turn (called from SQLAlchemy's ``begin`` event, in its greenlet)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (synchronous use): SQLite's lock alone
+            return
+        if not in_greenlet():
+            return
+        if self._loop is not loop:  # a new event loop (tests): a new queue
+            self._lock, self._loop, self._holder, self._task = asyncio.Lock(), loop, None, None
+        task = asyncio.current_task()
+        if task is not None and task is self._task:
+            return
+        await_(self._acquire())
+        self._holder, self._task = dbapi_connection, task
+
+    async def _acquire(self) -> None:
+        assert self._lock is not None
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._lock.acquire()
+        except TimeoutError:  # what SQLite's busy timeout gives, as SQLAlchemy would have raised it
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            ) from None
+
+    def leave(self, connection: Any) -> None:
+        """A transaction of this connection ended (``connection``: the DBAPI connection or the pool's proxy)."""
+        if self._holder is not None and getattr(connection, "dbapi_connection", connection) is self._holder:
+            self._holder = self._task = None
+            assert self._lock is not None
+            self._lock.release()
+
+    def releasing(self, method: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def wrapped(dbapi_connection: Any) -> Any:
+            try:
+                return method(dbapi_connection)
+            finally:
+                self.leave(dbapi_connection)
+
+        return wrapped
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -118,6 +209,12 @@ async def run_in_transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> 
             raise
         for callback in session.info.pop("after_commit", []):
             await callback()
+
+
+transaction = asynccontextmanager(run_in_transaction)
+"""``async with transaction(sessionmaker) as session:`` — a block raising inside rolls back before the exception
+leaves the block (with ``async for`` over ``run_in_transaction``, the rollback would wait for the generator to be
+collected)."""
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -29,6 +29,7 @@ from telesante.imaging import dicomweb, parsing
 from telesante.imaging import pages as imaging_pages
 from telesante.imaging.fastpath import FrameFastPath
 from telesante.jobs.runner import JobRunner
+from telesante.kit import runtime
 from telesante.monitoring import api as monitoring_api
 from telesante.monitoring import pages as monitoring_pages
 from telesante.offers import api as offers_api
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             listener = DicomListener(settings, app.state.database.sessionmaker, app.state.blob_store)
             await listener.start()
         app.state.dicom_listener = listener
+        if settings.gc_freeze:
+            runtime.tune_garbage_collector()  # last: everything loaded at start-up is frozen
         yield
         if listener is not None:
             await listener.stop()

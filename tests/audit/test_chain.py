@@ -86,3 +86,45 @@ async def test_a_transaction_links_its_rows_without_rereading_and_survives_a_rol
     finally:
         sa.event.remove(session.sync_session.get_bind(), "before_cursor_execute", count)
     assert (await verify_chain(session)).ok
+
+
+def test_canonical_form_is_the_documented_json_byte_for_byte():
+    """The chain's hashes were defined over json.dumps(sort_keys, compact, UTF-8): the C serialiser must give the very
+    same bytes, or every row written before it would fail verification. Control characters, quotes, backslashes,
+    accents, line and paragraph separators and characters outside the BMP are where encoders differ."""
+    import json
+    import random
+    import uuid
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from telesante.audit.service import canonical_form
+
+    alphabet = [chr(i) for i in range(0x00, 0x250)] + ["\u2028", "\u2029", "\ufeff", "\U0001f600", "’", "«"]
+    draw = random.Random(7)
+    for n in range(3000):
+        text = "".join(draw.choice(alphabet) for _ in range(draw.randint(0, 24)))
+        event = SimpleNamespace(
+            seq=draw.randint(1, 2**53),
+            occurred_at=datetime(2026, 12, 5, 1, 2, 3, n, tzinfo=UTC),
+            request_id=text,
+            channel="api",
+            ip="2001:db8::1" if n % 2 else "",
+            account_id=uuid.UUID(int=n) if n % 3 else None,
+            actor=f"Dr {text} <a@b.fr>",
+            roles="MEDECIN",
+            organisations=text[::-1],
+            action="read",
+            object_type="Patient",
+            object_id=text[:64],
+            patient_id=uuid.UUID(int=n * 7) if n % 5 else None,
+            break_glass=bool(n % 2),
+            details=json.dumps({"motif": text}, ensure_ascii=False),
+            prev_hash=GENESIS_HASH,
+        )
+        payload = json.loads(canonical_form(event))
+        assert payload["request_id"] == text
+        expected = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
+        assert canonical_form(event) == expected, text

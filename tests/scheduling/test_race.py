@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from telesante.config import Settings
-from telesante.db import make_engine, make_sessionmaker, run_in_transaction
+from telesante.db import make_engine, make_sessionmaker, transaction
 from telesante.kit.errors import Conflict
 from telesante.scheduling import service
 from telesante.scheduling.models import Appointment, AppointmentStatus
@@ -45,7 +45,7 @@ async def test_two_simultaneous_bookings_of_one_slot(database_url):
     engines = [make_engine(database_url) for _ in range(3)]
     setup, first, second = (make_sessionmaker(e) for e in engines)
     try:
-        async for session in run_in_transaction(setup):
+        async with transaction(setup) as session:
             world = await build_world(session)
             await service.add_pattern(session, world.doctor.principal, weekday_mornings(world), Settings())
             slot = (
@@ -55,7 +55,7 @@ async def test_two_simultaneous_bookings_of_one_slot(database_url):
 
         async def book(sessionmaker, actor) -> str:
             try:
-                async for session in run_in_transaction(sessionmaker):
+                async with transaction(sessionmaker) as session:
                     await service.book_appointment(
                         session,
                         actor.principal,
@@ -70,7 +70,7 @@ async def test_two_simultaneous_bookings_of_one_slot(database_url):
             assert sorted(outcomes, key=lambda o: o != "booked")[0] == "booked"
             assert outcomes.count("booked") == 1, outcomes
             assert any("plus libre" in o or "vient d'être réservé" in o for o in outcomes if o != "booked")
-            async for session in run_in_transaction(setup):
+            async with transaction(setup) as session:
                 live = (
                     await session.scalars(
                         sa.select(Appointment).where(
@@ -93,7 +93,7 @@ async def test_two_doctors_taking_the_next_patient_at_once(database_url):
     engines = [make_engine(database_url) for _ in range(3)]
     setup, first, second = (make_sessionmaker(e) for e in engines)
     try:
-        async for session in run_in_transaction(setup):
+        async with transaction(setup) as session:
             world = await build_world(session)
             other_doctor = await make_actor(
                 session, await session.get(Organisation, world.chu_id), Role.EXPERT
@@ -107,7 +107,7 @@ async def test_two_doctors_taking_the_next_patient_at_once(database_url):
                 )
 
         async def take(sessionmaker, actor):
-            async for session in run_in_transaction(sessionmaker):
+            async with transaction(sessionmaker) as session:
                 appointment = await service.take_next(session, actor.principal, world.offer_id)
             return appointment.patient_id
 

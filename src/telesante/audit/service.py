@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.audit.models import AuditEvent
@@ -54,7 +55,9 @@ def canonical_form(event: AuditEvent | SimpleNamespace) -> bytes:
         "details": event.details,
         "prev_hash": event.prev_hash,
     }
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # Byte for byte what json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False) gives for these
+    # values (strings, integers, booleans, null), in C: tests/audit/test_chain.py checks the two agree.
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
 
 def compute_hash(event: AuditEvent | SimpleNamespace) -> str:

@@ -4,7 +4,7 @@ Services call ``publish_on_commit(session, event)`` inside their transaction: th
 transaction has committed (``telesante.db.after_commit``) and is forgotten if it rolls back. The bus is found:
 
 1. in a web request: the bus of the application serving it (set per request by ``EventBusMiddleware``);
-2. elsewhere (background jobs run by ``telesante.db.run_in_transaction``, timers): the bus bound to the process with
+2. elsewhere (background jobs run by ``telesante.db.transaction``, timers): the bus bound to the process with
    ``bind_event_bus(bus)``, which the application's lifespan does at start-up;
 3. ``use_event_bus(bus)`` scopes one explicitly (a job runner with its own bus, tests).
 

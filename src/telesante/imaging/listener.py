@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
@@ -25,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from telesante.config import Settings
-from telesante.db import run_in_transaction
+from telesante.db import transaction
 from telesante.imaging.dicom import InvalidDicom
 from telesante.imaging.service import UnknownPeer, active_peer_titles, ingest_instance, peer_organisation
 from telesante.kit.errors import DomainError
@@ -88,7 +87,7 @@ class DicomListener:
 
     async def refresh_peers(self) -> None:
         """The calling AE titles accepted at association time: the active peers, read from the database."""
-        async with asynccontextmanager(run_in_transaction)(self.sessionmaker) as session:
+        async with transaction(self.sessionmaker) as session:
             titles = await active_peer_titles(session)
         if self.ae is not None:
             self.ae.require_calling_aet = titles
@@ -132,7 +131,7 @@ class DicomListener:
 
     async def _store(self, data: bytes, calling: str) -> Dataset:
         try:
-            async with asynccontextmanager(run_in_transaction)(self.sessionmaker) as session:
+            async with transaction(self.sessionmaker) as session:
                 organisation_id = await peer_organisation(session, calling)
                 await ingest_instance(
                     session,

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from telesante.config import get_settings
-from telesante.db import run_in_transaction
+from telesante.db import transaction
 from telesante.jobs.models import ScheduledJob
 from telesante.jobs.repository import JobRepository
 from telesante.kit import clock
@@ -115,16 +115,17 @@ async def run_due_jobs(
 ) -> int:
     """Run the jobs due at ``now``; returns how many this worker completed."""
     moment = now or clock.now()
-    async for session in run_in_transaction(sessionmaker):
+    async with transaction(sessionmaker) as session:
         due = await JobRepository(session).due(moment, lease, limit)
     completed = 0
     for job_id in due:
-        async for session in run_in_transaction(sessionmaker):
+        async with transaction(sessionmaker) as session:
             claimed = await JobRepository(session).claim(job_id, worker, moment, lease)
         if not claimed:
             continue  # another worker has it
         try:
-            async for session in run_in_transaction(sessionmaker):
+            # a context manager, not ``async for``: a failing handler rolls back here, before the failure is recorded
+            async with transaction(sessionmaker) as session:
                 job = await JobRepository(session).get(job_id)
                 assert job is not None
                 handler = _HANDLERS.get(job.kind)
@@ -138,12 +139,11 @@ async def run_due_jobs(
             log.warning("job %s: claim lost to another worker, work rolled back", job_id)
         except Exception as exc:  # a failing job must never stop the others
             log.exception("job %s failed", job_id)
-            async for session in run_in_transaction(sessionmaker):
+            async with transaction(sessionmaker) as session:
                 job = await JobRepository(session).get(job_id)
-                if job is None:
-                    break
-                retry = _retry_at(job.attempts, job.max_attempts, clock.now())
-                await JobRepository(session).record_failure(
-                    job_id, worker, f"{type(exc).__name__}: {exc}", retry, clock.now()
-                )
+                if job is not None:
+                    retry = _retry_at(job.attempts, job.max_attempts, clock.now())
+                    await JobRepository(session).record_failure(
+                        job_id, worker, f"{type(exc).__name__}: {exc}", retry, clock.now()
+                    )
     return completed

@@ -44,6 +44,9 @@ class UTCDateTime(TypeDecorator):
 
 _new_object = object.__new__
 _set_attribute = object.__setattr__
+_UNKNOWN_SAFETY = (
+    uuid.SafeUUID.unknown
+)  # an enum member read once: reading it per value costs as much as the rest
 
 
 def _uuid_from_text(value):
@@ -55,7 +58,7 @@ def _uuid_from_text(value):
         return uuid.UUID(value)  # raises with the standard message
     result = _new_object(uuid.UUID)
     _set_attribute(result, "int", int(digits, 16))
-    _set_attribute(result, "is_safe", uuid.SafeUUID.unknown)
+    _set_attribute(result, "is_safe", _UNKNOWN_SAFETY)
     return result
 
 

@@ -23,7 +23,7 @@ from starlette.websockets import WebSocketState
 
 from telesante.auth import service as auth_service
 from telesante.auth.dependencies import SESSION_COOKIE, PrincipalDep, SessionDep, SettingsDep
-from telesante.db import after_commit, discard_changes, run_in_transaction
+from telesante.db import after_commit, discard_changes, transaction
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotAuthenticated
 from telesante.kit.schemas import parse_input
@@ -363,7 +363,7 @@ async def _proxied(websocket: WebSocket, relay, owner: str, room: str, member: M
 
 def journal_for(sessionmaker):
     async def journal(room_id, kind, participant, name, details) -> None:
-        async for session in run_in_transaction(sessionmaker):
+        async with transaction(sessionmaker) as session:
             await service.record_call_event(session, room_id, kind, participant, name, details)
 
     return journal
@@ -371,7 +371,7 @@ def journal_for(sessionmaker):
 
 def history_for(sessionmaker):
     async def history(room_id):
-        async for session in run_in_transaction(sessionmaker):
+        async with transaction(sessionmaker) as session:
             past = await service.call_history(session, room_id)
         return past
 
@@ -387,7 +387,7 @@ async def signalling(websocket: WebSocket, room_id: uuid.UUID):
         await websocket.close(code=4403, reason="origin")
         return
     try:
-        async for session in run_in_transaction(app.state.database.sessionmaker):
+        async with transaction(app.state.database.sessionmaker) as session:
             seat = await _seat(session, settings, websocket, room_id)
     except DomainError as exc:
         await websocket.accept()

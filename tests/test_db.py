@@ -1,0 +1,158 @@
+"""SQLite's writers of one process queue in arrival order (telesante.db.WriteQueue), and the queue is always
+released: commit, rollback, a failing block, a connection returned to the pool unfinished."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from telesante import db
+from telesante.db import make_engine, make_sessionmaker, transaction
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path):
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'queue.sqlite3'}")
+    async with engine.begin() as connection:
+        await connection.execute(sa.text("CREATE TABLE counter (n INTEGER NOT NULL)"))
+        await connection.execute(sa.text("INSERT INTO counter VALUES (0)"))
+        await connection.execute(sa.text("CREATE TABLE log (who TEXT NOT NULL)"))
+    yield engine
+    await engine.dispose()
+
+
+def _queue(engine) -> db.WriteQueue:
+    return engine.sync_engine.dialect.write_queue
+
+
+async def test_writers_begin_in_arrival_order_and_each_sees_the_last_commit(sqlite_engine):
+    sessions = make_sessionmaker(sqlite_engine)
+    first_inside = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def writer(name: str) -> None:
+        async with transaction(sessions) as session:
+            # read then write in one transaction: without a write lock from the start this loses updates
+            n = (await session.execute(sa.text("SELECT n FROM counter"))).scalar_one()
+            await session.execute(sa.text("INSERT INTO log VALUES (:who)"), {"who": name})
+            if name == "w0":
+                first_inside.set()
+                await release_first.wait()
+            await session.execute(sa.text("UPDATE counter SET n = :n"), {"n": n + 1})
+
+    first = asyncio.create_task(writer("w0"))
+    await first_inside.wait()
+    others = []
+    for i in range(1, 8):
+        others.append(asyncio.create_task(writer(f"w{i}")))
+        await asyncio.sleep(0.01)  # each queued before the next one arrives
+    release_first.set()
+    await asyncio.gather(first, *others)
+
+    async with sqlite_engine.connect() as connection:
+        order = [row[0] for row in await connection.execute(sa.text("SELECT who FROM log ORDER BY rowid"))]
+        count = (await connection.execute(sa.text("SELECT n FROM counter"))).scalar_one()
+    assert order == [f"w{i}" for i in range(8)]
+    assert count == 8
+    assert _queue(sqlite_engine)._holder is None
+
+
+async def test_the_queue_is_released_by_rollback_failure_and_an_unfinished_connection(sqlite_engine):
+    sessions = make_sessionmaker(sqlite_engine)
+    queue = _queue(sqlite_engine)
+
+    with pytest.raises(RuntimeError):
+        async with transaction(sessions) as session:
+            await session.execute(sa.text("INSERT INTO log VALUES ('failed')"))
+            assert queue._holder is not None
+            raise RuntimeError("boom")
+    assert queue._holder is None
+
+    async with sessions() as session:  # begun, never committed: the pool rolls it back when it is returned
+        await session.execute(sa.text("INSERT INTO log VALUES ('abandoned')"))
+        assert queue._holder is not None
+    assert queue._holder is None
+
+    async with sessions() as session:
+        await session.execute(sa.text("INSERT INTO log VALUES ('rolled back')"))
+        await session.rollback()
+        assert queue._holder is None
+
+    async with transaction(sessions) as session:  # and the next writer gets in
+        await session.execute(sa.text("INSERT INTO log VALUES ('kept')"))
+    async with sqlite_engine.connect() as connection:
+        rows = [row[0] for row in await connection.execute(sa.text("SELECT who FROM log"))]
+    assert rows == ["kept"]
+
+
+async def test_read_only_work_does_not_queue(sqlite_engine):
+    sessions = make_sessionmaker(sqlite_engine)
+    holding = asyncio.Event()
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        async with transaction(sessions) as session:
+            await session.execute(sa.text("INSERT INTO log VALUES ('w')"))
+            holding.set()
+            await done.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    async with sqlite_engine.connect() as connection:
+        connection = await connection.execution_options(**{db.READ_ONLY: True})
+        assert (await connection.execute(sa.text("SELECT count(*) FROM log"))).scalar_one() == 0
+    done.set()
+    await task
+
+
+async def test_a_writer_waits_no_longer_than_the_lock_timeout(sqlite_engine):
+    sessions = make_sessionmaker(sqlite_engine)
+    queue = _queue(sqlite_engine)
+    queue.timeout = 0.3
+    holding = asyncio.Event()
+    done = asyncio.Event()
+
+    async def holder() -> None:
+        async with transaction(sessions) as session:
+            await session.execute(sa.text("INSERT INTO log VALUES ('holder')"))
+            holding.set()
+            await done.wait()
+
+    task = asyncio.create_task(holder())
+    await holding.wait()
+    with pytest.raises(OperationalError) as refused:
+        async with transaction(sessions) as session:
+            await session.execute(sa.text("INSERT INTO log VALUES ('late')"))
+    assert isinstance(refused.value.orig, sqlite3.OperationalError)
+    assert "locked" in str(refused.value.orig)
+    done.set()
+    await task
+    async with transaction(sessions) as session:
+        await session.execute(sa.text("INSERT INTO log VALUES ('after')"))
+    async with sqlite_engine.connect() as connection:
+        rows = [row[0] for row in await connection.execute(sa.text("SELECT who FROM log ORDER BY rowid"))]
+    assert rows == ["holder", "after"]
+
+
+async def test_a_task_opening_a_second_transaction_is_not_made_to_wait_for_itself(tmp_path, monkeypatch):
+    """SQLite decides between two connections of one task, as before the queue: busy, not a deadlock."""
+    monkeypatch.setattr(db, "SQLITE_LOCK_SECONDS", 1)
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'self.sqlite3'}")
+    sessions = make_sessionmaker(engine)
+    try:
+        async with transaction(sessions) as outer:
+            await outer.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+        async with transaction(sessions) as outer:
+            await outer.execute(sa.text("INSERT INTO t VALUES (1)"))
+            with pytest.raises(OperationalError, match="locked"):
+                async with asyncio.timeout(20):
+                    async with transaction(sessions) as inner:
+                        await inner.execute(sa.text("INSERT INTO t VALUES (2)"))
+        async with engine.connect() as connection:
+            assert (await connection.execute(sa.text("SELECT x FROM t"))).scalars().all() == [1]
+    finally:
+        await engine.dispose()

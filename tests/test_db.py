@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from telesante import db
 from telesante.db import make_engine, make_sessionmaker, transaction
+from telesante.kit import context
 
 
 @pytest.fixture
@@ -156,3 +157,61 @@ async def test_a_task_opening_a_second_transaction_is_not_made_to_wait_for_itsel
             assert (await connection.execute(sa.text("SELECT x FROM t"))).scalars().all() == [1]
     finally:
         await engine.dispose()
+
+
+async def _ordered_writers(engine, arrivals: list[tuple[str, int, float]]) -> list[str]:
+    """A holder keeps the write lock while writers arrive (name, body size, delay after the previous one); the
+    order in which their transactions ran."""
+    sessions = make_sessionmaker(engine)
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def writer(name: str, body_bytes: int) -> None:
+        context.bind(context.RequestContext(channel="fhir", body_bytes=body_bytes))
+        async with transaction(sessions) as session:
+            await session.execute(sa.text("INSERT INTO log VALUES (:who)"), {"who": name})
+            if name == "holder":
+                holding.set()
+                await release.wait()
+
+    tasks = [asyncio.create_task(writer("holder", 0))]
+    await holding.wait()
+    for name, size, delay in arrivals:
+        await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(writer(name, size)))
+        await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.gather(*tasks)
+    async with engine.connect() as connection:
+        return [row[0] for row in await connection.execute(sa.text("SELECT who FROM log ORDER BY rowid"))]
+
+
+async def test_interactive_writers_go_before_queued_bulk_work(sqlite_engine):
+    bulk = db.WriteQueue.BULK_BYTES
+    order = await _ordered_writers(
+        sqlite_engine,
+        [
+            ("batch-1", 4 * bulk, 0),
+            ("batch-2", bulk, 0),
+            ("click", 900, 0),
+            ("alert", 0, 0),
+            ("batch-3", bulk, 0),
+        ],
+    )
+    assert order == ["holder", "click", "alert", "batch-1", "batch-2", "batch-3"]
+
+
+async def test_bulk_work_that_has_waited_long_enough_is_not_passed_over(sqlite_engine):
+    _queue(sqlite_engine).PROMOTE_SECONDS = 0.2
+    bulk = db.WriteQueue.BULK_BYTES
+    order = await _ordered_writers(sqlite_engine, [("batch", bulk, 0), ("click", 10, 0.4)])
+    assert order == ["holder", "batch", "click"]
+
+
+def test_the_request_context_carries_the_announced_body_size():
+    from telesante.web.middleware import _content_length
+
+    assert _content_length({"content-length": "70000"}) == 70000
+    assert _content_length({}) == 0
+    for junk in ("-1", "12abc", "9" * 40, ""):
+        assert _content_length({"content-length": junk}) == 0

@@ -8,10 +8,12 @@ upgrade). PostgreSQL runs with asyncpg.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -27,6 +29,7 @@ except ImportError:  # SQLAlchemy 2.0
     from sqlalchemy.util.concurrency import await_only as await_
 
 from telesante.config import Settings
+from telesante.kit import context
 
 AfterCommit = Callable[[], Awaitable[Any]]
 AfterRollback = Callable[[], Awaitable[Any]]
@@ -77,25 +80,34 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 class WriteQueue:
-    """The writers of this process, in arrival order, for SQLite's single write lock.
+    """The writers of this process, for SQLite's single write lock: interactive requests first, then bulk ones, each
+    in arrival order.
 
     Every transaction that may write begins with ``BEGIN IMMEDIATE`` (it takes the database's write lock). When two
     requests of one process want it, SQLite's own wait is a polling sleep in the waiting connection's thread (1, 2,
     5… then 100 ms between tries): the lock sat free for tens of milliseconds after each commit, and whoever polled
-    first won, not whoever came first — a one-reading alert could wait behind a dozen device batches. Here a writer
-    queues on an asyncio lock before ``BEGIN IMMEDIATE`` and the lock passes to the next one the moment the
-    transaction ends (commit, rollback, connection closed). SQLite's lock still arbitrates between processes (a
-    second instance, the command line).
+    first won, not whoever came first. Here a writer waits its turn before ``BEGIN IMMEDIATE`` and the turn passes
+    the moment a transaction ends (commit, rollback, connection closed).
+
+    A request whose body is large (``BULK_BYTES``: a device gateway's batch, a study upload) is *bulk*: a doctor's
+    click, a patient's reading, an alert wait for the transaction in progress, never behind queued bulk work. A bulk
+    writer that has waited ``PROMOTE_SECONDS`` takes its place among the others, so that bulk work is never starved.
+    SQLite's lock still arbitrates between processes (a second instance, the command line).
 
     A task that already holds the queue and begins a second transaction on another connection is not made to wait
     for itself: SQLite decides, as before (``busy_timeout``)."""
 
+    BULK_BYTES = 64 * 1024
+    PROMOTE_SECONDS = 1.0
+
     def __init__(self, timeout: float):
         self.timeout = timeout
-        self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: list[_Waiter] = []
         self._holder: Any = None  # the DBAPI connection whose transaction holds the queue
         self._task: asyncio.Task | None = None
+        self._held = False
+        self._arrivals = itertools.count()
 
     def enter(self, dbapi_connection: Any) -> None:
         """Wait for this connection's turn (called from SQLAlchemy's ``begin`` event, in its greenlet)."""
@@ -106,29 +118,51 @@ class WriteQueue:
         if not in_greenlet():
             return
         if self._loop is not loop:  # a new event loop (tests): a new queue
-            self._lock, self._loop, self._holder, self._task = asyncio.Lock(), loop, None, None
+            self._loop, self._waiters, self._holder, self._task, self._held = loop, [], None, None, False
         task = asyncio.current_task()
         if task is not None and task is self._task:
             return
-        await_(self._acquire())
+        if self._held or self._waiters:
+            bulk = context.current().body_bytes >= self.BULK_BYTES
+            await_(self._wait(_Waiter(next(self._arrivals), bulk, loop.time(), loop.create_future())))
+        self._held = True
         self._holder, self._task = dbapi_connection, task
 
-    async def _acquire(self) -> None:
-        assert self._lock is not None
+    async def _wait(self, waiter: _Waiter) -> None:
+        self._waiters.append(waiter)
         try:
             async with asyncio.timeout(self.timeout):
-                await self._lock.acquire()
-        except TimeoutError:  # what SQLite's busy timeout gives, as SQLAlchemy would have raised it
-            raise OperationalError(
-                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
-            ) from None
+                await waiter.turn
+        except BaseException as exc:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            elif waiter.turn.done() and not waiter.turn.cancelled():
+                self._held = False  # the turn came as this writer gave up: pass it on
+                self._next()
+            if isinstance(
+                exc, TimeoutError
+            ):  # what SQLite's busy timeout gives, as SQLAlchemy would raise it
+                raise OperationalError(
+                    "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+                ) from None
+            raise
 
     def leave(self, connection: Any) -> None:
         """A transaction of this connection ended (``connection``: the DBAPI connection or the pool's proxy)."""
         if self._holder is not None and getattr(connection, "dbapi_connection", connection) is self._holder:
             self._holder = self._task = None
-            assert self._lock is not None
-            self._lock.release()
+            self._held = False
+            self._next()
+
+    def _next(self) -> None:
+        if not self._waiters or self._held:
+            return
+        assert self._loop is not None
+        promoted = self._loop.time() - self.PROMOTE_SECONDS
+        chosen = min(self._waiters, key=lambda w: (w.bulk and w.since > promoted, w.arrival))
+        self._waiters.remove(chosen)
+        self._held = True  # reserved for the chosen writer until it begins
+        chosen.turn.set_result(None)
 
     def releasing(self, method: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def wrapped(dbapi_connection: Any) -> Any:
@@ -138,6 +172,14 @@ class WriteQueue:
                 self.leave(dbapi_connection)
 
         return wrapped
+
+
+@dataclass(eq=False)
+class _Waiter:
+    arrival: int
+    bulk: bool
+    since: float
+    turn: asyncio.Future
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telesante.auth.principal import Principal
 from telesante.fhir import workflow
 from telesante.fhir.tele_requests import InvalidResource, _expect, _json
-from telesante.kit import clock
+from telesante.kit import clock, cooperative
 from telesante.kit.errors import NotFound
 from telesante.kit.schemas import french_message
 from telesante.monitoring import clinical
@@ -419,6 +419,7 @@ async def _ingest(
     parsed: list[_Parsed] = []
     next_item = 0
     for index, data in enumerate(resources):
+        await cooperative.pause(index)
         entry = parse_observation(data, index, next_item)
         next_item += len(entry.items)
         parsed.append(entry)

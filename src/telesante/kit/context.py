@@ -13,6 +13,7 @@ class RequestContext:
     ip: str | None = None
     user_agent: str | None = None
     channel: str = "web"  # web | api | fhir | cli
+    body_bytes: int = 0  # as announced (Content-Length): a large body is bulk work (db.WriteQueue)
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("telesante_request_context", default=None)

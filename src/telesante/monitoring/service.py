@@ -34,7 +34,7 @@ from telesante.directory.models import Role
 from telesante.events.bus import Event
 from telesante.events.service import publish_on_commit
 from telesante.jobs.service import ensure_job, schedule_job
-from telesante.kit import clock
+from telesante.kit import clock, cooperative
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from telesante.kit.holidays import is_public_holiday
 from telesante.monitoring import clinical, rules
@@ -805,7 +805,8 @@ async def record_readings(
     )
     rows: list[dict[str, Any]] = []
     wanted: dict[int, list[tuple[uuid.UUID, str]]] = {}
-    for item in items:
+    for position, item in enumerate(items):
+        await cooperative.pause(position)
         if item.problem is not None:
             outcomes[item.index] = _refused(item, item.problem, item.problem_field)
             continue
@@ -980,7 +981,8 @@ async def _evaluate(
     known = await alert_repo.recent_or_open((e.id for e in enrolments), window - timedelta(days=31))
     raised: list[Alert] = []
     changed: list[tuple[Any, str, datetime | None]] = []
-    for enrolment in enrolments:
+    for position, enrolment in enumerate(enrolments):
+        await cooperative.pause(position)
         programme = programmes[enrolment.programme_id]
         own = now - spans[enrolment.id]
         series = [

@@ -44,6 +44,7 @@ class RequestContextMiddleware:
             ip=client[0] if client else None,
             user_agent=headers.get("user-agent", "")[:300],
             channel=channel,
+            body_bytes=_content_length(headers),
         )
         token = context.bind(ctx)
 
@@ -64,6 +65,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_headers)
         finally:
             context.reset(token)
+
+
+def _content_length(headers: dict[str, str]) -> int:
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() and len(value) < 16 else 0
 
 
 class BodyLimitMiddleware:

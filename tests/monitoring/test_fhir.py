@@ -412,3 +412,51 @@ async def test_a_device_named_by_its_fhir_id_is_the_patients_device(
         headers=headers,
     )
     assert unknown.status_code == 422 and "non attribué à ce patient" in unknown.text
+
+
+async def test_a_batch_is_read_before_the_transaction_and_authentication_still_answers_first(
+    client, session, network, patient, frozen, monkeypatch
+):
+    """A gateway's batch is parsed before the request's first statement (the token's look-up), so that on SQLite the
+    write lock is never held for it; a caller without a valid token still gets 401, whatever its body."""
+    from telesante.auth import service as auth_service
+    from telesante.fhir import monitoring as fhir_monitoring
+    await enrol(session, network, patient)
+    patient_id = patient.id
+    headers = {**(await token_for(session, network.gateway)), "Content-Type": "application/fhir+json"}
+    calls: list[str] = []
+    prepare, look_up = fhir_monitoring.prepare_batch, auth_service.principal_for_api_token
+
+    async def prepare_spy(data):
+        calls.append("prepare")
+        return await prepare(data)
+
+    async def look_up_spy(session_, token):
+        calls.append("token")
+        return await look_up(session_, token)
+
+    monkeypatch.setattr(fhir_monitoring, "prepare_batch", prepare_spy)
+    monkeypatch.setattr(auth_service, "principal_for_api_token", look_up_spy)
+    taken = frozen.now - timedelta(hours=1)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [entry(observation(patient_id, "29463-7", 81.5, "kg", taken))],
+    }
+    response = await client.post("/fhir", json=bundle, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["entry"][0]["response"]["status"] == "201 Created"
+    assert calls == ["prepare", "token"]
+
+    for bad_headers, body in (
+        ({"Content-Type": "application/fhir+json"}, b"{"),
+        ({"Authorization": "Bearer tsa_" + "x" * 40, "Content-Type": "application/fhir+json"}, b"{"),
+        (
+            {"Authorization": "Bearer tsa_" + "x" * 40, "Content-Type": "application/fhir+json"},
+            b'{"entry": 1}',
+        ),
+    ):
+        response = await client.post("/fhir", content=body, headers=bad_headers)
+        # without a token, the cross-site check refuses it (403); with an unknown one, 401; never the body's 400
+        expected = 401 if "Authorization" in bad_headers else 403
+        assert response.status_code == expected, (bad_headers, body, response.status_code)

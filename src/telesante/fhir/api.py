@@ -12,6 +12,7 @@ Everything but /metadata needs a bearer token.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -21,12 +22,13 @@ from fhir.resources.R4B.resource import Resource
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from starlette.exceptions import HTTPException
 
-from telesante.auth.dependencies import SessionDep, SettingsDep, require_bearer
+from telesante.auth.dependencies import SessionDep, SettingsDep, bearer_token, require_bearer
 from telesante.auth.principal import Principal
 from telesante.fhir import mapping, search, tele_requests, workflow
 from telesante.fhir import monitoring as fhir_monitoring
 from telesante.fhir import scheduling as fhir_scheduling
 from telesante.fhir import stroke as fhir_stroke
+from telesante.fhir.tele_requests import InvalidResource
 from telesante.kit import clock
 from telesante.kit.pagination import Page
 from telesante.storage.dependencies import BlobStoreDep, file_response
@@ -164,19 +166,51 @@ async def create_service_request(
     return FHIRResponse(tele_requests.service_request(found), status_code=201, headers={"Location": location})
 
 
+@dataclass
+class PostedBundle:
+    body: bytes
+    batch: fhir_monitoring.PreparedBatch | None = None  # a batch of Observations, read and checked
+    refused: InvalidResource | None = None  # raised by the route, after authentication
+
+
+async def posted_bundle(request: Request) -> PostedBundle:
+    """The body of ``POST /fhir``, read before the request's transaction begins: the route declares it before the
+    principal, whose look-up is the first statement. A device gateway's batch (hundreds of Observations) is parsed
+    and checked here, so that on SQLite the write lock is never held for it (``db.WriteQueue``). Without a bearer
+    token nothing is read (401 follows); what is wrong with the body is raised by the route, after authentication,
+    so the order of the answers does not change."""
+    body = await request.body()
+    if bearer_token(request) is None:
+        return PostedBundle(body)
+    try:
+        data = tele_requests._json(body)
+        if fhir_monitoring.is_batch(data):
+            return PostedBundle(body, batch=await fhir_monitoring.prepare_batch(data))
+    except InvalidResource as refused:
+        return PostedBundle(body, refused=refused)
+    return PostedBundle(body)
+
+
+PostedBundleDep = Annotated[PostedBundle, Depends(posted_bundle)]
+
+
 @router.post(
     "",
     summary="Transaction (ServiceRequest + Task, QuestionnaireResponse) ou lot d'observations de télésurveillance",
 )
 async def transaction(
-    request: Request, session: SessionDep, principal: BearerDep, settings: SettingsDep, store: BlobStoreDep
+    posted: PostedBundleDep,
+    session: SessionDep,
+    principal: BearerDep,
+    settings: SettingsDep,
+    store: BlobStoreDep,
 ) -> FHIRResponse:
-    body = await request.body()
-    data = tele_requests._json(body)
-    if fhir_monitoring.is_batch(data):
-        answer = await fhir_monitoring.batch(session, principal, data)
+    if posted.refused is not None:
+        raise posted.refused
+    if posted.batch is not None:
+        answer = await fhir_monitoring.batch(session, principal, posted.batch)
         return FHIRResponse(orjson.dumps(answer))  # one entry per posted Observation: serialised in C
-    found, order = await tele_requests.transaction(session, principal, settings, store, body)
+    found, order = await tele_requests.transaction(session, principal, settings, store, posted.body)
     request_id = found.request.id
     locations = {
         "ServiceRequest": f"ServiceRequest/{request_id}",

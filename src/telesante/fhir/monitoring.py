@@ -412,10 +412,7 @@ def _outcome(message: str, element: str | None, prefix: str) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
-async def _ingest(
-    session: AsyncSession, principal: Principal, resources: list[Any]
-) -> list[tuple[int, str | None, str, str | None]]:
-    """(status, location, refusal message, element refused) per posted Observation."""
+async def _parse_all(resources: list[Any]) -> list[_Parsed]:
     parsed: list[_Parsed] = []
     next_item = 0
     for index, data in enumerate(resources):
@@ -423,6 +420,13 @@ async def _ingest(
         entry = parse_observation(data, index, next_item)
         next_item += len(entry.items)
         parsed.append(entry)
+    return parsed
+
+
+async def _ingest(
+    session: AsyncSession, principal: Principal, parsed: list[_Parsed]
+) -> list[tuple[int, str | None, str, str | None]]:
+    """(status, location, refusal message, element refused) per posted Observation, parsed by ``_parse_all``."""
     await _resolve_device_references(session, parsed)
     items = [item for entry in parsed for item in entry.items]
     result = await monitoring.record_readings(session, principal, items, ReadingSource.DEVICE)
@@ -448,7 +452,7 @@ async def create_observation(
 ) -> tuple[int, str | None]:
     """POST /fhir/Observation: (201 created | 200 already stored, location); a refusal raises (422)."""
     data = _expect(_json(body), "Observation")
-    [(status, location, message, element)] = await _ingest(session, principal, [data])
+    [(status, location, message, element)] = await _ingest(session, principal, await _parse_all([data]))
     if status == 422:
         raise ReadingRefused(
             message, field=f"Observation.{_ELEMENTS.get(element, element)}" if element else None
@@ -456,8 +460,19 @@ async def create_observation(
     return status, location
 
 
-async def batch(session: AsyncSession, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
-    """POST /fhir with a batch Bundle of Observations: one response per entry, in order."""
+@dataclass
+class PreparedBatch:
+    """A batch Bundle of Observations read and checked, before anything is stored: what ``batch`` stores."""
+
+    entries: int
+    misplaced: dict[int, str]  # entry index → why it is not an Observation creation
+    kept: list[int]  # indexes of the Observation entries, in order
+    parsed: list[_Parsed]  # one per kept entry
+
+
+async def prepare_batch(data: dict[str, Any]) -> PreparedBatch:
+    """Read a batch Bundle's entries (no database): the route calls it before the request's transaction begins, so
+    that on SQLite a gateway's parsing never holds the write lock (``db.WriteQueue``)."""
     entries = data.get("entry") or []
     if not isinstance(entries, list):
         raise InvalidResource("Bundle.entry : liste attendue.", field="entry")
@@ -476,17 +491,21 @@ async def batch(session: AsyncSession, principal: Principal, data: dict[str, Any
                 "(ServiceRequest, Task, QuestionnaireResponse) se crée par une transaction (Bundle.type "
                 "« transaction »)."
             )
-            resources.append(None)
         else:
-            resources.append(resource)
-    kept = [(index, resource) for index, resource in enumerate(resources) if index not in misplaced]
-    answers = dict(
-        zip((i for i, _ in kept), await _ingest(session, principal, [r for _, r in kept]), strict=True)
-    )
+            resources.append((index, resource))
+    kept = [index for index, _ in resources]
+    return PreparedBatch(len(entries), misplaced, kept, await _parse_all([r for _, r in resources]))
+
+
+async def batch(session: AsyncSession, principal: Principal, prepared: PreparedBatch) -> dict[str, Any]:
+    """POST /fhir with a batch Bundle of Observations (read by ``prepare_batch``): one response per entry, in
+    order."""
+    misplaced = prepared.misplaced
+    answers = dict(zip(prepared.kept, await _ingest(session, principal, prepared.parsed), strict=True))
     # The answer is built as plain JSON (one entry per posted entry, thousands per batch): the shapes are those of
     # Bundle.entry.response and OperationOutcome, checked by the tests against fhir.resources.
     response_entries = []
-    for index in range(len(entries)):
+    for index in range(prepared.entries):
         prefix = f"Bundle.entry[{index}].resource."
         if index in misplaced:
             response = {

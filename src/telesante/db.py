@@ -59,6 +59,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_SECONDS * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA cache_size=-16384")
+        cursor.execute("PRAGMA mmap_size=268435456")
         cursor.close()
 
     gate = WriteQueue(SQLITE_LOCK_SECONDS)

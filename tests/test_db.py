@@ -4,6 +4,7 @@ released: commit, rollback, a failing block, a connection returned to the pool u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 
 import pytest
@@ -90,48 +91,42 @@ async def test_the_queue_is_released_by_rollback_failure_and_an_unfinished_conne
     assert rows == ["kept"]
 
 
-async def test_read_only_work_does_not_queue(sqlite_engine):
-    sessions = make_sessionmaker(sqlite_engine)
-    holding = asyncio.Event()
-    done = asyncio.Event()
+@contextlib.asynccontextmanager
+async def _holding(sessions, name: str):
+    """A writer that logs ``name`` and keeps its transaction (and the write lock) open for the block."""
+    holding, done = asyncio.Event(), asyncio.Event()
 
-    async def writer() -> None:
+    async def holder() -> None:
         async with transaction(sessions) as session:
-            await session.execute(sa.text("INSERT INTO log VALUES ('w')"))
+            await session.execute(sa.text("INSERT INTO log VALUES (:who)"), {"who": name})
             holding.set()
             await done.wait()
 
-    task = asyncio.create_task(writer())
+    task = asyncio.create_task(holder())
     await holding.wait()
-    async with sqlite_engine.connect() as connection:
+    try:
+        yield
+    finally:
+        done.set()
+        await task
+
+
+async def test_read_only_work_does_not_queue(sqlite_engine):
+    async with _holding(make_sessionmaker(sqlite_engine), "w"), sqlite_engine.connect() as connection:
         connection = await connection.execution_options(**{db.READ_ONLY: True})
         assert (await connection.execute(sa.text("SELECT count(*) FROM log"))).scalar_one() == 0
-    done.set()
-    await task
 
 
 async def test_a_writer_waits_no_longer_than_the_lock_timeout(sqlite_engine):
     sessions = make_sessionmaker(sqlite_engine)
     queue = _queue(sqlite_engine)
     queue.timeout = 0.3
-    holding = asyncio.Event()
-    done = asyncio.Event()
-
-    async def holder() -> None:
-        async with transaction(sessions) as session:
-            await session.execute(sa.text("INSERT INTO log VALUES ('holder')"))
-            holding.set()
-            await done.wait()
-
-    task = asyncio.create_task(holder())
-    await holding.wait()
-    with pytest.raises(OperationalError) as refused:
-        async with transaction(sessions) as session:
-            await session.execute(sa.text("INSERT INTO log VALUES ('late')"))
+    async with _holding(sessions, "holder"):
+        with pytest.raises(OperationalError) as refused:
+            async with transaction(sessions) as session:
+                await session.execute(sa.text("INSERT INTO log VALUES ('late')"))
     assert isinstance(refused.value.orig, sqlite3.OperationalError)
     assert "locked" in str(refused.value.orig)
-    done.set()
-    await task
     async with transaction(sessions) as session:
         await session.execute(sa.text("INSERT INTO log VALUES ('after')"))
     async with sqlite_engine.connect() as connection:

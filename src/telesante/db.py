@@ -154,7 +154,15 @@ class WriteQueue:
         if self._holder is not None and getattr(connection, "dbapi_connection", connection) is self._holder:
             self._holder = self._task = None
             self._held = False
-            self._next()
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is self._loop:
+                self._next()
+            elif self._loop is not None and not self._loop.is_closed():
+                # a connection closed outside the loop (collected by another thread): hand over on the loop
+                self._loop.call_soon_threadsafe(self._next)
 
     def _next(self) -> None:
         if not self._waiters or self._held:
@@ -253,6 +261,15 @@ async def run_in_transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> 
             raise
         for callback in session.info.pop("after_commit", []):
             await callback()
+
+
+async def commit_part(session: AsyncSession) -> None:
+    """Commit what this request did so far and run its after-commit callbacks (its events); the request goes on in a
+    new transaction. Only for work made of independent parts (a FHIR batch stored in parts on SQLite): each part is
+    kept, and announced, even if a later one fails."""
+    await session.commit()
+    for callback in session.info.pop("after_commit", []):
+        await callback()
 
 
 transaction = asynccontextmanager(run_in_transaction)

@@ -12,6 +12,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhirpy import AsyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
+from telesante.events.service import use_event_bus
 from telesante.monitoring import service
 from telesante.monitoring.models import ReadingSource
 from tests.factories import make_patient, token_for
@@ -421,6 +422,7 @@ async def test_a_batch_is_read_before_the_transaction_and_authentication_still_a
     write lock is never held for it; a caller without a valid token still gets 401, whatever its body."""
     from telesante.auth import service as auth_service
     from telesante.fhir import monitoring as fhir_monitoring
+
     await enrol(session, network, patient)
     patient_id = patient.id
     headers = {**(await token_for(session, network.gateway)), "Content-Type": "application/fhir+json"}
@@ -460,3 +462,62 @@ async def test_a_batch_is_read_before_the_transaction_and_authentication_still_a
         # without a token, the cross-site check refuses it (403); with an unknown one, 401; never the body's 400
         expected = 401 if "Authorization" in bad_headers else 403
         assert response.status_code == expected, (bad_headers, body, response.status_code)
+
+
+async def test_a_batch_stored_in_parts_answers_as_one_and_announces_each_part(
+    session, network, patient, frozen, monkeypatch
+):
+    """On SQLite a batch is stored 100 entries per transaction (the write lock passes between parts); with parts of
+    two entries here, on both engines: the same answers as in one transaction (a repeat in a later part is the
+    duplicate of the first), and the alert raised by a part is announced when that part commits."""
+    from telesante.fhir import monitoring as fhir_monitoring
+    from tests.stroke.test_service import RecordingBus
+
+    expected_parts = 100 if session.bind.dialect.name == "sqlite" else None
+    assert fhir_monitoring.commit_every(session) == expected_parts
+    monkeypatch.setattr(fhir_monitoring, "commit_every", lambda _session: 2)
+    enrolment = await enrol(session, network, patient)
+    now = frozen.now
+    first = observation(
+        patient.id,
+        "29463-7",
+        78.0,
+        "kg",
+        now - timedelta(hours=50),
+        identifier=[{"system": "urn:scale", "value": "r-1"}],
+    )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            entry(first),  # part 1
+            entry(observation(patient.id, "29463-7", 78.2, "kg", now - timedelta(hours=26))),
+            entry(
+                observation(patient.id, "29463-7", 81.4, "kg", now - timedelta(hours=1))
+            ),  # part 2: +3.4 kg
+            entry(first),  # the first reading again
+            entry(observation(patient.id, "59408-5", 140, "%", now)),  # part 3: impossible
+        ],
+    }
+    bus = RecordingBus()
+    with use_event_bus(bus):
+        answer = await fhir_monitoring.batch(
+            session, network.gateway.principal, await fhir_monitoring.prepare_batch(bundle)
+        )
+    Bundle.model_validate(answer)
+    responses = [e["response"] for e in answer["entry"]]
+    assert [r["status"] for r in responses] == [
+        "201 Created",
+        "201 Created",
+        "201 Created",
+        "200 OK",
+        "422 Unprocessable Entity",
+    ]
+    assert responses[3]["location"] == responses[0]["location"]
+    assert responses[4]["outcome"]["issue"][0]["expression"] == [
+        "Bundle.entry[4].resource.valueQuantity.value"
+    ]
+    readings = await service.readings_of(session, network.nurse.principal, enrolment.id)
+    assert sorted(r.value for r in readings) == [78.0, 78.2, 81.4]
+    alerts = [e for e in bus.events if e.type == "monitoring.alert"]  # published by part 2's commit
+    assert alerts and alerts[0].data["severity"] == "red"

@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         1_048_576, ge=1024, description="Taille maximale d'un corps de requête (octets)."
     )
     log_level: str = Field("INFO", description="Niveau de journalisation (DEBUG, INFO, WARNING, ERROR).")
+    sqlite_batch_part: int = Field(
+        250,
+        ge=1,
+        le=100_000,
+        description="SQLite : observations d'un lot FHIR enregistrées par transaction (le verrou d'écriture passe entre deux).",
+    )
     gc_freeze: bool = Field(
         True,
         description="Au démarrage, soustraire au ramasse-miettes les objets chargés et espacer ses passes.",

@@ -467,15 +467,15 @@ async def test_a_batch_is_read_before_the_transaction_and_authentication_still_a
 async def test_a_batch_stored_in_parts_answers_as_one_and_announces_each_part(
     session, network, patient, frozen, monkeypatch
 ):
-    """On SQLite a batch is stored 100 entries per transaction (the write lock passes between parts); with parts of
+    """On SQLite a batch is stored in parts, one transaction each (the write lock passes between parts); with parts of
     two entries here, on both engines: the same answers as in one transaction (a repeat in a later part is the
     duplicate of the first), and the alert raised by a part is announced when that part commits."""
     from telesante.fhir import monitoring as fhir_monitoring
     from tests.stroke.test_service import RecordingBus
 
-    expected_parts = 100 if session.bind.dialect.name == "sqlite" else None
-    assert fhir_monitoring.commit_every(session) == expected_parts
-    monkeypatch.setattr(fhir_monitoring, "commit_every", lambda _session: 2)
+    expected_parts = 7 if session.bind.dialect.name == "sqlite" else None
+    assert fhir_monitoring.commit_every(session, 7) == expected_parts
+    monkeypatch.setattr(fhir_monitoring, "commit_every", lambda _session, _part: 2)
     enrolment = await enrol(session, network, patient)
     now = frozen.now
     first = observation(

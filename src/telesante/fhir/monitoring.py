@@ -498,29 +498,30 @@ async def prepare_batch(data: dict[str, Any]) -> PreparedBatch:
     return PreparedBatch(len(entries), misplaced, kept, await _parse_all([r for _, r in resources]))
 
 
-SQLITE_COMMIT_EVERY = 100  # entries of a batch stored per transaction on SQLite
-
-
-def commit_every(session: AsyncSession) -> int | None:
-    """How many entries of a batch go in one transaction: on SQLite, ``SQLITE_COMMIT_EVERY``; on PostgreSQL, the whole
-    batch (``None``).
+def commit_every(session: AsyncSession, part: int) -> int | None:
+    """How many entries of a batch go in one transaction: on SQLite, ``part`` (``TELESANTE_SQLITE_BATCH_PART``); on
+    PostgreSQL, the whole batch (``None``).
 
     SQLite has one writer. A 500-reading batch stored and evaluated in one transaction held the write lock for a
     hundred milliseconds and more, and an operator's click or a patient's single reading waited for all of it
     (``db.WriteQueue`` lets them in between two transactions, not within one). The entries of a FHIR batch have no
     interdependencies and each succeeds or fails on its own (FHIR R4, RESTful API, "Batch/Transaction", http.html;
-    unlike a transaction Bundle), so storing them in several transactions changes no answer: a reading repeated in a later part is answered as the duplicate it is, and
-    each part's patients are evaluated on everything stored so far. On PostgreSQL writers do not exclude each other,
-    and each part would cost its round trips again."""
-    return SQLITE_COMMIT_EVERY if session.bind.dialect.name == "sqlite" else None
+    unlike a transaction Bundle), so storing them in several transactions changes no answer: a reading repeated in a
+    later part is answered as the duplicate it is, and each part's patients are evaluated on everything stored so
+    far. Each commit costs SQLite its write-ahead log pages again (docs/performance.md: smaller parts, shorter waits,
+    fewer readings per second). On PostgreSQL writers do not exclude each other, and each part would cost its round
+    trips again."""
+    return part if session.bind.dialect.name == "sqlite" else None
 
 
-async def batch(session: AsyncSession, principal: Principal, prepared: PreparedBatch) -> dict[str, Any]:
+async def batch(
+    session: AsyncSession, principal: Principal, prepared: PreparedBatch, sqlite_part: int = 250
+) -> dict[str, Any]:
     """POST /fhir with a batch Bundle of Observations (read by ``prepare_batch``): one response per entry, in
-    order. On SQLite the entries are stored in parts, one transaction each (``commit_every``); the events of a part
-    are announced as soon as it is committed."""
+    order. On SQLite the entries are stored in parts of ``sqlite_part``, one transaction each (``commit_every``); the
+    events of a part are announced as soon as it is committed."""
     misplaced = prepared.misplaced
-    step = commit_every(session) or max(len(prepared.parsed), 1)
+    step = commit_every(session, sqlite_part) or max(len(prepared.parsed), 1)
     results: list[tuple[int, str | None, str, str | None]] = []
     for start in range(0, len(prepared.parsed), step):
         if start:

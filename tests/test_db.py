@@ -208,5 +208,26 @@ def test_the_request_context_carries_the_announced_body_size():
 
     assert _content_length({"content-length": "70000"}) == 70000
     assert _content_length({}) == 0
-    for junk in ("-1", "12abc", "9" * 40, ""):
+    for junk in ("-1", "12abc", "9" * 40, "", "²", "1²"):
         assert _content_length({"content-length": junk}) == 0
+
+
+async def test_a_turn_given_to_a_writer_that_gives_up_passes_to_the_next():
+    """A writer cancelled (client gone) in the instant its turn came must not keep the turn: the next one gets it."""
+    queue = db.WriteQueue(timeout=5)
+    loop = asyncio.get_running_loop()
+    holder = object()
+    queue._loop, queue._held, queue._holder = loop, True, holder
+    first = db._Waiter(0, False, loop.time(), loop.create_future())
+    second = db._Waiter(1, False, loop.time(), loop.create_future())
+    waiting_first = asyncio.create_task(queue._wait(first))
+    waiting_second = asyncio.create_task(queue._wait(second))
+    await asyncio.sleep(0)
+    assert queue._waiters == [first, second]
+    queue.leave(holder)  # the turn goes to the first writer...
+    assert first.turn.done() and queue._held
+    waiting_first.cancel()  # ...which gives up before it could begin
+    with pytest.raises(asyncio.CancelledError):
+        await waiting_first
+    await waiting_second
+    assert second.turn.done() and queue._held and queue._waiters == []

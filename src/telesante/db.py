@@ -37,9 +37,8 @@ log = logging.getLogger(__name__)
 READ_ONLY = "read_only"  # execution option: on SQLite, begin a deferred (non-locking) transaction
 
 
-SQLITE_LOCK_SECONDS = (
-    30  # how long a writer waits for the database (SQLite's busy timeout, and the write queue's)
-)
+# How long a writer waits for the database: SQLite's busy timeout, and the write queue's.
+SQLITE_LOCK_SECONDS = 30
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -141,9 +140,8 @@ class WriteQueue:
             elif waiter.turn.done() and not waiter.turn.cancelled():
                 self._held = False  # the turn came as this writer gave up: pass it on
                 self._next()
-            if isinstance(
-                exc, TimeoutError
-            ):  # what SQLite's busy timeout gives, as SQLAlchemy would raise it
+            if isinstance(exc, TimeoutError):
+                # what SQLite's busy timeout gives, as SQLAlchemy would raise it
                 raise OperationalError(
                     "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
                 ) from None

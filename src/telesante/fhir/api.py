@@ -177,7 +177,7 @@ async def posted_bundle(request: Request) -> PostedBundle:
     """The body of ``POST /fhir``, read before the request's transaction begins: the route declares it before the
     principal, whose look-up is the first statement. A device gateway's batch (hundreds of Observations) is parsed
     and checked here, so that on SQLite the write lock is never held for it (``db.WriteQueue``). Without a bearer
-    token nothing is read (401 follows); what is wrong with the body is raised by the route, after authentication,
+    token nothing is parsed (403 or 401 follows); what is wrong with the body is raised by the route, after authentication,
     so the order of the answers does not change."""
     body = await request.body()
     if bearer_token(request) is None:

@@ -69,7 +69,8 @@ class RequestContextMiddleware:
 
 def _content_length(headers: dict[str, str]) -> int:
     value = headers.get("content-length", "")
-    return int(value) if value.isdigit() and len(value) < 16 else 0
+    # ASCII digits only: "²" is a digit to str.isdigit but not to int()
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 0
 
 
 class BodyLimitMiddleware:

@@ -231,3 +231,88 @@ async def test_a_turn_given_to_a_writer_that_gives_up_passes_to_the_next():
         await waiting_first
     await waiting_second
     assert second.turn.done() and queue._held and queue._waiters == []
+
+
+# --- one thread hop per SQLite statement (kit/sqlite_driver.py) ------------------------------------------------
+
+
+async def _exercise(engine) -> tuple[list, int]:
+    """The same work on an engine: what it answers, and how many calls it made on aiosqlite's thread."""
+    answers: list = []
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.text(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL UNIQUE, s TEXT)"
+            )
+        )
+    table = sa.Table(
+        "t",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("n", sa.Integer),
+        sa.Column("s", sa.Text),
+    )
+    async with engine.begin() as connection:
+        inserted = await connection.execute(sa.insert(table).values(n=1, s="un"))
+        answers.append(("lastrowid", inserted.inserted_primary_key[0]))
+        many = await connection.execute(sa.insert(table), [{"n": n, "s": str(n)} for n in range(2, 7)])
+        answers.append(("executemany", many.rowcount))
+        updated = await connection.execute(sa.update(table).where(table.c.n > 3).values(s="grand"))
+        answers.append(("rowcount", updated.rowcount))
+        returned = await connection.execute(
+            sa.update(table).where(table.c.n == 2).values(s="deux").returning(table.c.id, table.c.s)
+        )
+        answers.append(("returning", [tuple(r) for r in returned]))
+        rows = await connection.execute(sa.select(table.c.n, table.c.s).order_by(table.c.n))
+        answers.append(("rows", [tuple(r) for r in rows], rows.keys()))
+        answers.append(("nothing", (await connection.execute(sa.select(table).where(table.c.n > 99))).all()))
+    with pytest.raises(sa.exc.IntegrityError) as refused:
+        async with engine.begin() as connection:
+            await connection.execute(sa.insert(table).values(n=1, s="doublon"))
+    answers.append(("error", type(refused.value.orig).__name__, "UNIQUE" in str(refused.value.orig)))
+    async with engine.connect() as connection:  # a server-side cursor (stream) keeps SQLAlchemy's own class
+        streamed = await connection.stream(sa.select(table.c.n).order_by(table.c.n))
+        answers.append(("stream", [r[0] async for r in streamed]))
+    return answers
+
+
+async def test_each_sqlite_statement_is_one_call_on_the_connection_thread_with_the_same_answers(
+    tmp_path, monkeypatch
+):
+    import aiosqlite
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from telesante.kit import sqlite_driver
+
+    # the installed SQLAlchemy and aiosqlite have what the one-hop cursor relies on (an upgrade that removes it
+    # fails here rather than making every request slower in silence), and make_engine uses it
+    assert sqlite_driver.available()
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'hop.sqlite3'}")
+    stock = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'stock.sqlite3'}")
+    assert isinstance(engine.sync_engine.dialect.dbapi, sqlite_driver.OneHopDBAPI)
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    try:
+        # same answers as SQLAlchemy's own aiosqlite adapter, statement for statement
+        assert await _exercise(engine) == await _exercise(stock)
+        async with engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))  # the connection (and its pragmas) is ready
+            calls.clear()
+            rows = (
+                await connection.execute(sa.text("SELECT n FROM t WHERE n > :x ORDER BY n"), {"x": 4})
+            ).all()
+            assert [r[0] for r in rows] == [5, 6]
+            assert calls == ["_run"]  # cursor, execute, fetch and close in one call
+        calls.clear()
+        async with stock.connect() as connection:
+            await connection.execute(sa.text("SELECT n FROM t WHERE n > :x"), {"x": 4})
+        assert len(calls) >= 3  # the stock adapter: a call each to open, execute, fetch (and close)
+    finally:
+        await engine.dispose()
+        await stock.dispose()

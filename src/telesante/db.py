@@ -29,7 +29,7 @@ except ImportError:  # SQLAlchemy 2.0
     from sqlalchemy.util.concurrency import await_only as await_
 
 from telesante.config import Settings
-from telesante.kit import context
+from telesante.kit import context, sqlite_driver
 
 AfterCommit = Callable[[], Awaitable[Any]]
 AfterRollback = Callable[[], Awaitable[Any]]
@@ -43,7 +43,10 @@ SQLITE_LOCK_SECONDS = 30
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_LOCK_SECONDS})
+        extra: dict[str, Any] = {}
+        if url.startswith("sqlite+aiosqlite") and (one_hop := sqlite_driver.dbapi()) is not None:
+            extra["module"] = one_hop  # one thread hop per statement instead of four (kit/sqlite_driver.py)
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_LOCK_SECONDS}, **extra)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)

@@ -7,10 +7,14 @@ from datetime import timedelta
 import pytest
 from fpdf import FPDF
 
+from telesante.jobs.repository import JobRepository
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telesante.kit.pagination import PageRequest
+from telesante.offers import service as offer_service
 from telesante.offers.forms import FormErrors
+from telesante.offers.models import ActType, Routing
+from telesante.offers.schemas import OfferCreate
 from telesante.patients import service as patient_service
 from telesante.requests import service
 from telesante.requests.models import MessageKind, RequestStatus
@@ -23,6 +27,7 @@ from telesante.requests.schemas import (
     RequestCreate,
     RequestSend,
 )
+from tests.factories import make_patient
 from tests.offers.test_forms import head_trauma_answers
 from tests.requests.conftest import give_consent
 
@@ -175,6 +180,109 @@ async def test_no_consent_no_sending_unless_an_emergency_is_documented(
     assert (
         sent.status == RequestStatus.SENT and sent.consent_id is None and sent.emergency_exemption == reason
     )
+
+
+async def test_a_consent_on_file_comes_before_an_emergency_exemption(
+    session, region, offer, patient, store, settings
+):
+    request = await draft(session, region, offer, patient)
+    await service.add_attachment(
+        session, region.requester.principal, store, request.id, "scanner.pdf", a_pdf(), max_bytes=MAX
+    )
+    consent = await give_consent(session, region.requester, patient.id)
+    sent = await service.send_request(
+        session,
+        region.requester.principal,
+        settings,
+        request.id,
+        RequestSend(emergency_exemption="Patient confus (GCS 14), sans proche joignable"),
+    )
+    assert sent.consent_id == consent.id and sent.emergency_exemption == ""
+    transitions = (await service.get_request(session, region.requester.principal, request.id))["transitions"]
+    assert [t.reason for t in transitions] == ["", ""]  # the exemption was not what allowed the sending
+
+
+async def _alert_offer(session, region):
+    """An offer whose form needs no attachment (the stroke alert's), answered by the CHU's experts."""
+    return await offer_service.create_offer(
+        session,
+        region.admin.principal,
+        OfferCreate(
+            organisation_id=next(iter(region.admin.principal.admin_organisation_ids())),
+            title="Alerte neurovasculaire",
+            act_type=ActType.TELEEXPERTISE,
+            specialty="Neurologie",
+            form_code="alerte_avc",
+            routing=Routing.POOL,
+            response_minutes=15,
+            urgent=True,
+        ),
+    )
+
+
+async def test_created_and_sent_at_once_keeps_the_rules_and_the_trail_of_create_then_send(
+    session, region, offer, patient, settings
+):
+    requester = region.requester.principal
+    exemption = RequestSend(
+        emergency_exemption="Aphasie, patient seul : consentement impossible à recueillir"
+    )
+    # the rules of create_request: another hospital's patient is not found, a closed offer is refused
+    theirs = await make_patient(
+        session, region.colleague, birth_family_name="Kerbrat", birth_given_names="Anne"
+    )
+    alert = await _alert_offer(session, region)
+    with pytest.raises(NotFound):
+        await service.create_and_send(
+            session, requester, settings, RequestCreate(offer_id=alert.id, patient_id=theirs.id), exemption
+        )
+    # the rules of send_request: the form must be complete (the head trauma form needs the CT report)
+    with pytest.raises(FormErrors) as caught:
+        await service.create_and_send(
+            session,
+            requester,
+            settings,
+            RequestCreate(offer_id=offer.id, patient_id=patient.id, answers=head_trauma_answers()),
+            exemption,
+        )
+    assert "ct_documents" in caught.value.errors
+    # and consent: none on file and no exemption, refused
+    with pytest.raises(service.ConsentMissing):
+        await service.create_and_send(
+            session,
+            requester,
+            settings,
+            RequestCreate(offer_id=alert.id, patient_id=patient.id),
+            RequestSend(),
+        )
+    sent = await service.create_and_send(
+        session,
+        requester,
+        settings,
+        RequestCreate(offer_id=alert.id, patient_id=patient.id, answers={"summary": "Hémiplégie droite"}),
+        exemption,
+    )
+    assert sent.status == RequestStatus.SENT and sent.consent_id is None
+    assert sent.emergency_exemption == exemption.emergency_exemption
+    shown = await service.get_request(session, requester, sent.id)
+    assert [(t.from_status, t.to_status) for t in shown["transitions"]] == [
+        (None, RequestStatus.DRAFT),
+        (RequestStatus.DRAFT, RequestStatus.SENT),
+    ]
+    assert shown["transitions"][1].reason == "urgence : " + exemption.emergency_exemption
+    assert await JobRepository(session).find_pending(service.DEADLINE_JOB, str(sent.id)) is not None
+    # the answering hospital's expert now sees the request and the patient; the other two actors do not
+    assert (await service.get_request(session, region.expert.principal, sent.id))["request"].id == sent.id
+    await patient_service.require_patient_access(session, region.expert.principal, patient.id)
+    for other in (region.colleague, region.outsider):
+        with pytest.raises(NotFound):
+            await service.get_request(session, other.principal, sent.id)
+    # with a consent on file, it is the consent that counts, not the exemption
+    consent = await give_consent(session, region.requester, patient.id)
+    again = await service.create_and_send(
+        session, requester, settings, RequestCreate(offer_id=alert.id, patient_id=patient.id), exemption
+    )
+    assert again.consent_id == consent.id and again.emergency_exemption == ""
 
 
 async def test_an_incomplete_form_is_refused_field_by_field(session, region, offer, patient, settings):

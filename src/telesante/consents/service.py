@@ -20,7 +20,7 @@ from telesante.consents.repository import ConsentRepository, InformationTextRepo
 from telesante.consents.schemas import ConsentCheck, ConsentCreate, InformationTextCreate, scope_problem
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from telesante.patients.service import age_on, read_patient_data, require_patient_access
+from telesante.patients.service import PatientAccess, age_on, read_patient_data, require_patient_access
 
 
 def is_minor(birth_date) -> bool:
@@ -151,13 +151,21 @@ async def check_consent(
     patient_id: uuid.UUID,
     scope_type: ConsentScopeType,
     scope_code: str,
+    *,
+    checked: PatientAccess | None = None,
 ) -> ConsentCheck:
-    """State of consent for a scope: the latest decision governs; a withdrawn consent no longer counts."""
+    """State of consent for a scope: the latest decision governs; a withdrawn consent no longer counts.
+    ``checked``: the patient gate's answer to this principal earlier in the transaction (see ``read_patient_data``)."""
     problem = scope_problem(scope_type, scope_code)
     if problem:
         raise InvalidInput(problem, field="scope_code")
     await read_patient_data(
-        session, principal, patient_id, "ConsentCheck", details={"scope": f"{scope_type}:{scope_code}"}
+        session,
+        principal,
+        patient_id,
+        "ConsentCheck",
+        details={"scope": f"{scope_type}:{scope_code}"},
+        checked=checked,
     )
     latest = await ConsentRepository(session).latest(patient_id, scope_type, scope_code)
     base = {"patient_id": patient_id, "scope_type": scope_type, "scope_code": scope_code}

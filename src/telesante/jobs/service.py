@@ -63,11 +63,14 @@ async def schedule_job(
     payload: dict[str, Any],
     *,
     dedupe_key: str | None = None,
+    new_key: bool = False,
 ) -> uuid.UUID:
     """Schedule (in the caller's transaction). With a ``dedupe_key``, a pending job of the same kind and key is
-    moved to the new time and payload instead of adding a second one."""
+    moved to the new time and payload instead of adding a second one. ``new_key``: the key names something this
+    transaction has just created (a new request, a new page), so no job can be pending for it: it is not looked
+    up."""
     repo = JobRepository(session)
-    if dedupe_key is not None:
+    if dedupe_key is not None and not new_key:
         existing = await repo.find_pending(kind, dedupe_key)
         if existing is not None:
             existing.run_at = clock.as_utc(run_at)

@@ -199,12 +199,15 @@ class PageRepository(RepositoryBase[Page]):
             .order_by(Page.paged_at.desc())
         )
 
-    async def add_event(self, event: PageEvent) -> PageEvent:
-        """Append to the page's journal (the page row is locked by the caller when it can race)."""
-        last = await self.scalar(
-            sa.select(sa.func.max(PageEvent.seq)).where(PageEvent.page_id == event.page_id)
-        )
-        event.seq = (last or 0) + 1
+    async def add_event(self, event: PageEvent, seq: int | None = None) -> PageEvent:
+        """Append to the page's journal (the page row is locked by the caller when it can race). ``seq``: the rank,
+        when the caller knows it (the journal of a page it has just created); otherwise the next one."""
+        if seq is None:
+            last = await self.scalar(
+                sa.select(sa.func.max(PageEvent.seq)).where(PageEvent.page_id == event.page_id)
+            )
+            seq = (last or 0) + 1
+        event.seq = seq
         self.session.add(event)
         await self.session.flush()
         return event

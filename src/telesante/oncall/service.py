@@ -648,8 +648,10 @@ async def shifts_ics(session: AsyncSession, professional_id: uuid.UUID, *, past_
 # --- paging ---------------------------------------------------------------------------------------------------
 
 
-async def _page_read(session: AsyncSession, page: Page) -> OnCallPage:
-    events = await PageRepository(session).events([page.id])
+async def _page_read(session: AsyncSession, page: Page, events: list[PageEvent] | None = None) -> OnCallPage:
+    """``events``: the page's whole journal when the caller has just written it (a new page)."""
+    if events is None:
+        events = await PageRepository(session).events([page.id])
     return OnCallPage(
         id=page.id,
         rota_id=page.rota_id,
@@ -677,8 +679,10 @@ async def _record(
     target: PageTarget | None,
     professional_id: uuid.UUID | None,
     detail: str = "",
-) -> None:
-    await PageRepository(session).add_event(
+    seq: int | None = None,
+) -> PageEvent:
+    """``seq``: the event's rank when the caller knows it (a page created by this transaction)."""
+    return await PageRepository(session).add_event(
         PageEvent(
             page_id=page.id,
             kind=kind,
@@ -686,7 +690,8 @@ async def _record(
             professional_id=professional_id,
             at=clock.now(),
             detail=detail,
-        )
+        ),
+        seq=seq,
     )
 
 
@@ -727,24 +732,28 @@ async def _call(
     professional_id: uuid.UUID,
     kind: PageEventKind,
     detail: str = "",
-) -> None:
+    seq: int | None = None,
+) -> PageEvent:
     """Page ``professional_id`` now and arm the escalation timer (unless the head of service is paged: the last
-    step, after which the page is marked exhausted)."""
+    step, after which the page is marked exhausted). ``seq`` is given for a page created by this transaction: its
+    journal's next rank, and no timer can be pending for it yet."""
     now = clock.now()
     page.target = target
     page.paged_professional_id = professional_id
     page.paged_at = now
     page.escalate_at = now + timedelta(minutes=page.ack_minutes)
     await session.flush()
-    await _record(session, page, kind, target, professional_id, detail)
+    event = await _record(session, page, kind, target, professional_id, detail, seq)
     await schedule_job(
         session,
         ESCALATE_JOB,
         page.escalate_at,
         {"page_id": str(page.id), "target": target.value},
         dedupe_key=str(page.id),
+        new_key=seq is not None,
     )
     _notify(session, page, await RotaRepository(session).account_ids(professional_id), "oncall.page")
+    return event
 
 
 async def page_on_call(
@@ -772,6 +781,7 @@ async def page_on_call(
         raise InvalidInput("Type de sujet invalide.", field="subject_type")
     duty = await on_duty(session, rota.id, clock.now())
     page = Page(
+        id=uuid.uuid4(),  # known before the insert: the page is written once, with its first call
         rota_id=rota.id,
         subject_type=subject_type,
         subject_id=subject_id,
@@ -786,27 +796,35 @@ async def page_on_call(
         paged_at=clock.now(),
         created_by=principal.professional_id if principal else None,
     )
-    await PageRepository(session).add(page)
+    PageRepository(session).stage(page)
     if duty.primary_professional_id is not None:
-        await _call(session, page, PageTarget.PRIMARY, duty.primary_professional_id, PageEventKind.PAGED)
+        events = [
+            await _call(
+                session, page, PageTarget.PRIMARY, duty.primary_professional_id, PageEventKind.PAGED, seq=1
+            )
+        ]
     else:
-        await _record(
-            session,
-            page,
-            PageEventKind.SKIPPED,
-            PageTarget.PRIMARY,
-            None,
-            "Créneau non couvert : aucun titulaire de garde.",
-        )
-        await _call(
-            session,
-            page,
-            PageTarget.HEAD,
-            rota.head_professional_id,
-            PageEventKind.PAGED,
-            "Créneau non couvert : appel direct du chef de service.",
-        )
-    return await _page_read(session, page)
+        events = [
+            await _record(
+                session,
+                page,
+                PageEventKind.SKIPPED,
+                PageTarget.PRIMARY,
+                None,
+                "Créneau non couvert : aucun titulaire de garde.",
+                seq=1,
+            ),
+            await _call(
+                session,
+                page,
+                PageTarget.HEAD,
+                rota.head_professional_id,
+                PageEventKind.PAGED,
+                "Créneau non couvert : appel direct du chef de service.",
+                seq=2,
+            ),
+        ]
+    return await _page_read(session, page, events)
 
 
 async def escalate_page(session: AsyncSession, payload: dict[str, Any]) -> None:

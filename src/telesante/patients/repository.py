@@ -86,6 +86,9 @@ def care_search_keys(patient: Any) -> dict[str, Any]:
     }
 
 
+_SEARCH_KEYS = frozenset({"search_birth_family", "search_used_family", "search_given", "birth_date"})
+
+
 class PatientRepository(RepositoryBase[Patient]):
     model = Patient
 
@@ -327,27 +330,34 @@ class PatientRepository(RepositoryBase[Patient]):
         organisation_id: uuid.UUID,
         kind: CareRelationshipKind,
         source_ref: str = "",
+        *,
+        new: bool = False,
     ) -> CareRelationship:
-        existing = await self.scalar(
-            sa.select(CareRelationship).where(
-                CareRelationship.patient_id == patient_id,
-                CareRelationship.organisation_id == organisation_id,
-                CareRelationship.kind == kind,
-                CareRelationship.source_ref == source_ref,
+        """The relationship, added unless it exists (``new``: the caller knows it cannot exist yet)."""
+        if not new:
+            existing = await self.scalar(
+                sa.select(CareRelationship).where(
+                    CareRelationship.patient_id == patient_id,
+                    CareRelationship.organisation_id == organisation_id,
+                    CareRelationship.kind == kind,
+                    CareRelationship.source_ref == source_ref,
+                )
             )
-        )
-        if existing is not None:
-            return existing
-        patient = (
-            await self.session.execute(
-                sa.select(
-                    Patient.search_birth_family,
-                    Patient.search_used_family,
-                    Patient.search_given,
-                    Patient.birth_date,
-                ).where(Patient.id == patient_id)
-            )
-        ).one()
+            if existing is not None:
+                return existing
+        patient: Any = self.session.identity_map.get(self.session.identity_key(Patient, patient_id))
+        if patient is None or sa.inspect(patient).expired_attributes & _SEARCH_KEYS:
+            # not in the session (or stale): only the search keys are read
+            patient = (
+                await self.session.execute(
+                    sa.select(
+                        Patient.search_birth_family,
+                        Patient.search_used_family,
+                        Patient.search_given,
+                        Patient.birth_date,
+                    ).where(Patient.id == patient_id)
+                )
+            ).one()
         relation = CareRelationship(
             patient_id=patient_id,
             organisation_id=organisation_id,

@@ -122,9 +122,14 @@ async def read_patient_data(
     details: dict | None = None,
     *,
     identity: bool = False,
+    checked: PatientAccess | None = None,
 ) -> PatientAccess:
-    """The gate plus its audit row, for every read of a part of a patient's record."""
-    access = await require_patient_access(session, principal, patient_id, identity=identity)
+    """The gate plus its audit row, for every read of a part of a patient's record. ``checked``: what the gate
+    answered this principal for this patient earlier in the same transaction (it is not asked again)."""
+    if checked is not None and checked.patient.id == patient_id and (identity or checked.clinical):
+        access = checked
+    else:
+        access = await require_patient_access(session, principal, patient_id, identity=identity)
     await record_access(
         session,
         principal,
@@ -578,12 +583,16 @@ async def link_patient_to_organisation(
     patient_id: uuid.UUID,
     organisation_id: uuid.UUID,
     source_ref: str,
+    *,
+    fresh: bool = False,
 ) -> CareRelationship:
-    """Called by acts (requests, consultations...) so that every organisation involved can see the patient."""
-    if await OrganisationRepository(session).get(organisation_id) is None:
+    """Called by acts (requests, consultations...) so that every organisation involved can see the patient.
+    ``fresh``: the act was created by this transaction, so the relationship it gives cannot exist yet, and its
+    organisation is the act's own (a foreign key already guarantees it)."""
+    if not fresh and await OrganisationRepository(session).get(organisation_id) is None:
         raise InvalidInput("Établissement inconnu.", field="organisation_id")
     relation = await PatientRepository(session).add_care_relationship(
-        patient_id, organisation_id, CareRelationshipKind.ACT, source_ref
+        patient_id, organisation_id, CareRelationshipKind.ACT, source_ref, new=fresh
     )
     await record_access(
         session,

@@ -31,7 +31,7 @@ from telesante.notifications.mail import Mail, send_after_commit
 from telesante.offers import forms
 from telesante.offers.models import Offer, Routing
 from telesante.offers.service import get_offer, may_request
-from telesante.patients.service import link_patient_to_organisation, require_patient_access
+from telesante.patients.service import PatientAccess, link_patient_to_organisation, require_patient_access
 from telesante.requests.models import (
     MessageKind,
     RequestAttachment,
@@ -131,16 +131,26 @@ async def _audit(
 # --- events -------------------------------------------------------------------------------------------------
 
 
-async def _notify(session: AsyncSession, request: TeleRequest, kind: str, *, urgent: bool = False) -> None:
-    """Tell both sides, after commit, that the request changed (ids and status only: no patient identity)."""
+async def _notify(
+    session: AsyncSession,
+    request: TeleRequest,
+    kind: str,
+    *,
+    urgent: bool = False,
+    experts: set[uuid.UUID] | None = None,
+) -> None:
+    """Tell both sides, after commit, that the request changed (ids and status only: no patient identity).
+    ``experts``: the answering service's expert accounts, when the caller has just read them."""
     repo = RequestRepository(session)
     recipients = {request.requester_account_id}
     if request.assigned_account_id:
         recipients.add(request.assigned_account_id)
     if request.status != S.DRAFT:
-        offer = await get_offer(session, request.offer_id)
         if request.assigned_account_id is None or kind in ("request.sent", "request.expired"):
-            recipients |= await repo.expert_accounts(request.expert_organisation_id, offer.service_id)
+            if experts is None:
+                offer = await get_offer(session, request.offer_id)
+                experts = await repo.expert_accounts(request.expert_organisation_id, offer.service_id)
+            recipients |= experts
     publish_on_commit(
         session,
         Event(
@@ -161,20 +171,26 @@ async def _transition(
     *,
     reason: str = "",
     values: dict[str, Any] | None = None,
+    fresh: bool = False,
 ) -> TeleRequest:
     """The one way a request changes state: checked, conditional (concurrent changes: one wins), timestamped,
-    recorded with its actor, audited, announced after commit."""
+    recorded with its actor, audited, announced after commit. ``fresh``: the request was written by this very
+    transaction, which nobody else can see yet: it is changed in place, without the conditional update."""
     check_transition(request.status, target, side)
     current = request.status
     changes = {"status": target, "updated_at": clock.now(), **(values or {})}
-    if not await RequestRepository(session).claim(request.id, {current}, changes):
+    if fresh:
+        for name, value in changes.items():
+            setattr(request, name, value)
+    elif not await RequestRepository(session).claim(request.id, {current}, changes):
         await session.refresh(request)
         raise Conflict(
             "La demande vient d'être modifiée par quelqu'un d'autre "
             f"(elle est maintenant « {request.status.value} ») : rechargez la page.",
             field="status",
         )
-    await session.refresh(request)
+    else:
+        await session.refresh(request)
     await RequestRepository(session).add_transition(
         RequestTransition(
             request_id=request.id,
@@ -220,6 +236,13 @@ async def create_request(session: AsyncSession, principal: Principal, data: Requ
     organisation_id = _requester_organisation(principal, data.requester_organisation_id)
     offer = await OfferRepositoryGate.requestable(session, data.offer_id, organisation_id)
     await require_patient_access(session, principal, data.patient_id)
+    return await _draft(session, principal, data, offer, organisation_id)
+
+
+async def _draft(
+    session: AsyncSession, principal: Principal, data: RequestCreate, offer: Offer, organisation_id: uuid.UUID
+) -> TeleRequest:
+    """The draft row, its first transition and its audit row (the caller has checked the offer and the patient)."""
     form = forms.latest_form(offer.form_code)
     answers = forms.validate_answers(form.fields, data.answers, complete=False)
     request = await RequestRepository(session).add(
@@ -251,6 +274,19 @@ async def create_request(session: AsyncSession, principal: Principal, data: Requ
     )
     await _audit(session, principal, request, Action.CREATE, offer=offer.title)
     return request
+
+
+async def create_and_send(
+    session: AsyncSession, principal: Principal, settings: Settings, data: RequestCreate, send: RequestSend
+) -> TeleRequest:
+    """Draft and send in one go (an alert: the stroke pathway). The same rules as ``create_request`` followed by
+    ``send_request``, and the same rows (two transitions, their audit rows), but each thing is checked once: the
+    patient's visibility, the offer, and no re-reading of a request this transaction has just written."""
+    organisation_id = _requester_organisation(principal, data.requester_organisation_id)
+    offer = await OfferRepositoryGate.requestable(session, data.offer_id, organisation_id)
+    access = await require_patient_access(session, principal, data.patient_id)
+    request = await _draft(session, principal, data, offer, organisation_id)
+    return await _send(session, principal, settings, request, offer, access, [], send, fresh=True)
 
 
 class OfferRepositoryGate:
@@ -348,14 +384,31 @@ async def send_request(
     offer = await get_offer(session, request.offer_id)
     if not offer.active:
         raise Conflict("Cette offre n'est plus active : choisissez-en une autre.", field="offer_id")
-    form = forms.get_form(request.form_code, request.form_version)
     attachments = await RequestRepository(session).list_attachments(request.id)
+    access = await require_patient_access(session, principal, request.patient_id)
+    return await _send(session, principal, settings, request, offer, access, attachments, data)
+
+
+async def _send(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    request: TeleRequest,
+    offer: Offer,
+    access: PatientAccess,
+    attachments: list[RequestAttachment],
+    data: RequestSend,
+    *,
+    fresh: bool = False,
+) -> TeleRequest:
+    """The sending itself, once the caller has checked the requester, the offer and the patient. ``fresh``: the
+    draft was written by this transaction (nobody else can have changed it, and no timer can exist for it yet)."""
+    form = forms.get_form(request.form_code, request.form_version)
     answers = forms.validate_answers(
         form.fields, request.answers, attachment_types=[a.content_type for a in attachments]
     )
-    await require_patient_access(session, principal, request.patient_id)
     consent = await check_consent(
-        session, principal, request.patient_id, ConsentScopeType.ACT, offer.act_type.value
+        session, principal, request.patient_id, ConsentScopeType.ACT, offer.act_type.value, checked=access
     )
     exemption = data.emergency_exemption.strip()
     if not consent.allowed and not exemption:
@@ -383,11 +436,18 @@ async def send_request(
         request,
         S.SENT,
         Side.REQUESTER,
-        reason="urgence : " + exemption if exemption else "",
+        # the exemption is the reason only when it is what allowed the sending (a consent on file comes first)
+        reason="urgence : " + exemption if exemption and not consent.allowed else "",
         values=values,
+        fresh=fresh,
     )
     await link_patient_to_organisation(
-        session, principal, request.patient_id, request.expert_organisation_id, f"demande:{request.id}"
+        session,
+        principal,
+        request.patient_id,
+        request.expert_organisation_id,
+        f"demande:{request.id}",
+        fresh=fresh,
     )
     await schedule_job(
         session,
@@ -395,6 +455,7 @@ async def send_request(
         values["deadline_at"],
         {"request_id": str(request.id)},
         dedupe_key=str(request.id),
+        new_key=fresh,
     )
     paged = offer.routing == Routing.ON_CALL and offer.rota_id is not None
     if paged:
@@ -412,12 +473,10 @@ async def send_request(
         )
     # Routed on call, the page to the person on duty is the alarm: the experts' worklists refresh without ringing
     # (a second alarm would wake the whole service, or cover the page on the on-call's screen).
-    await _notify(session, request, "request.sent", urgent=request.urgent and not paged)
     repo = RequestRepository(session)
-    if request.assigned_account_id:
-        recipients = {request.assigned_account_id}
-    else:
-        recipients = await repo.expert_accounts(request.expert_organisation_id, offer.service_id)
+    experts = await repo.expert_accounts(request.expert_organisation_id, offer.service_id)
+    await _notify(session, request, "request.sent", urgent=request.urgent and not paged, experts=experts)
+    recipients = {request.assigned_account_id} if request.assigned_account_id else experts
     urgency = "URGENTE " if request.urgent else ""
     send_after_commit(
         session,

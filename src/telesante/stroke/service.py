@@ -18,8 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telesante.audit.service import Action, record_access
 from telesante.auth.principal import Principal
 from telesante.config import Settings
-from telesante.consents.models import ConsentScopeType
-from telesante.consents.service import check_consent
 from telesante.directory.repository import OrganisationRepository
 from telesante.events.bus import Event
 from telesante.events.service import publish_on_commit
@@ -36,7 +34,6 @@ from telesante.patients.service import (
     get_patient,
     link_patient_to_organisation,
     register_patient,
-    require_patient_access,
     visible_names,
 )
 from telesante.requests import service as requests_service
@@ -176,11 +173,12 @@ async def create_alert(
         )
         patient, _warnings = await register_patient(session, principal, traits)
         patient_id = patient.id
-    else:
-        await require_patient_access(session, principal, patient_id)
-    request = await requests_service.create_request(
+    # Created and sent at once; the patient's visibility is checked there. The emergency exemption is used only if
+    # no consent is on file (a stroke alert does not wait for one: CSP L.1111-4, urgence).
+    request = await requests_service.create_and_send(
         session,
         principal,
+        settings,
         RequestCreate(
             offer_id=offer.id,
             patient_id=patient_id,
@@ -188,17 +186,12 @@ async def create_alert(
             urgent=True,
             answers={"summary": data.summary} if data.summary else {},
         ),
+        RequestSend(emergency_exemption=EMERGENCY_EXEMPTION),
     )
-    consent = await check_consent(session, principal, patient_id, ConsentScopeType.ACT, offer.act_type.value)
-    request = await requests_service.send_request(
-        session,
-        principal,
-        settings,
-        request.id,
-        RequestSend(emergency_exemption="" if consent.allowed else EMERGENCY_EXEMPTION),
-    )
-    case = await StrokeCaseRepository(session).add(
+    # The case and its two milestones are written with the audit row's flush (one statement per table).
+    case = StrokeCaseRepository(session).stage(
         StrokeCase(
+            id=uuid.uuid4(),
             request_id=request.id,
             patient_id=patient_id,
             organisation_id=request.requester_organisation_id,
@@ -217,7 +210,7 @@ async def create_alert(
     )
     milestones = MilestoneRepository(session)
     for kind, at in ((Milestone.ARRIVAL, arrival), (Milestone.ALERT, now)):
-        await milestones.add(
+        milestones.stage(
             StrokeMilestone(
                 case_id=case.id,
                 kind=kind,

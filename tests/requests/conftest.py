@@ -57,22 +57,25 @@ async def region(session) -> Region:
     )
 
 
+async def make_offer(session, region: Region, **overrides):
+    """An offer of the CHU (its administrator publishes it): the head trauma opinion unless told otherwise."""
+    data = {
+        "organisation_id": next(iter(region.admin.principal.admin_organisation_ids())),
+        "title": "Avis neurochirurgical 24/7",
+        "act_type": ActType.TELEEXPERTISE,
+        "specialty": "Neurochirurgie",
+        "form_code": "trauma_cranien",
+        "routing": Routing.POOL,
+        "response_minutes": 30,
+        "urgent": True,
+        **overrides,
+    }
+    return await offer_service.create_offer(session, region.admin.principal, OfferCreate(**data))
+
+
 @pytest.fixture
 async def offer(session, region):
-    return await offer_service.create_offer(
-        session,
-        region.admin.principal,
-        OfferCreate(
-            organisation_id=next(iter(region.admin.principal.admin_organisation_ids())),
-            title="Avis neurochirurgical 24/7",
-            act_type=ActType.TELEEXPERTISE,
-            specialty="Neurochirurgie",
-            form_code="trauma_cranien",
-            routing=Routing.POOL,
-            response_minutes=30,
-            urgent=True,
-        ),
-    )
+    return await make_offer(session, region)
 
 
 @pytest.fixture

@@ -11,10 +11,7 @@ from telesante.jobs.repository import JobRepository
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from telesante.kit.pagination import PageRequest
-from telesante.offers import service as offer_service
 from telesante.offers.forms import FormErrors
-from telesante.offers.models import ActType, Routing
-from telesante.offers.schemas import OfferCreate
 from telesante.patients import service as patient_service
 from telesante.requests import service
 from telesante.requests.models import MessageKind, RequestStatus
@@ -29,7 +26,7 @@ from telesante.requests.schemas import (
 )
 from tests.factories import make_patient
 from tests.offers.test_forms import head_trauma_answers
-from tests.requests.conftest import give_consent
+from tests.requests.conftest import give_consent, make_offer
 
 MAX = 5 * 1024 * 1024
 
@@ -202,24 +199,6 @@ async def test_a_consent_on_file_comes_before_an_emergency_exemption(
     assert [t.reason for t in transitions] == ["", ""]  # the exemption was not what allowed the sending
 
 
-async def _alert_offer(session, region):
-    """An offer whose form needs no attachment (the stroke alert's), answered by the CHU's experts."""
-    return await offer_service.create_offer(
-        session,
-        region.admin.principal,
-        OfferCreate(
-            organisation_id=next(iter(region.admin.principal.admin_organisation_ids())),
-            title="Alerte neurovasculaire",
-            act_type=ActType.TELEEXPERTISE,
-            specialty="Neurologie",
-            form_code="alerte_avc",
-            routing=Routing.POOL,
-            response_minutes=15,
-            urgent=True,
-        ),
-    )
-
-
 async def test_created_and_sent_at_once_keeps_the_rules_and_the_trail_of_create_then_send(
     session, region, offer, patient, settings
 ):
@@ -231,7 +210,10 @@ async def test_created_and_sent_at_once_keeps_the_rules_and_the_trail_of_create_
     theirs = await make_patient(
         session, region.colleague, birth_family_name="Kerbrat", birth_given_names="Anne"
     )
-    alert = await _alert_offer(session, region)
+    # an offer whose form needs no attachment (the stroke alert's)
+    alert = await make_offer(
+        session, region, title="Alerte neurovasculaire", specialty="Neurologie", form_code="alerte_avc"
+    )
     with pytest.raises(NotFound):
         await service.create_and_send(
             session, requester, settings, RequestCreate(offer_id=alert.id, patient_id=theirs.id), exemption

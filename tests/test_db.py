@@ -266,6 +266,8 @@ async def _exercise(engine) -> tuple[list, int]:
         rows = await connection.execute(sa.select(table.c.n, table.c.s).order_by(table.c.n))
         answers.append(("rows", [tuple(r) for r in rows], rows.keys()))
         answers.append(("nothing", (await connection.execute(sa.select(table).where(table.c.n > 99))).all()))
+        some = await connection.execute(sa.select(table.c.n).order_by(table.c.n))
+        answers.append(("fetchmany", some.fetchmany(2), some.fetchmany(), some.fetchall()))
     with pytest.raises(sa.exc.IntegrityError) as refused:
         async with engine.begin() as connection:
             await connection.execute(sa.insert(table).values(n=1, s="doublon"))

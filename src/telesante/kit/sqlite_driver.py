@@ -73,7 +73,7 @@ if _LAYOUT:
     class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         """A client-side cursor whose statement is one call on the connection's thread."""
 
-        __slots__ = ("_description", "_rowcount", "_lastrowid")
+        __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
 
         def __init__(self, adapt_connection: Any):
             # no driver cursor is opened here (that was a hop of its own): the thread opens and closes one per
@@ -86,6 +86,7 @@ if _LAYOUT:
             self._description = None
             self._rowcount = -1
             self._lastrowid = None
+            self._arraysize = 1  # sqlite3's default: fetchmany() without a size returns one row
 
         @property
         def description(self) -> Any:
@@ -98,6 +99,14 @@ if _LAYOUT:
         @property
         def lastrowid(self) -> Any:
             return self._lastrowid
+
+        @property
+        def arraysize(self) -> int:
+            return self._arraysize
+
+        @arraysize.setter
+        def arraysize(self, value: int) -> None:
+            self._arraysize = value
 
         async def _async_soft_close(self) -> None:
             return None  # nothing is open on the driver's side

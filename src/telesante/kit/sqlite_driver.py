@@ -136,6 +136,9 @@ if _LAYOUT:
         def nextset(self) -> None:
             return None  # sqlite3 has no multiple result sets
 
+        def setinputsizes(self, *inputsizes: Any) -> None:
+            return None  # a no-op in sqlite3 too
+
     class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         __slots__ = ()
         _cursor_cls = OneHopCursor

@@ -515,7 +515,7 @@ def commit_every(session: AsyncSession, part: int) -> int | None:
 
 
 async def batch(
-    session: AsyncSession, principal: Principal, prepared: PreparedBatch, sqlite_part: int = 250
+    session: AsyncSession, principal: Principal, prepared: PreparedBatch, sqlite_part: int = 200
 ) -> dict[str, Any]:
     """POST /fhir with a batch Bundle of Observations (read by ``prepare_batch``): one response per entry, in
     order. On SQLite the entries are stored in parts of ``sqlite_part``, one transaction each (``commit_every``); the

@@ -115,14 +115,14 @@ if _LAYOUT:
             self._rows.clear()
 
         def execute(self, operation: Any, parameters: Any = None) -> Any:
-            try:
-                return await_(self._statement(operation, parameters, False))
-            except Exception as error:
-                self._adapt_connection._handle_exception(error)
+            return self._wait(operation, parameters, False)
 
         def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+            return self._wait(operation, seq_of_parameters, True)
+
+        def _wait(self, operation: Any, parameters: Any, many: bool) -> Any:
             try:
-                return await_(self._statement(operation, seq_of_parameters, True))
+                return await_(self._statement(operation, parameters, many))
             except Exception as error:
                 self._adapt_connection._handle_exception(error)
 

@@ -233,6 +233,34 @@ async def test_a_turn_given_to_a_writer_that_gives_up_passes_to_the_next():
     assert second.turn.done() and queue._held and queue._waiters == []
 
 
+async def test_a_connection_closed_on_another_thread_hands_the_turn_over_on_the_loop():
+    """A connection whose transaction ends outside the event loop (the pool's reset or the garbage collector, in
+    another thread) still passes the turn: the hand-over is scheduled on the loop, never run from the thread."""
+    queue = db.WriteQueue(timeout=5)
+    loop = asyncio.get_running_loop()
+    holder = object()
+    queue._loop, queue._held, queue._holder = loop, True, holder
+    waiter = db._Waiter(0, False, loop.time(), loop.create_future())
+    waiting = asyncio.create_task(queue._wait(waiter))
+    await asyncio.sleep(0)
+    threads: list[bool] = []
+    original = queue._next
+
+    def on_the_loop() -> None:
+        threads.append(asyncio.get_running_loop() is loop)
+        original()
+
+    queue._next = on_the_loop  # type: ignore[method-assign]
+    await asyncio.to_thread(queue.leave, holder)  # from a worker thread, with no running loop there
+    await asyncio.wait_for(waiting, 2)
+    assert waiter.turn.done() and queue._held and queue._waiters == []
+    assert threads == [True]  # handed over once, by the loop itself
+    # a holder unknown to the queue (another engine's connection) changes nothing
+    await asyncio.to_thread(queue.leave, object())
+    await asyncio.sleep(0)
+    assert queue._held and threads == [True]
+
+
 # --- one thread hop per SQLite statement (kit/sqlite_driver.py) ------------------------------------------------
 
 

@@ -4,11 +4,14 @@
 
 Télésanté runs as deployed (uvicorn process, SQLite, filesystem blob store, DICOM listener); Orthanc from Debian
 (``orthanc`` + ``orthanc-dicomweb``) runs beside it on loopback with its SQLite index, TCP_NODELAY on, no storage
-compression, when it is installed (this benchmark installs nothing). Measured for both:
+compression, when it is installed (this benchmark installs nothing). Both run during the whole measurement, and
+each measure after C-STORE is taken in turns, one server then the other, the order reversed every round: the
+machine's speed varies from minute to minute and both see the same. Measured for both:
 
 1. **C-STORE ingest** — DCMTK ``storescu`` sends the whole study over one association (instances/s);
 2. **STOW-RS ingest** — three more copies of the study (new UIDs) in POST requests of 30 instances (median
-   instances/s);
+   instances/s), and the CPU time the server's processes spent per instance (a steadier figure than the rate on
+   a shared machine);
 3. **series metadata** — ``GET /studies/{s}/series/{se}/metadata``, median of repeated calls (ms);
 4. **frames one by one** — ``GET …/instances/{i}/frames/1`` for every slice in turn, one client, keep-alive
    (frames/s, median of passes); then the same with 6 connections at a time, as the viewer fetches them;
@@ -370,29 +373,91 @@ def retrieval(target: Target, study: str, series: str, repeats: int) -> float:
     return statistics.median(rates)
 
 
-async def measure(target: Target, work: Path, slices: int, repeats: int) -> dict[str, float]:
-    _progress(f"[{target.name}] C-STORE of {slices} slices…")
+def _pid(target: Target) -> int:
+    return target.process.process.pid if target.name == "telesante" else target.process.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and of every process under it (Télésanté's parsing helpers run under
+    its fork server), from /proc (Linux)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return total
+    return total + sum(cpu_seconds(int(child)) for child in children)
+
+
+def _turns(targets: list[Target], number: int) -> list[Target]:
+    """The targets in turn, the order reversed every other round: neither always runs first."""
+    return targets if number % 2 == 0 else targets[::-1]
+
+
+async def measure(
+    targets: list[Target], work: Path, slices: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Every measure on every target, side by side: both servers run during the whole measurement and each
+    measure is taken on one then the other, in turns (this machine's speed varies from one minute to the next)."""
+    results: dict[str, dict[str, float]] = {target.name: {} for target in targets}
     cstore_files = head_ct(slices)
-    folder = write_series(work / f"cstore-{target.name}", cstore_files)
+    folder = write_series(work / "cstore", cstore_files)
     from pydicom import dcmread
 
     study_uid = dcmread(folder / "IM00001.dcm", stop_before_pixels=True).StudyInstanceUID
-    results: dict[str, float] = {"cstore_instances_per_s": c_store(target, folder)}
-    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_keepalive_connections=6)) as client:
-        _progress(f"[{target.name}] STOW-RS…")
+    for target in targets:
+        _progress(f"[{target.name}] C-STORE of {slices} slices…")
+        results[target.name]["cstore_instances_per_s"] = c_store(target, folder)
+    _progress("STOW-RS…")
+    for target in targets:
         stow(target, head_ct(2, patient_id="IPP-0001"), work)  # warm-up (helper processes, caches)
-        copies = [head_ct(slices, patient_id=f"IPP-{n:04d}") for n in range(2, 2 + STOW_COPIES)]
-        results["stow_instances_per_s"] = statistics.median([stow(target, copy, work) for copy in copies])
-        series_uid, sops = await uids(client, target, study_uid)
-        if len(sops) != slices:
-            raise RuntimeError(f"{target.name} indexed {len(sops)} of {slices} instances")
-        _progress(f"[{target.name}] metadata, frames, retrieval…")
-        await series_metadata(client, target, study_uid, series_uid, 1)  # warm-up
-        results["series_metadata_ms"] = await series_metadata(client, target, study_uid, series_uid, repeats)
-    results["frames_per_s"] = frames(target, study_uid, series_uid, sops, 1, repeats)
-    results["frames_6_connections_per_s"] = frames(target, study_uid, series_uid, sops, 6, repeats)
-    results["series_retrieval_mb_per_s"] = retrieval(target, study_uid, series_uid, repeats)
-    return {key: round(value, 1) for key, value in results.items()}
+    rates: dict[str, list[float]] = {target.name: [] for target in targets}
+    cpu: dict[str, float] = dict.fromkeys(rates, 0.0)
+    for number in range(STOW_COPIES):
+        copy = head_ct(slices, patient_id=f"IPP-{number + 2:04d}")
+        for target in _turns(targets, number):
+            before = cpu_seconds(_pid(target))
+            rates[target.name].append(stow(target, copy, work))
+            cpu[target.name] += cpu_seconds(_pid(target)) - before
+    for target in targets:
+        results[target.name]["stow_instances_per_s"] = statistics.median(rates[target.name])
+        results[target.name]["stow_cpu_ms_per_instance"] = cpu[target.name] * 1000 / (STOW_COPIES * slices)
+    sops_of: dict[str, tuple[str, list[str]]] = {}
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_keepalive_connections=6)) as client:
+        for target in targets:
+            series_uid, sops = await uids(client, target, study_uid)
+            if len(sops) != slices:
+                raise RuntimeError(f"{target.name} indexed {len(sops)} of {slices} instances")
+            sops_of[target.name] = (series_uid, sops)
+            _progress(f"[{target.name}] metadata…")
+            await series_metadata(client, target, study_uid, series_uid, 1)  # warm-up
+            results[target.name]["series_metadata_ms"] = await series_metadata(
+                client, target, study_uid, series_uid, repeats
+            )
+    _progress("frames, retrieval…")
+    for (
+        target
+    ) in targets:  # warm-up: Télésanté wrote the files with direct I/O, the first reading is from disk
+        frames(target, study_uid, sops_of[target.name][0], sops_of[target.name][1], 1, 1)
+    for key, connections in (("frames_per_s", 1), ("frames_6_connections_per_s", 6)):
+        passes: dict[str, list[float]] = {target.name: [] for target in targets}
+        for number in range(repeats):
+            for target in _turns(targets, number):
+                series_uid, sops = sops_of[target.name]
+                passes[target.name].append(frames(target, study_uid, series_uid, sops, connections, 1))
+        for target in targets:
+            results[target.name][key] = statistics.median(passes[target.name])
+    passes = {target.name: [] for target in targets}
+    for number in range(repeats):
+        for target in _turns(targets, number):
+            passes[target.name].append(retrieval(target, study_uid, sops_of[target.name][0], 1))
+    for target in targets:
+        results[target.name]["series_retrieval_mb_per_s"] = statistics.median(passes[target.name])
+    return {
+        name: {key: round(value, 2 if "cpu" in key else 1) for key, value in figures.items()}
+        for name, figures in results.items()
+    }
 
 
 async def client_ceiling(count: int, repeats: int) -> float:
@@ -443,19 +508,22 @@ async def main() -> None:
         raise SystemExit("storescu manquant : apt-get install dcmtk")
     with tempfile.TemporaryDirectory(prefix="bench-imaging-") as tmp:
         work = Path(tmp)
-        figures: dict[str, Any] = {}
-        for start in (start_telesante, start_orthanc):
-            target = start(work)
-            if target is None:
-                _progress(
-                    "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb): no comparison"
-                )
-                continue
-            try:
-                figures[target.name] = await measure(target, work, slices, repeats)
-            finally:
+        targets: list[Target] = []
+        try:
+            for start in (start_telesante, start_orthanc):
+                target = start(work)
+                if target is None:
+                    _progress(
+                        "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb): no comparison"
+                    )
+                    continue
+                targets.append(target)
+            figures = await measure(targets, work, slices, repeats)
+        finally:
+            for target in targets:
                 stop(target)
-            _progress(f"[{target.name}] {figures[target.name]}")
+        for name, values in figures.items():
+            _progress(f"[{name}] {values}")
     ceiling = await client_ceiling(slices, repeats)
     _progress(f"[client ceiling] {ceiling} frames/s against a bare ASGI app")
     ours, theirs = figures["telesante"], figures.get("orthanc")
@@ -464,6 +532,9 @@ async def main() -> None:
         ratios = {
             "cstore": _ratio(ours["cstore_instances_per_s"], theirs["cstore_instances_per_s"]),
             "stow": _ratio(ours["stow_instances_per_s"], theirs["stow_instances_per_s"]),
+            "stow_cpu_per_instance": _ratio(
+                theirs["stow_cpu_ms_per_instance"], ours["stow_cpu_ms_per_instance"]
+            ),
             "series_metadata": _ratio(theirs["series_metadata_ms"], ours["series_metadata_ms"]),
             "frames": _ratio(ours["frames_per_s"], theirs["frames_per_s"]),
             "frames_6_connections": _ratio(

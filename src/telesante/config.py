@@ -326,6 +326,11 @@ class Settings(BaseSettings):
         description="Stockage des fichiers : filesystem (data_dir/blobs) ou s3. Absent : s3 si TELESANTE_S3_BUCKET "
         "est défini, sinon filesystem.",
     )
+    blob_direct_writes: bool = Field(
+        True,
+        description="Stockage filesystem : écrire les fichiers de 64 Kio à 16 Mio (images DICOM, PDF) en E/S directes "
+        "(O_DIRECT), sans passer par le cache de pages.",
+    )
     s3_endpoint_url: str | None = Field(
         None, description="Adresse du service compatible S3 (MinIO, Ceph, Scaleway…). Absent : AWS."
     )

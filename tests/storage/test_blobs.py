@@ -163,7 +163,7 @@ async def test_filesystem_reads_a_cached_range_straight_into_a_buffer(tmp_path):
     store = FilesystemBlobStore(tmp_path / "blobs")
     data = os.urandom(600_000)
     await store.put("a/b/frames", data, "application/dicom")
-    assert await store.get_range("a/b/frames", 0, 10) == data[:10]  # written just now: in the page cache
+    assert await store.get("a/b/frames") == data  # read once: now in the page cache (written with direct I/O)
     buffer = bytearray(b"H" * 4 + bytes(524_288) + b"T" * 4)
     assert store.read_cached_into("a/b/frames", 1000, memoryview(buffer)[4:-4]) is True
     assert buffer[4:-4] == data[1000 : 1000 + 524_288]
@@ -272,6 +272,108 @@ async def test_filesystem_failed_write_leaves_nothing_and_keeps_the_old_content(
     assert await store.get("k/blob") == b"ancien contenu complet"
     assert await store.exists("k/other") is False
     assert sorted(p.name for p in (tmp_path / "blobs" / "k").iterdir()) == ["blob"]  # no temporary file
+
+
+def _cached(store: FilesystemBlobStore, key: str, length: int = 4096) -> bool:
+    """Whether the page cache holds the first ``length`` bytes of the file (a read that never waits for the disk)."""
+    return store.read_cached_into(key, 0, memoryview(bytearray(length)))
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        blobs.DIRECT_MIN_BYTES - 1,  # small: through the page cache
+        blobs.DIRECT_MIN_BYTES,  # whole blocks
+        512 * 512 * 2 + 1234,  # a CT slice with its header: the last block padded, then the file cut
+        blobs.DIRECT_MAX_BYTES + 1,  # large: through the page cache
+    ],
+)
+async def test_filesystem_direct_writes_store_the_same_bytes_outside_the_page_cache(tmp_path, size):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    data = os.urandom(size)
+    await store.put("k/one", data, "application/dicom")
+    assert await store.put_many_if_absent([("k/two", data, "x"), ("k/three", data[::-1], "x")]) == [
+        True,
+        True,
+    ]
+    if not store.direct_writes:
+        pytest.fail("the tests' file system must accept O_DIRECT (ext4, xfs, btrfs, tmpfs on Linux ≥ 6.6)")
+    direct = blobs.DIRECT_MIN_BYTES <= size <= blobs.DIRECT_MAX_BYTES
+    for key, content in (("k/one", data), ("k/two", data), ("k/three", data[::-1])):
+        path = tmp_path / "blobs" / key
+        assert path.stat().st_size == size and path.stat().st_mode & 0o777 == 0o600
+        # written with O_DIRECT, the file's first block is not in the page cache until someone reads it
+        assert _cached(store, key) is not direct
+        assert await store.get(key) == content
+        assert _cached(store, key)
+    assert [p.name for p in (tmp_path / "blobs").rglob(".tmp-*")] == []
+
+
+async def test_filesystem_without_direct_io_writes_through_the_page_cache(tmp_path, monkeypatch):
+    """A file system that refuses O_DIRECT (EINVAL at open): the file is written as usual, and the store stops
+    trying."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    real_open, attempts = os.open, []
+
+    def no_direct(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECT:
+            attempts.append(path)
+            raise OSError(22, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(blobs.os, "open", no_direct)
+    data = os.urandom(300_000)
+    await store.put("k/a", data, "x")
+    await store.put("k/b", data, "x")
+    monkeypatch.undo()
+    assert len(attempts) == 1 and store.direct_writes is False
+    assert (
+        (tmp_path / "blobs" / "k" / "a").read_bytes() == data == (tmp_path / "blobs" / "k" / "b").read_bytes()
+    )
+    assert _cached(store, "k/b")
+
+
+async def test_filesystem_direct_write_refused_by_the_device_writes_through_the_page_cache(
+    tmp_path, monkeypatch
+):
+    """EINVAL from the write itself (a device wanting larger blocks than 4 KiB): the file is written again through
+    the cache, complete, and the store stops trying."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    real_pwrite, calls = os.pwrite, []
+
+    def refuse_after_a_block(fd, data, offset):
+        calls.append(offset)
+        if offset > 0:
+            raise OSError(22, "Invalid argument")
+        return real_pwrite(fd, data[:4096], offset)
+
+    monkeypatch.setattr(blobs.os, "pwrite", refuse_after_a_block)
+    data = os.urandom(300_000)
+    await store.put("k/a", data, "x")
+    await store.put("k/b", data[::-1], "x")
+    assert calls == [0, 4096] and store.direct_writes is False
+    assert (tmp_path / "blobs" / "k" / "a").read_bytes() == data
+    assert (tmp_path / "blobs" / "k" / "b").read_bytes() == data[::-1]
+
+
+async def test_filesystem_direct_write_failure_leaves_nothing(tmp_path, monkeypatch):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(blobs.os, "pwrite", disk_full)
+    with pytest.raises(StorageUnavailable):
+        await store.put("k/a", os.urandom(200_000), "x")
+    with pytest.raises(StorageUnavailable):
+        await store.put_many_if_absent([("k/b", os.urandom(200_000), "x"), ("k/c", os.urandom(200_000), "x")])
+    assert [p.name for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
+
+
+def test_direct_writes_can_be_turned_off(tmp_path):
+    assert make_blob_store(Settings(data_dir=tmp_path)).direct_writes is True
+    store = make_blob_store(Settings(data_dir=tmp_path, blob_direct_writes=False))
+    assert store.direct_writes is False
 
 
 # --- S3 against a real S3-protocol server -----------------------------------------------------------------------

@@ -4,7 +4,9 @@ Two backends share one key layout, so a data directory can be copied into a buck
 when an installation scales out:
 
 - ``FilesystemBlobStore`` (default): ``<TELESANTE_DATA_DIR>/blobs/<key>``, atomic writes (temporary file in the
-  same directory, ``fsync``, ``rename``), files ``0600`` and directories ``0700``.
+  same directory, ``fsync``, ``rename``), files ``0600`` and directories ``0700``. Files of 64 KiB to 16 MiB (a
+  DICOM slice, a PDF) are written with direct I/O (``O_DIRECT``) where the file system allows it: see
+  ``_write_direct``.
 - ``S3BlobStore``: any S3-compatible object store (AWS, MinIO, Ceph RGW, Scaleway, OVHcloud…) through boto3, whose
   blocking calls run in a worker thread.
 
@@ -17,10 +19,12 @@ import asyncio
 import ctypes
 import errno
 import logging
+import mmap
 import os
 import re
 import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -89,8 +93,9 @@ class BlobStore(Protocol):
 class FilesystemBlobStore:
     """Blobs as files under ``root``; each key's segments are sub-directories (the key layout does the sharding)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, direct_writes: bool = True):
         self.root = Path(root)
+        self.direct_writes = direct_writes and hasattr(os, "O_DIRECT")
         self._resolved_root: Path | None = None
         self._checked: dict[str, Path] = {}  # keys whose path was checked not to leave the root
         self._safe_directories: set[Path] = set()  # directories checked not to lead out of the root
@@ -271,15 +276,83 @@ class FilesystemBlobStore:
             self._make_directories(directory)
             fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=directory)
         try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
+            try:
+                if not (self.direct_writes and self._write_direct(tmp_name, data)):
+                    with os.fdopen(fd, "wb", closefd=False) as tmp:
+                        tmp.write(data)
                 if sync:
-                    os.fsync(tmp.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
         return tmp_name
+
+    def _write_direct(self, name: str, data: bytes) -> bool:
+        """``data`` into the new empty file ``name`` with direct I/O, when its size is within the bounds and the
+        file system supports it (else False: the caller writes it through the page cache).
+
+        A received image is written once and read later, if ever, by a viewer. Written through the page cache, each
+        512 KiB slice is first copied into cache pages: on a virtual machine whose memory is handed back to the
+        host while unused (balloon, free page reporting), growing the cache into that memory cost about 1 ms of
+        the server's CPU per slice, the largest part of a STOW-RS request's work (docs/performance.md). With
+        ``O_DIRECT`` the disk reads the bytes from a buffer this thread keeps (one copy into memory already in use,
+        padded to 4 KiB blocks, then the file is cut to its length). Durability is unchanged: the caller still
+        flushes (``fsync`` or ``syncfs``) before the rename. A first read of the file then comes from the disk
+        (the frames fast path reads it in a worker thread, as any file not in the page cache)."""
+        size = len(data)
+        if not DIRECT_MIN_BYTES <= size <= DIRECT_MAX_BYTES:
+            return False
+        padded = -(-size // _DIRECT_ALIGN) * _DIRECT_ALIGN
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self._no_direct_io()
+            return False
+        try:
+            buffer = _aligned_buffer(padded)
+            buffer[:size] = data
+            buffer[size:padded] = bytes(padded - size)
+            with memoryview(buffer) as view:
+                written = 0
+                while written < padded:
+                    written += os.pwrite(fd, view[written:padded], written)
+            os.ftruncate(fd, size)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # a device wanting larger blocks: the cache, as for EINVAL at open
+                raise
+            os.ftruncate(fd, 0)
+            self._no_direct_io()
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    def _no_direct_io(self) -> None:
+        log.info(
+            "direct I/O refused by the file system of %s: blobs written through the page cache", self.root
+        )
+        self.direct_writes = False
+
+
+DIRECT_MIN_BYTES = 64 * 1024  # below: a small file, written through the page cache as usual
+DIRECT_MAX_BYTES = 16 * 1024 * 1024  # above: not copied into a per-thread buffer of that size
+_DIRECT_ALIGN = 4096  # direct I/O wants the buffer's address, the offset and the length in whole blocks
+_buffers = threading.local()
+
+
+def _aligned_buffer(size: int) -> mmap.mmap:
+    """This thread's page-aligned buffer of at least ``size`` bytes (anonymous memory, reused: no page faults after
+    the first use; at most DIRECT_MAX_BYTES per worker thread)."""
+    buffer = getattr(_buffers, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        if buffer is not None:
+            buffer.close()
+        buffer = _buffers.buffer = mmap.mmap(-1, max(size, 1024 * 1024))
+    return buffer
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -515,4 +588,4 @@ def make_blob_store(settings: Settings) -> BlobStore:
             addressing_style=settings.s3_addressing_style,
             prefix=settings.s3_prefix,
         )
-    return FilesystemBlobStore(settings.data_dir / "blobs")
+    return FilesystemBlobStore(settings.data_dir / "blobs", direct_writes=settings.blob_direct_writes)

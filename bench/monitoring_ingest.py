@@ -19,7 +19,9 @@ deployed) and real clients (httpx over TCP; ``httpx-sse`` reading ``GET /eveneme
    weight 3 kg above that patient's (heart failure: +2 kg in 3 days is red); the clock runs from the post leaving
    the client to the ``monitoring.alert`` event for that patient on the operator's open stream.
 
-The peer in the same run is the database's own bulk load of the same FHIR JSON rows: PostgreSQL ``COPY`` into a table
+The gateways run in a process of their own (as they would on other machines): the operator's stream and the probe
+are read in this one, whose event loop is then not busy parsing the gateways' 500-entry answers (it was until
+2026-12-05 07:00 UTC). The peer in the same run is the database's own bulk load of the same FHIR JSON rows: PostgreSQL ``COPY`` into a table
 of ``jsonb`` (the issue's measured limit, about 26,000/s on this machine), SQLite ``executemany`` into a table of
 JSON text. The clients share the machine's two cores with the servers and the database. The last line is one JSON
 object.
@@ -31,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -317,6 +320,36 @@ async def _post(client: httpx.AsyncClient, url: str, token: str, body: bytes) ->
     return response.json()
 
 
+async def gateways(folder: str) -> None:
+    """The load, in its own process: ``clients`` gateways post the batches in turn (the instances alternately);
+    prints one JSON line when the first day of readings is in, one with the counts and the elapsed time at the end."""
+    work = Path(folder)
+    bodies = [body.encode() for body in json.loads((work / "bodies.json").read_text())]
+    config = json.loads((work / "load.json").read_text())
+    urls, token = config["urls"], config["token"]
+    queue = list(enumerate(bodies))
+    counts = {"created": 0, "refused": 0}
+    announced = False
+
+    async def gateway(client: httpx.AsyncClient) -> None:
+        nonlocal announced
+        while queue:
+            number, body = queue.pop(0)
+            answer = await _post(client, urls[number % len(urls)], token, body)
+            for entry in answer["entry"]:
+                counts["created" if entry["response"]["status"].startswith("201") else "refused"] += 1
+            if not announced and counts["created"] >= config["first_day"]:
+                announced = True
+                print(json.dumps({"first_day_in": True}), flush=True)
+
+    limits = httpx.Limits(max_connections=config["clients"] + 2)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(gateway(client) for _ in range(config["clients"])))
+        elapsed = time.perf_counter() - started
+    print(json.dumps({**counts, "seconds": elapsed}), flush=True)
+
+
 async def _probe(
     client: httpx.AsyncClient, url: str, info: dict[str, Any], inbox: Inbox, index: int, now: datetime
 ) -> float:
@@ -361,22 +394,40 @@ async def measure(
         for url, resource in zip(urls, warm, strict=True):
             await _post(client, url, info["gateway_token"], json.dumps(bundle([resource])).encode())
 
-        queue = list(enumerate(bodies))
-        created = refused = 0
-        first_day_in = asyncio.Event()
+        # The gateways run in a process of their own, as they would on other machines: the operator's stream and
+        # the probe, here, are not slowed by the parsing of the gateways' 500-entry answers in the same event loop.
+        work = Path(tempfile.mkdtemp(prefix="telesante-bench-gateways-"))
+        (work / "bodies.json").write_text(json.dumps([body.decode() for body in bodies]))
+        (work / "load.json").write_text(
+            json.dumps(
+                {
+                    "urls": urls,
+                    "token": info["gateway_token"],
+                    "clients": clients,
+                    "first_day": len(patient_ids),
+                }
+            )
+        )
+        load = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            f"import asyncio; from bench.monitoring_ingest import gateways; asyncio.run(gateways({str(work)!r}))",
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        assert load.stdout is not None
+        first_day_in, load_done = asyncio.Event(), asyncio.Event()
+        report: dict[str, Any] = {}
 
-        async def gateway(worker: int) -> None:
-            nonlocal created, refused
-            while queue:
-                number, body = queue.pop(0)
-                answer = await _post(client, urls[number % len(urls)], info["gateway_token"], body)
-                for entry in answer["entry"]:
-                    if entry["response"]["status"].startswith("201"):
-                        created += 1
-                    else:
-                        refused += 1
-                if created >= len(patient_ids):
+        async def follow_load() -> None:
+            async for line in load.stdout:
+                message = json.loads(line)
+                if message.get("first_day_in"):
                     first_day_in.set()
+                if "created" in message:
+                    report.update(message)
+            load_done.set()
+            first_day_in.set()
 
         loaded_latencies: list[float] = []
 
@@ -384,18 +435,20 @@ async def measure(
             # the probes start once the first day of stable weights is in (a rise needs an earlier reading)
             await first_day_in.wait()
             for index in probes_loaded:
-                if not queue:
+                if load_done.is_set():
                     break
                 loaded_latencies.append(
                     await _probe(client, urls[index % len(urls)], info, inbox, index, now)
                 )
                 await asyncio.sleep(0.05)
 
-        started = time.perf_counter()
-        probing = asyncio.create_task(prober())
-        await asyncio.gather(*(gateway(worker) for worker in range(clients)))
-        elapsed = time.perf_counter() - started
-        await probing
+        following = asyncio.create_task(follow_load())
+        await prober()
+        await following
+        if await load.wait() != 0 or "created" not in report:
+            raise RuntimeError(f"the gateways' process failed ({load.returncode})")
+        shutil.rmtree(work, ignore_errors=True)
+        created, refused, elapsed = report["created"], report["refused"], report["seconds"]
         quiet_latencies = []
         for index in probes_quiet:
             quiet_latencies.append(await _probe(client, urls[index % len(urls)], info, inbox, index, now))

@@ -21,7 +21,7 @@ from telesante.auth.dependencies import SessionDep, SettingsDep, optional_princi
 from telesante.auth.principal import Principal
 from telesante.events.bus import BusClosed, EventBus
 from telesante.events.service import events_for
-from telesante.kit import context
+from telesante.kit import context, cooperative
 from telesante.kit.errors import NotAuthenticated
 
 SHUTDOWN_GRACE_SECONDS = 2.0  # time given to open streams to end by themselves when the server stops
@@ -72,6 +72,7 @@ async def event_stream(
     settings: SettingsDep,
     principal: Annotated[Principal | None, Depends(stream_principal)],
 ) -> Response:
+    cooperative.background()  # open for minutes: bulk work does not wait for it
     if principal is None:
         return _unauthenticated()
     shutdown = anyio.Event()  # set by sse-starlette when the server stops: the stream then ends properly

@@ -19,6 +19,7 @@ What an Observation must carry:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import uuid
@@ -477,6 +478,8 @@ async def prepare_batch(data: dict[str, Any]) -> PreparedBatch:
     entries = data.get("entry") or []
     if not isinstance(entries, list):
         raise InvalidResource("Bundle.entry : liste attendue.", field="entry")
+    if len(entries) > cooperative.BULK_ENTRIES:
+        cooperative.bulk()  # a device gateway's batch gives way to single readings and clicks (kit/cooperative.py)
     resources: list[Any] = []
     misplaced: dict[int, str] = {}
     for index, entry in enumerate(entries):
@@ -521,12 +524,18 @@ async def batch(
     order. On SQLite the entries are stored in parts of ``sqlite_part``, one transaction each (``commit_every``); the
     events of a part are announced as soon as it is committed."""
     misplaced = prepared.misplaced
-    step = commit_every(session, sqlite_part) or max(len(prepared.parsed), 1)
+    part = commit_every(session, sqlite_part)
+    step = part or max(len(prepared.parsed), 1)
     results: list[tuple[int, str | None, str, str | None]] = []
     for start in range(0, len(prepared.parsed), step):
         if start:
             await commit_part(session)  # the part before is kept and announced; the write lock passes on
-        results.extend(await _ingest(session, principal, prepared.parsed[start : start + step]))
+            await cooperative.give_way()  # between two parts nothing is held: interactive requests go first
+        # SQLite: a part's transaction holds the write lock, so a bulk batch does not wait for others within it.
+        # PostgreSQL: it waits at its pauses, which all come before it takes a lock another request could want
+        # (its observations are new rows; the triage state, the token's last use and the audit chain come after).
+        with cooperative.no_waiting() if part is not None else contextlib.nullcontext():
+            results.extend(await _ingest(session, principal, prepared.parsed[start : start + step]))
     answers = dict(zip(prepared.kept, results, strict=True))
     # The answer is built as plain JSON (one entry per posted entry, thousands per batch): the shapes are those of
     # Bundle.entry.response and OperationOutcome, checked by the tests against fhir.resources.

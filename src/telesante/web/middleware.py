@@ -8,7 +8,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from telesante.kit import context
+from telesante.kit import context, cooperative
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -62,7 +62,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            with cooperative.request():  # interactive, unless the route says otherwise (kit/cooperative.py)
+                await self.app(scope, receive, send_with_headers)
         finally:
             context.reset(token)
 

@@ -52,7 +52,10 @@ def _release(waiter: asyncio.Future) -> None:
 
 def _wake() -> None:
     while _waiters:
-        waiter = _waiters.pop()
+        try:
+            waiter = _waiters.pop()
+        except IndexError:  # emptied meanwhile by another thread's loop
+            return
         # its own loop's thread does it (one loop per server process; tests may run a live server in a thread)
         with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
             waiter.get_loop().call_soon_threadsafe(_release, waiter)

@@ -112,3 +112,14 @@ async def test_a_gateway_batch_declares_itself_bulk_and_a_single_reading_stays_i
             kinds.append(cooperative._current.get().kind)
     assert kinds == ["interactive", "interactive", "bulk"]
     assert not cooperative._interactive
+
+
+async def test_the_event_stream_is_background_work():
+    """Open for minutes: if it counted as interactive, every gateway batch of the instance would wait at each pause."""
+    from telesante.events import api as events_api
+
+    with cooperative.request():
+        response = await events_api.event_stream(None, None, None)  # no principal: 401, after declaring itself
+        assert response.status_code == 401
+        assert cooperative._current.get().kind == "background"
+        assert not cooperative._interactive

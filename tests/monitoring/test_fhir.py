@@ -521,3 +521,48 @@ async def test_a_batch_stored_in_parts_answers_as_one_and_announces_each_part(
     assert sorted(r.value for r in readings) == [78.0, 78.2, 81.4]
     alerts = [e for e in bus.events if e.type == "monitoring.alert"]  # published by part 2's commit
     assert alerts and alerts[0].data["severity"] == "red"
+
+
+async def test_a_bulk_batch_waits_for_others_only_where_it_holds_nothing(
+    session, network, patient, frozen, monkeypatch
+):
+    """kit.cooperative: on SQLite a part's transaction holds the single write lock, so a bulk batch may not wait
+    inside it, only between two parts; on PostgreSQL it may wait at its pauses within the whole batch."""
+    from telesante.fhir import monitoring as fhir_monitoring
+    from telesante.kit import cooperative
+
+    sqlite = session.bind.dialect.name == "sqlite"
+    await enrol(session, network, patient)
+    seen: list[object] = []
+    real_ingest, real_give_way = fhir_monitoring._ingest, cooperative.give_way
+
+    async def ingest(*args, **kwargs):
+        seen.append(("ingest", cooperative._current.get().may_wait))
+        return await real_ingest(*args, **kwargs)
+
+    async def give_way():
+        seen.append(("between parts", cooperative._current.get().may_wait))
+        await real_give_way()
+
+    monkeypatch.setattr(fhir_monitoring, "_ingest", ingest)
+    monkeypatch.setattr(cooperative, "give_way", give_way)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            entry(
+                observation(patient.id, "29463-7", 78.0 + n / 10, "kg", frozen.now - timedelta(hours=n + 1))
+            )
+            for n in range(3)
+        ],
+    }
+    with cooperative.request():
+        cooperative.bulk()
+        answer = await fhir_monitoring.batch(
+            session, network.gateway.principal, await fhir_monitoring.prepare_batch(bundle), sqlite_part=2
+        )
+    assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 3
+    if sqlite:
+        assert seen == [("ingest", False), ("between parts", True), ("ingest", False)]
+    else:
+        assert seen == [("ingest", True)]

@@ -119,7 +119,9 @@ async def test_the_event_stream_is_background_work():
     from telesante.events import api as events_api
 
     with cooperative.request():
-        response = await events_api.event_stream(None, None, None)  # no principal: 401, after declaring itself
+        response = await events_api.event_stream(
+            None, None, None
+        )  # no principal: 401, after declaring itself
         assert response.status_code == 401
         assert cooperative._current.get().kind == "background"
         assert not cooperative._interactive

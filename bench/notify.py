@@ -114,6 +114,9 @@ def start_instance(env: dict[str, str]) -> Instance:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--no-proxy-headers",  # as `telesante serve` (proxy_headers=False)
+            "--http",  # as `telesante serve` runs it (cli.py)
+            "telesante.web.zerocopy:ZeroCopyHttpToolsProtocol",
         ],
         cwd=ROOT,
         env=env,

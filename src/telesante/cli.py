@@ -143,6 +143,8 @@ def serve(
     """Lancer le serveur web (uvicorn) sur TELESANTE_HOST:TELESANTE_PORT."""
     import uvicorn
 
+    from telesante.web import zerocopy
+
     settings = _settings()
     uvicorn.run(
         "telesante.main:create_app",
@@ -152,6 +154,7 @@ def serve(
         reload=reload,
         log_level=settings.log_level.lower(),
         proxy_headers=False,
+        http=zerocopy.protocol(),  # uvicorn's httptools protocol, plus files sent by the kernel (web/zerocopy.py)
     )
 
 

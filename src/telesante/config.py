@@ -331,6 +331,16 @@ class Settings(BaseSettings):
         description="Stockage filesystem : écrire les fichiers de 64 Kio à 16 Mio (images DICOM, PDF) en E/S directes "
         "(O_DIRECT), sans passer par le cache de pages.",
     )
+    opentelemetry: bool = Field(
+        False,
+        description="Traces, métriques et journaux OpenTelemetry de FastAPI, quand un SDK OpenTelemetry est configuré "
+        "dans le processus. Désactivé : FastAPI ne le cherche pas à chaque requête.",
+    )
+    zero_copy_send: bool = Field(
+        True,
+        description="Serveur HTTP (sans TLS) : envoyer les images DICOM déjà en cache de pages directement par le "
+        "noyau (sendfile), sans copie dans le processus.",
+    )
     s3_endpoint_url: str | None = Field(
         None, description="Adresse du service compatible S3 (MinIO, Ceph, Scaleway…). Absent : AWS."
     )

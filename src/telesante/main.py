@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,7 +27,7 @@ from telesante.events import api as events_api
 from telesante.events.bus import make_event_bus
 from telesante.events.service import EventBusMiddleware, bind_event_bus, unbind_event_bus
 from telesante.fhir import api as fhir_api
-from telesante.imaging import dicomweb, parsing
+from telesante.imaging import dicomweb, fastpath, parsing
 from telesante.imaging import pages as imaging_pages
 from telesante.imaging.fastpath import FrameFastPath
 from telesante.jobs.runner import JobRunner
@@ -48,11 +50,20 @@ from telesante.stroke import pages as stroke_pages
 from telesante.teleradiology import pages as teleradiology_pages
 from telesante.video import pages as video_pages
 from telesante.video.signalling import SignallingHub
-from telesante.web import errors, health
+from telesante.web import errors, health, zerocopy
 from telesante.web import pages as web_pages
 from telesante.web.middleware import BodyLimitMiddleware, RequestContextMiddleware
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+def _telemetry(settings: Settings) -> dict:
+    """Recent FastAPI (0.165 here) looks for a configured OpenTelemetry SDK at every request (environment look-ups): only when
+    TELESANTE_OPENTELEMETRY asks for it."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    wanted = settings.opentelemetry
+    return {"telemetry": {"tracing": wanted, "metrics": wanted, "logs": wanted}}
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -80,9 +91,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             listener = DicomListener(settings, app.state.database.sessionmaker, app.state.blob_store)
             await listener.start()
         app.state.dicom_listener = listener
+        # The next frames of a study the viewer was just allowed to read, sent by the kernel (web/zerocopy.py).
+        stop_early_answers = zerocopy.answer_early(
+            app, functools.partial(fastpath.early_answer, app.state.blob_store)
+        )
         if settings.gc_freeze:
             runtime.tune_garbage_collector()  # last: everything loaded at start-up is frozen
         yield
+        stop_early_answers()
         if listener is not None:
             await listener.stop()
         await anyio.to_thread.run_sync(parsing.shutdown)
@@ -103,6 +119,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(csrf_protect)],
+        **_telemetry(settings),
     )
     app.state.settings = settings
     app.state.database = database or Database(settings)

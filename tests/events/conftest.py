@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -75,12 +76,14 @@ class Served:
     task: asyncio.Task
 
 
-async def start_server(app) -> Served:
+async def start_server(app, http: Any = "auto", **options: Any) -> Served:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app, lifespan="on", log_level="warning", timeout_graceful_shutdown=10, http=http, **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     async with asyncio.timeout(10):
@@ -98,8 +101,10 @@ async def stop_server(served: Served) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(app) -> AsyncIterator[Served]:
-    served = await start_server(app)
+async def serving(app, http: Any = "auto", **options: Any) -> AsyncIterator[Served]:
+    """``app`` served by uvicorn in this event loop; ``http``: uvicorn's HTTP protocol (name or class); ``options``:
+    more of uvicorn's settings (TLS files…)."""
+    served = await start_server(app, http, **options)
     try:
         yield served
     finally:

@@ -14,6 +14,7 @@ import pytest
 
 from telesante.imaging import fastpath
 from telesante.main import create_app
+from telesante.web import zerocopy
 from tests.conftest import _TestDatabase
 from tests.events.conftest import serving
 from tests.imaging.test_dicomweb import client, datasets
@@ -21,28 +22,40 @@ from tests.imaging.test_dicomweb import client, datasets
 MULTIPART_OCTETS = {"Accept": 'multipart/related; type="application/octet-stream"'}
 
 
-@pytest.fixture
-async def app_served(session, engine, settings):
+@pytest.fixture(params=["asgi", "kernel"])
+async def app_served(request, session, engine, settings):
+    """The application served by uvicorn: with its stock HTTP protocol (the fast path answers as ASGI middleware),
+    and with the platform's own (``web/zerocopy.py``: the fast path answers before the application, and the kernel
+    sends the frame)."""
     configured = settings.model_copy(update={"jobs_enabled": False, "dicom_port": 0})
     app = create_app(configured, database=_TestDatabase(session, engine))
     fastpath.forget_all()
-    async with serving(app) as server:
+    http = zerocopy.ZeroCopyHttpToolsProtocol if request.param == "kernel" else "httptools"
+    async with serving(app, http) as server:
         yield app, server.url
     fastpath.forget_all()
 
 
 class CountingReads:
-    """Counts the fast path's reads on the app's blob store (and can pretend the page cache is cold)."""
+    """Counts the fast path's reads on the app's blob store, whichever way it reads (and can pretend the page
+    cache is cold)."""
 
     def __init__(self, store, monkeypatch, *, cold: bool = False):
-        self.calls = 0
-        original = store.read_cached_into
+        self.calls = self.opened = 0
+        read_cached_into, open_if_cached = store.read_cached_into, store.open_if_cached
 
-        def read_cached_into(key, offset, buffer):
+        def counted_read(key, offset, buffer):
             self.calls += 1
-            return False if cold else original(key, offset, buffer)
+            return False if cold else read_cached_into(key, offset, buffer)
 
-        monkeypatch.setattr(store, "read_cached_into", read_cached_into)
+        def counted_open(key, offset, length):  # counted when it opens: else the ASGI fast path reads (counted)
+            fd = None if cold else open_if_cached(key, offset, length)
+            self.calls += fd is not None
+            self.opened += fd is not None
+            return fd
+
+        monkeypatch.setattr(store, "read_cached_into", counted_read)
+        monkeypatch.setattr(store, "open_if_cached", counted_open)
 
 
 def _frame_url(base: str, ds) -> str:
@@ -203,3 +216,33 @@ async def test_large_parts_are_read_in_a_thread_even_when_cached(tmp_path, monke
 
     with pytest.raises(StorageUnavailable):  # the file is shorter than the index says: never a short answer
         await service.read_part(store, "k/a/big", 900, b"H", b"T", offset=len(data) - 100)
+
+
+async def test_frames_in_the_page_cache_are_sent_by_the_kernel(app_served, actors, monkeypatch, request):
+    """With the platform's protocol, a frame the caller may read and the page cache holds is answered before the
+    application runs (no ASGI read at all), with the route's bytes; a request from another origin (CORS) still goes
+    to the application."""
+    app, url = app_served
+    series = await _stored_series(url, actors["treating"])
+    async with httpx.AsyncClient(headers=actors["treating"]) as http:
+        for ds in series:  # the route, then the ASGI fast path: the files come into the page cache
+            assert (await http.get(_frame_url(url, ds), headers=MULTIPART_OCTETS)).status_code == 200
+        reads = CountingReads(app.state.blob_store, monkeypatch)
+        for ds in series:
+            response = await http.get(_frame_url(url, ds), headers=MULTIPART_OCTETS)
+            assert response.status_code == 200 and _single_part(response) == ds.PixelData
+            assert int(response.headers["content-length"]) == len(response.content)
+            assert response.headers["cache-control"] == "private, no-store"
+            assert response.headers["x-content-type-options"] == "nosniff"
+        single = await http.get(_frame_url(url, series[1]), headers={"Accept": "application/octet-stream"})
+        assert single.status_code == 200 and single.content == series[1].PixelData
+        if request.node.callspec.params["app_served"] == "kernel":
+            assert reads.opened == reads.calls == len(series) + 1  # every one by the kernel, none read in Python
+        else:
+            assert reads.opened == 0 and reads.calls == len(series) + 1
+        opened = reads.opened
+        cross = await http.get(
+            _frame_url(url, series[2]), headers={**MULTIPART_OCTETS, "Origin": "https://viewer.example"}
+        )
+        assert cross.status_code == 200 and _single_part(cross) == series[2].PixelData
+        assert reads.opened == opened  # not answered early

@@ -175,6 +175,51 @@ async def test_filesystem_reads_a_cached_range_straight_into_a_buffer(tmp_path):
     assert store.read_cached_into("../etc/passwd", 0, memoryview(bytearray(10))) is False
 
 
+async def test_filesystem_opens_a_range_for_the_kernel_only_when_the_page_cache_holds_it(tmp_path):
+    """``open_if_cached`` (frames sent with ``sendfile``): a descriptor when every page of the range is cached
+    (``cachestat``), None when one is not — the file written with direct I/O, or dropped from the cache — and for an
+    absent file or a bad key."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    data = os.urandom(600_000)
+    await store.put("a/b/frames", data, "application/dicom")
+    path = store.path_for("a/b/frames")
+    assert store.open_if_cached("a/b/frames", 1000, 524_288) is None  # written with direct I/O: not cached
+    assert await store.get("a/b/frames") == data  # read once: now in the page cache
+    fd = store.open_if_cached("a/b/frames", 1000, 524_288)
+    assert fd is not None
+    try:
+        assert os.pread(fd, 524_288, 1000) == data[1000 : 1000 + 524_288]  # the blob's own file, read-only
+        with pytest.raises(OSError):
+            os.write(fd, b"x")
+    finally:
+        os.close(fd)
+    fd = os.open(path, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages: dropped from the cache
+    os.close(fd)
+    assert store.open_if_cached("a/b/frames", 1000, 524_288) is None
+    assert store.open_if_cached("a/b/absent", 0, 10) is None
+    assert store.open_if_cached("../etc/passwd", 0, 10) is None
+
+
+def test_page_cache_holds_counts_every_page_of_the_range(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(os.urandom(3 * 4096))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead: a read brings in its own page only
+        assert not blobs.page_cache_holds(fd, 0, 10)
+        os.pread(fd, 10, 4096)  # the middle page only
+        assert blobs.page_cache_holds(fd, 4096, 4096)
+        assert blobs.page_cache_holds(fd, 4100, 10)
+        assert not blobs.page_cache_holds(fd, 4000, 200)  # starts in the first page, not cached
+        assert not blobs.page_cache_holds(fd, 8000, 200)  # ends in the last page, not cached
+        assert not blobs.page_cache_holds(fd, 4096, 0)  # nothing asked: nothing to send that way
+    finally:
+        os.close(fd)
+
+
 async def test_filesystem_symlink_check_is_not_bypassed_by_a_checked_key(tmp_path):
     """Keys are remembered once their directory is checked; a key under a directory that leads out never is."""
     outside = tmp_path / "outside"

@@ -15,17 +15,20 @@ Nothing else is served from memory (documented in docs/domains/imaging.md)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telesante.auth import service as auth_service
 from telesante.auth.principal import Principal
 from telesante.imaging import service
-from telesante.imaging.negotiation import frame_format
+from telesante.imaging.negotiation import FrameFormat, frame_format
+from telesante.web import zerocopy
 from telesante.web.middleware import SECURITY_HEADERS
 
 FAST_PRINCIPAL_SECONDS = 10.0
@@ -43,6 +46,7 @@ class _Known:
 
 
 _principals: dict[bytes, _Known] = {}
+_formats: dict[tuple[str, str], FrameFormat] = {}  # (Accept, stored transfer syntax): the format to send
 
 
 def _credential(headers: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -86,6 +90,84 @@ def forget_account(account_id: uuid.UUID) -> None:
 auth_service.on_credentials_revoked(forget_account)
 
 
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """A frame the caller may read, decided from memory alone."""
+
+    location: service.FrameLocation
+    index: int
+    content_type: str
+    head: str  # the part's head ("" for a single part), with ``{}`` for the frame's length
+    tail: bytes
+
+
+def _decide(scope: Scope, found: re.Match) -> _Frame | None:
+    """The frame, if the caller's credential, the study's access rule and the series' audit are all fresh in
+    memory and the frame is sent as stored; else None (the route decides)."""
+    study_uid, series_uid, sop_uid, number = found.groups()
+    headers = scope.get("headers", [])
+    now = time.monotonic()
+    key = _credential(headers)
+    known = _principals.get(key) if key else None
+    if known is None or now - known.at >= FAST_PRINCIPAL_SECONDS:
+        return None
+    location = service.cached_location(study_uid, series_uid, sop_uid)
+    if location is None or not service.is_fresh(known.account_id, known.grants, location, now):
+        return None
+    index = int(number)
+    if not 1 <= index <= len(location.frames):
+        return None
+    accept = next((v.decode("latin-1") for k, v in headers if k == b"accept"), "")
+    wanted = _formats.get((accept, location.transfer_syntax_uid))
+    if wanted is None:
+        try:
+            wanted = frame_format(accept, location.transfer_syntax_uid)
+        except Exception:  # noqa: BLE001 - not acceptable: the route answers 406 with its reason
+            return None
+        if len(_formats) >= 256:
+            _formats.clear()
+        _formats[(accept, location.transfer_syntax_uid)] = wanted
+    if wanted.native and location.transfer_syntax_uid not in service.pixels.NATIVE_SYNTAXES:
+        return None  # to be decoded: the route does it
+    if not wanted.multipart:
+        return _Frame(location, index, wanted.part_type, "", b"")
+    boundary = os.urandom(16).hex()
+    return _Frame(
+        location,
+        index,
+        f'multipart/related; type="{wanted.part_type.split(";")[0]}"; boundary={boundary}',
+        f"--{boundary}\r\nContent-Type: {wanted.part_type}\r\nContent-Length: {{}}\r\n\r\n",
+        f"\r\n--{boundary}--\r\n".encode(),
+    )
+
+
+def _headers(content_type: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"cache-control", b"private, no-store"),
+        *SECURITY_HEADERS,
+    ]
+
+
+def early_answer(store: Any, scope: dict) -> zerocopy.Answer | None:
+    """For the server's early responder (``web/zerocopy.py``): the frame as a file range the kernel sends, when
+    the fast path may serve it and the page cache holds it; else None and the request goes to the application.
+    A cross-origin request (CORS headers to add) always goes to the application."""
+    found = _FRAME_PATH.match(scope.get("path", ""))
+    if found is None or scope.get("query_string") or any(key == b"origin" for key, _ in scope["headers"]):
+        return None
+    frame = _decide(scope, found)
+    if frame is None or len(fragments := frame.location.frames[frame.index - 1]) != 1:
+        return None
+    offset, length = fragments[0]
+    opener = getattr(store, "open_if_cached", None)
+    fd = opener(frame.location.blob_key, offset, length) if opener is not None else None
+    if fd is None:
+        return None
+    before = frame.head.format(length).encode() if frame.head else b""
+    return zerocopy.Answer(_headers(frame.content_type), before, fd, offset, length, frame.tail)
+
+
 class FrameFastPath:
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -98,34 +180,11 @@ class FrameFastPath:
         await self.app(scope, receive, send)
 
     async def _serve(self, scope: Scope, send: Send, found: re.Match) -> bool:
-        study_uid, series_uid, sop_uid, number = found.groups()
-        headers = scope.get("headers", [])
-        now = time.monotonic()
-        key = _credential(headers)
-        known = _principals.get(key) if key else None
-        if known is None or now - known.at >= FAST_PRINCIPAL_SECONDS:
+        frame = _decide(scope, found)
+        if frame is None:
             return False
-        location = service.cached_location(study_uid, series_uid, sop_uid)
-        if location is None or not service.is_fresh(known.account_id, known.grants, location, now):
-            return False
-        index = int(number)
-        if not 1 <= index <= len(location.frames):
-            return False
-        accept = next((v.decode("latin-1") for k, v in headers if k == b"accept"), "")
-        try:
-            wanted = frame_format(accept, location.transfer_syntax_uid)
-        except Exception:  # noqa: BLE001 - not acceptable: the route answers 406 with its reason
-            return False
-        if wanted.native and location.transfer_syntax_uid not in service.pixels.NATIVE_SYNTAXES:
-            return False  # to be decoded: the route does it
         store = scope["app"].state.blob_store
-        if wanted.multipart:
-            boundary = uuid.uuid4().hex
-            head = f"--{boundary}\r\nContent-Type: {wanted.part_type}\r\nContent-Length: {{}}\r\n\r\n"
-            tail = f"\r\n--{boundary}--\r\n".encode()
-            content_type = f'multipart/related; type="{wanted.part_type.split(";")[0]}"; boundary={boundary}'
-        else:
-            head, tail, content_type = "", b"", wanted.part_type
+        location, index, head, tail = frame.location, frame.index, frame.head, frame.tail
         fragments = location.frames[index - 1]
         try:
             if len(fragments) == 1:  # the usual case: read straight into the response (no copy)
@@ -139,17 +198,7 @@ class FrameFastPath:
                 body = (head.format(len(data)).encode() if head else b"") + data + tail
         except Exception:  # noqa: BLE001 - storage trouble: the route answers it properly
             return False
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", content_type.encode("latin-1")),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"private, no-store"),
-                    *SECURITY_HEADERS,
-                ],
-            }
-        )
+        headers = [*_headers(frame.content_type), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return True

@@ -232,6 +232,18 @@ class FilesystemBlobStore:
         except (OSError, InvalidBlobKey):
             return False
 
+    def open_if_cached(self, key: str, offset: int, length: int) -> int | None:
+        """A read-only descriptor of the file under ``key`` when the page cache holds all of that range (so that
+        the kernel can send it at once, ``sendfile``), else None. The caller closes it."""
+        try:
+            fd = os.open(self.path_for(key), os.O_RDONLY | os.O_CLOEXEC)
+        except (OSError, InvalidBlobKey):
+            return None
+        if page_cache_holds(fd, offset, length):
+            return fd
+        os.close(fd)
+        return None
+
     async def delete(self, key: str) -> None:
         path = self.path_for(key)
         try:
@@ -424,6 +436,44 @@ def _read_if_cached(path: str, offset: int, buffer: memoryview) -> bool:
         return read == len(buffer)  # partly cached, or past the end: the caller reads in a thread
     finally:
         os.close(fd)
+
+
+class _CachestatRange(ctypes.Structure):
+    _fields_ = (("off", ctypes.c_uint64), ("len", ctypes.c_uint64))
+
+
+class _Cachestat(ctypes.Structure):
+    _fields_ = tuple(
+        (name, ctypes.c_uint64)
+        for name in ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")
+    )
+
+
+_CACHESTAT = (
+    451  # cachestat(2), Linux ≥ 6.5; the same number on every architecture (a syscall added after 403)
+)
+_PAGE = mmap.PAGESIZE
+try:
+    _libc: Any = ctypes.CDLL(None, use_errno=True)
+    _cachestat_works = os.uname().sysname == "Linux" and hasattr(_libc, "syscall")
+except OSError:  # pragma: no cover - no C library to load
+    _libc, _cachestat_works = None, False
+
+
+def page_cache_holds(fd: int, offset: int, length: int) -> bool:
+    """Whether every page of the range is in the page cache (``cachestat(2)``: asks, reads nothing). False where
+    the kernel cannot tell (before Linux 6.5, other systems): the caller then reads the usual way."""
+    global _cachestat_works
+    if not _cachestat_works or length <= 0:
+        return False
+    first, end = offset // _PAGE, -(-(offset + length) // _PAGE)
+    span = _CachestatRange(first * _PAGE, (end - first) * _PAGE)
+    found = _Cachestat()
+    if _libc.syscall(_CACHESTAT, fd, ctypes.byref(span), ctypes.byref(found), 0) != 0:
+        if ctypes.get_errno() in (errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):  # no such call (or filtered)
+            _cachestat_works = False
+        return False
+    return found.nr_cache == end - first
 
 
 def _read_range(path: Path, offset: int, length: int) -> bytes:

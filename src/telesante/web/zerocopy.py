@@ -1,0 +1,255 @@
+"""uvicorn's HTTP/1.1 protocol (httptools), plus early answers sent by the kernel (``sendfile``).
+
+A viewer fetches a study's frames one by one: 300 requests of 512 KiB for a head CT. Once the frames route has let
+a caller read a study, the next frames need no database, no framework and no copy: ``imaging/fastpath.py`` decides
+from what it keeps in memory, and the file range is already in the page cache. This protocol asks such an *early
+responder* before it starts the ASGI application for a request. When the responder answers (a status 200, its
+headers, a file descriptor and a range, bytes before and after), the protocol writes the head and hands the range
+to the kernel with ``sendfile(2)``: the page-cache pages are sent as they are, in the event loop, without an
+asyncio task, without an ASGI message and without copying the frame into Python. When it declines (``None``), the
+request goes to the application unchanged.
+
+Never under TLS (the kernel would send the file in clear; uvicorn's TLS runs in Python), never when
+``TELESANTE_ZERO_COPY_SEND`` is off, never with a uvicorn whose internals differ from what this module was written
+for (checked at import: the stock protocol then runs unchanged), never while uvicorn still holds unsent bytes of
+the connection. The responder must only answer when the range is in the page cache (the fast path asks
+``cachestat(2)``), else ``sendfile`` would wait for the disk in the event loop. A client that reads slowly is
+waited for (the loop watches its socket), as uvicorn waits for its own writes; one that goes away ends the
+sending."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+try:
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+except ImportError:  # httptools missing: uvicorn serves with h11, and nothing here is used
+    HttpToolsProtocol = RequestResponseCycle = None  # type: ignore[assignment,misc]
+    STATUS_LINE = {}
+
+_CYCLE_ATTRIBUTES = ("scope", "keep_alive", "response_complete", "message_event", "on_response")
+_PROTOCOL_ATTRIBUTES = ("_start_asgi_task", "on_response_complete", "connection_made", "connection_lost")
+
+
+def _compatible() -> bool:
+    """This uvicorn's protocol has what the subclass relies on (its internals are not a public API)."""
+    if HttpToolsProtocol is None or not hasattr(os, "sendfile") or not hasattr(socket, "MSG_MORE"):
+        return False
+    if not all(hasattr(HttpToolsProtocol, name) for name in _PROTOCOL_ATTRIBUTES) or 200 not in STATUS_LINE:
+        return False
+    assigned = RequestResponseCycle.__init__.__code__.co_names
+    return all(name in assigned for name in _CYCLE_ATTRIBUTES)
+
+
+COMPATIBLE = _compatible()
+
+
+@functools.cache
+def enabled() -> bool:
+    """Whether connections ask early responders (read once; ``enabled.cache_clear()`` reads the setting again)."""
+    from telesante.config import get_settings
+
+    return COMPATIBLE and get_settings().zero_copy_send
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A 200 response: ``before``, then ``count`` bytes of ``fd`` from ``offset``, then ``after``. The protocol
+    closes ``fd`` once it is sent (or if it cannot be)."""
+
+    headers: list[tuple[bytes, bytes]]  # without Content-Length (the protocol adds it)
+    before: bytes
+    fd: int
+    offset: int
+    count: int
+    after: bytes
+
+
+@dataclass(slots=True)
+class _Sending:
+    """What is left to send of an answer."""
+
+    before: memoryview
+    fd: int
+    offset: int
+    count: int
+    after: memoryview
+
+
+Responder = Callable[[dict], Answer | None]
+_responders: dict[int, Responder] = {}  # id(ASGI application) → its responder
+
+
+def answer_early(app: Any, responder: Responder) -> Callable[[], None]:
+    """Let ``responder`` answer requests to ``app`` before the application runs, on connections served by this
+    protocol. Returns what removes it. It is called in the event loop with the request's ASGI scope (type,
+    method, path, query string, headers): it must not block, and must not raise (an error is logged and the
+    request goes to the application)."""
+    _responders[id(app)] = responder
+    return lambda: _responders.pop(id(app), None)
+
+
+def _responder_for(app: Any) -> Responder | None:
+    for _ in range(8):  # uvicorn wraps the application in its own middleware (proxy headers, message logger…)
+        found = _responders.get(id(app))
+        if found is not None or not hasattr(app, "app"):
+            return found
+        app = app.app
+    return None
+
+
+class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  # type: ignore[misc]
+    """uvicorn's httptools protocol; give it to uvicorn as ``http=`` (``--http telesante.web.zerocopy:…``)."""
+
+    _socket: socket.socket | None = None
+    _waiter: asyncio.Future | None = None
+    _responder: Responder | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if (
+            self.scheme == "http"  # under TLS the kernel would send the file in clear
+            and sock is not None
+            and sock.family in (socket.AF_INET, socket.AF_INET6)
+            and enabled()
+        ):
+            self._responder = _responder_for(self.app)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        if self._responder is not None and cycle.scope["method"] == "GET" and not self.expect_100_continue:
+            try:
+                answer = self._responder(cycle.scope)
+            except Exception:  # a responder's fault: the application answers instead
+                log.exception("early responder failed")
+                answer = None
+            if answer is not None:
+                if self.transport.get_write_buffer_size() == 0 and not self.transport.is_closing():
+                    self._answer(cycle, answer)
+                    return
+                os.close(answer.fd)
+        super()._start_asgi_task(cycle, app)
+
+    def _answer(self, cycle: Any, answer: Answer) -> None:
+        length = len(answer.before) + answer.count + len(answer.after)
+        head = [STATUS_LINE[200]]
+        for name, value in (*self.server_state.default_headers, *answer.headers):
+            head += (name, b": ", value, b"\r\n")
+        head += (b"content-length: ", str(length).encode(), b"\r\n")
+        if not cycle.keep_alive:
+            head.append(b"connection: close\r\n")
+        head += (b"\r\n", answer.before)
+        if self.access_log:
+            self.access_logger.info('%s - "GET %s HTTP/1.1" 200', self.client, cycle.scope["path"])
+        cycle.response_started = True
+        job = _Sending(
+            memoryview(b"".join(head)), answer.fd, answer.offset, answer.count, memoryview(answer.after)
+        )
+        try:
+            done = self._push(job)  # usually all of it: the socket's buffer takes a frame at once
+        except OSError:  # the client went away
+            os.close(job.fd)
+            self.transport.close()
+            return
+        if done:
+            os.close(job.fd)
+            self._complete(cycle)
+            return
+        task = self.loop.create_task(self._finish(cycle, job))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    def _push(self, job: _Sending) -> bool:
+        """Send what the client's socket takes now: True once everything is sent. OSError if the client went
+        away or the file is shorter than announced."""
+        sock = self._socket
+        if (
+            sock is None
+        ):  # our own descriptor of the connection's socket: the loop can watch it apart from uvicorn
+            sock = self._socket = socket.socket(
+                fileno=os.dup(self.transport.get_extra_info("socket").fileno())
+            )
+            sock.setblocking(False)
+        try:
+            while job.before:
+                job.before = job.before[sock.send(job.before, socket.MSG_MORE) :]
+            while job.count:
+                sent = os.sendfile(sock.fileno(), job.fd, job.offset, job.count)
+                if sent == 0:
+                    log.error("file shorter than announced (%d bytes missing)", job.count)
+                    raise OSError("file shorter than announced")
+                job.offset += sent
+                job.count -= sent
+            while job.after:
+                job.after = job.after[sock.send(job.after) :]
+        except BlockingIOError:
+            return False
+        return True
+
+    async def _finish(self, cycle: Any, job: _Sending) -> None:
+        try:
+            while not self._push(job):
+                await self._writable()
+        except OSError:  # the client went away (reset, broken pipe, lost while waiting)
+            self.transport.close()
+            return
+        finally:
+            os.close(job.fd)
+        self._complete(cycle)
+
+    def _complete(self, cycle: Any) -> None:
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            self.transport.close()
+        cycle.on_response()
+
+    async def _writable(self) -> None:
+        """Until the client's socket takes data again (or the connection is lost)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        fd = self._socket.fileno()
+
+        def ready() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        loop.add_writer(fd, ready)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if self._socket is not None:
+                loop.remove_writer(fd)
+
+    def _release(self) -> None:
+        sock, self._socket = self._socket, None
+        if sock is None:
+            return
+        self.loop.remove_writer(sock.fileno())
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ConnectionResetError("connection lost"))
+        sock.close()
+
+
+def protocol() -> type | str:
+    """What ``uvicorn.run(http=…)`` should get: this protocol when it can work, else uvicorn's own choice."""
+    if HttpToolsProtocol is None:
+        return "auto"
+    if not COMPATIBLE:
+        log.warning("frames sent by the kernel: off, this uvicorn's HTTP protocol is not the one expected")
+        return "auto"
+    return ZeroCopyHttpToolsProtocol

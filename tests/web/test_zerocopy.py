@@ -1,0 +1,267 @@
+"""The platform's HTTP protocol (web/zerocopy.py): uvicorn's, plus early answers whose file range the kernel sends.
+
+Served for real by uvicorn in the test's event loop, called by real clients (httpx, and raw sockets where a client
+must misbehave: pipelining, reading slowly, leaving mid-file). The application below answers everything the early
+responder declines, so each test can tell who answered."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+
+import h11
+import httpx
+import pytest
+
+from telesante.config import get_settings
+from telesante.web import zerocopy
+from tests.events.conftest import serving
+
+SIZE = 4 * 1024 * 1024
+
+
+class Site:
+    """A toy application and its early responder: ``/file/<offset>/<count>`` is a range of ``data``; ``/short``
+    announces more than the file holds; ``/boom`` makes the responder fail; anything else is the application's."""
+
+    def __init__(self, path):
+        self.data = os.urandom(SIZE)
+        self.path = path
+        path.write_bytes(self.data)
+        self.asked = 0
+        self.answered_by_app = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        self.answered_by_app += 1
+        body = f"application {scope['method']} {scope['path']}".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
+
+    def responder(self, scope):
+        self.asked += 1
+        parts = scope["path"].strip("/").split("/")
+        if parts[0] == "boom":
+            raise RuntimeError("responder bug")
+        if parts[0] == "short":
+            return zerocopy.Answer([], b"", os.open(self.path, os.O_RDONLY), SIZE - 10, 100, b"")
+        if parts[0] != "file":
+            return None
+        offset, count = int(parts[1]), int(parts[2])
+        headers = [(b"content-type", b"application/octet-stream")]
+        return zerocopy.Answer(headers, b"<", os.open(self.path, os.O_RDONLY), offset, count, b">")
+
+    def expected(self, offset: int, count: int) -> bytes:
+        return b"<" + self.data[offset : offset + count] + b">"
+
+
+@pytest.fixture
+async def site(tmp_path):
+    zerocopy.enabled.cache_clear()
+    site = Site(tmp_path / "file.bin")
+    stop = zerocopy.answer_early(site, site.responder)
+    async with serving(site, zerocopy.ZeroCopyHttpToolsProtocol) as served:
+        site.url = served.url
+        site.port = int(served.url.rsplit(":", 1)[1])
+        yield site
+    stop()
+    zerocopy.enabled.cache_clear()
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def _settled(before: int) -> bool:
+    """Whether the process is back to ``before`` open descriptors within 5 s (connections close in the loop)."""
+    for _ in range(500):
+        if _open_descriptors() <= before:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+def _responses(raw: bytes) -> list[tuple[int, bytes]]:
+    """Parse every HTTP/1.1 response in ``raw`` (h11, a client no one here wrote)."""
+    connection = h11.Connection(h11.CLIENT)
+    connection.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    connection.send(h11.EndOfMessage())
+    connection.receive_data(raw)
+    found, status, body = [], None, b""
+    while True:
+        event = connection.next_event()
+        if isinstance(event, h11.Response):
+            status, body = event.status_code, b""
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            found.append((status, body))
+            if connection.their_state is not h11.DONE:  # the server said it closes
+                return found
+            connection.start_next_cycle()
+            connection.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+            connection.send(h11.EndOfMessage())
+        else:
+            return found
+
+
+async def test_early_and_application_answers_share_one_connection(site):
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as http:
+        first = await http.get(f"{site.url}/file/100/1000000")
+        assert first.status_code == 200 and first.content == site.expected(100, 1000000)
+        assert first.headers["content-length"] == str(1000002)
+        assert first.headers["content-type"] == "application/octet-stream"
+        assert "date" in first.headers and "server" in first.headers  # uvicorn's default headers
+        other = await http.get(f"{site.url}/elsewhere")
+        assert other.text == "application GET /elsewhere"
+        whole = await http.get(f"{site.url}/file/0/{SIZE}")
+        assert whole.content == site.expected(0, SIZE)
+    assert site.asked == 3 and site.answered_by_app == 1
+
+
+async def test_pipelined_requests_are_answered_in_order(site):
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(
+        b"GET /file/5/300000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /app HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /file/7/11 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)  # until the server closes, as the last request asked
+    writer.close()
+    assert _responses(raw) == [
+        (200, site.expected(5, 300000)),
+        (200, b"application GET /app"),
+        (200, site.expected(7, 11)),
+    ]
+
+
+async def test_a_slow_reader_gets_every_byte_and_keeps_its_connection(site):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # the server's sendfile must wait, often
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", site.port))
+    await loop.sock_sendall(sock, f"GET /file/0/{SIZE} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    raw = b""
+    head_end = -1
+    while head_end < 0 or len(raw) < head_end + 4 + SIZE + 2:
+        raw += await asyncio.wait_for(loop.sock_recv(sock, 8192), 10)
+        head_end = raw.find(b"\r\n\r\n")
+        await asyncio.sleep(0.0005 if len(raw) % 7 else 0.005)
+    await loop.sock_sendall(sock, b"GET /app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    while True:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), 10)
+        if not chunk:
+            break
+        raw += chunk
+    sock.close()
+    assert _responses(raw) == [(200, site.expected(0, SIZE)), (200, b"application GET /app")]
+
+
+async def test_a_client_leaving_mid_file_leaves_nothing_behind(site):
+    async with httpx.AsyncClient() as http:  # warm: the server's own descriptors are open
+        assert (await http.get(f"{site.url}/file/0/10")).status_code == 200
+    before = _open_descriptors()
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", site.port))
+        await loop.sock_sendall(sock, f"GET /file/0/{SIZE} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await asyncio.wait_for(loop.sock_recv(sock, 4096), 10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # reset
+        sock.close()
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{site.url}/file/3/5000")
+        assert response.content == site.expected(3, 5000)
+
+    assert await _settled(before)  # the files and the sockets' own descriptors are all closed
+
+
+async def test_what_the_responder_declines_or_fails_goes_to_the_application(site, caplog):
+    async with httpx.AsyncClient() as http:
+        head = await http.head(f"{site.url}/file/0/10")  # only GET is answered early
+        assert head.status_code == 200 and site.asked == 0
+        with caplog.at_level(logging.ERROR, logger="telesante.web.zerocopy"):
+            boom = await http.get(f"{site.url}/boom")
+        assert boom.text == "application GET /boom"
+        assert "early responder failed" in caplog.text
+        declined = await http.get(f"{site.url}/other")
+        assert declined.text == "application GET /other"
+    assert site.asked == 2 and site.answered_by_app == 3
+
+
+async def test_a_file_shorter_than_announced_ends_the_connection_not_the_server(site):
+    before = _open_descriptors()
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(httpx.RemoteProtocolError):  # never a short answer taken for a whole one
+            await http.get(f"{site.url}/short")
+        fine = await http.get(f"{site.url}/file/0/100")
+        assert fine.content == site.expected(0, 100)
+    assert await _settled(before)
+
+
+async def test_off_when_the_setting_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("TELESANTE_ZERO_COPY_SEND", "0")
+    get_settings.cache_clear()
+    zerocopy.enabled.cache_clear()
+    site = Site(tmp_path / "file.bin")
+    stop = zerocopy.answer_early(site, site.responder)
+    try:
+        async with serving(site, zerocopy.ZeroCopyHttpToolsProtocol) as served, httpx.AsyncClient() as http:
+            response = await http.get(f"{served.url}/file/0/10")
+        assert response.text == "application GET /file/0/10" and site.asked == 0
+    finally:
+        stop()
+        monkeypatch.delenv("TELESANTE_ZERO_COPY_SEND")
+        get_settings.cache_clear()
+        zerocopy.enabled.cache_clear()
+
+
+async def test_never_under_tls(tmp_path):
+    """The kernel would send the file in clear: a TLS connection is always answered by the application."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    await asyncio.to_thread(
+        subprocess.run,
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    zerocopy.enabled.cache_clear()
+    site = Site(tmp_path / "file.bin")
+    stop = zerocopy.answer_early(site, site.responder)
+    try:
+        async with (
+            serving(
+                site, zerocopy.ZeroCopyHttpToolsProtocol, ssl_keyfile=str(key), ssl_certfile=str(cert)
+            ) as served,
+            httpx.AsyncClient(verify=False) as http,  # noqa: S501 - a certificate made for this test
+        ):
+            response = await http.get(served.url.replace("http://", "https://") + "/file/0/10")
+        assert response.text == "application GET /file/0/10" and site.asked == 0
+    finally:
+        stop()
+
+
+def test_the_platform_serves_with_this_protocol():
+    assert zerocopy.COMPATIBLE  # this uvicorn is the one the subclass was written for
+    assert zerocopy.protocol() is zerocopy.ZeroCopyHttpToolsProtocol

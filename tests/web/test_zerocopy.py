@@ -60,12 +60,12 @@ class Site:
         if parts[0] == "boom":
             raise RuntimeError("responder bug")
         if parts[0] == "short":
-            return zerocopy.Answer([], b"", os.open(self.path, os.O_RDONLY), SIZE - 10, 100, b"")
+            return zerocopy.Answer(b"", b"", os.open(self.path, os.O_RDONLY), SIZE - 10, 100, b"")
         if parts[0] != "file":
             return None
         offset, count = int(parts[1]), int(parts[2])
-        headers = [(b"content-type", b"application/octet-stream")]
-        return zerocopy.Answer(headers, b"<", os.open(self.path, os.O_RDONLY), offset, count, b">")
+        fields = b"content-type: application/octet-stream\r\n"
+        return zerocopy.Answer(fields, b"<", os.open(self.path, os.O_RDONLY), offset, count, b">")
 
     def expected(self, offset: int, count: int) -> bytes:
         return b"<" + self.data[offset : offset + count] + b">"

@@ -149,6 +149,9 @@ def _headers(content_type: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
+_FIELDS = b"".join(name + b": " + value + b"\r\n" for name, value in _headers("")[1:])  # all but Content-Type
+
+
 def early_answer(store: Any, scope: dict) -> zerocopy.Answer | None:
     """For the server's early responder (``web/zerocopy.py``): the frame as a file range the kernel sends, when
     the fast path may serve it and the page cache holds it; else None and the request goes to the application.
@@ -165,7 +168,8 @@ def early_answer(store: Any, scope: dict) -> zerocopy.Answer | None:
     if fd is None:
         return None
     before = frame.head.format(length).encode() if frame.head else b""
-    return zerocopy.Answer(_headers(frame.content_type), before, fd, offset, length, frame.tail)
+    fields = b"content-type: " + frame.content_type.encode("latin-1") + b"\r\n" + _FIELDS
+    return zerocopy.Answer(fields, before, fd, offset, length, frame.tail)
 
 
 class FrameFastPath:

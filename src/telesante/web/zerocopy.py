@@ -66,7 +66,7 @@ class Answer:
     """A 200 response: ``before``, then ``count`` bytes of ``fd`` from ``offset``, then ``after``. The protocol
     closes ``fd`` once it is sent (or if it cannot be)."""
 
-    headers: list[tuple[bytes, bytes]]  # without Content-Length (the protocol adds it)
+    fields: bytes  # header fields, each "name: value\r\n", without Content-Length (the protocol adds it)
     before: bytes
     fd: int
     offset: int
@@ -96,6 +96,19 @@ def answer_early(app: Any, responder: Responder) -> Callable[[], None]:
     request goes to the application)."""
     _responders[id(app)] = responder
     return lambda: _responders.pop(id(app), None)
+
+
+_defaults: tuple[object, bytes] = (None, b"")
+
+
+def _status_and_defaults(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The status line and uvicorn's default header fields (Date, Server), as bytes: uvicorn replaces its list every
+    second (the date), so the bytes are made again only then."""
+    global _defaults
+    if _defaults[0] is not default_headers:
+        fields = b"".join(name + b": " + value + b"\r\n" for name, value in default_headers)
+        _defaults = (default_headers, STATUS_LINE[200] + fields)
+    return _defaults[1]
 
 
 def _responder_for(app: Any) -> Responder | None:
@@ -145,10 +158,11 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
 
     def _answer(self, cycle: Any, answer: Answer) -> None:
         length = len(answer.before) + answer.count + len(answer.after)
-        head = [STATUS_LINE[200]]
-        for name, value in (*self.server_state.default_headers, *answer.headers):
-            head += (name, b": ", value, b"\r\n")
-        head += (b"content-length: ", str(length).encode(), b"\r\n")
+        head = [
+            _status_and_defaults(self.server_state.default_headers),
+            answer.fields,
+            b"content-length: %d\r\n" % length,
+        ]
         if not cycle.keep_alive:
             head.append(b"connection: close\r\n")
         head += (b"\r\n", answer.before)

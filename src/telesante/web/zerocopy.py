@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 try:
     from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+    from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 except ImportError:  # httptools missing: uvicorn serves with h11, and nothing here is used
     HttpToolsProtocol = RequestResponseCycle = None  # type: ignore[assignment,misc]
     STATUS_LINE = {}
@@ -166,8 +167,14 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
         if not cycle.keep_alive:
             head.append(b"connection: close\r\n")
         head += (b"\r\n", answer.before)
-        if self.access_log:
-            self.access_logger.info('%s - "GET %s HTTP/1.1" 200', self.client, cycle.scope["path"])
+        if self.access_log:  # as uvicorn logs what the application answers
+            scope = cycle.scope
+            self.access_logger.info(
+                '%s - "GET %s HTTP/%s" 200',
+                get_client_addr(scope),
+                get_path_with_query_string(scope),
+                scope["http_version"],
+            )
         cycle.response_started = True
         job = _Sending(
             memoryview(b"".join(head)), answer.fd, answer.offset, answer.count, memoryview(answer.after)

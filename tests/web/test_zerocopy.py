@@ -265,3 +265,13 @@ async def test_never_under_tls(tmp_path):
 def test_the_platform_serves_with_this_protocol():
     assert zerocopy.COMPATIBLE  # this uvicorn is the one the subclass was written for
     assert zerocopy.protocol() is zerocopy.ZeroCopyHttpToolsProtocol
+
+
+def test_another_uvicorn_falls_back_to_its_own_protocol(monkeypatch, caplog):
+    """If uvicorn's internals are not the ones this subclass was written for, the stock protocol serves."""
+    monkeypatch.setattr(zerocopy, "COMPATIBLE", False)
+    with caplog.at_level(logging.WARNING, logger="telesante.web.zerocopy"):
+        assert zerocopy.protocol() == "auto"
+    assert "not the one expected" in caplog.text
+    monkeypatch.setattr(zerocopy.RequestResponseCycle, "__init__", lambda self: None)  # attributes gone
+    assert zerocopy._compatible() is False

@@ -37,7 +37,14 @@ except ImportError:  # httptools missing: uvicorn serves with h11, and nothing h
     HttpToolsProtocol = RequestResponseCycle = None  # type: ignore[assignment,misc]
     STATUS_LINE = {}
 
-_CYCLE_ATTRIBUTES = ("scope", "keep_alive", "response_complete", "message_event", "on_response")
+_CYCLE_ATTRIBUTES = (
+    "scope",
+    "keep_alive",
+    "response_started",
+    "response_complete",
+    "message_event",
+    "on_response",
+)
 _PROTOCOL_ATTRIBUTES = ("_start_asgi_task", "on_response_complete", "connection_made", "connection_lost")
 
 
@@ -197,9 +204,7 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
         """Send what the client's socket takes now: True once everything is sent. OSError if the client went
         away or the file is shorter than announced."""
         sock = self._socket
-        if (
-            sock is None
-        ):  # our own descriptor of the connection's socket: the loop can watch it apart from uvicorn
+        if sock is None:  # a descriptor of our own for the socket: the loop watches it apart from uvicorn's
             sock = self._socket = socket.socket(
                 fileno=os.dup(self.transport.get_extra_info("socket").fileno())
             )

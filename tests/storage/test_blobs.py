@@ -236,14 +236,27 @@ async def test_filesystem_symlink_check_is_not_bypassed_by_a_checked_key(tmp_pat
     assert store.read_cached_into("leak/secret", 0, memoryview(bytearray(6))) is False
 
 
-@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
-async def test_filesystem_batch_write_leaves_no_temporary_file(tmp_path, monkeypatch, syncfs):
-    """With syncfs (Linux) the batch is flushed twice in all; without it each file is fsync'd as by put(). Either
-    way the files are complete under their names, mode 0600, and no temporary file stays, even when one fails."""
-    if not syncfs:
-        monkeypatch.setattr(blobs, "_syncfs", None)
-    elif blobs._syncfs is None:
-        pytest.fail("syncfs(2) must be available on the Linux machines that run these tests")
+async def test_filesystem_batch_write_flushes_its_own_files_and_leaves_no_temporary_file(
+    tmp_path, monkeypatch
+):
+    """Each file is flushed before its rename and each folder once after the renames (never the whole file system,
+    which would also write out other programs' data); the files are complete under their names, mode 0600, and no
+    temporary file stays, even when one fails."""
+    flushed: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    renamed: list[str] = []
+
+    def fsync(fd):
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(source, target):
+        assert str(source) in flushed  # its bytes are on disk before it appears under its name
+        renamed.append(str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(blobs.os, "fsync", fsync)
+    monkeypatch.setattr(blobs.os, "replace", replace)
     store = FilesystemBlobStore(tmp_path / "blobs")
     data = [os.urandom(100_000) for _ in range(5)]
     assert (
@@ -253,7 +266,9 @@ async def test_filesystem_batch_write_leaves_no_temporary_file(tmp_path, monkeyp
     for n, d in enumerate(data):
         path = tmp_path / "blobs" / "k" / str(n % 2) / f"b{n}"
         assert path.read_bytes() == d and path.stat().st_mode & 0o777 == 0o600
-    real_replace = os.replace
+    folders = [str((tmp_path / "blobs" / "k" / str(n)).resolve()) for n in (0, 1)]
+    assert sorted(flushed[-2:]) == folders  # each folder once, after the last rename
+    assert len(renamed) == 5 and len(flushed) == 5 + 2
 
     def fail_on_the_second(source, target):
         if str(target).endswith("c1"):

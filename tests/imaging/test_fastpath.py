@@ -48,7 +48,9 @@ class CountingReads:
             self.calls += 1
             return False if cold else read_cached_into(key, offset, buffer)
 
-        def counted_open(key, offset, length):  # counted when it opens: else the ASGI fast path reads (counted)
+        def counted_open(
+            key, offset, length
+        ):  # counted when it opens: else the ASGI fast path reads (counted)
             fd = None if cold else open_if_cached(key, offset, length)
             self.calls += fd is not None
             self.opened += fd is not None
@@ -237,7 +239,9 @@ async def test_frames_in_the_page_cache_are_sent_by_the_kernel(app_served, actor
         single = await http.get(_frame_url(url, series[1]), headers={"Accept": "application/octet-stream"})
         assert single.status_code == 200 and single.content == series[1].PixelData
         if request.node.callspec.params["app_served"] == "kernel":
-            assert reads.opened == reads.calls == len(series) + 1  # every one by the kernel, none read in Python
+            assert (
+                reads.opened == reads.calls == len(series) + 1
+            )  # every one by the kernel, none read in Python
         else:
             assert reads.opened == 0 and reads.calls == len(series) + 1
         opened = reads.opened

@@ -4,8 +4,12 @@ A viewer fetches every frame of a series one by one. The first frame of a series
 authentication, the access rule, the audit. That route then remembers who the caller's credential belongs to (the
 principal, for FAST_PRINCIPAL_SECONDS), and the imaging service remembers where the instance's frames lie, that this
 user may see the study (30 s) and that the series' view is audited (10 min). While all four are fresh, the next
-frames of that study are answered here with one ranged read of the stored file. Anything else — a frame that must
-be decoded, an unknown credential, an expired entry, a malformed request — goes on to the route unchanged.
+frames of that study are answered here, the same decision (``_decide``) taken in one of two places:
+- ``early_answer``, called by the platform's HTTP protocol before the application runs (``web/zerocopy.py``), when
+  the page cache holds the frame: the kernel sends the file's range (``sendfile``);
+- ``FrameFastPath``, the outermost ASGI middleware, otherwise: one ranged read of the stored file.
+Anything else — a frame that must be decoded, an unknown credential, an expired entry, a malformed request — goes on
+to the route unchanged.
 
 A logout, a revoked token, a password change or a deactivated account drops what is kept for the account at once in
 the process that made the change (``auth.service.on_credentials_revoked``); on other instances of a scaled-out

@@ -275,3 +275,19 @@ def test_another_uvicorn_falls_back_to_its_own_protocol(monkeypatch, caplog):
     assert "not the one expected" in caplog.text
     monkeypatch.setattr(zerocopy.RequestResponseCycle, "__init__", lambda self: None)  # attributes gone
     assert zerocopy._compatible() is False
+
+
+async def test_uvicorns_concurrency_limit_still_answers_503(tmp_path):
+    """Over uvicorn's limit_concurrency it answers 503 itself: nothing is answered early instead."""
+    zerocopy.enabled.cache_clear()
+    site = Site(tmp_path / "file.bin")
+    stop = zerocopy.answer_early(site, site.responder)
+    try:
+        async with (
+            serving(site, zerocopy.ZeroCopyHttpToolsProtocol, limit_concurrency=0) as served,
+            httpx.AsyncClient() as http,
+        ):
+            response = await http.get(f"{served.url}/file/0/10")
+        assert response.status_code == 503 and site.asked == 0 and site.answered_by_app == 0
+    finally:
+        stop()

@@ -151,7 +151,12 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
         super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        if self._responder is not None and cycle.scope["method"] == "GET" and not self.expect_100_continue:
+        if (
+            self._responder is not None
+            and app is self.app  # else uvicorn answers 503 (its concurrency limit)
+            and cycle.scope["method"] == "GET"
+            and not self.expect_100_continue
+        ):
             try:
                 answer = self._responder(cycle.scope)
             except Exception:  # a responder's fault: the application answers instead

@@ -137,3 +137,15 @@ async def test_invalid_email_is_explained_in_french(session, client):
         response.json()["field"] == "email"
         and response.json()["detail"] == "email : adresse électronique invalide"
     )
+
+
+def test_fastapi_opentelemetry_is_asked_for_only_when_configured(settings):
+    """FastAPI looks for an OpenTelemetry SDK at every request unless told not to: off by default, on with
+    TELESANTE_OPENTELEMETRY."""
+    from telesante.main import create_app
+
+    off = create_app(settings)
+    assert not any(off._telemetry[kind] for kind in ("tracing", "metrics", "logs"))
+    assert off._native_telemetry.enabled() is False
+    on = create_app(settings.model_copy(update={"opentelemetry": True}))
+    assert all(on._telemetry[kind] for kind in ("tracing", "metrics", "logs"))

@@ -81,9 +81,8 @@ async def start_server(app, http: Any = "auto", **options: Any) -> Served:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="on", log_level="warning", timeout_graceful_shutdown=10, http=http, **options
-    )
+    settings = {"lifespan": "on", "log_level": "warning", "timeout_graceful_shutdown": 10, "http": http}
+    config = uvicorn.Config(app, **{**settings, **options})
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     async with asyncio.timeout(10):

@@ -291,3 +291,30 @@ async def test_uvicorns_concurrency_limit_still_answers_503(tmp_path):
         assert response.status_code == 503 and site.asked == 0 and site.answered_by_app == 0
     finally:
         stop()
+
+
+async def test_an_early_answer_is_in_the_access_log(tmp_path):
+    """Written as uvicorn writes the application's answers: client, request line, status."""
+    zerocopy.enabled.cache_clear()
+    site = Site(tmp_path / "file.bin")
+    stop = zerocopy.answer_early(site, site.responder)
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    access = logging.getLogger("uvicorn.access")
+    try:
+        async with serving(site, zerocopy.ZeroCopyHttpToolsProtocol, log_level="info") as served:
+            keep = Keep()
+            access.addHandler(keep)
+            async with httpx.AsyncClient() as http:
+                response = await http.get(f"{served.url}/file/0/10")
+            access.removeHandler(keep)
+        assert response.content == site.expected(0, 10) and site.asked == 1 and site.answered_by_app == 0
+        assert any(
+            line.startswith("127.0.0.1:") and line.endswith('"GET /file/0/10 HTTP/1.1" 200') for line in lines
+        )
+    finally:
+        stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 
 import pytest
@@ -346,3 +347,13 @@ async def test_each_sqlite_statement_is_one_call_on_the_connection_thread_with_t
     finally:
         await engine.dispose()
         await stock.dispose()
+
+
+def test_json_columns_store_json_text_as_it_is_and_serialize_everything_else():
+    """``JSONText`` (the DICOM JSON the parsing helper made) is stored unchanged; any other value, including a
+    plain string, is serialized as before."""
+    from telesante.kit.models import JSONText, serialize_json
+
+    assert serialize_json(JSONText('{"00100010":{"vr":"PN"}}')) == '{"00100010":{"vr":"PN"}}'
+    assert serialize_json({"a": [1, "é"]}) == json.dumps({"a": [1, "é"]})
+    assert serialize_json('{"not": "json text"}') == json.dumps('{"not": "json text"}')

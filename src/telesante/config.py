@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         ),
     )
     dicom_parse_processes: int = Field(
-        1,
+        2,
         ge=0,
         le=16,
         description="Processus auxiliaires qui lisent les fichiers DICOM reçus par STOW-RS (0 : dans le serveur).",

@@ -30,6 +30,7 @@ except ImportError:  # SQLAlchemy 2.0
 
 from telesante.config import Settings
 from telesante.kit import context, sqlite_driver
+from telesante.kit.models import serialize_json
 
 AfterCommit = Callable[[], Awaitable[Any]]
 AfterRollback = Callable[[], Awaitable[Any]]
@@ -46,10 +47,18 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         extra: dict[str, Any] = {}
         if url.startswith("sqlite+aiosqlite") and (one_hop := sqlite_driver.dbapi()) is not None:
             extra["module"] = one_hop  # one thread hop per statement instead of four (kit/sqlite_driver.py)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_LOCK_SECONDS}, **extra)
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": SQLITE_LOCK_SECONDS},
+            json_serializer=serialize_json,
+            **extra,
+        )
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=serialize_json
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -23,6 +23,26 @@ def store(tmp_path):
     return FilesystemBlobStore(tmp_path / "blobs")
 
 
+def staging_leftovers(store: FilesystemBlobStore) -> list[str]:
+    folder = store.root / ".staging"
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+def blob_files(store: FilesystemBlobStore) -> list[str]:
+    """The keys of the files stored (what lies outside the staging folder)."""
+    return [
+        path.relative_to(store.root).as_posix()
+        for path in store.root.rglob("*")
+        if path.is_file() and ".staging" not in path.parts
+    ]
+
+
+def in_pieces(data: bytes, pieces: int = 3) -> list[bytes]:
+    """A part as the route hands it on: in the chunks it arrived in."""
+    size = -(-len(data) // pieces)
+    return [data[start : start + size] for start in range(0, len(data), size)]
+
+
 async def count(session, model) -> int:
     return (await session.execute(sa.select(sa.func.count()).select_from(model))).scalar_one()
 
@@ -231,6 +251,9 @@ async def test_a_stow_batch_is_indexed_together_and_a_conflict_falls_back_to_one
     )
     assert [failure[2] for failure in results.failed] == [0x0111, 0x0111]  # Fougères' study, one by one
     assert len(results.stored) == 1  # ours[1], already stored: acknowledged
+    # every part was staged by the parsing; the unused ones (duplicates, refused) are gone, each file once
+    assert staging_leftovers(store) == []
+    assert sorted(blob_files(store)) == sorted({service.blob_key(data) for data in [theirs[0], *ours]})
     study = await ImagingRepository(session).get_study_by_uid(
         pydicom.dcmread(io.BytesIO(ours[0])).StudyInstanceUID
     )
@@ -291,6 +314,7 @@ async def test_an_aborted_request_stops_the_pipeline(session, store, ct_series):
     await ingest.abort()
     assert ingest._consumer.done()
     assert len(results.stored) <= 3 and not results.failed
+    assert staging_leftovers(store) == []  # the files parsed meanwhile were staged, then removed
     await service.StowIngest(
         session, store, None, organisation_id=hospital.id, study_uid=None, results=results
     ).abort()  # nothing added: nothing to stop
@@ -379,3 +403,75 @@ def test_metadata_is_pydicoms_json_even_for_elements_already_seen(ct_series):
         "PRIMARY",
         "AXIAL",
     ]
+
+
+@pytest.mark.parametrize("parse_processes", [0, 1], ids=["threads", "helper-process"])
+async def test_stow_parts_are_written_once_while_the_body_arrives(
+    session, store, ct_series, parse_processes, monkeypatch
+):
+    """Each part, in the pieces it arrived in, is joined and written (flushed) to the staging folder by its parsing;
+    the batch only moves the files under their keys: it writes no bytes itself. The stored files are the bytes
+    sent, and the index points at them."""
+    hospital = await make_organisation(session, "CH de Fougères")
+
+    def no_second_write(*args, **kwargs):
+        raise AssertionError("the batch wrote a file that was staged")
+
+    monkeypatch.setattr(FilesystemBlobStore, "_write_temporary", no_second_write)
+    series = ct_series(4)
+    results = await stow(
+        session,
+        store,
+        [in_pieces(data) for data in series],
+        organisation_id=hospital.id,
+        parse_processes=parse_processes,
+    )
+    assert len(results.stored) == 4 and not results.failed
+    rows = (await session.execute(sa.select(ImagingInstance))).scalars().all()
+    assert sorted([await store.get(row.blob_key) for row in rows]) == sorted(series)
+    assert staging_leftovers(store) == []
+    # the DICOM JSON, stored as the helper's text, reads back as the attributes parsed here
+    by_uid = {row.sop_instance_uid: row.metadata_json for row in rows}
+    for data in series:
+        parsed = parse_instance(data)
+        assert by_uid[parsed.sop_instance_uid] == parsed.metadata
+
+
+async def test_a_part_whose_staging_failed_is_written_at_its_key(
+    session, store, ct_series, monkeypatch, caplog
+):
+    """The staging folder refuses a file (disk full for a moment): the batch writes the bytes itself, the request
+    succeeds, and the failure is in the log."""
+    from telesante.storage.blobs import Stager
+
+    hospital = await make_organisation(session, "CH de Fougères")
+    real = Stager.__call__
+    calls = []
+
+    def fails_once(self, data):
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Stager, "__call__", fails_once)
+    series = ct_series(3)
+    results = await stow(session, store, [in_pieces(data) for data in series], organisation_id=hospital.id)
+    assert len(results.stored) == 3 and not results.failed and len(calls) == 3
+    assert sorted(blob_files(store)) == sorted(service.blob_key(data) for data in series)
+    for data in series:
+        assert await store.get(service.blob_key(data)) == data
+    assert "staging a received instance failed" in caplog.text
+    assert staging_leftovers(store) == []
+
+
+async def test_a_refused_part_is_never_staged(session, store, monkeypatch):
+    from telesante.storage.blobs import Stager
+
+    hospital = await make_organisation(session, "CH de Fougères")
+    staged = []
+    real = Stager.__call__
+    monkeypatch.setattr(Stager, "__call__", lambda self, data: staged.append(data) or real(self, data))
+    results = await stow(session, store, [[b"not ", b"dicom" * 100]], organisation_id=hospital.id)
+    assert [failure[2] for failure in results.failed] == [0xC000] and staged == []
+    assert blob_files(store) == []

@@ -93,3 +93,16 @@ def test_helpers_end_with_a_server_killed_without_shutdown(ct_series, tmp_path):
     assert not any(alive(pid) for pid in helpers)
     assert server.wait(timeout=10) == -signal.SIGKILL
     server.stdout.close()
+
+
+def test_a_parsed_instance_crosses_processes_as_text_and_reads_back_the_same_metadata(ct_series):
+    """What the helper sends back carries the DICOM JSON as text only (the nested form is made again, lazily, where
+    it is read): cheaper both ways, and the same attributes."""
+    import pickle
+
+    parsed = parse_instance(ct_series(1)[0])
+    assert "metadata" in parsed.__dict__ and "metadata" not in parsed.__getstate__()
+    copy = pickle.loads(pickle.dumps(parsed))  # noqa: S301 - our own bytes, as multiprocessing does
+    assert "metadata" not in copy.__dict__
+    assert copy == parsed and copy.metadata == parsed.metadata == json.loads(parsed.metadata_text)
+    assert copy.metadata["00100010"]["vr"] == "PN"

@@ -509,3 +509,122 @@ def test_s3_backend_without_bucket_is_a_clear_start_up_error(tmp_path):
 def test_app_exposes_its_store(app, settings):
     assert isinstance(app.state.blob_store, FilesystemBlobStore)
     assert app.state.blob_store.root == settings.data_dir / "blobs"
+
+
+# --- staging: files written before their key is known (STOW-RS) -------------------------------------------------
+
+
+def _content_and_mode(name: str) -> tuple[bytes, int] | None:
+    path = Path(name)
+    return (path.read_bytes(), path.stat().st_mode & 0o777) if path.exists() else None
+
+
+def _staged_names(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / ".staging").iterdir()) if (root / ".staging").exists() else []
+
+
+async def test_a_staged_file_is_moved_under_its_key_and_never_removed_after(tmp_path):
+    """The stager writes the bytes, flushed and private, in ``.staging``; the batch renames it under its key (the
+    bytes are not written again) and the staged file is then no longer anyone's to discard."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    data = os.urandom(300_000)
+    stager = store.stager()
+    name = stager(data)
+    assert Path(name).parent == (tmp_path / "blobs" / ".staging").resolve()
+    assert _content_and_mode(name) == (data, 0o600)
+    staged = blobs.StagedFile(name)
+    assert await store.put_many_if_absent([("k/a/one", b"", "x")], [staged]) == [
+        True
+    ]  # bytes ignored: staged
+    assert (tmp_path / "blobs" / "k" / "a" / "one").read_bytes() == data
+    assert staged.name is None and _content_and_mode(name) is None
+    await store.discard([staged])  # nothing left to remove, nothing removed
+    assert await store.get("k/a/one") == data
+
+
+async def test_a_staged_file_for_a_key_already_stored_is_removed_and_the_old_content_kept(tmp_path):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    await store.put("k/a/one", b"first", "x")
+    stager = store.stager()
+    twice = [blobs.StagedFile(stager(b"second")), blobs.StagedFile(stager(b"third"))]
+    assert await store.put_many_if_absent(
+        [("k/a/one", b"second", "x"), ("k/a/two", b"third", "x"), ("k/a/two", b"third", "x")],
+        [twice[0], twice[1], None],
+    ) == [False, True, False]
+    assert await store.get("k/a/one") == b"first" and await store.get("k/a/two") == b"third"
+    assert _staged_names(tmp_path / "blobs") == []
+
+
+async def test_unused_staged_files_are_discarded_and_old_leftovers_swept(tmp_path):
+    """What nothing used is removed by ``discard``; what a stopped server left behind (over an hour old) is swept
+    at the first staging, what is recent (another server's request in progress) is left alone."""
+    root = tmp_path / "blobs"
+    (root / ".staging").mkdir(parents=True)
+    old, recent = root / ".staging" / ".tmp-old", root / ".staging" / ".tmp-recent"
+    old.write_bytes(b"left behind")
+    recent.write_bytes(b"in progress")
+    hours_ago = old.stat().st_mtime - 7200
+    os.utime(old, (hours_ago, hours_ago))
+    store = FilesystemBlobStore(root)
+    staged = [blobs.StagedFile(store.stager()(b"unused")), None]
+    assert _staged_names(root) == sorted([".tmp-recent", Path(staged[0].name).name])
+    await store.discard(staged)
+    assert _staged_names(root) == [".tmp-recent"] and staged[0].name is None
+
+
+def test_a_stager_crosses_to_another_process_as_plain_fields(tmp_path):
+    """The DICOM parsing helper receives the stager pickled: the same folder, the same direct-I/O choice."""
+    import pickle
+
+    stager = FilesystemBlobStore(tmp_path / "blobs", direct_writes=False).stager()
+    copy = pickle.loads(pickle.dumps(stager))  # noqa: S301 - our own bytes, as multiprocessing does
+    assert (copy.root, copy.direct) == (str(tmp_path / "blobs"), False)
+    assert Path(copy(b"bytes")).read_bytes() == b"bytes"
+
+
+async def test_a_staged_file_whose_folder_was_removed_still_lands_under_its_key(tmp_path):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    await store.put("k/a/first", b"1", "x")
+    import shutil
+
+    shutil.rmtree(tmp_path / "blobs" / "k")  # by hand, behind the store's back
+    staged = blobs.StagedFile(store.stager()(b"2"))
+    assert await store.put_many_if_absent([("k/a/second", b"2", "x")], [staged]) == [True]
+    assert await store.get("k/a/second") == b"2"
+
+
+async def test_a_failed_batch_removes_its_staged_files(tmp_path, monkeypatch):
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    staged = [blobs.StagedFile(store.stager()(b"a")), blobs.StagedFile(store.stager()(b"b"))]
+
+    def full(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(blobs.os, "replace", full)
+    with pytest.raises(StorageUnavailable):
+        await store.put_many_if_absent([("k/a/a", b"a", "x"), ("k/a/b", b"b", "x")], staged)
+    assert _staged_names(tmp_path / "blobs") == [] and all(file.name is None for file in staged)
+
+
+async def test_the_folders_of_a_batch_are_each_flushed_once(tmp_path, monkeypatch):
+    """Several folders are flushed side by side (one journal commit for all where the file system allows), each
+    exactly once, before the batch returns."""
+    flushed: list[Path] = []
+    real = blobs._fsync_directory
+
+    def record(directory):
+        real(directory)
+        flushed.append(directory)
+
+    monkeypatch.setattr(blobs, "_fsync_directory", record)
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    items = [(f"k/{n}/b{n}", os.urandom(1000), "x") for n in range(6)] + [("k/0/again", b"z", "x")]
+    assert await store.put_many_if_absent(items) == [True] * 7
+    assert sorted(flushed) == sorted({store.path_for(key).parent for key, _d, _t in items})
+
+
+async def test_s3_has_nothing_to_stage(s3_endpoint, s3_bucket):
+    store = make_s3_store(s3_endpoint, s3_bucket)
+    assert store.stager() is None
+    await store.discard([None])
+    assert await store.put_many_if_absent([("k/s3", b"data", "x")], [None]) == [True]

@@ -5,6 +5,7 @@ Pure functions of bytes: no database, no storage; run in a worker thread by the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -71,10 +72,21 @@ class ParsedInstance:
     study_time: str
     accession_number: str
     study_description: str
-    metadata: dict[str, Any]
+    # the DICOM JSON as text: what crosses from the parsing helper process and what the database stores; the
+    # parsed form (``metadata``) is made again only where it is read (a new study's patient matching)
+    metadata_text: str
     frames: list[list[Fragment]]
     sha256: str
     size: int
+
+    @functools.cached_property
+    def metadata(self) -> dict[str, Any]:
+        return json.loads(self.metadata_text)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("metadata", None)  # pickled as text only (cheaper both ways than a nested dict)
+        return state
 
     @property
     def study_attributes(self) -> dict[str, Any]:
@@ -194,8 +206,8 @@ _MEMO_LIMIT = 20_000
 _MEMO_VALUE_BYTES = 256
 
 
-def _metadata(ds: Dataset) -> dict[str, Any]:
-    """The dataset's DICOM JSON (PS3.18 F.2) without the pixel data, each element converted by pydicom."""
+def _metadata(ds: Dataset) -> str:
+    """The dataset's DICOM JSON (PS3.18 F.2) without the pixel data, each element converted by pydicom: as text."""
     charset = ds.get_item(0x00080005)
     charset_key = charset.value if isinstance(charset, RawDataElement) else str(getattr(charset, "value", ""))
     parts = []
@@ -223,7 +235,7 @@ def _metadata(ds: Dataset) -> dict[str, Any]:
                 _ELEMENT_JSON.clear()
             _ELEMENT_JSON[key] = text
         parts.append(text)
-    return json.loads("{" + ",".join(parts) + "}")
+    return "{" + ",".join(parts) + "}"
 
 
 def parse_instance(data: bytes) -> ParsedInstance:
@@ -244,7 +256,8 @@ def _parse(data: bytes) -> ParsedInstance:
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise InvalidDicom(f"Fichier DICOM illisible : {exc}") from None
     try:
-        metadata = _metadata(ds)
+        metadata_text = _metadata(ds)
+        metadata = json.loads(metadata_text)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidDicom(f"Attributs DICOM illisibles : {exc}") from None
     meta = getattr(ds, "file_meta", None)
@@ -256,7 +269,7 @@ def _parse(data: bytes) -> ParsedInstance:
     study_uid = _uid(metadata, "0020000D", "StudyInstanceUID", "Identifiant d'étude")
     series_uid = _uid(metadata, "0020000E", "SeriesInstanceUID", "Identifiant de série")
     frames = _frame_index(ds, metadata, data, transfer_syntax)
-    return ParsedInstance(
+    parsed = ParsedInstance(
         sop_class_uid=sop_class_uid,
         sop_instance_uid=sop_instance_uid,
         study_uid=study_uid,
@@ -274,11 +287,13 @@ def _parse(data: bytes) -> ParsedInstance:
         study_time=_text(metadata, "00080030", 16),
         accession_number=_text(metadata, "00080050", 16),
         study_description=_text(metadata, "00081030", 64),
-        metadata=metadata,
+        metadata_text=metadata_text,
         frames=frames,
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
     )
+    parsed.__dict__["metadata"] = metadata  # already parsed here (``cached_property``)
+    return parsed
 
 
 # --- identity --------------------------------------------------------------------------------------------------

@@ -577,11 +577,11 @@ async def retrieve_series_thumbnail(
 
 class _PartCollector:
     """python-multipart callbacks: collects each part's bytes (up to a size) as the body streams in. The chunks
-    are kept as received and joined once at the part's end (one copy of the instance, not one per chunk)."""
+    are kept as received and handed on as they are (``StowIngest.add``), joined once where needed."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self.done: deque[bytes | None] = deque()  # None: the part was too large
+        self.done: deque[bytes | list[bytes] | None] = deque()  # None: the part was too large
         self._chunks: list[bytes] = []
         self._size = 0
         self._too_big = False
@@ -599,7 +599,9 @@ class _PartCollector:
         self._chunks.append(data if start == 0 and end == len(data) else bytes(data[start:end]))
 
     def on_part_end(self) -> None:
-        self.done.append(None if self._too_big else b"".join(self._chunks))
+        # the pieces as received: the parsing helper joins them (one copy fewer in the server's process)
+        chunks = self._chunks
+        self.done.append(None if self._too_big else chunks[0] if len(chunks) == 1 else chunks)
         self._chunks = []
 
 

@@ -8,7 +8,8 @@ the server), so that it uses another core while the server goes on. With 0 it ru
 
 The helper receives the file's bytes and sends back a ``ParsedInstance`` (identifiers, index attributes, DICOM JSON
 and frame offsets): the same function, the same result, the same refusals (``InvalidDicom`` with its French
-message). If a helper dies, the pool is started again and that instance is parsed in a thread."""
+message). If a helper dies, the pool is started again and that instance is parsed in a thread. For STOW-RS the
+helper also writes the parsed file into the blob store's staging folder (``parse_and_stage``, ``blobs.Stager``)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from telesante.imaging.dicom import InvalidDicom, ParsedInstance, parse_instance
+from telesante.storage.blobs import Stager
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +36,27 @@ _pool_size = 0
 _lock = threading.Lock()
 
 
-def _outcome(data: bytes) -> ParsedInstance | tuple[str, str | None]:
-    """In the helper: the parsed instance, or the refusal's (message, field) (exceptions do not cross cleanly)."""
+def _outcome(data: bytes | list[bytes], stager: Stager | None = None) -> tuple[ParsedInstance | None, Any]:
+    """In the helper: (the parsed instance, the staged file's name or None), or (None, the refusal's (message,
+    field)): exceptions do not cross cleanly. A file is staged only once it is known to be DICOM. ``data`` may come
+    in the pieces it was received in: joined here, in the helper, rather than in the server."""
+    if not isinstance(data, bytes):
+        data = b"".join(data)
     try:
-        return parse_instance(data)
+        parsed = parse_instance(data)
     except InvalidDicom as exc:
-        return (exc.message, exc.field)
+        return None, (exc.message, exc.field)
+    return parsed, _stage(stager, data)
+
+
+def _stage(stager: Stager | None, data: bytes) -> str | None:
+    if stager is None:
+        return None
+    try:
+        return stager(data)
+    except OSError:  # the batch writes the bytes at their key instead, and reports a lasting failure
+        log.warning("staging a received instance failed", exc_info=True)
+        return None
 
 
 def _gone(pid: int) -> bool:
@@ -100,19 +118,30 @@ def _discard(broken: ProcessPoolExecutor) -> None:
 
 async def parse(data: bytes, processes: int, limiter: anyio.CapacityLimiter | None = None) -> ParsedInstance:
     """``parse_instance`` in a helper process (``processes`` ≥ 1) or in a worker thread (0); InvalidDicom as there."""
+    return (await parse_and_stage(data, processes, limiter, None))[0]
+
+
+async def parse_and_stage(
+    data: bytes | list[bytes], processes: int, limiter: anyio.CapacityLimiter | None, stager: Stager | None
+) -> tuple[ParsedInstance, str | None]:
+    """``parse`` and, once the file is known to be DICOM, ``stager`` writes it to the store's staging folder in the
+    same helper (or thread): the server's process neither copies it again nor waits for the disk. The staged
+    file's name, or None (no stager, or the write failed: logged)."""
     if processes < 1:
-        return await anyio.to_thread.run_sync(parse_instance, data, limiter=limiter)
-    executor = _executor(processes)
-    try:
-        outcome = await asyncio.get_running_loop().run_in_executor(executor, _outcome, data)
-    except BrokenProcessPool:
-        log.error("DICOM parsing helper died: pool restarted, this instance parsed in a thread")
-        _discard(executor)
-        return await anyio.to_thread.run_sync(parse_instance, data, limiter=limiter)
-    if isinstance(outcome, ParsedInstance):
-        return outcome
-    message, field = outcome
-    raise InvalidDicom(message, field=field)
+        outcome = await anyio.to_thread.run_sync(_outcome, data, stager, limiter=limiter)
+    else:
+        executor = _executor(processes)
+        try:
+            outcome = await asyncio.get_running_loop().run_in_executor(executor, _outcome, data, stager)
+        except BrokenProcessPool:
+            log.error("DICOM parsing helper died: pool restarted, this instance parsed in a thread")
+            _discard(executor)
+            outcome = await anyio.to_thread.run_sync(_outcome, data, stager, limiter=limiter)
+    parsed, detail = outcome
+    if parsed is None:
+        message, field = detail
+        raise InvalidDicom(message, field=field)
+    return parsed, detail
 
 
 def shutdown() -> None:

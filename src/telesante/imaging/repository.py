@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -335,9 +336,10 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
         await self.session.flush()
         return series
 
-    async def add_instances(self, instances: list[ImagingInstance]) -> None:
-        self.session.add_all(instances)
-        await self.session.flush()
+    async def insert_instances(self, rows: list[dict[str, Any]]) -> None:
+        """Index rows inserted in one statement (an ORM bulk insert: no objects to track, defaults as usual)."""
+        if rows:
+            await self.session.execute(sa.insert(ImagingInstance), rows)
 
     async def add_instance(self, instance: ImagingInstance) -> ImagingInstance:
         self.session.add(instance)

@@ -34,6 +34,7 @@ from telesante.imaging.repository import FrameLocation, ImagingRepository, Insta
 from telesante.kit import clock
 from telesante.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from telesante.kit.identifiers import INS_OIDS
+from telesante.kit.models import JSONText
 from telesante.kit.pagination import Page, PageRequest
 from telesante.kit.text import fold
 from telesante.patients.models import Patient
@@ -41,8 +42,8 @@ from telesante.patients.repository import PatientRepository
 from telesante.patients.service import require_patient_access
 from telesante.requests.models import RequestStatus
 from telesante.requests.repository import RequestRepository
-from telesante.storage.blobs import BlobStore, StorageUnavailable
-from telesante.storage.service import save_blob, save_blobs
+from telesante.storage.blobs import BlobStore, StagedFile, StorageUnavailable
+from telesante.storage.service import blob_key, save_blob, save_blobs
 
 AE_TITLE = re.compile(r"^[ -~]{1,16}$")  # PS3.5: 16 characters of the default repertoire, no backslash
 
@@ -229,25 +230,35 @@ def _new_instance(
     study: ImagingStudy, series: ImagingSeries, parsed: ParsedInstance, key: str, received_from: str
 ) -> ImagingInstance:
     """The index row of a stored file; the series' and the study's counts and modalities follow."""
+    row = _instance_row(study, series, parsed, key, received_from)
+    row["metadata_json"] = parsed.metadata  # an object the session keeps: its attribute is the parsed form
+    return ImagingInstance(**row)
+
+
+def _instance_row(
+    study: ImagingStudy, series: ImagingSeries, parsed: ParsedInstance, key: str, received_from: str
+) -> dict[str, Any]:
+    """``_new_instance``'s columns, for a bulk insert; the series' and the study's counts and modalities follow."""
     series.instance_count += 1
     study.instance_count += 1
     study.modalities = "\\".join(
         sorted({*filter(None, study.modalities.split("\\")), parsed.modality} - {""})
     )
-    return ImagingInstance(
-        series_id=series.id,
-        sop_instance_uid=parsed.sop_instance_uid,
-        sop_class_uid=parsed.sop_class_uid,
-        instance_number=parsed.instance_number,
-        transfer_syntax_uid=parsed.transfer_syntax_uid,
-        number_of_frames=parsed.number_of_frames,
-        blob_key=key,
-        size=parsed.size,
-        sha256=parsed.sha256,
-        received_from=received_from[:40],
-        metadata_json=parsed.metadata,
-        frames=[[list(fragment) for fragment in frame] for frame in parsed.frames],
-    )
+    return {
+        "series_id": series.id,
+        "sop_instance_uid": parsed.sop_instance_uid,
+        "sop_class_uid": parsed.sop_class_uid,
+        "instance_number": parsed.instance_number,
+        "transfer_syntax_uid": parsed.transfer_syntax_uid,
+        "number_of_frames": parsed.number_of_frames,
+        "blob_key": key,
+        "size": parsed.size,
+        "sha256": parsed.sha256,
+        "received_from": received_from[:40],
+        # the helper's text, stored as it is (kit/models.JSONText): never parsed and serialized again here
+        "metadata_json": JSONText(parsed.metadata_text),
+        "frames": [[list(fragment) for fragment in frame] for frame in parsed.frames],
+    }
 
 
 async def ingest_instance(
@@ -399,19 +410,33 @@ async def store_part(
 _FLUSH = object()  # in a StowIngest queue: store what waits now
 
 
+Received = bytes | list[bytes]  # a received part: whole, or the pieces it arrived in
+
+
+def received_size(data: Received) -> int:
+    return len(data) if isinstance(data, bytes) else sum(map(len, data))
+
+
+def joined(data: Received) -> bytes:
+    return data if isinstance(data, bytes) else b"".join(data)
+
+
 class StowIngest:
     """The instances of one STOW-RS request, stored while its body is still arriving.
 
     Each part is parsed (in a helper process, ``imaging/parsing.py``, or a worker thread) as soon as it is complete
-    (``add``), and one consumer task indexes the parsed ones in batches, in order: each instance is checked on its own (a refused one is listed with its reason),
-    then a batch is indexed in one savepoint with a few statements (existing instances, studies and series looked
-    up at once, one insert) and its files written side by side. If anything in a batch conflicts, it is undone and
-    its instances are stored one by one, each in its own savepoint, so that each gets its own outcome. The session
-    is only ever used by the consumer, and at most ``backlog`` received parts wait for it. An instance larger than
-    ``large_bytes`` (a multi-frame ultrasound or tomosynthesis) is stored on its own, once everything before it is
-    stored and before the next part is read: memory stays bounded (about 2 × 16 × 8 MiB, or one large instance)
-    however large the request. Receiving, parsing, writing files and the database thus overlap instead of taking
-    turns."""
+    (``add``); once known to be DICOM, the same helper writes it, flushed, into the blob store's staging folder
+    (``BlobStore.stager``; none for S3). One consumer task indexes the parsed parts in batches, in order: each
+    instance is checked on its own (a refused one is listed with its reason), then a batch is indexed in one
+    savepoint with a few statements (existing instances, studies and series looked up at once, one insert) while its
+    staged files are moved under their keys (renames, then each folder flushed). If anything in a batch conflicts,
+    it is undone and its instances are stored one by one, each in its own savepoint, so that each gets its own
+    outcome. Whatever was staged and not used (a duplicate, a conflict, a request that broke off) is removed at the
+    end. The session is only ever used by the consumer, and at most ``backlog`` received parts wait for it. An
+    instance larger than ``large_bytes`` (a multi-frame ultrasound or tomosynthesis) is stored on its own, once
+    everything before it is stored and before the next part is read: memory stays bounded (about 2 × 16 × 8 MiB,
+    or one large instance) however large the request. Receiving, parsing, writing files and the database thus
+    overlap instead of taking turns (docs/performance.md)."""
 
     def __init__(
         self,
@@ -436,19 +461,28 @@ class StowIngest:
         # in threads, parsing holds the GIL: more than two would only take turns
         self._parsers = anyio.CapacityLimiter(2)
         self._consumer: asyncio.Task | None = None
+        # every part's parsing, with its early write into the store's staging folder (the batch then only moves
+        # the file under its key, a rename): the rest of the body arrives meanwhile
+        self._stager = store.stager()
+        self._parses: set[asyncio.Future] = set()  # those whose outcome the consumer has not released yet
         self._error: BaseException | None = None
         self._stopping = False
 
-    async def add(self, data: bytes | None) -> None:
-        """One received part (None: it was larger than the instance limit); waits while the backlog is full."""
+    async def add(self, data: Received | None) -> None:
+        """One received part, whole or in the pieces it arrived in (None: it was larger than the instance limit);
+        waits while the backlog is full. Pieces are joined by the parsing helper, not here: the server's own process
+        copies a part only when it has to write it itself (no stager, or staging failed)."""
         if self._error is not None:
             raise self._error
         if self._consumer is None:
             self._consumer = asyncio.create_task(self._consume())
-        large = data is not None and len(data) > self.large_bytes
+        large = data is not None and received_size(data) > self.large_bytes
         if large:
             await self._flush()  # what waits is stored first: a large instance is never held with others
-        pending = asyncio.ensure_future(self._parse(data)) if data is not None else None
+        pending = None
+        if data is not None:
+            pending = asyncio.ensure_future(self._parse(data))
+            self._parses.add(pending)
         await self._queue.put((data, pending))
         if large:
             await self._flush()  # and it is stored before the next part is read
@@ -464,8 +498,11 @@ class StowIngest:
         """Every part added is stored (or listed as failed); the consumer's error, if any, is raised here."""
         if self._consumer is None:
             return
-        await self._queue.put(None)
-        await self._consumer
+        try:
+            await self._queue.put(None)
+            await self._consumer
+        finally:
+            await self._discard_staged()
         if self._error is not None:
             raise self._error
 
@@ -476,17 +513,30 @@ class StowIngest:
             return
         self._stopping = True
         while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if isinstance(item, tuple) and item[1] is not None:
-                item[1].cancel()
+            self._queue.get_nowait()
         self._queue.put_nowait(None)
         await asyncio.gather(self._consumer, return_exceptions=True)
+        await self._discard_staged()
 
-    async def _parse(self, data: bytes) -> ParsedInstance | InvalidDicom:
+    async def _discard_staged(self) -> None:
+        """What was staged and not moved under a key (an instance already stored, stored one by one after a conflict,
+        or dropped): removed. A parsing still running is waited for, never cancelled (a helper process or a thread
+        cannot be interrupted, and the file it would write must not be forgotten): a few milliseconds at most."""
+        await self._release(list(self._parses))
+
+    async def _release(self, parses: list[asyncio.Future]) -> None:
+        outcomes = await asyncio.gather(*parses, return_exceptions=True)
+        self._parses.difference_update(parses)
+        await self.store.discard([outcome[1] for outcome in outcomes if isinstance(outcome, tuple)])
+
+    async def _parse(self, data: Received) -> tuple[ParsedInstance | InvalidDicom, StagedFile | None]:
         try:
-            return await parsing.parse(data, self.parse_processes, self._parsers)
+            parsed, name = await parsing.parse_and_stage(
+                data, self.parse_processes, self._parsers, self._stager
+            )
         except InvalidDicom as exc:
-            return exc
+            return exc, None
+        return parsed, StagedFile(name) if name is not None else None
 
     async def _consume(self) -> None:
         finished = False
@@ -504,22 +554,26 @@ class StowIngest:
                     flush = True
                     break
                 batch.append(item)
-            if self._stopping or self._error is not None:
-                for _data, pending in batch:
-                    if pending is not None:
-                        pending.cancel()
-            elif batch:
-                try:
-                    await self._store([(data, await pending if pending else None) for data, pending in batch])
-                except Exception as exc:  # noqa: BLE001 - raised to the request by add() or finish()
-                    self._error = exc
+            try:
+                if batch and not self._stopping and self._error is None:  # else dropped
+                    try:
+                        await self._store(
+                            [(data, *(await pending if pending else (None, None))) for data, pending in batch]
+                        )
+                    except Exception as exc:  # noqa: BLE001 - raised to the request by add() or finish()
+                        self._error = exc
+            finally:
+                await self._release([pending for _data, pending in batch if pending is not None])
             if flush:
                 self._flushed.set()
 
-    async def _store(self, outcomes: list[tuple[bytes | None, ParsedInstance | InvalidDicom | None]]) -> None:
+    async def _store(
+        self, outcomes: list[tuple[bytes | None, ParsedInstance | InvalidDicom | None, StagedFile | None]]
+    ) -> None:
         results, study_uid = self.results, self.study_uid
         ready: list[tuple[bytes, ParsedInstance]] = []
-        for data, parsed in outcomes:
+        staged: list[StagedFile | None] = []
+        for data, parsed, early in outcomes:
             if data is None or parsed is None:
                 results.failed.append(("", "", FAILURE_OUT_OF_RESOURCES, "Instance trop volumineuse."))
             elif isinstance(parsed, InvalidDicom):
@@ -535,6 +589,7 @@ class StowIngest:
                 )
             else:
                 ready.append((data, parsed))
+                staged.append(early)
         if not ready:
             return
         session = self.session
@@ -547,6 +602,7 @@ class StowIngest:
                     organisation_id=self.organisation_id,
                     received_from="stow",
                     principal=self.principal,
+                    staged=staged,
                 )
         except StorageUnavailable:
             raise
@@ -557,7 +613,7 @@ class StowIngest:
                     session,
                     self.store,
                     self.principal,
-                    data,
+                    joined(data),
                     organisation_id=self.organisation_id,
                     study_uid=study_uid,
                     results=results,
@@ -578,17 +634,20 @@ async def ingest_many(
     organisation_id: uuid.UUID,
     received_from: str,
     principal: Principal | None,
+    staged: list[StagedFile | None] | None = None,
 ) -> None:
     """The batch form of ``ingest_instance`` (same rules): Conflict as soon as anything belongs to another
-    organisation (the caller then goes one by one)."""
+    organisation (the caller then goes one by one). ``staged``, beside ``items``: each file already written by
+    ``store.stage`` (None: not staged); those not used stay the caller's to discard."""
     repo = ImagingRepository(session)
-    unique: dict[str, tuple[bytes, ParsedInstance]] = {}
-    for data, parsed in items:
-        unique.setdefault(parsed.sop_instance_uid, (data, parsed))
+    unique: dict[str, tuple[bytes, ParsedInstance, StagedFile | None]] = {}
+    for (data, parsed), early in zip(items, staged or [None] * len(items), strict=True):
+        unique.setdefault(parsed.sop_instance_uid, (data, parsed, early))
     owners = await repo.instance_owners(list(unique))
     if any(owner != organisation_id for owner in owners.values()):
         raise Conflict("Une instance a déjà été reçue d'un autre établissement.", field="SOPInstanceUID")
-    new = [(data, parsed) for uid, (data, parsed) in unique.items() if uid not in owners]
+    new = [(data, parsed) for uid, (data, parsed, _early) in unique.items() if uid not in owners]
+    new_staged = [early for uid, (_data, _parsed, early) in unique.items() if uid not in owners]
     if not new:
         return
     studies = await repo.studies_by_uids({parsed.study_uid for _d, parsed in new})
@@ -613,15 +672,36 @@ async def ingest_many(
             series_of[parsed.series_uid] = await _new_series(repo, study, parsed)
         elif series.study_id != study.id:
             raise Conflict("Cette série appartient à une autre étude.", field="SeriesInstanceUID")
-    # the files side by side (each write is atomic and fsync'd in a worker thread)
-    keys = await save_blobs(
-        session, store, [(data, "application/dicom", parsed.sha256) for data, parsed in new]
+    # The files side by side (each write is atomic and flushed, in a worker thread) while the rows are inserted: the
+    # transaction commits after both, so that no row is ever committed without its file.
+    files = asyncio.ensure_future(
+        save_blobs(
+            session,
+            store,
+            [
+                (data if early is not None else joined(data), "application/dicom", parsed.sha256)
+                for (data, parsed), early in zip(new, new_staged, strict=True)
+            ],
+            new_staged,
+        )
     )
-    instances = [
-        _new_instance(studies[parsed.study_uid], series_of[parsed.series_uid], parsed, key, received_from)
-        for (_data, parsed), key in zip(new, keys, strict=True)
-    ]
-    await repo.add_instances(instances)
+    try:
+        await repo.insert_instances(
+            [
+                _instance_row(
+                    studies[parsed.study_uid],
+                    series_of[parsed.series_uid],
+                    parsed,
+                    blob_key(data, parsed.sha256),
+                    received_from,
+                )
+                for data, parsed in new
+            ]
+        )
+    finally:
+        # never left running (it registers its rollback hooks on the session): its own error, if any, comes next
+        await asyncio.wait([files])
+    files.result()
 
 
 # --- patient matching (identity vigilance) ---------------------------------------------------------------------

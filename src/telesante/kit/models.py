@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -18,6 +19,20 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class JSONText(str):
+    """A JSON value already serialized (a DICOM header turned into DICOM JSON by the parsing helper process): a JSON
+    column stores it as it is (``serialize_json``), not parsed and serialized again in the server."""
+
+    __slots__ = ()
+
+
+def serialize_json(value: object) -> str:
+    """The engines' JSON serializer: ``json.dumps``, except for a ``JSONText``, which is JSON already."""
+    if type(value) is JSONText:
+        return str.__str__(value)
+    return json.dumps(value)
 
 
 class UTCDateTime(TypeDecorator):

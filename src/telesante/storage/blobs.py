@@ -25,6 +25,8 @@ import re
 import stat
 import tempfile
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -86,8 +88,33 @@ class BlobStore(Protocol):
     async def put_if_absent(self, key: str, data: bytes, content_type: str) -> bool:
         """Store ``data`` under ``key`` unless something is already there; True when it was written now."""
 
-    async def put_many_if_absent(self, items: list[tuple[str, bytes, str]]) -> list[bool]:
-        """``put_if_absent`` for (key, data, content type) items, all durable when it returns."""
+    async def put_many_if_absent(
+        self, items: list[tuple[str, bytes, str]], staged: list[StagedFile | None] | None = None
+    ) -> list[bool]:
+        """``put_if_absent`` for (key, data, content type) items, all durable when it returns. ``staged``, beside
+        the items: what ``stage`` wrote of each beforehand (None: nothing), moved under its key instead of being
+        written again, or removed when the key already exists."""
+
+    def stager(self) -> Stager | None:
+        """What writes a content ahead of time, before its key is known (a STOW-RS part as soon as it is parsed,
+        while the rest of the body still arrives): None when this store has nothing to gain from it (S3 sends the
+        bytes at ``put``). What is staged ends in ``put_many_if_absent`` or ``discard``."""
+
+    async def discard(self, staged: list[StagedFile | None]) -> None:
+        """Remove what a ``stager`` wrote and nothing has used."""
+
+
+class StagedFile:
+    """A content written and flushed under a temporary name (a ``Stager``) before its key is known.
+    ``name`` becomes None once the file has been moved under its key or removed."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name: str | None = name
+
+    def __repr__(self) -> str:
+        return f"StagedFile({self.name!r})"
 
 
 class FilesystemBlobStore:
@@ -162,40 +189,87 @@ class FilesystemBlobStore:
             log.exception("blob write failed: %s", key)
             raise StorageUnavailable() from exc
 
-    async def put_many_if_absent(self, items: list[tuple[str, bytes, str]]) -> list[bool]:
+    async def put_many_if_absent(
+        self, items: list[tuple[str, bytes, str]], staged: list[StagedFile | None] | None = None
+    ) -> list[bool]:
         paths = [(self.path_for(key), data) for key, data, _type in items]
         try:
-            return await asyncio.to_thread(self._write_many, paths)  # one worker-thread hop for all
+            # one worker-thread hop for all
+            return await asyncio.to_thread(self._write_many, paths, staged or [None] * len(paths))
         except OSError as exc:
             log.exception("blob write failed: %s…", items[0][0] if items else "")
             raise StorageUnavailable() from exc
 
-    def _write_many(self, items: list[tuple[Path, bytes]]) -> list[bool]:
-        """Each file written under a temporary name and flushed, then all renamed, then each of their folders flushed
-        once: nothing appears under its name before its bytes are on disk, everything is on disk when this returns.
-        Only this batch's files are flushed. ``syncfs(2)`` of the whole file system, used before 2026-12-05, was a
-        little faster on a quiet disk (11 against 15 ms for 16 slices) but also wrote out whatever other programs
-        had left in the page cache: 200 ms with 150 MB waiting, as a PACS or a database beside the platform would
-        leave (docs/performance.md)."""
-        if len(items) < 2:
-            return [self._write_if_absent(path, data) for path, data in items]
+    def stager(self) -> Stager | None:
+        return Stager(str(self.root), self.direct_writes)
+
+    async def discard(self, staged: list[StagedFile | None]) -> None:
+        names = [file.name for file in staged if file is not None and file.name is not None]
+        for file in staged:
+            if file is not None:
+                file.name = None
+        if names:
+            await asyncio.to_thread(_unlink_all, names)
+
+    def _stage(self, data: bytes) -> str:
+        directory = self._root() / _STAGING
+        if directory not in self._made_directories:
+            self._make_directories(directory)
+            self._sweep_staging(directory)
+        return self._write_new(directory, data, sync=True)
+
+    def _sweep_staging(self, directory: Path) -> None:
+        """Staged files left by a server that stopped in the middle of a request (once per store: staged files live
+        for the length of a request, those over an hour old are nobody's)."""
+        limit = time.time() - 3600
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name.startswith(".tmp-") and entry.stat(follow_symlinks=False).st_mtime < limit:
+                        Path(entry.path).unlink(missing_ok=True)
+        except OSError:  # pragma: no cover - a sweep that fails leaves files behind, nothing worse
+            log.warning("could not sweep %s", directory, exc_info=True)
+
+    def _write_many(self, items: list[tuple[Path, bytes]], staged: list[StagedFile | None]) -> list[bool]:
+        """Each file written under a temporary name and flushed (or staged so before), then all renamed, then each of
+        their folders flushed once: nothing appears under its name before its bytes are on disk, everything is on
+        disk when this returns. Only this batch's files are flushed. ``syncfs(2)`` of the whole file system, used
+        before 2026-12-05, was a little faster on a quiet disk (11 against 15 ms for 16 slices) but also wrote out
+        whatever other programs had left in the page cache: 200 ms with 150 MB waiting, as a PACS or a database
+        beside the platform would leave (docs/performance.md)."""
         written: list[bool] = []
         pending: dict[Path, str] = {}
+        unused: list[str] = []
         try:
-            for path, data in items:
+            for (path, data), early in zip(items, staged, strict=True):
+                early_name = early.name if early is not None else None
                 if path in pending or path.is_file():
                     written.append(False)
+                    if early_name is not None:
+                        unused.append(early_name)
                     continue
-                pending[path] = self._write_temporary(path, bytes(data), sync=True)
+                if early_name is not None:
+                    if path.parent not in self._made_directories:
+                        self._make_directories(path.parent)
+                    pending[path] = early_name
+                else:
+                    pending[path] = self._write_temporary(path, bytes(data), sync=True)
                 written.append(True)
             for path, tmp_name in pending.items():
-                os.replace(tmp_name, path)
-            for directory in dict.fromkeys(path.parent for path in pending):
-                _fsync_directory(directory)  # the renames
+                try:
+                    os.replace(tmp_name, path)
+                except FileNotFoundError:  # its folder was removed since this store made it (by hand)
+                    self._make_directories(path.parent)
+                    os.replace(tmp_name, path)
+            _fsync_directories(list(dict.fromkeys(path.parent for path in pending)))  # the renames
         except BaseException:
-            for tmp_name in pending.values():
-                Path(tmp_name).unlink(missing_ok=True)
+            _unlink_all([*pending.values(), *unused])
             raise
+        finally:
+            for early in staged:
+                if early is not None:
+                    early.name = None  # moved or removed: never removed again by ``discard``
+        _unlink_all(unused)
         return written
 
     def _write_if_absent(self, path: Path, data: bytes) -> bool:
@@ -282,7 +356,10 @@ class FilesystemBlobStore:
         directory = path.parent
         if directory not in self._made_directories:
             self._make_directories(directory)
-        # mkstemp: mode 0600, unique name, same directory (so the rename to ``path`` is atomic on POSIX).
+        return self._write_new(directory, data, sync=sync)
+
+    def _write_new(self, directory: Path, data: bytes, *, sync: bool) -> str:
+        # mkstemp: mode 0600, unique name, same file system (so the rename to its key's path is atomic on POSIX).
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=directory)
         except FileNotFoundError:  # removed since (by hand): made again
@@ -351,6 +428,50 @@ class FilesystemBlobStore:
         self.direct_writes = False
 
 
+_STAGING = ".staging"  # beside the keys' folders; no key can name it (a segment never starts with a dot)
+
+
+class Stager:
+    """Writes a content, flushed, under a temporary name in a filesystem store's ``.staging`` folder and returns that
+    name (blocking: run it in a worker thread or a helper process). Plain fields, so that it crosses to the DICOM
+    parsing helper (imaging/parsing.py), which writes each file it has parsed: the server's process then neither
+    copies it again nor waits for the disk. A ``StagedFile`` of the name is then given to ``put_many_if_absent``
+    (moved under its key: a rename) or to ``discard``."""
+
+    __slots__ = ("root", "direct")
+
+    def __init__(self, root: str, direct: bool):
+        self.root, self.direct = root, direct
+
+    def __getstate__(self) -> tuple[str, bool]:
+        return self.root, self.direct
+
+    def __setstate__(self, state: tuple[str, bool]) -> None:
+        self.root, self.direct = state
+
+    def __call__(self, data: bytes) -> str:
+        key = (self.root, self.direct)
+        writer = _stage_writers.get(key)
+        if (
+            writer is None
+        ):  # one per process and store: its folders and its direct I/O fallback are remembered
+            writer = _stage_writers[key] = FilesystemBlobStore(Path(self.root), direct_writes=self.direct)
+        return writer._stage(data)
+
+
+_stage_writers: dict[tuple[str, bool], FilesystemBlobStore] = {}
+
+
+def _unlink_all(names: list[str]) -> None:
+    for name in names:
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+        except OSError:  # an orphan temporary file at worst (swept later), never an error for the caller
+            log.warning("could not remove %s", name, exc_info=True)
+
+
 DIRECT_MIN_BYTES = 64 * 1024  # below: a small file, written through the page cache as usual
 DIRECT_MAX_BYTES = 16 * 1024 * 1024  # above: not copied into a per-thread buffer of that size
 _DIRECT_ALIGN = 4096  # direct I/O wants the buffer's address, the offset and the length in whole blocks
@@ -366,6 +487,27 @@ def _aligned_buffer(size: int) -> mmap.mmap:
             buffer.close()
         buffer = _buffers.buffer = mmap.mmap(-1, max(size, 1024 * 1024))
     return buffer
+
+
+_flushers: ThreadPoolExecutor | None = None
+_flushers_lock = threading.Lock()
+
+
+def _fsync_directories(directories: list[Path]) -> None:
+    """Each folder flushed, all at once when there are several: a key's folder is one of 65,536 (``sha256/ab/cd``),
+    so a batch of slices renames into as many folders. Flushed one after the other, each waits for its own journal
+    commit; flushed together, the file system commits them in one or two (ext4's jbd2, XFS's log): 16 folders took
+    11–18 ms one by one while a STOW-RS request was still arriving (docs/performance.md)."""
+    global _flushers
+    if len(directories) < 2:
+        for directory in directories:
+            _fsync_directory(directory)
+        return
+    with _flushers_lock:
+        if _flushers is None:
+            _flushers = ThreadPoolExecutor(8, thread_name_prefix="blob-fsync")
+    for outcome in [_flushers.submit(_fsync_directory, directory) for directory in directories]:
+        outcome.result()
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -561,7 +703,15 @@ class S3BlobStore:
         await self.put(key, data, content_type)
         return True
 
-    async def put_many_if_absent(self, items: list[tuple[str, bytes, str]]) -> list[bool]:
+    def stager(self) -> Stager | None:
+        return None  # an object is sent whole, under its key, at ``put``: nothing to write ahead
+
+    async def discard(self, staged: list[StagedFile | None]) -> None:
+        return None
+
+    async def put_many_if_absent(
+        self, items: list[tuple[str, bytes, str]], staged: list[StagedFile | None] | None = None
+    ) -> list[bool]:
         limit = asyncio.Semaphore(8)  # boto3's default connection pool holds 10
 
         async def one(key: str, data: bytes, content_type: str) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.db import after_commit, after_rollback
-from telesante.storage.blobs import BlobStore
+from telesante.storage.blobs import BlobStore, StagedFile
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,14 @@ async def save_blob(
 
 
 async def save_blobs(
-    session: AsyncSession, store: BlobStore, items: list[tuple[bytes, str, str | None]]
+    session: AsyncSession,
+    store: BlobStore,
+    items: list[tuple[bytes, str, str | None]],
+    staged: list[StagedFile | None] | None = None,
 ) -> list[str]:
     """``save_blob`` for several contents at once, (data, content type, SHA-256 or None) each: the store writes
-    them together (``put_many_if_absent``: one worker-thread hop and one flush to disk for all of them)."""
+    them together (``put_many_if_absent``: one worker-thread hop and one flush to disk for all of them). ``staged``:
+    what ``store.stage`` already wrote of each item (moved under its key rather than written again)."""
     keys = [blob_key(data, sha256) for data, _type, sha256 in items]
     claims = _claims.setdefault(store, {})
     held = []
@@ -63,7 +67,8 @@ async def save_blobs(
         held.append(claim)
     try:
         written = await store.put_many_if_absent(
-            [(key, data, content_type) for key, (data, content_type, _sha) in zip(keys, items, strict=True)]
+            [(key, data, content_type) for key, (data, content_type, _sha) in zip(keys, items, strict=True)],
+            staged,
         )
     except BaseException:
         for key in keys:

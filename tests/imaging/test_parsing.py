@@ -106,3 +106,12 @@ def test_a_parsed_instance_crosses_processes_as_text_and_reads_back_the_same_met
     assert "metadata" not in copy.__dict__
     assert copy == parsed and copy.metadata == parsed.metadata == json.loads(parsed.metadata_text)
     assert copy.metadata["00100010"]["vr"] == "PN"
+
+
+async def test_the_pipe_to_the_helpers_holds_a_whole_slice(ct_series):
+    """A 512 KiB slice crosses to its helper in one write (the pipe is widened from Linux's 64 KiB to 1 MiB)."""
+    import fcntl
+
+    await parsing.parse(ct_series(1)[0], processes=1)
+    writer = parsing._pool._call_queue._writer
+    assert fcntl.fcntl(writer.fileno(), fcntl.F_GETPIPE_SZ) == parsing._PIPE_BYTES == 1024 * 1024

@@ -523,9 +523,22 @@ def _staged_names(root: Path) -> list[str]:
     return sorted(p.name for p in (root / ".staging").iterdir()) if (root / ".staging").exists() else []
 
 
-async def test_a_staged_file_is_moved_under_its_key_and_never_removed_after(tmp_path):
-    """The stager writes the bytes, flushed and private, in ``.staging``; the batch renames it under its key (the
-    bytes are not written again) and the staged file is then no longer anyone's to discard."""
+async def test_a_staged_file_is_moved_under_its_key_and_never_removed_after(tmp_path, monkeypatch):
+    """The stager writes the bytes, private, in ``.staging``; the batch flushes it, then renames it under its key
+    (the bytes are not written again), and the staged file is then no longer anyone's to discard."""
+    flushed: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(source, target):
+        assert str(source) in flushed  # its bytes are on disk before it appears under its key
+        real_replace(source, target)
+
+    monkeypatch.setattr(blobs.os, "fsync", fsync)
+    monkeypatch.setattr(blobs.os, "replace", replace)
     store = FilesystemBlobStore(tmp_path / "blobs")
     data = os.urandom(300_000)
     stager = store.stager()

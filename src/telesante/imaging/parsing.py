@@ -105,7 +105,26 @@ def _executor(processes: int) -> ProcessPoolExecutor:
                 initargs=(os.getpid(),),
             )
             _pool_size = processes
+            _widen_call_pipe(_pool)
         return _pool
+
+
+_PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
+
+
+def _widen_call_pipe(pool: ProcessPoolExecutor) -> None:
+    """The pipe that carries each file to the helpers holds 64 KiB by default: a 512 KiB slice then crosses in eight
+    turns, the server's sending thread and the helper waking each other up each time. Widened to 1 MiB, a slice
+    crosses in one write (docs/performance.md: +5 % instances per second, 0.16 ms less processor time per instance).
+    Best effort: the pipe belongs to ``concurrent.futures``, and on a system without ``F_SETPIPE_SZ`` (not Linux) or
+    with a lower ceiling the pipe simply stays as it is."""
+    try:
+        import fcntl
+
+        writer = pool._call_queue._writer  # type: ignore[attr-defined]
+        fcntl.fcntl(writer.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    except (AttributeError, OSError, ImportError) as exc:
+        log.info("DICOM parsing helpers: pipe left at its default size (%s)", exc)
 
 
 def _discard(broken: ProcessPoolExecutor) -> None:

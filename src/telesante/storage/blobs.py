@@ -105,7 +105,7 @@ class BlobStore(Protocol):
 
 
 class StagedFile:
-    """A content written and flushed under a temporary name (a ``Stager``) before its key is known.
+    """A content written under a temporary name (a ``Stager``) before its key is known.
     ``name`` becomes None once the file has been moved under its key or removed."""
 
     __slots__ = ("name",)
@@ -216,7 +216,7 @@ class FilesystemBlobStore:
         if directory not in self._made_directories:
             self._make_directories(directory)
             self._sweep_staging(directory)
-        return self._write_new(directory, data, sync=True)
+        return self._write_new(directory, data, sync=False)  # flushed with its batch (``_write_many``)
 
     def _sweep_staging(self, directory: Path) -> None:
         """Staged files left by a server that stopped in the middle of a request (once per store: staged files live
@@ -231,9 +231,9 @@ class FilesystemBlobStore:
             log.warning("could not sweep %s", directory, exc_info=True)
 
     def _write_many(self, items: list[tuple[Path, bytes]], staged: list[StagedFile | None]) -> list[bool]:
-        """Each file written under a temporary name and flushed (or staged so before), then all renamed, then each of
-        their folders flushed once: nothing appears under its name before its bytes are on disk, everything is on
-        disk when this returns. Only this batch's files are flushed. ``syncfs(2)`` of the whole file system, used
+        """Each file written under a temporary name (or staged so before), all flushed side by side, then all
+        renamed, then each of their folders flushed once: nothing appears under its name before its bytes are on
+        disk, everything is on disk when this returns. Only this batch's files are flushed. ``syncfs(2)`` of the whole file system, used
         before 2026-12-05, was a little faster on a quiet disk (11 against 15 ms for 16 slices) but also wrote out
         whatever other programs had left in the page cache: 200 ms with 150 MB waiting, as a PACS or a database
         beside the platform would leave (docs/performance.md)."""
@@ -253,8 +253,9 @@ class FilesystemBlobStore:
                         self._make_directories(path.parent)
                     pending[path] = early_name
                 else:
-                    pending[path] = self._write_temporary(path, bytes(data), sync=True)
+                    pending[path] = self._write_temporary(path, bytes(data), sync=False)
                 written.append(True)
+            _fsync_files(list(pending.values()))  # side by side: one journal commit for many
             for path, tmp_name in pending.items():
                 try:
                     os.replace(tmp_name, path)
@@ -432,8 +433,10 @@ _STAGING = ".staging"  # beside the keys' folders; no key can name it (a segment
 
 
 class Stager:
-    """Writes a content, flushed, under a temporary name in a filesystem store's ``.staging`` folder and returns that
-    name (blocking: run it in a worker thread or a helper process). Plain fields, so that it crosses to the DICOM
+    """Writes a content under a temporary name in a filesystem store's ``.staging`` folder and returns that name
+    (blocking: run it in a worker thread or a helper process). It is not flushed here: ``put_many_if_absent`` flushes
+    the files of a batch side by side before renaming them (one journal commit for many, where each flush here
+    waited for its own). Plain fields, so that it crosses to the DICOM
     parsing helper (imaging/parsing.py), which writes each file it has parsed: the server's process then neither
     copies it again nor waits for the disk. A ``StagedFile`` of the name is then given to ``put_many_if_absent``
     (moved under its key: a rename) or to ``discard``."""
@@ -493,20 +496,42 @@ _flushers: ThreadPoolExecutor | None = None
 _flushers_lock = threading.Lock()
 
 
+def _fsync_files(names: list[str]) -> None:
+    """Files flushed side by side (errors raised: the caller's write failed)."""
+
+    def flush(name: str) -> None:
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    if len(names) < 2:
+        for name in names:
+            flush(name)
+        return
+    for outcome in [_flusher_pool().submit(flush, name) for name in names]:
+        outcome.result()
+
+
+def _flusher_pool() -> ThreadPoolExecutor:
+    global _flushers
+    with _flushers_lock:
+        if _flushers is None:
+            _flushers = ThreadPoolExecutor(8, thread_name_prefix="blob-fsync")
+        return _flushers
+
+
 def _fsync_directories(directories: list[Path]) -> None:
     """Each folder flushed, all at once when there are several: a key's folder is one of 65,536 (``sha256/ab/cd``),
     so a batch of slices renames into as many folders. Flushed one after the other, each waits for its own journal
     commit; flushed together, the file system commits them in one or two (ext4's jbd2, XFS's log): 16 folders took
     11–18 ms one by one while a STOW-RS request was still arriving (docs/performance.md)."""
-    global _flushers
     if len(directories) < 2:
         for directory in directories:
             _fsync_directory(directory)
         return
-    with _flushers_lock:
-        if _flushers is None:
-            _flushers = ThreadPoolExecutor(8, thread_name_prefix="blob-fsync")
-    for outcome in [_flushers.submit(_fsync_directory, directory) for directory in directories]:
+    for outcome in [_flusher_pool().submit(_fsync_directory, directory) for directory in directories]:
         outcome.result()
 
 

@@ -384,12 +384,17 @@ def _pid(target: Target) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and of every process under it (Télésanté's parsing helpers run under
-    its fork server), from /proc (Linux)."""
+    its fork server), from /proc (Linux). A child belongs to the thread that started it: every thread is asked."""
     total = 0.0
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        children: list[str] = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                children += (task / "children").read_text().split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread that has just ended
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return total
     return total + sum(cpu_seconds(int(child)) for child in children)

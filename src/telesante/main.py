@@ -8,7 +8,6 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -101,7 +100,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         stop_early_answers()
         if listener is not None:
             await listener.stop()
-        await anyio.to_thread.run_sync(parsing.shutdown)
+        await parsing.aclose()
         if runner is not None:
             await runner.stop()
         if app.state.video_relay is not None:

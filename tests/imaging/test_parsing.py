@@ -51,7 +51,9 @@ async def test_a_helper_that_dies_is_replaced(ct_series):
         first
     ).sop_instance_uid
     pool = parsing._pool
-    for pid in list(pool._processes):
+    killed = [helper.process.pid for helper in pool.helpers]
+    assert len(killed) == 1
+    for pid in killed:
         os.kill(pid, signal.SIGKILL)
     # the instance in flight when the helper died is parsed in a thread; the next one gets a new helper
     assert (await parsing.parse(second, processes=1)).sop_instance_uid == parse_instance(
@@ -60,7 +62,8 @@ async def test_a_helper_that_dies_is_replaced(ct_series):
     assert (await parsing.parse(first, processes=1)).sop_instance_uid == parse_instance(
         first
     ).sop_instance_uid
-    assert parsing._pool is not None and parsing._pool is not pool
+    assert [helper.process.pid for helper in parsing._pool.helpers] != killed
+    assert all(helper.process.is_alive() for helper in parsing._pool.helpers)
 
 
 def test_helpers_end_with_a_server_killed_without_shutdown(ct_series, tmp_path):
@@ -72,7 +75,8 @@ def test_helpers_end_with_a_server_killed_without_shutdown(ct_series, tmp_path):
         "from telesante.imaging import parsing\n"
         f"data = open({str(sample)!r}, 'rb').read()\n"
         "asyncio.run(parsing.parse(data, 1))\n"
-        "print(json.dumps([*parsing._pool._processes, fs._forkserver._forkserver_pid]), flush=True)\n"
+        "pids = [helper.process.pid for helper in parsing._pool.helpers]\n"
+        "print(json.dumps([*pids, fs._forkserver._forkserver_pid]), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -113,5 +117,55 @@ async def test_the_pipe_to_the_helpers_holds_a_whole_slice(ct_series):
     import fcntl
 
     await parsing.parse(ct_series(1)[0], processes=1)
-    writer = parsing._pool._call_queue._writer
-    assert fcntl.fcntl(writer.fileno(), fcntl.F_GETPIPE_SZ) == parsing._PIPE_BYTES == 1024 * 1024
+    (helper,) = parsing._pool.helpers
+    assert fcntl.fcntl(helper.requests.fileno(), fcntl.F_GETPIPE_SZ) == parsing._PIPE_BYTES == 1024 * 1024
+
+
+async def test_helpers_share_the_work_answer_in_order_and_end_at_shutdown(ct_series):
+    """Several instances at once go to the helper with the fewest in hand; each gets its own answer (the pipe's
+    answers come back in order), refusals included; ``aclose`` ends the helpers."""
+    import asyncio
+
+    series = ct_series(6)
+    parts = [series[0], b"\0" * 200, *series[1:]]
+    outcomes = await asyncio.gather(
+        *(parsing.parse(part, processes=2) for part in parts), return_exceptions=True
+    )
+    assert isinstance(outcomes[1], InvalidDicom)
+    assert [o.sop_instance_uid for o in outcomes if not isinstance(o, Exception)] == [
+        parse_instance(data).sop_instance_uid for data in series
+    ]
+    helpers = list(parsing._pool.helpers)
+    assert len(helpers) == 2
+    await parsing.aclose()
+    assert parsing._pool is None
+    assert not any(helper.process.is_alive() for helper in helpers)
+
+
+async def test_a_bug_in_a_helper_falls_back_to_a_thread(ct_series, tmp_path, caplog):
+    """Anything else than a refusal raised in the helper (a bug) is told to the server, which parses the instance in
+    a thread: the instance is not lost, and the helper lives on."""
+    import functools
+
+    from telesante.storage.blobs import FilesystemBlobStore
+
+    class HelperOnlyBug:
+        """Stages through a real stager in the server; in the helper it arrives as ``int("no", data)``."""
+
+        def __init__(self, stager):
+            self.stager = stager
+
+        def __reduce__(self):
+            return (functools.partial, (int, "no"))
+
+        def __call__(self, data):
+            return self.stager(data)
+
+    data = ct_series(1)[0]
+    expected = await parsing.parse(data, processes=1)
+    (helper,) = parsing._pool.helpers
+    stager = HelperOnlyBug(FilesystemBlobStore(tmp_path / "blobs").stager())
+    parsed, staged = await parsing.parse_and_stage(data, 1, None, stager)
+    assert parsed == expected and (tmp_path / "blobs" / ".staging" / Path(staged).name).read_bytes() == data
+    assert "DICOM parsing helper failed" in caplog.text and "TypeError" in caplog.text
+    assert parsing._pool.helpers == [helper] and helper.process.is_alive()

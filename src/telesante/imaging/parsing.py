@@ -2,25 +2,36 @@
 
 Reading an instance's header and turning it into DICOM JSON (pydicom) takes about a millisecond of pure Python per
 instance, holding the interpreter's lock: a study of 300 slices arriving by STOW-RS would keep the event loop from
-receiving, writing and indexing for that long. With ``TELESANTE_DICOM_PARSE_PROCESSES`` ≥ 1 (default 1) the parsing
-runs in that many helper processes (a ``forkserver`` pool, started at the first instance and kept for the life of
-the server), so that it uses another core while the server goes on. With 0 it runs in the server's worker threads.
+receiving, writing and indexing for that long. With ``TELESANTE_DICOM_PARSE_PROCESSES`` ≥ 1 (default 2) the parsing
+runs in that many helper processes (forked from a ``forkserver``, started at the first instance and kept for the
+life of the server), so that it uses the other cores while the server goes on. With 0 it runs in the server's worker
+threads.
 
-The helper receives the file's bytes and sends back a ``ParsedInstance`` (identifiers, index attributes, DICOM JSON
-and frame offsets): the same function, the same result, the same refusals (``InvalidDicom`` with its French
-message). If a helper dies, the pool is started again and that instance is parsed in a thread. For STOW-RS the
-helper also writes the parsed file into the blob store's staging folder (``parse_and_stage``, ``blobs.Stager``)."""
+Each helper has two pipes, driven by the server's event loop (no thread in the server): the server writes a request
+(a small header, then the file's bytes as received, in pieces, never joined or pickled in the server) and the helper
+answers, in order, with a ``ParsedInstance`` (identifiers, index attributes, DICOM JSON as text, frame offsets) or
+the refusal: the same function, the same result, the same refusals (``InvalidDicom`` with its French message) as in
+a thread. ``concurrent.futures.ProcessPoolExecutor``, used until 2026-12-05, spent a fifth of the server's processor
+time in its two threads (pickling each file into a buffer, then the results) and in waking them (docs/performance.md).
+For STOW-RS the helper also writes the parsed file into the blob store's staging folder (``parse_and_stage``,
+``blobs.Stager``).
+
+If a helper dies, the instances it held are parsed in a thread and a new helper takes its place. A helper ends when
+its request pipe closes (the server's shutdown) or when the server is gone (killed without a shutdown)."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import multiprocessing
 import os
+import pickle
+import struct
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import traceback
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +42,9 @@ from telesante.storage.blobs import Stager
 
 log = logging.getLogger(__name__)
 
-_pool: ProcessPoolExecutor | None = None
-_pool_size = 0
-_lock = threading.Lock()
+_REQUEST = struct.Struct("<IQ")  # the request's header length (pickled stager), then the file's length
+_ANSWER = struct.Struct("<I")  # the answer's length (pickled outcome)
+_PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
 
 
 def _outcome(data: bytes | list[bytes], stager: Stager | None = None) -> tuple[ParsedInstance | None, Any]:
@@ -91,48 +102,194 @@ def _follow(server_pid: int) -> None:
     threading.Thread(target=watch, name="follow-server", daemon=True).start()
 
 
-def _executor(processes: int) -> ProcessPoolExecutor:
-    global _pool, _pool_size
-    with _lock:
-        if _pool is None or _pool_size != processes:
-            if _pool is not None:
-                _pool.shutdown(wait=False, cancel_futures=True)
-            # forkserver: helpers are forked from a clean process, never from the server with its threads
-            _pool = ProcessPoolExecutor(
-                processes,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_follow,
-                initargs=(os.getpid(),),
-            )
-            _pool_size = processes
-            _widen_call_pipe(_pool)
-        return _pool
+def _serve(requests: Connection, answers: Connection, server_pid: int) -> None:
+    """A helper's life: read a request, parse (and stage), answer; until the request pipe closes."""
+    _follow(server_pid)
+    inbox, outbox = requests.fileno(), answers.fileno()
+    while True:
+        try:
+            head = _read_exactly(inbox, _REQUEST.size)
+        except EOFError:
+            os._exit(0)  # the server closed the pipe: its shutdown
+        header_length, length = _REQUEST.unpack(head)
+        stager = pickle.loads(_read_exactly(inbox, header_length))  # noqa: S301 - from the server that forked us
+        data = bytes(_read_exactly(inbox, length))
+        try:
+            answer: Any = _outcome(data, stager)
+        except BaseException:  # noqa: BLE001 - a bug: told to the server, which parses this one in a thread
+            answer = ("error", traceback.format_exc()[-2000:])
+        payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        _write_all(outbox, _ANSWER.pack(len(payload)) + payload)
 
 
-_PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
+def _read_exactly(fd: int, length: int) -> bytearray:
+    buffer = bytearray(length)
+    view, done = memoryview(buffer), 0
+    while done < length:
+        read = os.readv(fd, [view[done:]])
+        if read == 0:
+            raise EOFError
+        done += read
+    return buffer
 
 
-def _widen_call_pipe(pool: ProcessPoolExecutor) -> None:
-    """The pipe that carries each file to the helpers holds 64 KiB by default: a 512 KiB slice then crosses in eight
-    turns, the server's sending thread and the helper waking each other up each time. Widened to 1 MiB, a slice
-    crosses in one write (docs/performance.md: +5 % instances per second, 0.16 ms less processor time per instance).
-    Best effort: the pipe belongs to ``concurrent.futures``, and on a system without ``F_SETPIPE_SZ`` (not Linux) or
-    with a lower ceiling the pipe simply stays as it is."""
+def _write_all(fd: int, data: bytes) -> None:
+    view, done = memoryview(data), 0
+    while done < len(data):
+        done += os.write(fd, view[done:])
+
+
+def _widen(fd: int) -> None:
+    """A pipe holds 64 KiB by default: a 512 KiB slice would cross in eight turns, the server and the helper waking
+    each other up each time. Widened to 1 MiB, a slice crosses in one write. Best effort: on a system without
+    ``F_SETPIPE_SZ`` (not Linux) or with a lower ceiling the pipe stays as it is."""
     try:
         import fcntl
 
-        writer = pool._call_queue._writer  # type: ignore[attr-defined]
-        fcntl.fcntl(writer.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     except (AttributeError, OSError, ImportError) as exc:
-        log.info("DICOM parsing helpers: pipe left at its default size (%s)", exc)
+        log.info("DICOM parsing helper: pipe left at its default size (%s)", exc)
 
 
-def _discard(broken: ProcessPoolExecutor) -> None:
+class _Gone(Exception):
+    """The helper ended (or failed) with this instance in its hands."""
+
+
+class _Answers(asyncio.Protocol):
+    """The server's end of a helper's answer pipe: each whole answer settles the oldest waiting request."""
+
+    def __init__(self, helper: _Helper):
+        self.helper = helper
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        while len(buffer) >= _ANSWER.size:
+            (length,) = _ANSWER.unpack_from(buffer)
+            end = _ANSWER.size + length
+            if len(buffer) < end:
+                return
+            answer = pickle.loads(buffer[_ANSWER.size : end])  # noqa: S301 - from our own helper
+            del buffer[:end]
+            if self.helper.waiting:
+                waiter = self.helper.waiting.popleft()
+                if not waiter.done():
+                    waiter.set_result(answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.helper.lost()
+
+
+class _Helper:
+    """One helper process and the server's ends of its two pipes, on one event loop."""
+
+    def __init__(self, pool: _Pool):
+        self.pool = pool
+        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        self.process: Any = None
+        self.requests: Connection | None = None
+        self.answers: Connection | None = None
+        self.writer: asyncio.WriteTransport | None = None
+        self.reader: asyncio.ReadTransport | None = None
+        self.alive = False
+
+    async def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        context = multiprocessing.get_context(
+            "forkserver"
+        )  # forked from a clean process, not from the server
+        their_requests, self.requests = context.Pipe(duplex=False)
+        self.answers, their_answers = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_serve, args=(their_requests, their_answers, os.getpid()), name="dicom-parse", daemon=True
+        )
+        try:
+            await asyncio.to_thread(self.process.start)  # a round trip to the fork server
+        finally:
+            their_requests.close()
+            their_answers.close()
+        _widen(self.requests.fileno())
+        self.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, self.requests)
+        self.reader, _ = await loop.connect_read_pipe(lambda: _Answers(self), self.answers)
+        self.alive = True
+
+    def send(
+        self, loop: asyncio.AbstractEventLoop, data: bytes | list[bytes], stager: Stager | None
+    ) -> asyncio.Future:
+        pieces = [data] if isinstance(data, bytes) else data
+        header = pickle.dumps(stager, protocol=pickle.HIGHEST_PROTOCOL)
+        waiter = loop.create_future()
+        self.waiting.append(waiter)
+        assert self.writer is not None
+        self.writer.write(_REQUEST.pack(len(header), sum(map(len, pieces))) + header)
+        for piece in pieces:
+            self.writer.write(piece)  # straight into the pipe; kept by the transport only if the pipe is full
+        return waiter
+
+    def lost(self) -> None:
+        """The answer pipe closed: the helper ended. What it held is parsed in a thread; a new one is started."""
+        self.alive = False
+        if self in self.pool.helpers:
+            self.pool.helpers.remove(self)
+        if self.writer is not None:
+            self.writer.close()
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(_Gone())
+
+    def end(self, *, wait: float) -> None:
+        """Blocking: the helper is ended if it has not ended on its own within ``wait`` seconds. Its pipes are closed
+        here only if their event loop is closed (a test's); a live loop closes them itself when the helper's answer
+        pipe reaches its end (``lost``): closing them behind its back would leave it watching reused numbers."""
+        self.alive = False
+        if self.process is not None:
+            self.process.join(wait)
+            if self.process.is_alive():
+                self.process.terminate()
+                self.process.join(5)
+        if self.pool.loop.is_closed():
+            for end in (self.requests, self.answers):
+                if end is not None:
+                    end.close()
+
+
+class _Pool:
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int):
+        self.loop, self.size = loop, size
+        self.helpers: list[_Helper] = []
+        self._starting: asyncio.Lock = asyncio.Lock()
+
+    async def helper(self) -> _Helper:
+        """The helper with the fewest instances in hand; the pool is filled up first (after a death too)."""
+        if len(self.helpers) < self.size:
+            async with self._starting:
+                while len(self.helpers) < self.size:
+                    helper = _Helper(self)
+                    await helper.start(self.loop)
+                    self.helpers.append(helper)
+        return min(self.helpers, key=lambda helper: len(helper.waiting))
+
+
+_pool: _Pool | None = None
+
+
+async def _current_pool(processes: int) -> _Pool:
     global _pool
-    with _lock:
-        if _pool is broken:
-            _pool = None
-    broken.shutdown(wait=False, cancel_futures=True)
+    loop = asyncio.get_running_loop()
+    if _pool is None or _pool.loop is not loop or _pool.size != processes:
+        old, _pool = _pool, _Pool(loop, processes)
+        if old is not None and old.loop is loop:
+            await _close(old)  # another size: its helpers finish what they hold and end
+        elif old is not None:
+            await asyncio.to_thread(_stop_all, old)  # another event loop (tests): not usable from this one
+    return _pool
+
+
+def _stop_all(pool: _Pool) -> None:
+    for helper in list(pool.helpers):
+        helper.end(wait=0)
+    pool.helpers.clear()
 
 
 async def parse(data: bytes, processes: int, limiter: anyio.CapacityLimiter | None = None) -> ParsedInstance:
@@ -146,16 +303,20 @@ async def parse_and_stage(
     """``parse`` and, once the file is known to be DICOM, ``stager`` writes it to the store's staging folder in the
     same helper (or thread): the server's process neither copies it again nor waits for the disk. The staged
     file's name, or None (no stager, or the write failed: logged)."""
-    if processes < 1:
-        outcome = await anyio.to_thread.run_sync(_outcome, data, stager, limiter=limiter)
-    else:
-        executor = _executor(processes)
+    outcome: Any = None
+    if processes >= 1:
         try:
-            outcome = await asyncio.get_running_loop().run_in_executor(executor, _outcome, data, stager)
-        except BrokenProcessPool:
-            log.error("DICOM parsing helper died: pool restarted, this instance parsed in a thread")
-            _discard(executor)
-            outcome = await anyio.to_thread.run_sync(_outcome, data, stager, limiter=limiter)
+            pool = await _current_pool(processes)
+            outcome = await (await pool.helper()).send(pool.loop, data, stager)
+        except _Gone:
+            log.error("DICOM parsing helper died: a new one is started, this instance is parsed in a thread")
+        except (OSError, EOFError):
+            log.exception("DICOM parsing helper could not be started: this instance is parsed in a thread")
+        if isinstance(outcome, tuple) and outcome and outcome[0] == "error":
+            log.error("DICOM parsing helper failed, this instance is parsed in a thread: %s", outcome[1])
+            outcome = None
+    if outcome is None:
+        outcome = await anyio.to_thread.run_sync(_outcome, data, stager, limiter=limiter)
     parsed, detail = outcome
     if parsed is None:
         message, field = detail
@@ -163,10 +324,32 @@ async def parse_and_stage(
     return parsed, detail
 
 
-def shutdown() -> None:
-    """Stop the helpers (at the server's shutdown)."""
+async def aclose() -> None:
+    """Stop the helpers (at the server's shutdown): their request pipes are closed, they end on their own."""
     global _pool
-    with _lock:
-        pool, _pool = _pool, None
+    pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        await _close(pool)
+
+
+async def _close(pool: _Pool) -> None:
+    """The request pipes closed: each helper answers what it holds, then ends (its answer pipe closes, and
+    ``lost`` settles anything left); waited for in a thread, ended by force after 5 s."""
+    helpers = list(pool.helpers)
+    for helper in helpers:
+        if helper.writer is not None:
+            helper.writer.close()
+    await asyncio.to_thread(_join_all, helpers)
+
+
+def _join_all(helpers: list[_Helper]) -> None:
+    for helper in helpers:
+        helper.end(wait=5)
+
+
+def shutdown() -> None:
+    """Stop the helpers from synchronous code (tests): ended at once; their pipes follow (see ``_Helper.end``)."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        _stop_all(pool)

@@ -26,6 +26,7 @@ import stat
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -498,40 +499,37 @@ _flushers_lock = threading.Lock()
 
 def _fsync_files(names: list[str]) -> None:
     """Files flushed side by side (errors raised: the caller's write failed)."""
-
-    def flush(name: str) -> None:
-        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    if len(names) < 2:
-        for name in names:
-            flush(name)
-        return
-    for outcome in [_flusher_pool().submit(flush, name) for name in names]:
-        outcome.result()
+    _side_by_side(_fsync_file, names)
 
 
-def _flusher_pool() -> ThreadPoolExecutor:
-    global _flushers
-    with _flushers_lock:
-        if _flushers is None:
-            _flushers = ThreadPoolExecutor(8, thread_name_prefix="blob-fsync")
-        return _flushers
+def _fsync_file(name: str) -> None:
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_directories(directories: list[Path]) -> None:
     """Each folder flushed, all at once when there are several: a key's folder is one of 65,536 (``sha256/ab/cd``),
-    so a batch of slices renames into as many folders. Flushed one after the other, each waits for its own journal
-    commit; flushed together, the file system commits them in one or two (ext4's jbd2, XFS's log): 16 folders took
-    11–18 ms one by one while a STOW-RS request was still arriving (docs/performance.md)."""
-    if len(directories) < 2:
-        for directory in directories:
-            _fsync_directory(directory)
+    so a batch of slices renames into as many folders."""
+    _side_by_side(_fsync_directory, directories)
+
+
+def _side_by_side(flush: Callable[[Any], None], targets: list[Any]) -> None:
+    """``flush`` of each target, all at once in a few threads when there are several. Flushed one after the other,
+    each waits for its own journal commit; flushed together, the file system commits them in one or two (ext4's
+    jbd2, XFS's log): 16 folders took 11–18 ms one by one while a STOW-RS request was still arriving
+    (docs/performance.md)."""
+    global _flushers
+    if len(targets) < 2:
+        for target in targets:
+            flush(target)
         return
-    for outcome in [_flusher_pool().submit(_fsync_directory, directory) for directory in directories]:
+    with _flushers_lock:
+        if _flushers is None:
+            _flushers = ThreadPoolExecutor(8, thread_name_prefix="blob-fsync")
+    for outcome in [_flushers.submit(flush, target) for target in targets]:
         outcome.result()
 
 

@@ -169,3 +169,20 @@ async def test_a_bug_in_a_helper_falls_back_to_a_thread(ct_series, tmp_path, cap
     assert parsed == expected and (tmp_path / "blobs" / ".staging" / Path(staged).name).read_bytes() == data
     assert "DICOM parsing helper failed" in caplog.text and "TypeError" in caplog.text
     assert parsing._pool.helpers == [helper] and helper.process.is_alive()
+
+
+async def test_a_helper_that_cannot_start_leaves_the_parsing_to_a_thread(ct_series, monkeypatch, caplog):
+    """No process can be started (the machine's limit, a fork server gone): the instance is parsed in a thread and
+    the failure is in the log; the next instance tries again."""
+    import multiprocessing.context
+
+    def refuse(self):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.context.ForkServerProcess, "start", refuse)
+    data = ct_series(1)[0]
+    assert await parsing.parse(data, processes=1) == parse_instance(data)
+    assert "could not be started" in caplog.text and parsing._pool.helpers == []
+    monkeypatch.undo()
+    assert await parsing.parse(data, processes=1) == parse_instance(data)
+    assert len(parsing._pool.helpers) == 1

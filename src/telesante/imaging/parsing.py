@@ -195,22 +195,32 @@ class _Helper:
         self.alive = False
 
     async def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        context = multiprocessing.get_context(
-            "forkserver"
-        )  # forked from a clean process, not from the server
+        # forked from a clean process (the fork server), never from the server with its threads
+        context = multiprocessing.get_context("forkserver")
         their_requests, self.requests = context.Pipe(duplex=False)
         self.answers, their_answers = context.Pipe(duplex=False)
         self.process = context.Process(
             target=_serve, args=(their_requests, their_answers, os.getpid()), name="dicom-parse", daemon=True
         )
         try:
-            await asyncio.to_thread(self.process.start)  # a round trip to the fork server
-        finally:
-            their_requests.close()
-            their_answers.close()
-        _widen(self.requests.fileno())
-        self.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, self.requests)
-        self.reader, _ = await loop.connect_read_pipe(lambda: _Answers(self), self.answers)
+            try:
+                await asyncio.to_thread(self.process.start)  # a round trip to the fork server
+            finally:
+                their_requests.close()  # the helper's ends: its exit then reads as the end of our pipes
+                their_answers.close()
+            _widen(self.requests.fileno())
+            self.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, self.requests)
+            self.reader, _ = await loop.connect_read_pipe(lambda: _Answers(self), self.answers)
+        except BaseException:
+            if self.writer is not None:
+                self.writer.close()
+            elif self.requests is not None:
+                self.requests.close()
+            if self.reader is None and self.answers is not None:
+                self.answers.close()
+            if self.process.pid is not None:
+                self.process.terminate()
+            raise
         self.alive = True
 
     def send(

@@ -568,10 +568,10 @@ class StowIngest:
                 self._flushed.set()
 
     async def _store(
-        self, outcomes: list[tuple[bytes | None, ParsedInstance | InvalidDicom | None, StagedFile | None]]
+        self, outcomes: list[tuple[Received | None, ParsedInstance | InvalidDicom | None, StagedFile | None]]
     ) -> None:
         results, study_uid = self.results, self.study_uid
-        ready: list[tuple[bytes, ParsedInstance]] = []
+        ready: list[tuple[Received, ParsedInstance]] = []
         staged: list[StagedFile | None] = []
         for data, parsed, early in outcomes:
             if data is None or parsed is None:
@@ -629,7 +629,7 @@ class StowIngest:
 async def ingest_many(
     session: AsyncSession,
     store: BlobStore,
-    items: list[tuple[bytes, ParsedInstance]],
+    items: list[tuple[Received, ParsedInstance]],
     *,
     organisation_id: uuid.UUID,
     received_from: str,
@@ -637,8 +637,9 @@ async def ingest_many(
     staged: list[StagedFile | None] | None = None,
 ) -> None:
     """The batch form of ``ingest_instance`` (same rules): Conflict as soon as anything belongs to another
-    organisation (the caller then goes one by one). ``staged``, beside ``items``: each file already written by
-    ``store.stage`` (None: not staged); those not used stay the caller's to discard."""
+    organisation (the caller then goes one by one). ``staged``, beside ``items``: each file already written by the
+    store's stager (None: not staged; the part's bytes are then written here); those not used stay the caller's to
+    discard."""
     repo = ImagingRepository(session)
     unique: dict[str, tuple[bytes, ParsedInstance, StagedFile | None]] = {}
     for (data, parsed), early in zip(items, staged or [None] * len(items), strict=True):

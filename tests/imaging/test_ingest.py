@@ -475,3 +475,22 @@ async def test_a_refused_part_is_never_staged(session, store, monkeypatch):
     results = await stow(session, store, [[b"not ", b"dicom" * 100]], organisation_id=hospital.id)
     assert [failure[2] for failure in results.failed] == [0xC000] and staged == []
     assert blob_files(store) == []
+
+
+async def test_a_failed_insert_waits_for_the_files_and_leaves_no_blob(session, store, ct_series, monkeypatch):
+    """The rows fail to insert while the files are being moved under their keys: the files finish first (never left
+    running), the request's transaction rolls back, and its rollback hooks remove the blobs the batch wrote."""
+    from telesante.db import discard_changes
+    from telesante.imaging.repository import ImagingRepository
+
+    hospital = await make_organisation(session, "CH de Fougères")
+
+    async def fails(self, rows):
+        raise RuntimeError("insert failed")
+
+    monkeypatch.setattr(ImagingRepository, "insert_instances", fails)
+    with pytest.raises(RuntimeError, match="insert failed"):
+        await stow(session, store, ct_series(3), organisation_id=hospital.id)
+    assert len(blob_files(store)) == 3  # the files were moved under their keys before the error came out
+    await discard_changes(session)  # what the request does with an error
+    assert blob_files(store) == [] and staging_leftovers(store) == []

@@ -186,3 +186,13 @@ async def test_a_helper_that_cannot_start_leaves_the_parsing_to_a_thread(ct_seri
     monkeypatch.undo()
     assert await parsing.parse(data, processes=1) == parse_instance(data)
     assert len(parsing._pool.helpers) == 1
+
+
+async def test_another_number_of_helpers_replaces_the_pool(ct_series):
+    """The setting changed (another number of helpers): the old helpers finish and end, the new ones take over."""
+    data = ct_series(1)[0]
+    await parsing.parse(data, processes=1)
+    old = list(parsing._pool.helpers)
+    assert await parsing.parse(data, processes=2) == parse_instance(data)
+    assert len(parsing._pool.helpers) == 2 and not set(parsing._pool.helpers) & set(old)
+    assert not any(helper.process.is_alive() for helper in old)

@@ -699,10 +699,13 @@ async def ingest_many(
                 for data, parsed in new
             ]
         )
-    finally:
-        # never left running (it registers its rollback hooks on the session): its own error, if any, comes next
+    except BaseException:
+        # never left running (it registers its rollback hooks on the session); the insert's error is the one raised
         await asyncio.wait([files])
-    files.result()
+        if not files.cancelled():
+            files.exception()  # looked at: not reported again as "never retrieved"
+        raise
+    await files  # its own error (storage down), if any
 
 
 # --- patient matching (identity vigilance) ---------------------------------------------------------------------

@@ -57,7 +57,7 @@ async def save_blobs(
 ) -> list[str]:
     """``save_blob`` for several contents at once, (data, content type, SHA-256 or None) each: the store writes
     them together (``put_many_if_absent``: one worker-thread hop and one flush to disk for all of them). ``staged``:
-    what ``store.stage`` already wrote of each item (moved under its key rather than written again)."""
+    what the store's stager already wrote of each item (moved under its key rather than written again)."""
     keys = [blob_key(data, sha256) for data, _type, sha256 in items]
     claims = _claims.setdefault(store, {})
     held = []

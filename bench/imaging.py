@@ -9,7 +9,7 @@ each measure after C-STORE is taken in turns, one server then the other, the ord
 machine's speed varies from minute to minute and both see the same. Measured for both:
 
 1. **C-STORE ingest** — DCMTK ``storescu`` sends the whole study over one association (instances/s);
-2. **STOW-RS ingest** — three more copies of the study (new UIDs) in POST requests of 30 instances (median
+2. **STOW-RS ingest** — five more copies of the study (new UIDs) in POST requests of 30 instances (median
    instances/s), and the CPU time the server's processes spent per instance (a steadier figure than the rate on
    a shared machine);
 3. **series metadata** — ``GET /studies/{s}/series/{se}/metadata``, median of repeated calls (ms);
@@ -20,7 +20,10 @@ machine's speed varies from minute to minute and both see the same. Measured for
 
 STOW-RS, frames and series retrieval go through curl (C, keep-alive), metadata through httpx, C-STORE with
 storescu; the clients share the machine's two cores with the server. Each STOW-RS and frames figure is the median
-of several passes, after a warm-up. curl fetching a frame's bytes from a bare ASGI app (``bench/bare_asgi.py``, no
+of several passes, after a warm-up. Right before each timed ingest (C-STORE, each STOW-RS copy) the file system is
+synced (``os.sync``, not timed): Orthanc leaves the files it receives in the page cache (it does not flush them), as
+the benchmark its request bodies, and the kernel would otherwise write them out during the next turn, on that
+server's time and in front of its own flushes. curl fetching a frame's bytes from a bare ASGI app (``bench/bare_asgi.py``, no
 work at all) gives the ceiling any Python server can reach here. Télésanté is called with a bearer token
 (every request authenticated, scoped and audited as in production); Orthanc without authentication. Goals (issue 4):
 ingest ≥ 2× Orthanc, metadata ≤ 50 ms, frames ≥ 5× Orthanc, series retrieval ≥ Orthanc. The last line is one JSON
@@ -55,7 +58,7 @@ STOW_BATCH = 30
 # (~7 ms here) then weighs ~2 % of a pass instead of ~6 % (it is the same for both servers, but a fixed cost
 # hides the faster one's speed more).
 FRAME_SCROLLS = 3
-STOW_COPIES = 3  # copies of the study sent by STOW-RS (new UIDs each): the median rate
+STOW_COPIES = 5  # copies of the study sent by STOW-RS (new UIDs each): the median rate
 GOALS = {"ingest_ratio": 2.0, "metadata_ms": 50.0, "frames_ratio": 5.0, "retrieval_ratio": 1.0}
 ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
@@ -281,6 +284,9 @@ def stow(target: Target, files: list[bytes], work: Path) -> float:
     config = work / f"stow-{target.name}.curl"
     config.write_text("\n".join(lines) + "\n")
     command = ["curl", "--silent", "--config", str(config)]
+    # not timed: the bodies just written, and the other server's unwritten files, are not written out during this
+    # server's turn, on its time and in front of its own flushes
+    os.sync()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
@@ -418,6 +424,7 @@ async def measure(
     study_uid = dcmread(folder / "IM00001.dcm", stop_before_pixels=True).StudyInstanceUID
     for target in targets:
         _progress(f"[{target.name}] C-STORE of {slices} slices…")
+        os.sync()  # nothing left to write from before: each server's turn writes its own files only
         results[target.name]["cstore_instances_per_s"] = c_store(target, folder)
     _progress("STOW-RS…")
     for target in targets:

@@ -7,6 +7,7 @@ responder declines, so each test can tell who answered."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
@@ -45,6 +46,20 @@ class Site:
                     return
         self.answered_by_app += 1
         body = f"application {scope['method']} {scope['path']}".encode()
+        if scope["path"].startswith(
+            "/echo"
+        ):  # the body's digest, as received (slowly: pieces pile up meanwhile)
+            received, messages = hashlib.sha256(), 0
+            while True:
+                message = await receive()
+                messages += 1
+                assert type(message["body"]) is bytes  # what ASGI promises, whichever way it was gathered
+                received.update(message["body"])
+                if scope["path"] == "/echo/slow":
+                    await asyncio.sleep(0.005)
+                if not message.get("more_body"):
+                    break
+            body = f"{received.hexdigest()} {messages}".encode()
         await send(
             {
                 "type": "http.response.start",
@@ -119,6 +134,29 @@ def _responses(raw: bytes) -> list[tuple[int, bytes]]:
             connection.send(h11.EndOfMessage())
         else:
             return found
+
+
+@pytest.mark.parametrize("path", ["/echo", "/echo/slow"])
+async def test_request_bodies_reach_the_application_whole(site, path):
+    """Each piece of a body is handed on as received when nothing waits, gathered as uvicorn does otherwise (the
+    application reading slowly): either way every byte arrives, once, in order; on one connection, twice."""
+    body = os.urandom(3 * 1024 * 1024 + 17)
+
+    async def pieces():
+        for start in range(0, len(body), 200_000):
+            yield body[start : start + 200_000]
+            await asyncio.sleep(0)
+
+    async with httpx.AsyncClient(base_url=site.url) as client:
+        sized = await client.post(path, content=body)
+        chunked = await client.post(path, content=pieces())
+        empty = await client.post(path, content=b"")
+    for response in (sized, chunked):
+        digest, messages = response.text.split()
+        assert response.status_code == 200
+        assert digest == hashlib.sha256(body).hexdigest()
+        assert int(messages) >= 1
+    assert empty.text.split()[0] == hashlib.sha256(b"").hexdigest()
 
 
 async def test_early_and_application_answers_share_one_connection(site):

@@ -31,21 +31,31 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 try:
+    from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
     from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
     from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 except ImportError:  # httptools missing: uvicorn serves with h11, and nothing here is used
     HttpToolsProtocol = RequestResponseCycle = None  # type: ignore[assignment,misc]
     STATUS_LINE = {}
+    HIGH_WATER_LIMIT = 65536
 
 _CYCLE_ATTRIBUTES = (
     "scope",
+    "body",
     "keep_alive",
     "response_started",
     "response_complete",
     "message_event",
     "on_response",
 )
-_PROTOCOL_ATTRIBUTES = ("_start_asgi_task", "on_response_complete", "connection_made", "connection_lost")
+_PROTOCOL_ATTRIBUTES = (
+    "_start_asgi_task",
+    "on_response_complete",
+    "connection_made",
+    "connection_lost",
+    "on_body",
+    "_should_upgrade",
+)
 
 
 def _compatible() -> bool:
@@ -55,7 +65,10 @@ def _compatible() -> bool:
     if not all(hasattr(HttpToolsProtocol, name) for name in _PROTOCOL_ATTRIBUTES) or 200 not in STATUS_LINE:
         return False
     assigned = RequestResponseCycle.__init__.__code__.co_names
-    return all(name in assigned for name in _CYCLE_ATTRIBUTES)
+    return (
+        all(name in assigned for name in _CYCLE_ATTRIBUTES)
+        and "flow" in HttpToolsProtocol.__init__.__code__.co_names
+    )
 
 
 COMPATIBLE = _compatible()
@@ -149,6 +162,20 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
     def connection_lost(self, exc: Exception | None) -> None:
         self._release()
         super().connection_lost(exc)
+
+    def on_body(self, body: bytes) -> None:
+        """A piece of a request's body. uvicorn appends each piece to a ``bytearray`` and its ``receive`` copies
+        that into ``bytes``: two copies of every byte received, 30 MiB for a 15 MiB STOW-RS request. When nothing
+        waits, the piece itself is kept instead, and ``receive`` hands it on as it is (``bytes(b)`` is ``b``); a
+        piece arriving behind others goes uvicorn's way."""
+        cycle = self.cycle
+        if cycle.body or cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
+            super().on_body(body)
+            return
+        cycle.body = body
+        if len(body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         if (

@@ -196,3 +196,34 @@ async def test_another_number_of_helpers_replaces_the_pool(ct_series):
     assert await parsing.parse(data, processes=2) == parse_instance(data)
     assert len(parsing._pool.helpers) == 2 and not set(parsing._pool.helpers) & set(old)
     assert not any(helper.process.is_alive() for helper in old)
+
+
+async def test_a_helper_stages_in_order_while_parsing_and_answers_everything_before_it_ends(
+    ct_series, tmp_path, caplog
+):
+    """A helper hands each parsed instance to its writer thread (staging waits for the disk) and parses the next one
+    meanwhile: the answers still come back in order, refusals (never staged) among them, each staged file holding
+    its own instance's bytes. Closed with all of them in hand, the helper answers them all before it ends."""
+    import asyncio
+
+    from telesante.storage.blobs import FilesystemBlobStore
+
+    stager = FilesystemBlobStore(tmp_path / "blobs").stager()
+    series = ct_series(5)
+    parts = [series[0], b"\0" * 200, series[1], series[2], series[3][:-1000], series[4]]
+    await parsing.parse(series[0], processes=1)  # the helper is up
+    (helper,) = parsing._pool.helpers
+    pending = [asyncio.ensure_future(parsing.parse_and_stage(part, 1, None, stager)) for part in parts]
+    while len(helper.waiting) < len(parts):  # noqa: ASYNC110 - a plain condition, no event to wait on
+        await asyncio.sleep(0.001)
+    await parsing.aclose()
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [tuple, InvalidDicom, tuple, tuple, InvalidDicom, tuple]
+    for part, outcome in zip(parts, outcomes, strict=True):
+        if isinstance(outcome, tuple):
+            parsed, staged = outcome
+            assert parsed.sop_instance_uid == parse_instance(part).sop_instance_uid
+            assert (tmp_path / "blobs" / ".staging" / Path(staged).name).read_bytes() == part
+    assert len(list((tmp_path / "blobs" / ".staging").iterdir())) == 4
+    assert "helper" not in caplog.text  # no death, no fallback: the helper answered everything itself
+    assert not helper.process.is_alive()

@@ -14,7 +14,8 @@ the refusal: the same function, the same result, the same refusals (``InvalidDic
 a thread. ``concurrent.futures.ProcessPoolExecutor``, used until 2026-12-05, spent a fifth of the server's processor
 time in its two threads (pickling each file into a buffer, then the results) and in waking them (docs/performance.md).
 For STOW-RS the helper also writes the parsed file into the blob store's staging folder (``parse_and_stage``,
-``blobs.Stager``).
+``blobs.Stager``), in its writer thread while it parses the next file (since 2026-12-05 15:40 UTC: +5 % STOW-RS
+side by side, 428 against 408 inst/s over 12 studies).
 
 If a helper dies, the instances it held are parsed in a thread and a new helper takes its place. A helper ends when
 its request pipe closes (the server's shutdown) or when the server is gone (killed without a shutdown)."""
@@ -27,6 +28,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import queue
 import struct
 import threading
 import time
@@ -53,11 +55,16 @@ def _outcome(data: bytes | list[bytes], stager: Stager | None = None) -> tuple[P
     in the pieces it was received in: joined here, in the helper, rather than in the server."""
     if not isinstance(data, bytes):
         data = b"".join(data)
+    parsed, refusal = _parse_only(data)
+    return (parsed, _stage(stager, data)) if parsed is not None else (None, refusal)
+
+
+def _parse_only(data: bytes) -> tuple[ParsedInstance | None, tuple[str, str | None] | None]:
+    """(the parsed instance, None) or (None, the refusal's (message, field))."""
     try:
-        parsed = parse_instance(data)
+        return parse_instance(data), None
     except InvalidDicom as exc:
         return None, (exc.message, exc.field)
-    return parsed, _stage(stager, data)
 
 
 def _stage(stager: Stager | None, data: bytes) -> str | None:
@@ -103,23 +110,50 @@ def _follow(server_pid: int) -> None:
 
 
 def _serve(requests: Connection, answers: Connection, server_pid: int) -> None:
-    """A helper's life: read a request, parse (and stage), answer; until the request pipe closes."""
+    """A helper's life: read a request, parse it, hand it on; until the request pipe closes. The staging write and
+    the answer are left to one writer thread, in order (``_stage_and_answer``): a staged file is written with direct
+    I/O, which waits for the disk (about half a millisecond for a slice), and the next instance is parsed meanwhile
+    (the write releases the interpreter's lock). At most two parsed instances wait for the writer."""
     _follow(server_pid)
-    inbox, outbox = requests.fileno(), answers.fileno()
+    inbox = requests.fileno()
+    parsed: queue.Queue[tuple[Any, bytes | None, Stager | None] | None] = queue.Queue(maxsize=2)
+    writer = threading.Thread(
+        target=_stage_and_answer, args=(parsed, answers.fileno()), name="stage-writer", daemon=True
+    )
+    writer.start()
     while True:
         try:
             head = _read_exactly(inbox, _REQUEST.size)
-        except EOFError:
-            os._exit(0)  # the server closed the pipe: its shutdown
+        except EOFError:  # the server closed the pipe (its shutdown): what is in hand is answered first
+            parsed.put(None)
+            writer.join()
+            os._exit(0)
         header_length, length = _REQUEST.unpack(head)
         stager = pickle.loads(_read_exactly(inbox, header_length))  # noqa: S301 - from the server that forked us
         data = bytes(_read_exactly(inbox, length))
         try:
-            answer: Any = _outcome(data, stager)
+            parsed.put((_parse_only(data), data, stager))
         except BaseException:  # noqa: BLE001 - a bug: told to the server, which parses this one in a thread
-            answer = ("error", traceback.format_exc()[-2000:])
-        payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-        _write_all(outbox, _ANSWER.pack(len(payload)) + payload)
+            parsed.put((("error", traceback.format_exc()[-2000:]), None, None))
+
+
+def _stage_and_answer(parsed: queue.Queue, outbox: int) -> None:
+    """The helper's writer thread: each parsed instance staged (once known to be DICOM), then answered, in the order
+    the requests came."""
+    while (item := parsed.get()) is not None:
+        outcome, data, stager = item
+        try:
+            if data is not None and outcome[0] is not None:
+                outcome = (outcome[0], _stage(stager, data))
+            payload = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # noqa: BLE001 - as in _serve
+            payload = pickle.dumps(
+                ("error", traceback.format_exc()[-2000:]), protocol=pickle.HIGHEST_PROTOCOL
+            )
+        try:
+            _write_all(outbox, _ANSWER.pack(len(payload)) + payload)
+        except OSError:  # the server is gone: nobody to answer
+            return
 
 
 def _read_exactly(fd: int, length: int) -> bytearray:

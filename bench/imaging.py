@@ -279,7 +279,14 @@ def stow(target: Target, files: list[bytes], work: Path) -> float:
             f'header = "{name}: {value.replace(chr(34), chr(92) + chr(34))}"'
             for name, value in headers.items()
         ]
-        lines += [f'url = "{target.dicomweb}/studies"', f'data-binary = "@{path}"', 'output = "/dev/null"']
+        # streamed from its file as it is sent (``upload-file``); ``data-binary = "@…"`` read every body of the run
+        # into memory before the first request, 157 MB in ~150 ms counted in the run's time (until 2026-12-05)
+        lines += [
+            f'url = "{target.dicomweb}/studies"',
+            f'upload-file = "{path}"',
+            'request = "POST"',
+            'output = "/dev/null"',
+        ]
         lines.append('write-out = "%{http_code}\\n"')
     config = work / f"stow-{target.name}.curl"
     config.write_text("\n".join(lines) + "\n")

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from telesante.auth.models import Account, ApiToken, ExternalIdentity, LoginAttempt, WebSession
 from telesante.directory.models import Membership, Organisation, Professional
@@ -19,12 +19,13 @@ class AccountRepository(RepositoryBase[Account]):
         return await self.scalar(
             sa.select(Account)
             .where(Account.email == email.strip().lower())
-            .options(selectinload(Account.professional))
+            .options(joinedload(Account.professional))
         )
 
     async def get_with_professional(self, account_id: uuid.UUID) -> Account | None:
+        """The account and its professional in one query (a join: every authenticated request asks)."""
         return await self.scalar(
-            sa.select(Account).where(Account.id == account_id).options(selectinload(Account.professional))
+            sa.select(Account).where(Account.id == account_id).options(joinedload(Account.professional))
         )
 
     async def get_by_professional(self, professional_id: uuid.UUID) -> Account | None:

@@ -18,6 +18,34 @@ async def test_api_token_stored_hashed_and_revocable(session):
     assert await service.principal_for_api_token(session, token) is None
 
 
+async def test_an_api_token_names_its_account_until_it_expires_or_the_account_is_deactivated(session):
+    from datetime import timedelta
+
+    from telesante.kit import clock
+
+    org = await make_organisation(session)
+    actor = await make_actor(session, org)
+    token, row = await service.create_api_token(session, email=actor.email, name="passerelle")
+    principal = await service.principal_for_api_token(session, token)
+    assert principal.account_id == actor.account.id and principal.email == actor.email
+    assert principal.display_name == actor.account.professional.display_name and principal.grants
+    assert (
+        await service.principal_for_api_token(session, token[:-1] + ("A" if token[-1] != "A" else "B"))
+        is None
+    )
+    assert await service.principal_for_api_token(session, service.API_TOKEN_PREFIX + "_" + "x" * 40) is None
+    row.expires_at = clock.now() - timedelta(seconds=1)
+    await session.flush()
+    assert await service.principal_for_api_token(session, token) is None
+    row.expires_at = clock.now() + timedelta(days=1)
+    actor.account.active = False
+    await session.flush()
+    assert await service.principal_for_api_token(session, token) is None
+    actor.account.active = True
+    await session.flush()
+    assert (await service.principal_for_api_token(session, token)).account_id == actor.account.id
+
+
 async def test_org_admin_sees_only_accounts_of_own_organisation(session):
     org_a, org_b = await make_organisation(session), await make_organisation(session)
     admin_a = await make_actor(session, org_a, Role.ORG_ADMIN)

@@ -89,6 +89,18 @@ class ApiTokenRepository(RepositoryBase[ApiToken]):
     async def get_by_hash(self, token_hash: str) -> ApiToken | None:
         return await self.scalar(sa.select(ApiToken).where(ApiToken.token_hash == token_hash))
 
+    async def get_with_account(self, token_hash: str) -> tuple[ApiToken, Account] | None:
+        """The token, its account and the account's professional in one query (every API request asks)."""
+        row = (
+            await self.session.execute(
+                sa.select(ApiToken, Account)
+                .join(Account, Account.id == ApiToken.account_id)
+                .where(ApiToken.token_hash == token_hash)
+                .options(joinedload(Account.professional))
+            )
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
     async def list_for_account(self, account_id: uuid.UUID) -> list[ApiToken]:
         return await self.all(
             sa.select(ApiToken).where(ApiToken.account_id == account_id).order_by(ApiToken.created_at.desc())

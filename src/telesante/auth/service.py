@@ -174,14 +174,16 @@ async def principal_for_session(session: AsyncSession, web_session: WebSession) 
 async def principal_for_api_token(session: AsyncSession, token: str) -> Principal | None:
     if not token.startswith(API_TOKEN_PREFIX + "_") or len(token) > 100:
         return None
-    api_token = await ApiTokenRepository(session).get_by_hash(security.token_digest(token))
+    found = await ApiTokenRepository(session).get_with_account(security.token_digest(token))
     now = clock.now()
-    if api_token is None or api_token.revoked_at is not None:
+    if found is None:
+        return None
+    api_token, account = found
+    if api_token.revoked_at is not None:
         return None
     if api_token.expires_at is not None and api_token.expires_at <= now:
         return None
-    account = await AccountRepository(session).get_with_professional(api_token.account_id)
-    if account is None or not account.active:
+    if not account.active:
         return None
     if api_token.last_used_at is None or now - api_token.last_used_at > timedelta(minutes=1):
         api_token.last_used_at = now

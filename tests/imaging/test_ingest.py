@@ -260,6 +260,41 @@ async def test_a_stow_batch_is_indexed_together_and_a_conflict_falls_back_to_one
     assert (study.instance_count, study.series_count, study.organisation_id) == (3, 1, vitre.id)
 
 
+async def test_later_batches_of_a_request_reuse_the_study_and_series_found_by_the_first(
+    session, store, ct_series
+):
+    """A request's study and series are looked up (or made) by its first batch; the next batches take them from the
+    request's cache instead of reading them again. The rows are the same either way."""
+    from sqlalchemy import event
+
+    from telesante.imaging.repository import ImagingRepository
+
+    hospital = await make_organisation(session, "CH de Fougères")
+    series = ct_series(7)
+    await stow(session, store, series[:1], organisation_id=hospital.id)  # the study and series exist already
+    session.info.pop(service.INGEST_CACHE, None)  # a new request
+    reads: list[str] = []
+
+    def look(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM imaging_studies" in statement:
+            reads.append(statement)
+
+    engine = session.bind.sync_engine
+    event.listen(engine, "before_cursor_execute", look)
+    try:
+        results = await stow(
+            session, store, series[1:], organisation_id=hospital.id, batch=2
+        )  # three batches
+    finally:
+        event.remove(engine, "before_cursor_execute", look)
+    assert len(results.stored) == 6 and not results.failed
+    assert len(reads) == 1  # the first batch only
+    study = await ImagingRepository(session).get_study_by_uid(
+        pydicom.dcmread(io.BytesIO(series[0])).StudyInstanceUID
+    )
+    assert (study.instance_count, study.series_count) == (7, 1)
+
+
 async def test_the_pipeline_keeps_each_parts_outcome_across_small_batches(session, store, ct_series):
     """Batches of 2 with one part waiting: the good parts are all stored, each bad one is listed with its reason
     (not DICOM, too large, another study than the one in the URL), whatever batch it fell in."""

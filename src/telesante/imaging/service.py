@@ -651,7 +651,11 @@ async def ingest_many(
     new_staged = [early for uid, (_data, _parsed, early) in unique.items() if uid not in owners]
     if not new:
         return
-    studies = await repo.studies_by_uids({parsed.study_uid for _d, parsed in new})
+    # the studies and series an earlier batch of the same request looked up or made (``INGEST_CACHE``), else read
+    known = session.info.setdefault(INGEST_CACHE, {})
+    studies = await _known_or_read(
+        known, ImagingStudy, {parsed.study_uid for _d, parsed in new}, repo.studies_by_uids
+    )
     for _data, parsed in new:
         study = studies.get(parsed.study_uid)
         if study is None:
@@ -665,7 +669,9 @@ async def ingest_many(
             )
         elif study.organisation_id != organisation_id:
             raise Conflict("Cette étude a déjà été reçue d'un autre établissement.", field="StudyInstanceUID")
-    series_of = await repo.series_by_uids({parsed.series_uid for _d, parsed in new})
+    series_of = await _known_or_read(
+        known, ImagingSeries, {parsed.series_uid for _d, parsed in new}, repo.series_by_uids
+    )
     for _data, parsed in new:
         study = studies[parsed.study_uid]
         series = series_of.get(parsed.series_uid)
@@ -706,6 +712,18 @@ async def ingest_many(
             files.exception()  # looked at: not reported again as "never retrieved"
         raise
     await files  # its own error (storage down), if any
+    known.update(studies)
+    known.update(series_of)
+
+
+async def _known_or_read(known: dict, kind: type, uids: set[str], read: Callable) -> dict[str, Any]:
+    """The rows of ``uids`` kept in ``known`` (of the right kind: a study's UID is never taken for a series'), the
+    others read at once with ``read``."""
+    found = {uid: known[uid] for uid in uids if isinstance(known.get(uid), kind)}
+    missing = uids - found.keys()
+    if missing:
+        found.update(await read(missing))
+    return found
 
 
 # --- patient matching (identity vigilance) ---------------------------------------------------------------------

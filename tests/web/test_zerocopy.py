@@ -142,16 +142,19 @@ async def test_request_bodies_reach_the_application_whole(site, path):
     application reading slowly): either way every byte arrives, once, in order; on one connection, twice."""
     body = os.urandom(3 * 1024 * 1024 + 17)
 
-    async def pieces():
-        for start in range(0, len(body), 200_000):
-            yield body[start : start + 200_000]
-            await asyncio.sleep(0)
+    async def pieces(size):
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+            if start % (50 * size) == 0:
+                await asyncio.sleep(0)
 
     async with httpx.AsyncClient(base_url=site.url) as client:
         sized = await client.post(path, content=body)
-        chunked = await client.post(path, content=pieces())
+        chunked = await client.post(path, content=pieces(200_000))
+        # many small chunks reach the server in one read: piled up behind each other, in uvicorn's buffer
+        small = await client.post(path, content=pieces(1_000))
         empty = await client.post(path, content=b"")
-    for response in (sized, chunked):
+    for response in (sized, chunked, small):
         digest, messages = response.text.split()
         assert response.status_code == 200
         assert digest == hashlib.sha256(body).hexdigest()

@@ -167,9 +167,12 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
         """A piece of a request's body. uvicorn appends each piece to a ``bytearray`` and its ``receive`` copies
         that into ``bytes``: two copies of every byte received, 30 MiB for a 15 MiB STOW-RS request. When nothing
         waits, the piece itself is kept instead, and ``receive`` hands it on as it is (``bytes(b)`` is ``b``); a
-        piece arriving behind others goes uvicorn's way."""
+        piece arriving behind others goes uvicorn's way, into a ``bytearray`` (appending to ``bytes`` would copy
+        all that waits at each piece: quadratic for a body sent in many small chunks)."""
         cycle = self.cycle
         if cycle.body or cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
+            if type(cycle.body) is bytes:
+                cycle.body = bytearray(cycle.body)
             super().on_body(body)
             return
         cycle.body = body

@@ -260,6 +260,36 @@ async def test_a_stow_batch_is_indexed_together_and_a_conflict_falls_back_to_one
     assert (study.instance_count, study.series_count, study.organisation_id) == (3, 1, vitre.id)
 
 
+@pytest.mark.parametrize("path", ["one by one", "stow"])
+async def test_a_series_uid_equal_to_its_study_uid_is_not_taken_for_the_study(
+    session, store, ct_series, path
+):
+    """A sender that gives a series the study's UID (against the standard, but seen): the request's cache of
+    studies and series never hands the series for the study; every instance is stored under one study, one series."""
+    from telesante.imaging.repository import ImagingRepository
+
+    hospital = await make_organisation(session, "CH de Fougères")
+    same = []
+    for data in ct_series(3):
+        dataset = pydicom.dcmread(io.BytesIO(data))
+        dataset.SeriesInstanceUID = dataset.StudyInstanceUID
+        out = io.BytesIO()
+        dataset.save_as(out)
+        same.append(out.getvalue())
+    if path == "stow":
+        results = await stow(session, store, same, organisation_id=hospital.id, batch=1)
+        assert len(results.stored) == 3 and not results.failed
+    else:
+        for data in same:
+            await service.ingest_instance(
+                session, store, data, organisation_id=hospital.id, received_from="upload"
+            )
+    uid = pydicom.dcmread(io.BytesIO(same[0])).StudyInstanceUID
+    study = await ImagingRepository(session).get_study_by_uid(uid)
+    assert (study.instance_count, study.series_count) == (3, 1)
+    assert (await count(session, ImagingSeries), await count(session, ImagingInstance)) == (1, 3)
+
+
 async def test_later_batches_of_a_request_reuse_the_study_and_series_found_by_the_first(
     session, store, ct_series
 ):

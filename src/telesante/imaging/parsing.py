@@ -14,7 +14,7 @@ the refusal: the same function, the same result, the same refusals (``InvalidDic
 a thread. ``concurrent.futures.ProcessPoolExecutor``, used until 2026-12-05, spent a fifth of the server's processor
 time in its two threads (pickling each file into a buffer, then the results) and in waking them (docs/performance.md).
 For STOW-RS the helper also writes the parsed file into the blob store's staging folder (``parse_and_stage``,
-``blobs.Stager``), in its writer thread while it parses the next file (since 2026-12-05 15:40 UTC: +5 % STOW-RS
+``blobs.Stager``), in its writer thread while it parses the next file (since 2026-12-05 15:08 UTC: +5 % STOW-RS
 side by side, 428 against 408 inst/s over 12 studies).
 
 If a helper dies, the instances it held are parsed in a thread and a new helper takes its place. A helper ends when

@@ -286,8 +286,9 @@ async def ingest_instance(
 
     # The study and series of the previous instance of the same request (STOW, upload) are kept in the session's
     # info: a whole series does not look them up 300 times. Dropped whenever an instance fails (savepoint rollback).
+    # keyed by kind and UID: a sender may give a series its study's UID
     known = session.info.setdefault(INGEST_CACHE, {})
-    study = known.get(parsed.study_uid) or await repo.get_study_by_uid(parsed.study_uid)
+    study = known.get((ImagingStudy, parsed.study_uid)) or await repo.get_study_by_uid(parsed.study_uid)
     if study is None:
         study = await _new_study(
             session,
@@ -300,7 +301,7 @@ async def ingest_instance(
     elif study.organisation_id != organisation_id:
         raise Conflict("Cette étude a déjà été reçue d'un autre établissement.", field="StudyInstanceUID")
 
-    series = known.get(parsed.series_uid) or await repo.get_series_by_uid(parsed.series_uid)
+    series = known.get((ImagingSeries, parsed.series_uid)) or await repo.get_series_by_uid(parsed.series_uid)
     if series is None:
         series = await _new_series(repo, study, parsed)
     elif series.study_id != study.id:
@@ -308,7 +309,7 @@ async def ingest_instance(
 
     key = await save_blob(session, store, data, "application/dicom", sha256=parsed.sha256)
     instance = await repo.add_instance(_new_instance(study, series, parsed, key, received_from))
-    known[parsed.study_uid], known[parsed.series_uid] = study, series
+    known[ImagingStudy, parsed.study_uid], known[ImagingSeries, parsed.series_uid] = study, series
     return Ingested(instance, study, created=True)
 
 
@@ -651,7 +652,7 @@ async def ingest_many(
     new_staged = [early for uid, (_data, _parsed, early) in unique.items() if uid not in owners]
     if not new:
         return
-    # the studies and series an earlier batch of the same request looked up or made (``INGEST_CACHE``), else read
+    # the studies and series an earlier batch (or instance) of the same request looked up or made, else read
     known = session.info.setdefault(INGEST_CACHE, {})
     studies = await _known_or_read(
         known, ImagingStudy, {parsed.study_uid for _d, parsed in new}, repo.studies_by_uids
@@ -712,14 +713,14 @@ async def ingest_many(
             files.exception()  # looked at: not reported again as "never retrieved"
         raise
     await files  # its own error (storage down), if any
-    known.update(studies)
-    known.update(series_of)
+    known.update({(ImagingStudy, uid): study for uid, study in studies.items()})
+    known.update({(ImagingSeries, uid): series for uid, series in series_of.items()})
 
 
 async def _known_or_read(known: dict, kind: type, uids: set[str], read: Callable) -> dict[str, Any]:
-    """The rows of ``uids`` kept in ``known`` (of the right kind: a study's UID is never taken for a series'), the
-    others read at once with ``read``."""
-    found = {uid: known[uid] for uid in uids if isinstance(known.get(uid), kind)}
+    """The rows of ``uids`` kept in ``known`` (keyed by kind and UID, as ``ingest_instance`` keeps them), the others
+    read at once with ``read``."""
+    found = {uid: known[kind, uid] for uid in uids if (kind, uid) in known}
     missing = uids - found.keys()
     if missing:
         found.update(await read(missing))

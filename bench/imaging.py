@@ -21,10 +21,10 @@ machine's speed varies from minute to minute and both see the same. Measured for
 STOW-RS, frames and series retrieval go through curl (C, keep-alive), metadata through httpx, C-STORE with
 storescu; the clients share the machine's two cores with the server. Each STOW-RS and frames figure is the median
 of several passes, after a warm-up. Right before each timed ingest (C-STORE, each STOW-RS copy) the file system is
-synced (``os.sync``, not timed): Orthanc leaves the files it receives in the page cache (it does not flush them), as
-the benchmark its request bodies, and the kernel would otherwise write them out during the next turn, on that
-server's time and in front of its own flushes. curl fetching a frame's bytes from a bare ASGI app (``bench/bare_asgi.py``, no
-work at all) gives the ceiling any Python server can reach here. Télésanté is called with a bearer token
+synced (``os.sync``, not timed): the request bodies the benchmark has just written (150 MB a copy), and whatever
+else waits in the page cache, would otherwise be written out by the kernel during the turn, on that server's time
+and in front of its own flushes (both servers flush every file they receive). curl fetching a frame's bytes from a
+bare ASGI app (``bench/bare_asgi.py``, no work at all) gives the ceiling any Python server can reach here. Télésanté is called with a bearer token
 (every request authenticated, scoped and audited as in production); Orthanc without authentication. Goals (issue 4):
 ingest ≥ 2× Orthanc, metadata ≤ 50 ms, frames ≥ 5× Orthanc, series retrieval ≥ Orthanc. The last line is one JSON
 object with the figures and the ratios.
@@ -291,8 +291,8 @@ def stow(target: Target, files: list[bytes], work: Path) -> float:
     config = work / f"stow-{target.name}.curl"
     config.write_text("\n".join(lines) + "\n")
     command = ["curl", "--silent", "--config", str(config)]
-    # not timed: the bodies just written, and the other server's unwritten files, are not written out during this
-    # server's turn, on its time and in front of its own flushes
+    # not timed: the bodies just written (and anything else waiting) are not written out during this server's turn,
+    # on its time and in front of its own flushes
     os.sync()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -130,7 +130,7 @@ def _serve(requests: Connection, answers: Connection, server_pid: int) -> None:
             os._exit(0)
         header_length, length = _REQUEST.unpack(head)
         stager = pickle.loads(_read_exactly(inbox, header_length))  # noqa: S301 - from the server that forked us
-        data = bytes(_read_exactly(inbox, length))
+        data = _read_exactly(inbox, length)
         try:
             parsed.put((_parse_only(data), data, stager))
         except BaseException:  # noqa: BLE001 - a bug: told to the server, which parses this one in a thread
@@ -156,15 +156,17 @@ def _stage_and_answer(parsed: queue.Queue, outbox: int) -> None:
             return
 
 
-def _read_exactly(fd: int, length: int) -> bytearray:
-    buffer = bytearray(length)
-    view, done = memoryview(buffer), 0
-    while done < length:
-        read = os.readv(fd, [view[done:]])
-        if read == 0:
+def _read_exactly(fd: int, length: int) -> bytes:
+    """``length`` bytes from the pipe. A slice usually lies whole in the pipe (1 MiB) and comes in one read, as the
+    ``bytes`` it is used as: no buffer to clear, no copy; several reads are joined."""
+    pieces, missing = [], length
+    while missing:
+        piece = os.read(fd, missing)
+        if not piece:
             raise EOFError
-        done += read
-    return buffer
+        pieces.append(piece)
+        missing -= len(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -227,3 +227,26 @@ async def test_a_helper_stages_in_order_while_parsing_and_answers_everything_bef
     assert len(list((tmp_path / "blobs" / ".staging").iterdir())) == 4
     assert "helper" not in caplog.text  # no death, no fallback: the helper answered everything itself
     assert not helper.process.is_alive()
+
+
+async def test_an_empty_part_and_one_larger_than_the_pipe_cross_to_a_helper(ct_series, caplog):
+    """The helper reads a request in as many reads as the pipe needs: an empty part is refused with its reason, a
+    2 MiB instance (twice the pipe) parses as in the server, and the helper lives on."""
+    import io
+
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(ct_series(1)[0]))
+    dataset.Rows = dataset.Columns = 1024
+    dataset.PixelData = os.urandom(1024 * 1024 * 2)
+    out = io.BytesIO()
+    dataset.save_as(out)
+    large = out.getvalue()
+    assert len(large) > parsing._PIPE_BYTES
+    with pytest.raises(InvalidDicom) as caught:
+        await parsing.parse(b"", processes=1)
+    assert "DICM" in caught.value.message
+    (helper,) = parsing._pool.helpers
+    assert await parsing.parse(large, processes=1) == parse_instance(large)
+    assert parsing._pool.helpers == [helper] and helper.process.is_alive()
+    assert "helper" not in caplog.text

@@ -166,7 +166,7 @@ def _read_exactly(fd: int, length: int) -> bytes:
             raise EOFError
         pieces.append(piece)
         missing -= len(piece)
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)  # none: an empty part
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -187,3 +187,31 @@ async def test_calendar_feed_by_secret_address(client, session, opened):
     events = icalendar.Calendar.from_ical(response.content).walk("VEVENT")
     assert [str(e["summary"]) for e in events] == ["Téléconsultation — Domicile du patient"]
     assert (await client.get("/calendrier/rendez-vous/inconnu.ics")).status_code == 404
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+async def test_a_day_out_of_the_calendar_is_refused_with_its_field(client, session, world, day):
+    """A listing from year 1 or 9999 (found by schemathesis: it overflowed once moved to UTC, a 500) is a 422 naming
+    the field; so is a weekly pattern starting or ending there."""
+    doctor_id, offer_id = (
+        str(world.doctor.professional.id),
+        str(world.offer_id),
+    )  # before requests expire them
+    doctor = await token_for(session, world.doctor)
+    listed = await client.get("/api/scheduling/appointments", params={"from": day}, headers=doctor)
+    assert listed.status_code == 422 and "from" in listed.text and "2000" in listed.text
+    pattern = await client.post(
+        "/api/scheduling/patterns",
+        json={
+            "professional_id": doctor_id,
+            "offer_id": offer_id,
+            "weekdays": [1],
+            "start_time": "00:00",
+            "end_time": "01:00",
+            "slot_minutes": 30,
+            "valid_from": day,
+            "valid_until": day,
+        },
+        headers=doctor,
+    )
+    assert pattern.status_code == 422 and "valid_from" in pattern.text

@@ -173,6 +173,8 @@ async def _may_manage_agenda(session: AsyncSession, principal: Principal, profes
 def pattern_periods(data: PatternCreate, zone: str) -> list[tuple[datetime, datetime]]:
     """The UTC slots of a weekly pattern written in Paris local time (DST-aware), public holidays skipped when
     asked. Each slot ends within the pattern's hours: a remainder shorter than a slot is not offered."""
+    _within_years(data.valid_from, "valid_from")
+    _within_years(data.valid_until, "valid_until")
     if (data.valid_until - data.valid_from).days >= MAX_PATTERN_DAYS:
         raise InvalidInput(f"Une disponibilité couvre au plus {MAX_PATTERN_DAYS} jours.", field="valid_until")
     if data.start_time.second or data.end_time.second or data.start_time.microsecond:
@@ -191,6 +193,12 @@ def pattern_periods(data: PatternCreate, zone: str) -> list[tuple[datetime, date
                 start += step
         day += timedelta(days=1)
     return periods
+
+
+def _within_years(day: date, field: str) -> None:
+    """A day the platform can place in time (a year like 0001 or 9999 overflows once moved to UTC or a week on)."""
+    if not clock.FIRST_YEAR <= day.year <= clock.LAST_YEAR:
+        raise InvalidInput(f"Date attendue entre {clock.FIRST_YEAR} et {clock.LAST_YEAR}.", field=field)
 
 
 def _paris(local: datetime) -> datetime:
@@ -796,6 +804,7 @@ async def list_appointments(
     """Appointments of the principal's organisations (booking side or doctor's side) from ``day_from`` (Paris)."""
     if not 1 <= days <= 92:
         raise InvalidInput("Période de 1 à 92 jours.", field="days")
+    _within_years(day_from, "from")
     start = _paris(datetime.combine(day_from, time()))
     found = await AppointmentRepository(session).list_visible(
         principal, start, start + timedelta(days=days), professional_id=professional_id, patient_id=patient_id

@@ -357,3 +357,119 @@ def test_json_columns_store_json_text_as_it_is_and_serialize_everything_else():
     assert serialize_json(JSONText('{"00100010":{"vr":"PN"}}')) == '{"00100010":{"vr":"PN"}}'
     assert serialize_json({"a": [1, "é"]}) == json.dumps({"a": [1, "é"]})
     assert serialize_json('{"not": "json text"}') == json.dumps('{"not": "json text"}')
+
+
+# --- SQLite's write-ahead log checkpointed in the background (db.WalCheckpointer) ---------------------------------
+
+
+def _file_alone_rows(tmp_path, database_file) -> int:
+    """Rows of ``log`` in a copy of the database file without its write-ahead log: what a checkpoint has copied in."""
+    alone = tmp_path / "alone.sqlite3"
+    alone.write_bytes(database_file.read_bytes())
+    connection = sqlite3.connect(alone)
+    try:
+        if connection.execute("SELECT count(*) FROM sqlite_master WHERE name = 'log'").fetchone()[0] == 0:
+            return 0  # not even the table: still in the log only
+        return connection.execute("SELECT count(*) FROM log").fetchone()[0]
+    finally:
+        connection.close()
+
+
+async def _commit_rows(database: db.Database, count: int) -> None:
+    for number in range(count):
+        async with transaction(database.sessionmaker) as session:
+            await session.execute(sa.text("INSERT INTO log VALUES (:who)"), {"who": f"w{number}" * 500})
+
+
+@pytest.mark.parametrize("interval_ms", [20, 0])
+async def test_the_log_is_copied_into_the_database_file_in_the_background(tmp_path, interval_ms):
+    """With a background checkpointer, what is committed reaches the database file within a few intervals while the
+    writers only keep a far safety net; with ``TELESANTE_SQLITE_CHECKPOINT_MS=0`` SQLite's own checkpoints (every
+    1,000 pages, in the writer) leave a few commits in the log only."""
+    from telesante.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=None,
+        secret_key="test-secret-key-0123456789",
+        sqlite_checkpoint_ms=interval_ms,
+    )
+    database = db.Database(settings)
+    database.start()
+    try:
+        async with database.engine.begin() as connection:
+            await connection.execute(sa.text("CREATE TABLE log (who TEXT NOT NULL)"))
+            pages = (await connection.execute(sa.text("PRAGMA wal_autocheckpoint"))).scalar_one()
+        await _commit_rows(database, 40)
+        database_file = settings.data_dir / "telesante.sqlite3"
+        if interval_ms:
+            assert pages == db.SQLITE_SAFETY_CHECKPOINT_PAGES
+            for _ in range(250):  # up to 5 s
+                if _file_alone_rows(tmp_path, database_file) == 40:
+                    break
+                await asyncio.sleep(0.02)
+            assert _file_alone_rows(tmp_path, database_file) == 40
+            assert database.checkpointer is not None and database.checkpointer.runs > 0
+            busy, logged, copied = database.checkpointer.last
+            assert (busy, copied) == (0, logged)
+        else:
+            assert pages == 1000  # SQLite's default: the writer checkpoints
+            assert database.checkpointer is None
+            await asyncio.sleep(0.2)
+            assert _file_alone_rows(tmp_path, database_file) < 40
+    finally:
+        checkpointer = database.checkpointer
+        await database.dispose()
+    assert checkpointer is None or not checkpointer.alive  # stopped with the database
+
+
+def test_only_a_sqlite_file_is_checkpointed_in_the_background(tmp_path):
+    assert db.sqlite_file(f"sqlite+aiosqlite:///{tmp_path}/t.sqlite3") == f"{tmp_path}/t.sqlite3"
+    assert db.sqlite_file("sqlite+aiosqlite:///relative.sqlite3?timeout=5") == "relative.sqlite3"
+    assert db.sqlite_file("sqlite+aiosqlite:///:memory:") is None
+    assert db.sqlite_file("sqlite+aiosqlite://") is None
+    assert db.sqlite_file("postgresql+asyncpg://postgres@127.0.0.1/test") is None
+
+
+async def test_a_checkpointer_whose_file_does_not_exist_yet_waits_for_it_and_never_creates_it(tmp_path):
+    path = tmp_path / "later.sqlite3"
+    checkpointer = db.WalCheckpointer(str(path), 0.01).start()
+    try:
+        await asyncio.sleep(0.1)
+        assert not path.exists() and checkpointer.runs == 0 and checkpointer.alive
+        connection = sqlite3.connect(path)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t (n INTEGER)")
+        connection.commit()
+        for _ in range(250):
+            if checkpointer.runs:
+                break
+            await asyncio.sleep(0.02)
+        assert checkpointer.runs > 0
+        connection.close()
+    finally:
+        checkpointer.stop()
+    assert not checkpointer.alive
+
+
+async def test_the_application_checkpoints_in_the_background_while_it_runs(tmp_path):
+    from telesante.config import Settings
+    from telesante.main import create_app
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=None,
+        secret_key="test-secret-key-0123456789",
+        demo=False,
+        dicom_port=0,
+        jobs_enabled=False,
+        gc_freeze=False,
+    )
+    app = create_app(settings)
+    checkpointer = app.state.database.checkpointer
+    assert (
+        checkpointer is not None and not checkpointer.alive
+    )  # made with the application, started by its lifespan
+    async with app.router.lifespan_context(app):
+        assert checkpointer.alive
+    assert not checkpointer.alive

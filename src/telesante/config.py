@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         le=100_000,
         description="SQLite : observations d'un lot FHIR enregistrées par transaction (le verrou d'écriture passe entre deux).",
     )
+    sqlite_checkpoint_ms: int = Field(
+        100,
+        ge=0,
+        le=60_000,
+        description="SQLite : intervalle (ms) des points de contrôle du journal faits en arrière-plan ; 0 : par l'écrivain, tous les 1 000 pages.",
+    )
     gc_freeze: bool = Field(
         True,
         description="Au démarrage, soustraire au ramasse-miettes les objets chargés et espacer ses passes.",

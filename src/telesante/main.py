@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if database is None:
+            app.state.database.start()  # on SQLite, the write-ahead log's checkpoints in the background
         await app.state.event_bus.start()
         bind_event_bus(app.state.event_bus)  # background jobs publish on it too
         if app.state.video_relay is not None:

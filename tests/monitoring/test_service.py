@@ -13,6 +13,7 @@ from telesante.consents.models import ConsentDecision, ConsentScopeType
 from telesante.directory.models import Role
 from telesante.events.service import use_event_bus
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
+from telesante.kit.schemas import parse_input
 from telesante.monitoring import service
 from telesante.monitoring.models import AlertAction, AlertStatus, EnrolmentStatus, ReadingSource
 from telesante.monitoring.schemas import AlertInterpretation, DeviceIn, EducationCreate, ProgrammeCreate
@@ -366,6 +367,20 @@ async def test_overrides_are_checked_and_programmes_are_versioned(session, netwo
             network.admin.principal,
             ProgrammeCreate(organisation_id=network.team_id, code="insuffisance_renale", team_name="Équipe"),
         )
+
+
+@pytest.mark.parametrize("held_at", ["0001-01-01T00:00", "9999-12-31T23:59"])
+async def test_an_education_session_dated_out_of_any_calendar_is_refused_naming_it(
+    session, network, patient, frozen, held_at
+):
+    """Year 1, read as Paris time, overflowed when moved to UTC (a 500): input models bound every date
+    (kit.schemas), naming the field."""
+    enrolment = await enrol(session, network, patient)
+    with pytest.raises(InvalidInput) as refused:
+        form = parse_input(EducationCreate, {"topic": "Alimentation", "held_at": held_at})
+        await service.record_education(session, network.nurse.principal, enrolment.id, form)
+    assert refused.value.field == "held_at" and "1800–2200" in refused.value.message
+    assert (await service.get_enrolment(session, network.nurse.principal, enrolment.id)).education == []
 
 
 async def test_education_sessions_and_end_of_follow_up(session, network, patient, frozen):

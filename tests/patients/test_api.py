@@ -86,3 +86,23 @@ async def test_a_new_patient_is_still_a_201(session, client, registered):
     }
     response = await client.post("/api/patients", headers=headers, json=body)
     assert response.status_code == 201 and response.json()["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("birth_date", "said"), [("0001-01-01", "avant 1880"), ("9999-12-31", "dans le futur")]
+)
+async def test_a_birth_date_out_of_any_calendar_gets_the_domain_s_own_refusal(
+    session, client, registered, birth_date, said
+):
+    """Input models bound every date to kit.schemas' years, after the fields' own rules: the birth date's rule (not
+    before 1880, not in the future) speaks first. Nothing is stored."""
+    _, treating, _ = registered
+    headers = await token_for(session, treating)
+    body = {**SAME_TRAITS, "birth_family_name": "Le Goff", "birth_date": birth_date}
+    body.pop("ins_matricule")
+    response = await client.post("/api/patients", headers=headers, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "birth_date" and said in response.text
+    listed = await client.get("/api/patients", headers=headers)
+    assert listed.status_code == 200
+    assert [p for p in listed.json()["items"] if p["birth_family_name"].upper() == "LE GOFF"] == []

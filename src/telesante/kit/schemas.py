@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from datetime import date
+from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from telesante.kit.errors import InvalidInput
 
@@ -46,10 +48,35 @@ _MESSAGES = {
 }
 
 
+# Every date an input carries lies within these years. A year such as 0001 or 9999 overflows as soon as it is moved to
+# UTC or a day on (a 500 found by schemathesis on a query parameter, 2026-12-05), and no clinical or administrative date
+# lies outside them (a birth date, a consent, an appointment). Domains bound further where they must (appointments and
+# agendas: kit.clock.FIRST_YEAR–LAST_YEAR).
+INPUT_FIRST_YEAR, INPUT_LAST_YEAR = 1800, 2200
+
+
 class InputModel(BaseModel):
-    """Base of every *Create / *Update schema: unknown fields are refused, strings are trimmed."""
+    """Base of every *Create / *Update schema: unknown fields are refused, strings are trimmed, dates lie within
+    ``INPUT_FIRST_YEAR``–``INPUT_LAST_YEAR``."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="after")
+    def _dates_within_years(self) -> Self:
+        # After the fields' own validators: a domain's rule (an appointment between 2000 and 2100, a birth date after
+        # 1880) speaks first; this one catches the dates no rule bounds. Raised as the field's own error (nested
+        # models prefix it with their place: ``visits.1.day``).
+        errors: list[InitErrorDetails] = []
+        for name, value in self:
+            for item in value if isinstance(value, list | tuple | set | frozenset) else (value,):
+                if isinstance(item, date) and not INPUT_FIRST_YEAR <= item.year <= INPUT_LAST_YEAR:
+                    message = f"date hors des années acceptées ({INPUT_FIRST_YEAR}–{INPUT_LAST_YEAR})"
+                    error = PydanticCustomError("value_error", "{error}", {"error": message})
+                    errors.append(InitErrorDetails(type=error, loc=(name,), input=item))
+                    break
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
 
 class ReadModel(BaseModel):

@@ -218,15 +218,16 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 class WalCheckpointer:
     """SQLite's write-ahead log copied into the database file by a thread of its own, every ``interval`` seconds.
 
-    By default SQLite checkpoints in the connection whose commit takes the log past 1,000 pages: that commit then
-    copies every page written since the last checkpoint into the database file and flushes both files, while it
-    still holds the write lock. A device gateway's batch writes observations and their indexes, the audit rows and
-    the triage state of hundreds of patients, each on pages of its own: one commit in two took 10–26 ms instead of
-    1–4 ms (docs/performance.md). Here the copy and its flushes are made by a passive checkpoint of another
-    connection, which takes no lock that a writer or a reader waits for; writers checkpoint themselves only past
-    ``SQLITE_SAFETY_CHECKPOINT_PAGES`` (a safety net, with little left to copy by then). Each background checkpoint
-    also flushes the log: commits reach the disk within ``interval`` even on a quiet server (``synchronous=NORMAL``
-    does not flush at commit). ``TELESANTE_SQLITE_CHECKPOINT_MS=0``: SQLite's own checkpoints, as before."""
+    By default SQLite checkpoints in the connection whose commit takes the log past 1,000 pages: that commit call
+    copies every page written since the last checkpoint into the database file and flushes both files before it
+    returns, and until it returns the write queue does not pass the turn on (``WriteQueue``). A device gateway's
+    batch writes observations and their indexes, the audit rows and the triage state of hundreds of patients, each
+    on pages of its own: one commit in two took 10–26 ms instead of 1–4 ms (docs/performance.md). Here the copy and
+    its flushes are made by a passive checkpoint of another connection, which takes no lock that a writer or a
+    reader waits for; writers checkpoint themselves only past ``SQLITE_SAFETY_CHECKPOINT_PAGES`` (a safety net, with
+    little left to copy by then). A background checkpoint that has pages to copy flushes the log first: a quiet
+    server's last commits reach the disk at the next one (``synchronous=NORMAL`` does not flush at commit), unless a
+    long read still needs the pages before them. ``TELESANTE_SQLITE_CHECKPOINT_MS=0``: SQLite's own checkpoints."""
 
     def __init__(self, path: str, interval: float):
         self.path, self.interval = path, interval

@@ -344,8 +344,8 @@ class Settings(BaseSettings):
     )
     zero_copy_send: bool = Field(
         True,
-        description="Serveur HTTP (sans TLS) : envoyer les images DICOM déjà en cache de pages directement par le "
-        "noyau (sendfile), sans copie dans le processus.",
+        description="Serveur HTTP (sans TLS) : envoyer les images DICOM déjà en cache de pages directement depuis le "
+        "fichier projeté en mémoire, sans copie dans le processus.",
     )
     s3_endpoint_url: str | None = Field(
         None, description="Adresse du service compatible S3 (MinIO, Ceph, Scaleway…). Absent : AWS."

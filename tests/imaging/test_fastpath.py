@@ -42,22 +42,20 @@ class CountingReads:
 
     def __init__(self, store, monkeypatch, *, cold: bool = False):
         self.calls = self.opened = 0
-        read_cached_into, open_if_cached = store.read_cached_into, store.open_if_cached
+        read_cached_into, mapped_if_cached = store.read_cached_into, store.mapped_if_cached
 
         def counted_read(key, offset, buffer):
             self.calls += 1
             return False if cold else read_cached_into(key, offset, buffer)
 
-        def counted_open(
-            key, offset, length
-        ):  # counted when it opens: else the ASGI fast path reads (counted)
-            fd = None if cold else open_if_cached(key, offset, length)
-            self.calls += fd is not None
-            self.opened += fd is not None
-            return fd
+        def counted_map(key, offset, length):  # counted when it maps: else the ASGI fast path reads (counted)
+            view = None if cold else mapped_if_cached(key, offset, length)
+            self.calls += view is not None
+            self.opened += view is not None
+            return view
 
         monkeypatch.setattr(store, "read_cached_into", counted_read)
-        monkeypatch.setattr(store, "open_if_cached", counted_open)
+        monkeypatch.setattr(store, "mapped_if_cached", counted_map)
 
 
 def _frame_url(base: str, ds) -> str:
@@ -192,9 +190,11 @@ async def test_a_revoked_token_is_not_served_from_memory(app_served, actors):
         tokens = (await http.get(f"{url}/api/tokens")).json()
         token_id = next(t["id"] for t in tokens if t["revoked_at"] is None)
         assert (await http.post(f"{url}/api/tokens/{token_id}/revoke")).status_code == 200
-        assert not fastpath._principals
+        assert not fastpath._principals and not fastpath._decisions
         refused = await http.get(_frame_url(url, series[2]), headers=MULTIPART_OCTETS)
         assert refused.status_code == 401
+        again = await http.get(_frame_url(url, series[1]), headers=MULTIPART_OCTETS)  # one it answered fast
+        assert again.status_code == 401
 
 
 async def test_large_parts_are_read_in_a_thread_even_when_cached(tmp_path, monkeypatch):
@@ -220,6 +220,37 @@ async def test_large_parts_are_read_in_a_thread_even_when_cached(tmp_path, monke
         await service.read_part(store, "k/a/big", 900, b"H", b"T", offset=len(data) - 100)
 
 
+@pytest.mark.parametrize("lapsing", ["FRAME_AUDIT_SECONDS", "ACCESS_CACHE_SECONDS"])
+async def test_a_kept_decision_lasts_no_longer_than_what_it_rests_on(
+    app_served, actors, monkeypatch, lapsing
+):
+    """The early answer keeps its decision for the same path, credential and Accept; once the study's access (or
+    the series' audit) is no longer fresh, the next request for that very frame goes to the route again, which
+    checks the access in the database and audits as it does for any first frame."""
+    from telesante.imaging import service
+
+    app, url = app_served
+    series = await _stored_series(url, actors["treating"], slices=3)
+    monkeypatch.setattr(service, lapsing, 1.0)
+    located = []
+    locate = service.locate_frames
+
+    async def counted_locate(*args, **kwargs):
+        located.append(args[4])
+        return await locate(*args, **kwargs)
+
+    monkeypatch.setattr(service, "locate_frames", counted_locate)
+    async with httpx.AsyncClient(headers=actors["treating"]) as http:
+        for _ in range(2):  # the route once, then the fast path (twice for the second frame)
+            for ds in series[:2]:
+                assert (await http.get(_frame_url(url, ds), headers=MULTIPART_OCTETS)).status_code == 200
+        assert located == [series[0].SOPInstanceUID]
+        await asyncio.sleep(1.1)
+        response = await http.get(_frame_url(url, series[1]), headers=MULTIPART_OCTETS)
+        assert response.status_code == 200 and _single_part(response) == series[1].PixelData
+        assert located == [series[0].SOPInstanceUID, series[1].SOPInstanceUID]  # decided by the route again
+
+
 async def test_frames_in_the_page_cache_are_sent_by_the_kernel(app_served, actors, monkeypatch, request):
     """With the platform's protocol, a frame the caller may read and the page cache holds is answered before the
     application runs (no ASGI read at all), with the route's bytes; a request from another origin (CORS) still goes
@@ -241,7 +272,7 @@ async def test_frames_in_the_page_cache_are_sent_by_the_kernel(app_served, actor
         if request.node.callspec.params["app_served"] == "kernel":
             assert (
                 reads.opened == reads.calls == len(series) + 1
-            )  # every one by the kernel, none read in Python
+            )  # every one from its mapping by the kernel, none read in Python
         else:
             assert reads.opened == 0 and reads.calls == len(series) + 1
         opened = reads.opened

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 from pathlib import Path
 
@@ -175,33 +177,40 @@ async def test_filesystem_reads_a_cached_range_straight_into_a_buffer(tmp_path):
     assert store.read_cached_into("../etc/passwd", 0, memoryview(bytearray(10))) is False
 
 
-async def test_filesystem_opens_a_range_for_the_kernel_only_when_the_page_cache_holds_it(tmp_path):
-    """``open_if_cached`` (frames sent with ``sendfile``): a descriptor when every page of the range is cached
-    (``cachestat``), None when one is not — the file written with direct I/O, or dropped from the cache — and for an
-    absent file or a bad key."""
+async def test_filesystem_maps_a_range_only_when_the_page_cache_holds_it(tmp_path):
+    """``mapped_if_cached`` (frames sent from the page cache): a read-only view of the range when every page of it
+    is cached (``mincore``), None when one is not — the file written with direct I/O — and for a range past the
+    end, an absent file or a bad key. ``delete`` forgets the mapping; the oldest of too many is let go."""
     store = FilesystemBlobStore(tmp_path / "blobs")
     data = os.urandom(600_000)
     await store.put("a/b/frames", data, "application/dicom")
-    path = store.path_for("a/b/frames")
-    assert store.open_if_cached("a/b/frames", 1000, 524_288) is None  # written with direct I/O: not cached
+    assert store.mapped_if_cached("a/b/frames", 1000, 524_288) is None  # written with direct I/O: not cached
     assert await store.get("a/b/frames") == data  # read once: now in the page cache
-    fd = store.open_if_cached("a/b/frames", 1000, 524_288)
-    assert fd is not None
+    view = store.mapped_if_cached("a/b/frames", 1000, 524_288)
+    assert view is not None and view.readonly and bytes(view) == data[1000 : 1000 + 524_288]
+    assert store.mapped_if_cached("a/b/frames", 599_000, 2000) is None  # past the end
+    assert store.mapped_if_cached("a/b/frames", -1, 10) is None
+    assert store.mapped_if_cached("a/b/absent", 0, 10) is None
+    assert store.mapped_if_cached("../etc/passwd", 0, 10) is None
+    await store.delete("a/b/frames")
+    assert store.mapped_if_cached("a/b/frames", 0, 10) is None
+    assert bytes(view[:10]) == data[1000:1010]  # a view given out stays valid (the mapping outlives the file)
+
+    await store.put("a/b/other", data, "application/dicom")
+    await store.get("a/b/other")
+    blobs.MAPPED_FILES, limit = 1, blobs.MAPPED_FILES
     try:
-        assert os.pread(fd, 524_288, 1000) == data[1000 : 1000 + 524_288]  # the blob's own file, read-only
-        with pytest.raises(OSError):
-            os.write(fd, b"x")
+        await store.put("a/b/third", data, "application/dicom")
+        await store.get("a/b/third")
+        assert store.mapped_if_cached("a/b/other", 0, 10) is not None
+        assert store.mapped_if_cached("a/b/third", 0, 10) is not None
+        assert list(store._mapped) == ["a/b/third"]
     finally:
-        os.close(fd)
-    fd = os.open(path, os.O_RDONLY)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages: dropped from the cache
-    os.close(fd)
-    assert store.open_if_cached("a/b/frames", 1000, 524_288) is None
-    assert store.open_if_cached("a/b/absent", 0, 10) is None
-    assert store.open_if_cached("../etc/passwd", 0, 10) is None
+        blobs.MAPPED_FILES = limit
 
 
-def test_page_cache_holds_counts_every_page_of_the_range(tmp_path):
+def test_residency_counts_every_page_of_the_range(tmp_path):
+    """``_resident`` (mincore): true only when every page the range touches is in memory."""
     path = tmp_path / "f"
     path.write_bytes(os.urandom(3 * 4096))
     fd = os.open(path, os.O_RDONLY)
@@ -209,13 +218,18 @@ def test_page_cache_holds_counts_every_page_of_the_range(tmp_path):
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead: a read brings in its own page only
-        assert not blobs.page_cache_holds(fd, 0, 10)
+        mapping = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+        mapping.madvise(mmap.MADV_RANDOM)
+        pointer = ctypes.c_char.from_buffer(mapping)
+        address = ctypes.addressof(pointer)
+        del pointer
+        assert not blobs._resident(address, 0, 10)
         os.pread(fd, 10, 4096)  # the middle page only
-        assert blobs.page_cache_holds(fd, 4096, 4096)
-        assert blobs.page_cache_holds(fd, 4100, 10)
-        assert not blobs.page_cache_holds(fd, 4000, 200)  # starts in the first page, not cached
-        assert not blobs.page_cache_holds(fd, 8000, 200)  # ends in the last page, not cached
-        assert not blobs.page_cache_holds(fd, 4096, 0)  # nothing asked: nothing to send that way
+        assert blobs._resident(address, 4096, 4096)
+        assert blobs._resident(address, 4100, 10)
+        assert not blobs._resident(address, 4000, 200)  # starts in the first page, not cached
+        assert not blobs._resident(address, 8000, 200)  # ends in the last page, not cached
+        mapping.close()
     finally:
         os.close(fd)
 

@@ -1,4 +1,4 @@
-"""The platform's HTTP protocol (web/zerocopy.py): uvicorn's, plus early answers whose file range the kernel sends.
+"""The platform's HTTP protocol (web/zerocopy.py): uvicorn's, plus early answers sent from a file mapped in memory.
 
 Served for real by uvicorn in the test's event loop, called by real clients (httpx, and raw sockets where a client
 must misbehave: pipelining, reading slowly, leaving mid-file). The application below answers everything the early
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import mmap
 import os
 import socket
 import subprocess
@@ -24,14 +25,25 @@ from tests.events.conftest import serving
 SIZE = 4 * 1024 * 1024
 
 
+def _mapped(path) -> memoryview:
+    """The file mapped in memory, as the blob store maps it (``FilesystemBlobStore.mapped_if_cached``)."""
+    with open(path, "rb") as file:
+        return memoryview(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY))
+
+
 class Site:
-    """A toy application and its early responder: ``/file/<offset>/<count>`` is a range of ``data``; ``/short``
-    announces more than the file holds; ``/boom`` makes the responder fail; anything else is the application's."""
+    """A toy application and its early responder: ``/file/<offset>/<count>`` is a range of ``data``, sent from the
+    file's mapping; ``/cut`` is a range of a file cut short after it was mapped; ``/boom`` makes the responder fail;
+    anything else is the application's."""
 
     def __init__(self, path):
         self.data = os.urandom(SIZE)
         self.path = path
         path.write_bytes(self.data)
+        self.view = _mapped(path)
+        self.cut = path.with_name("cut.bin")
+        self.cut.write_bytes(self.data)
+        self.cut_view = _mapped(self.cut)
         self.asked = 0
         self.answered_by_app = 0
 
@@ -74,13 +86,13 @@ class Site:
         parts = scope["path"].strip("/").split("/")
         if parts[0] == "boom":
             raise RuntimeError("responder bug")
-        if parts[0] == "short":
-            return zerocopy.Answer(b"", b"", os.open(self.path, os.O_RDONLY), SIZE - 10, 100, b"")
+        if parts[0] == "cut":
+            return zerocopy.Answer(b"", b"", self.cut_view[SIZE // 2 :], b"")
         if parts[0] != "file":
             return None
         offset, count = int(parts[1]), int(parts[2])
         fields = b"content-type: application/octet-stream\r\n"
-        return zerocopy.Answer(fields, b"<", os.open(self.path, os.O_RDONLY), offset, count, b">")
+        return zerocopy.Answer(fields, b"<", self.view[offset : offset + count], b">")
 
     def expected(self, offset: int, count: int) -> bytes:
         return b"<" + self.data[offset : offset + count] + b">"
@@ -195,7 +207,7 @@ async def test_pipelined_requests_are_answered_in_order(site):
 
 async def test_a_slow_reader_gets_every_byte_and_keeps_its_connection(site):
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # the server's sendfile must wait, often
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # the server's sending must wait, often
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
     await loop.sock_connect(sock, ("127.0.0.1", site.port))
@@ -250,11 +262,15 @@ async def test_what_the_responder_declines_or_fails_goes_to_the_application(site
     assert site.asked == 2 and site.answered_by_app == 3
 
 
-async def test_a_file_shorter_than_announced_ends_the_connection_not_the_server(site):
+async def test_a_file_cut_short_under_its_mapping_ends_the_connection_not_the_server(site):
+    """Blobs are never rewritten in place, but were one cut short while mapped, only the kernel reads the mapping
+    (``sendmsg`` fails with EFAULT): the connection ends, never with a short answer taken for a whole one, and the
+    server (a copy in the process would have stopped it with SIGBUS) goes on serving."""
+    os.truncate(site.cut, 4096)
     before = _open_descriptors()
     async with httpx.AsyncClient() as http:
-        with pytest.raises(httpx.RemoteProtocolError):  # never a short answer taken for a whole one
-            await http.get(f"{site.url}/short")
+        with pytest.raises(httpx.RemoteProtocolError):
+            await http.get(f"{site.url}/cut")
         fine = await http.get(f"{site.url}/file/0/100")
         assert fine.content == site.expected(0, 100)
     assert await _settled(before)
@@ -278,7 +294,7 @@ async def test_off_when_the_setting_says_so(tmp_path, monkeypatch):
 
 
 async def test_never_under_tls(tmp_path):
-    """The kernel would send the file in clear: a TLS connection is always answered by the application."""
+    """The socket would carry the file in clear: a TLS connection is always answered by the application."""
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     await asyncio.to_thread(
         subprocess.run,

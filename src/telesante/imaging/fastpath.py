@@ -6,10 +6,14 @@ principal, for FAST_PRINCIPAL_SECONDS), and the imaging service remembers where 
 user may see the study (30 s) and that the series' view is audited (10 min). While all four are fresh, the next
 frames of that study are answered here, the same decision (``_decide``) taken in one of two places:
 - ``early_answer``, called by the platform's HTTP protocol before the application runs (``web/zerocopy.py``), when
-  the page cache holds the frame: the kernel sends the file's range (``sendfile``);
+  the page cache holds the frame: the file's range, mapped in memory, is handed to the socket;
 - ``FrameFastPath``, the outermost ASGI middleware, otherwise: one ranged read of the stored file.
 Anything else — a frame that must be decoded, an unknown credential, an expired entry, a malformed request — goes on
 to the route unchanged.
+
+``early_answer`` keeps each decision it took, for the same path, credential and Accept header, until the first of
+the four entries it rests on expires: the next scroll through the series (a viewer goes back and forth) costs a
+lookup instead of the whole decision again, which was a fifth of a frame's time here (docs/performance.md).
 
 A logout, a revoked token, a password change or a deactivated account drops what is kept for the account at once in
 the process that made the change (``auth.service.on_credentials_revoked``); on other instances of a scaled-out
@@ -50,6 +54,9 @@ class _Known:
 
 
 _principals: dict[bytes, _Known] = {}
+_decisions: dict[
+    tuple[str, bytes, str], _Decision
+] = {}  # (path, credential digest, Accept) → the early answer's parts
 _formats: dict[tuple[str, str], FrameFormat] = {}  # (Accept, stored transfer syntax): the format to send
 
 
@@ -81,6 +88,7 @@ def remember(headers: list[tuple[bytes, bytes]], principal: Principal) -> None:
 
 def forget_all() -> None:
     _principals.clear()
+    _decisions.clear()
 
 
 def forget_account(account_id: uuid.UUID) -> None:
@@ -88,6 +96,7 @@ def forget_account(account_id: uuid.UUID) -> None:
     process at once (other instances: within FAST_PRINCIPAL_SECONDS)."""
     for key in [key for key, known in _principals.items() if known.account_id == account_id]:
         _principals.pop(key, None)
+    _decisions.clear()  # rare (a logout, a revocation): everyone's next frame is decided again
     service.forget_account(account_id)
 
 
@@ -103,25 +112,48 @@ class _Frame:
     content_type: str
     head: str  # the part's head ("" for a single part), with ``{}`` for the frame's length
     tail: bytes
+    until: float  # (monotonic) when the first of the entries this decision rests on expires
 
 
-def _decide(scope: Scope, found: re.Match) -> _Frame | None:
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """An early answer's parts, kept for the same path, credential and Accept until ``until``."""
+
+    blob_key: str
+    offset: int
+    length: int
+    fields: bytes
+    before: bytes
+    after: bytes
+    until: float
+
+
+def _decide(
+    scope: Scope, found: re.Match, key: bytes | None = None, accept: str | None = None
+) -> _Frame | None:
     """The frame, if the caller's credential, the study's access rule and the series' audit are all fresh in
-    memory and the frame is sent as stored; else None (the route decides)."""
+    memory and the frame is sent as stored; else None (the route decides). ``key`` and ``accept``: the credential's
+    digest and the Accept header when the caller has read them already."""
     study_uid, series_uid, sop_uid, number = found.groups()
     headers = scope.get("headers", [])
     now = time.monotonic()
-    key = _credential(headers)
+    if key is None:
+        key = _credential(headers)
     known = _principals.get(key) if key else None
     if known is None or now - known.at >= FAST_PRINCIPAL_SECONDS:
         return None
     location = service.cached_location(study_uid, series_uid, sop_uid)
-    if location is None or not service.is_fresh(known.account_id, known.grants, location, now):
+    if location is None:
+        return None
+    fresh_until = service.fresh_until(known.account_id, known.grants, location, now)
+    if fresh_until is None:
         return None
     index = int(number)
     if not 1 <= index <= len(location.frames):
         return None
-    accept = next((v.decode("latin-1") for k, v in headers if k == b"accept"), "")
+    if accept is None:
+        accept = next((v.decode("latin-1") for k, v in headers if k == b"accept"), "")
+    until = min(fresh_until, known.at + FAST_PRINCIPAL_SECONDS)
     wanted = _formats.get((accept, location.transfer_syntax_uid))
     if wanted is None:
         try:
@@ -134,7 +166,7 @@ def _decide(scope: Scope, found: re.Match) -> _Frame | None:
     if wanted.native and location.transfer_syntax_uid not in service.pixels.NATIVE_SYNTAXES:
         return None  # to be decoded: the route does it
     if not wanted.multipart:
-        return _Frame(location, index, wanted.part_type, "", b"")
+        return _Frame(location, index, wanted.part_type, "", b"", until)
     boundary = os.urandom(16).hex()
     return _Frame(
         location,
@@ -142,6 +174,7 @@ def _decide(scope: Scope, found: re.Match) -> _Frame | None:
         f'multipart/related; type="{wanted.part_type.split(";")[0]}"; boundary={boundary}',
         f"--{boundary}\r\nContent-Type: {wanted.part_type}\r\nContent-Length: {{}}\r\n\r\n",
         f"\r\n--{boundary}--\r\n".encode(),
+        until,
     )
 
 
@@ -156,24 +189,60 @@ def _headers(content_type: str) -> list[tuple[bytes, bytes]]:
 _FIELDS = b"".join(name + b": " + value + b"\r\n" for name, value in _headers("")[1:])  # all but Content-Type
 
 
+def _request_keys(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, str, bool]:
+    """One look at the headers: the credential's digest, the Accept header, and whether the request is cross-origin."""
+    accept, cross_origin = "", False
+    for key, value in headers:
+        if key == b"accept":
+            accept = value.decode("latin-1")
+        elif key == b"origin":
+            cross_origin = True
+    return _credential(headers), accept, cross_origin
+
+
 def early_answer(store: Any, scope: dict) -> zerocopy.Answer | None:
-    """For the server's early responder (``web/zerocopy.py``): the frame as a file range the kernel sends, when
-    the fast path may serve it and the page cache holds it; else None and the request goes to the application.
+    """For the server's early responder (``web/zerocopy.py``): the frame as a view of its file mapped in memory,
+    when the fast path may serve it and the page cache holds it; else None and the request goes to the application.
     A cross-origin request (CORS headers to add) always goes to the application."""
-    found = _FRAME_PATH.match(scope.get("path", ""))
-    if found is None or scope.get("query_string") or any(key == b"origin" for key, _ in scope["headers"]):
+    path = scope.get("path", "")
+    if scope.get("query_string") or not path.startswith("/dicomweb/"):
         return None
-    frame = _decide(scope, found)
+    key, accept, cross_origin = _request_keys(scope["headers"])
+    if cross_origin or key is None:
+        return None
+    decision = _decisions.get((path, key, accept))
+    if decision is None or time.monotonic() >= decision.until:
+        decision = _decision(scope, path, key, accept)
+        if decision is None:
+            return None
+    mapper = getattr(store, "mapped_if_cached", None)
+    body = mapper(decision.blob_key, decision.offset, decision.length) if mapper is not None else None
+    if body is None:
+        return None
+    return zerocopy.Answer(decision.fields, decision.before, body, decision.after)
+
+
+def _decision(scope: dict, path: str, key: bytes, accept: str) -> _Decision | None:
+    """Decided afresh (``_decide``), and kept for the next time the same caller asks the same frame the same way."""
+    found = _FRAME_PATH.match(path)
+    frame = _decide(scope, found, key, accept) if found is not None else None
     if frame is None or len(fragments := frame.location.frames[frame.index - 1]) != 1:
+        _decisions.pop((path, key, accept), None)
         return None
     offset, length = fragments[0]
-    opener = getattr(store, "open_if_cached", None)
-    fd = opener(frame.location.blob_key, offset, length) if opener is not None else None
-    if fd is None:
-        return None
-    before = frame.head.format(length).encode() if frame.head else b""
-    fields = b"content-type: " + frame.content_type.encode("latin-1") + b"\r\n" + _FIELDS
-    return zerocopy.Answer(fields, before, fd, offset, length, frame.tail)
+    decision = _Decision(
+        frame.location.blob_key,
+        offset,
+        length,
+        b"content-type: " + frame.content_type.encode("latin-1") + b"\r\n" + _FIELDS,
+        frame.head.format(length).encode() if frame.head else b"",
+        frame.tail,
+        frame.until,
+    )
+    if len(_decisions) >= 20_000:
+        _decisions.clear()
+    _decisions[(path, key, accept)] = decision
+    return decision
 
 
 class FrameFastPath:

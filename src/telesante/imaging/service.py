@@ -969,16 +969,15 @@ def cached_location(study_uid: str, series_uid: str, sop_instance_uid: str) -> F
     return _locations.get((study_uid, series_uid, sop_instance_uid))
 
 
-def is_fresh(account_id: uuid.UUID, grants: tuple, location: FrameLocation, now: float) -> bool:
-    """The user's access to the study and the audit of the series' view are both still fresh (the fast path)."""
+def fresh_until(account_id: uuid.UUID, grants: tuple, location: FrameLocation, now: float) -> float | None:
+    """Until when (monotonic) the user's access to the study and the audit of the series' view are both still
+    fresh (the fast path); None if either is not fresh now."""
     granted = _access.get((account_id, grants, location.study_id))
     audited = _frame_audits.get((account_id, location.series_uid))
-    return (
-        granted is not None
-        and now - granted < ACCESS_CACHE_SECONDS
-        and audited is not None
-        and now - audited < FRAME_AUDIT_SECONDS
-    )
+    if granted is None or audited is None:
+        return None
+    until = min(granted + ACCESS_CACHE_SECONDS, audited + FRAME_AUDIT_SECONDS)
+    return until if now < until else None
 
 
 # Larger ranges are read in a worker thread even when cached: copying them would hold the event loop too long.

@@ -128,6 +128,7 @@ class FilesystemBlobStore:
         self._checked: dict[str, Path] = {}  # keys whose path was checked not to leave the root
         self._safe_directories: set[Path] = set()  # directories checked not to lead out of the root
         self._made_directories: set[Path] = set()  # directories this process created or found (0700)
+        self._mapped: dict[str, tuple[memoryview, int]] = {}  # key → (view of the mapped file, its address)
 
     def __repr__(self) -> str:
         return f"FilesystemBlobStore({str(self.root)!r})"
@@ -309,20 +310,49 @@ class FilesystemBlobStore:
         except (OSError, InvalidBlobKey):
             return False
 
-    def open_if_cached(self, key: str, offset: int, length: int) -> int | None:
-        """A read-only descriptor of the file under ``key`` when the page cache holds all of that range (so that
-        the kernel can send it at once, ``sendfile``), else None. The caller closes it."""
-        try:
-            fd = os.open(self.path_for(key), os.O_RDONLY | os.O_CLOEXEC)
-        except (OSError, InvalidBlobKey):
+    def mapped_if_cached(self, key: str, offset: int, length: int) -> memoryview | None:
+        """The range of the file under ``key``, as a view of the file mapped in memory, when the page cache holds all
+        of it (so that the event loop can hand it to the socket: the kernel copies it from the cache once, nothing
+        waits for the disk), else None; also None on any error (the caller then reads the usual way).
+
+        Each file is mapped once (a private, read-only use of the page cache: no memory of its own) and kept among
+        the last MAPPED_FILES mapped; a mapping is undone when the last view of it is released. A blob's content
+        never changes under its key; ``delete`` forgets its mapping. Whether the range is in the cache is asked of
+        the kernel each time (``mincore(2)``), since the cache may have let it go since."""
+        mapped = self._mapped.get(key)
+        if mapped is None:
+            try:
+                mapped = self._map(key)
+            except (OSError, ValueError, TypeError, InvalidBlobKey):
+                return None
+        view, address = mapped
+        if offset < 0 or length <= 0 or offset + length > len(view):
             return None
-        if page_cache_holds(fd, offset, length):
-            return fd
-        os.close(fd)
-        return None
+        if not _resident(address, offset, length):
+            return None
+        return view[offset : offset + length]
+
+    def _map(self, key: str) -> tuple[memoryview, int]:
+        fd = os.open(self.path_for(key), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            # copy-on-write (never written): a private view of the cache's pages, whose address ctypes can take
+            mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
+        finally:
+            os.close(fd)
+        pointer = ctypes.c_char.from_buffer(mapping)
+        address = ctypes.addressof(pointer)
+        del pointer  # releases its hold on the mapping: only views keep it mapped
+        if len(self._mapped) >= MAPPED_FILES:
+            del self._mapped[
+                next(iter(self._mapped))
+            ]  # the oldest: unmapped once no answer still sends from it
+        mapped = self._mapped[key] = (memoryview(mapping).toreadonly(), address)  # never written through
+        return mapped
 
     async def delete(self, key: str) -> None:
         path = self.path_for(key)
+        self._mapped.pop(key, None)
         try:
             await asyncio.to_thread(path.unlink, missing_ok=True)
         except NotADirectoryError:
@@ -580,42 +610,31 @@ def _read_if_cached(path: str, offset: int, buffer: memoryview) -> bool:
         os.close(fd)
 
 
-class _CachestatRange(ctypes.Structure):
-    _fields_ = (("off", ctypes.c_uint64), ("len", ctypes.c_uint64))
-
-
-class _Cachestat(ctypes.Structure):
-    _fields_ = tuple(
-        (name, ctypes.c_uint64)
-        for name in ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")
-    )
-
-
-_CACHESTAT = (
-    451  # cachestat(2), Linux ≥ 6.5; the same number on every architecture (a syscall added after 403)
-)
+MAPPED_FILES = 4096  # files kept mapped per store (address space only: the pages are the page cache's)
 _PAGE = mmap.PAGESIZE
 try:
-    _libc: Any = ctypes.CDLL(None, use_errno=True)
-    _cachestat_works = os.uname().sysname == "Linux" and hasattr(_libc, "syscall")
-except OSError:  # pragma: no cover - no C library to load
-    _libc, _cachestat_works = None, False
+    _mincore: Any = ctypes.CDLL(None).mincore
+    _mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    _mincore.restype = ctypes.c_int
+except (OSError, AttributeError):  # pragma: no cover - no C library, or no mincore(2) in it
+    _mincore = None
+_LOW_BIT = bytes(value & 1 for value in range(256))  # mincore(2) reports a page in the low bit of its byte
+_pages = threading.local()
 
 
-def page_cache_holds(fd: int, offset: int, length: int) -> bool:
-    """Whether every page of the range is in the page cache (``cachestat(2)``: asks, reads nothing). False where
-    the kernel cannot tell (before Linux 6.5, other systems): the caller then reads the usual way."""
-    global _cachestat_works
-    if not _cachestat_works or length <= 0:
+def _resident(address: int, offset: int, length: int) -> bool:
+    """Whether every page of ``length`` bytes from ``offset`` in the mapping at ``address`` is in memory
+    (``mincore(2)``: asks, reads nothing). False where the kernel cannot tell: the caller reads the usual way."""
+    if _mincore is None:
         return False
     first, end = offset // _PAGE, -(-(offset + length) // _PAGE)
-    span = _CachestatRange(first * _PAGE, (end - first) * _PAGE)
-    found = _Cachestat()
-    if _libc.syscall(_CACHESTAT, fd, ctypes.byref(span), ctypes.byref(found), 0) != 0:
-        if ctypes.get_errno() in (errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):  # no such call (or filtered)
-            _cachestat_works = False
+    count = end - first
+    vector = getattr(_pages, "vector", None)
+    if vector is None or len(vector) < count:
+        vector = _pages.vector = ctypes.create_string_buffer(max(count, 1024))
+    if _mincore(address + first * _PAGE, count * _PAGE, vector) != 0:
         return False
-    return found.nr_cache == end - first
+    return b"\0" not in ctypes.string_at(vector, count).translate(_LOW_BIT)
 
 
 def _read_range(path: Path, offset: int, length: int) -> bytes:

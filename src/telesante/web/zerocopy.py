@@ -1,21 +1,26 @@
-"""uvicorn's HTTP/1.1 protocol (httptools), plus early answers sent by the kernel (``sendfile``).
+"""uvicorn's HTTP/1.1 protocol (httptools), plus early answers written straight from the page cache.
 
 A viewer fetches a study's frames one by one: 300 requests of 512 KiB for a head CT. Once the frames route has let
-a caller read a study, the next frames need no database, no framework and no copy: ``imaging/fastpath.py`` decides
-from what it keeps in memory, and the file range is already in the page cache. This protocol asks such an *early
-responder* before it starts the ASGI application for a request. When the responder answers (a status 200, its
-headers, a file descriptor and a range, bytes before and after), the protocol writes the head and hands the range
-to the kernel with ``sendfile(2)``: the page-cache pages are sent as they are, in the event loop, without an
-asyncio task, without an ASGI message and without copying the frame into Python. When it declines (``None``), the
-request goes to the application unchanged.
+a caller read a study, the next frames need no database, no framework and no copy in Python: ``imaging/fastpath.py``
+decides from what it keeps in memory, and the file range is already in the page cache. This protocol asks such an
+*early responder* before it starts the ASGI application for a request. When the responder answers (a status 200,
+its headers, bytes before and after, and the body as a view of the file mapped in memory,
+``FilesystemBlobStore.mapped_if_cached``), the protocol hands the head, the view and the tail to the socket in one
+system call (``sendmsg``): the kernel copies the page-cache pages into the socket, in the event loop, without an
+asyncio task, without an ASGI message. When it declines (``None``), the request goes to the application unchanged.
 
-Never under TLS (the kernel would send the file in clear; uvicorn's TLS runs in Python), never when
-``TELESANTE_ZERO_COPY_SEND`` is off, never with a uvicorn whose internals differ from what this module was written
-for (checked at import: the stock protocol then runs unchanged), never while uvicorn still holds unsent bytes of
-the connection. The responder must only answer when the range is in the page cache (the fast path asks
-``cachestat(2)``), else ``sendfile`` would wait for the disk in the event loop. A client that reads slowly is
-waited for (the loop watches its socket), as uvicorn waits for its own writes; one that goes away ends the
-sending."""
+Until 2026-12-05 the answer was a file descriptor sent with ``sendfile(2)``: measured side by side on loopback, a
+mapped view sent with ``sendmsg`` cost less per frame, and needs no descriptor per answer (docs/performance.md).
+Only the kernel ever reads the view (each piece is sent by a system call, never copied into a Python buffer): were
+the file cut short under the mapping, the call fails (``EFAULT``) and the connection ends, where a copy in the
+process would stop the server (``SIGBUS``). Blobs are never rewritten in place (``storage/blobs.py``).
+
+Never under TLS (uvicorn's TLS runs in Python and would copy), never when ``TELESANTE_ZERO_COPY_SEND`` is off, never
+with a uvicorn whose internals differ from what this module was written for (checked at import: the stock protocol
+then runs unchanged), never while uvicorn still holds unsent bytes of the connection. The responder must only
+answer when the range is in the page cache (the fast path asks ``mincore(2)``), else the copy would wait for the
+disk in the event loop. A client that reads slowly is waited for (the loop watches its socket), as uvicorn waits for
+its own writes; one that goes away ends the sending."""
 
 from __future__ import annotations
 
@@ -60,7 +65,7 @@ _PROTOCOL_ATTRIBUTES = (
 
 def _compatible() -> bool:
     """This uvicorn's protocol has what the subclass relies on (its internals are not a public API)."""
-    if HttpToolsProtocol is None or not hasattr(os, "sendfile") or not hasattr(socket, "MSG_MORE"):
+    if HttpToolsProtocol is None or not hasattr(socket.socket, "sendmsg"):
         return False
     if not all(hasattr(HttpToolsProtocol, name) for name in _PROTOCOL_ATTRIBUTES) or 200 not in STATUS_LINE:
         return False
@@ -84,26 +89,13 @@ def enabled() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A 200 response: ``before``, then ``count`` bytes of ``fd`` from ``offset``, then ``after``. The protocol
-    closes ``fd`` once it is sent (or if it cannot be)."""
+    """A 200 response: ``before``, then ``body`` (a view of a mapped file's range, or any bytes-like object), then
+    ``after``. The view is held until it is sent."""
 
     fields: bytes  # header fields, each "name: value\r\n", without Content-Length (the protocol adds it)
     before: bytes
-    fd: int
-    offset: int
-    count: int
+    body: bytes | memoryview
     after: bytes
-
-
-@dataclass(slots=True)
-class _Sending:
-    """What is left to send of an answer."""
-
-    before: memoryview
-    fd: int
-    offset: int
-    count: int
-    after: memoryview
 
 
 Responder = Callable[[dict], Answer | None]
@@ -192,15 +184,17 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
             except Exception:  # a responder's fault: the application answers instead
                 log.exception("early responder failed")
                 answer = None
-            if answer is not None:
-                if self.transport.get_write_buffer_size() == 0 and not self.transport.is_closing():
-                    self._answer(cycle, answer)
-                    return
-                os.close(answer.fd)
+            if (
+                answer is not None
+                and self.transport.get_write_buffer_size() == 0
+                and not self.transport.is_closing()
+            ):
+                self._answer(cycle, answer)
+                return
         super()._start_asgi_task(cycle, app)
 
     def _answer(self, cycle: Any, answer: Answer) -> None:
-        length = len(answer.before) + answer.count + len(answer.after)
+        length = len(answer.before) + len(answer.body) + len(answer.after)
         head = [
             _status_and_defaults(self.server_state.default_headers),
             answer.fields,
@@ -218,26 +212,22 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
                 scope["http_version"],
             )
         cycle.response_started = True
-        job = _Sending(
-            memoryview(b"".join(head)), answer.fd, answer.offset, answer.count, memoryview(answer.after)
-        )
+        job = [memoryview(b"".join(head)), memoryview(answer.body), memoryview(answer.after)]
         try:
             done = self._push(job)  # usually all of it: the socket's buffer takes a frame at once
-        except OSError:  # the client went away
-            os.close(job.fd)
+        except OSError:  # the client went away (or the file was cut short under the mapping: EFAULT)
             self.transport.close()
             return
         if done:
-            os.close(job.fd)
             self._complete(cycle)
             return
         task = self.loop.create_task(self._finish(cycle, job))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
 
-    def _push(self, job: _Sending) -> bool:
-        """Send what the client's socket takes now: True once everything is sent. OSError if the client went
-        away or the file is shorter than announced."""
+    def _push(self, job: list[memoryview]) -> bool:
+        """Send what the client's socket takes now (head, body and tail in one ``sendmsg``, then what is left): True
+        once everything is sent. OSError if the client went away."""
         sock = self._socket
         if sock is None:  # a descriptor of our own for the socket: the loop watches it apart from uvicorn's
             sock = self._socket = socket.socket(
@@ -245,22 +235,17 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
             )
             sock.setblocking(False)
         try:
-            while job.before:
-                job.before = job.before[sock.send(job.before, socket.MSG_MORE) :]
-            while job.count:
-                sent = os.sendfile(sock.fileno(), job.fd, job.offset, job.count)
-                if sent == 0:
-                    log.error("file shorter than announced (%d bytes missing)", job.count)
-                    raise OSError("file shorter than announced")
-                job.offset += sent
-                job.count -= sent
-            while job.after:
-                job.after = job.after[sock.send(job.after) :]
+            while job:
+                sent = sock.sendmsg(job)
+                while job and sent >= len(job[0]):
+                    sent -= len(job.pop(0))
+                if job and sent:
+                    job[0] = job[0][sent:]
         except BlockingIOError:
             return False
         return True
 
-    async def _finish(self, cycle: Any, job: _Sending) -> None:
+    async def _finish(self, cycle: Any, job: list[memoryview]) -> None:
         try:
             while not self._push(job):
                 await self._writable()
@@ -268,7 +253,7 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
             self.transport.close()
             return
         finally:
-            os.close(job.fd)
+            job.clear()  # the views let go: the mapping can be undone
         self._complete(cycle)
 
     def _complete(self, cycle: Any) -> None:

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
+import errno
+import functools
 import logging
 import multiprocessing
 import os
@@ -47,6 +50,41 @@ log = logging.getLogger(__name__)
 _REQUEST = struct.Struct("<IQ")  # the request's header length (pickled stager), then the file's length
 _ANSWER = struct.Struct("<I")  # the answer's length (pickled outcome)
 _PIPE_BYTES = 1024 * 1024  # Linux's default ceiling for an unprivileged process (/proc/sys/fs/pipe-max-size)
+_LEND_BYTES = 64 * 1024  # pieces from this size are lent to the pipe (vmsplice) rather than copied into it
+_SPLICE_F_NONBLOCK = 2  # never wait for room in the pipe: the event loop must not block
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = (("base", ctypes.c_void_p), ("length", ctypes.c_size_t))
+
+
+try:
+    _vmsplice: Any = ctypes.CDLL(None, use_errno=True).vmsplice
+    _vmsplice.argtypes = (ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_size_t, ctypes.c_uint)
+    _vmsplice.restype = ctypes.c_ssize_t
+except (OSError, AttributeError):  # not Linux: every piece is copied into the pipe
+    _vmsplice = None
+
+
+def _lend(fd: int, piece: bytes) -> int:
+    """Lend ``piece``'s memory to the pipe (``vmsplice(2)`` without a gift: the pipe refers to the pages, the reader
+    copies from them): the bytes it took, 0 if it took none (full, or refused). The caller keeps ``piece`` alive and
+    unchanged until the reader has read it — a ``bytes`` object never changes."""
+    vector = _IoVec(ctypes.cast(ctypes.c_char_p(piece), ctypes.c_void_p), len(piece))
+    lent = _vmsplice(fd, ctypes.byref(vector), 1, _SPLICE_F_NONBLOCK)
+    if lent < 0:
+        if ctypes.get_errno() not in (errno.EAGAIN, errno.EINTR):
+            global _vmsplice_works
+            _vmsplice_works = False  # e.g. filtered by a sandbox: copied from now on
+        return 0
+    return lent
+
+
+_vmsplice_works = _vmsplice is not None
+
+
+def _keep(piece: bytes, _answered: asyncio.Future) -> None:
+    """A done callback holding ``piece`` until the helper has answered (and so read it)."""
 
 
 def _outcome(data: bytes | list[bytes], stager: Stager | None = None) -> tuple[ParsedInstance | None, Any]:
@@ -267,9 +305,25 @@ class _Helper:
         waiter = loop.create_future()
         self.waiting.append(waiter)
         assert self.writer is not None
-        self.writer.write(_REQUEST.pack(len(header), sum(map(len, pieces))) + header)
+        writer = self.writer
+        writer.write(_REQUEST.pack(len(header), sum(map(len, pieces))) + header)
+        fd = self.requests.fileno()
         for piece in pieces:
-            self.writer.write(piece)  # straight into the pipe; kept by the transport only if the pipe is full
+            # Lent to the pipe when nothing waits in the transport (else the order would change): the server's
+            # process does not copy the piece, the helper's read does (the one copy there was in either case).
+            if (
+                _vmsplice_works
+                and type(piece) is bytes
+                and len(piece) >= _LEND_BYTES
+                and not writer.get_write_buffer_size()
+            ):
+                lent = _lend(fd, piece)
+                if lent:
+                    waiter.add_done_callback(functools.partial(_keep, piece))
+                    if lent == len(piece):
+                        continue
+                    piece = memoryview(piece)[lent:]
+            writer.write(piece)  # straight into the pipe; kept by the transport only if the pipe is full
         return waiter
 
     def lost(self) -> None:

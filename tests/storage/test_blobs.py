@@ -192,6 +192,10 @@ async def test_filesystem_maps_a_range_only_when_the_page_cache_holds_it(tmp_pat
     assert store.mapped_if_cached("a/b/frames", -1, 10) is None
     assert store.mapped_if_cached("a/b/absent", 0, 10) is None
     assert store.mapped_if_cached("../etc/passwd", 0, 10) is None
+    replaced = os.urandom(600_000)
+    await store.put("a/b/frames", replaced, "application/dicom")  # a new file under the key: mapped anew
+    await store.get("a/b/frames")
+    assert bytes(store.mapped_if_cached("a/b/frames", 0, 100)) == replaced[:100]
     await store.delete("a/b/frames")
     assert store.mapped_if_cached("a/b/frames", 0, 10) is None
     assert bytes(view[:10]) == data[1000:1010]  # a view given out stays valid (the mapping outlives the file)

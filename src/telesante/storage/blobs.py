@@ -179,6 +179,8 @@ class FilesystemBlobStore:
         except OSError as exc:
             log.exception("blob write failed: %s", key)
             raise StorageUnavailable() from exc
+        finally:
+            self._mapped.pop(key, None)  # a mapping of the content replaced (an old file) is not sent again
 
     async def put_if_absent(self, key: str, data: bytes, content_type: str) -> bool:
         path = self.path_for(key)

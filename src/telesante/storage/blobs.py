@@ -319,8 +319,9 @@ class FilesystemBlobStore:
 
         Each file is mapped once (a private, read-only use of the page cache: no memory of its own) and kept among
         the last MAPPED_FILES mapped; a mapping is undone when the last view of it is released. A blob's content
-        never changes under its key; ``delete`` forgets its mapping. Whether the range is in the cache is asked of
-        the kernel each time (``mincore(2)``), since the cache may have let it go since."""
+        never changes under its key; ``put`` and ``delete`` forget its mapping. Whether the range is in the cache is
+        asked of the kernel each time (``mincore(2)``), since the cache may have let it go since. The pages sent
+        count in the process's resident size as file pages (``RssFile``), though they are the page cache's."""
         mapped = self._mapped.get(key)
         if mapped is None:
             try:

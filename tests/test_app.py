@@ -149,3 +149,38 @@ def test_fastapi_opentelemetry_is_asked_for_only_when_configured(settings):
     assert off._native_telemetry.enabled() is False
     on = create_app(settings.model_copy(update={"opentelemetry": True}))
     assert all(on._telemetry[kind] for kind in ("tracing", "metrics", "logs"))
+
+
+def test_no_route_sends_a_dependency_to_a_worker_thread(settings):
+    """FastAPI runs a plain ``def`` dependency in a worker thread: a round trip between threads on every request
+    that uses it (the settings, the blob store: nearly all of them). Dependencies are ``async def`` unless they
+    block; none does today."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    from telesante.main import create_app
+
+    found: set[str] = set()
+
+    def walk_dependencies(dependant) -> None:
+        for dependency in dependant.dependencies:
+            call = dependency.call
+            if call is not None and not (
+                inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+            ):
+                found.add(f"{call.__module__}.{call.__qualname__}")
+            walk_dependencies(dependency)
+
+    def walk(routes) -> int:
+        seen = 0
+        for route in routes:
+            if isinstance(route, APIRoute):
+                walk_dependencies(route.dependant)
+                seen += 1
+            elif hasattr(route, "original_router"):
+                seen += walk(route.original_router.routes)
+        return seen
+
+    assert walk(create_app(settings).router.routes) > 100  # the walk reaches the included routers
+    assert found == set()

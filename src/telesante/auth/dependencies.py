@@ -23,7 +23,9 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def get_settings_dep(connection: HTTPConnection) -> Settings:
+async def get_settings_dep(connection: HTTPConnection) -> Settings:
+    """Async on purpose, as every dependency that does not block: FastAPI runs a plain ``def`` dependency in a
+    worker thread, a round trip between threads on each request (docs/performance.md)."""
     return connection.app.state.settings
 
 

@@ -46,7 +46,7 @@ class FHIRResponse(Response):
         return super().render(content)
 
 
-def json_only(request: Request) -> None:
+async def json_only(request: Request) -> None:  # async: no worker-thread hop (auth get_settings_dep)
     """``_format`` may only ask for JSON (the one format served)."""
     requested = request.query_params.get("_format")
     if requested is not None and requested.split(";")[0].strip() not in _JSON_FORMATS:

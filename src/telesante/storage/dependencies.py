@@ -12,7 +12,7 @@ from telesante.storage.blobs import BlobStore
 from telesante.storage.content import content_disposition
 
 
-def get_blob_store(request: Request) -> BlobStore:
+async def get_blob_store(request: Request) -> BlobStore:  # async: no worker-thread hop (get_settings_dep)
     return request.app.state.blob_store
 
 

@@ -3,7 +3,6 @@ without bulk data; bad files refused with a reason, nothing partial stored."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 import pydicom
@@ -326,52 +325,6 @@ async def test_later_batches_of_a_request_reuse_the_study_and_series_found_by_th
     assert (study.instance_count, study.series_count) == (7, 1)
 
 
-async def test_counts_stay_right_when_a_later_batch_of_the_request_is_undone(session, store, ct_series):
-    """A request's batches count their instances into the series and the study once, at the end. A later batch that
-    made a series, then met a conflict, is undone (its savepoint rolled back, the study it touched expired) and
-    stored one by one: the counts still add up, each instance once."""
-    from telesante.imaging.repository import ImagingRepository
-
-    hospital = await make_organisation(session, "CH de Fougères")
-    other = ct_series(1)  # another study of the same hospital: its series cannot hold our instance
-    await stow(session, store, other, organisation_id=hospital.id)
-    session.info.pop(service.INGEST_CACHE, None)  # a new request
-    first = ct_series(2)
-    headers = [pydicom.dcmread(io.BytesIO(data)) for data in first]
-    study_uid = headers[0].StudyInstanceUID
-
-    def in_our_study(data: bytes, series_uid: str, sop_uid: str) -> bytes:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-        dataset.StudyInstanceUID, dataset.SeriesInstanceUID = study_uid, series_uid
-        dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = sop_uid
-        out = io.BytesIO()
-        dataset.save_as(out)
-        return out.getvalue()
-
-    new_series = in_our_study(ct_series(1)[0], pydicom.uid.generate_uid(), pydicom.uid.generate_uid())
-    misplaced = in_our_study(
-        ct_series(1)[0], pydicom.dcmread(io.BytesIO(other[0])).SeriesInstanceUID, pydicom.uid.generate_uid()
-    )
-    results = await stow(
-        session, store, [*first, new_series, misplaced], organisation_id=hospital.id, batch=2
-    )
-    assert len(results.stored) == 3
-    assert [failure[2] for failure in results.failed] == [0x0111]  # the misplaced one, with its reason
-    await session.flush()
-    study = await ImagingRepository(session).get_study_by_uid(study_uid)
-    await session.refresh(study)
-    assert (study.instance_count, study.series_count) == (3, 2)
-    assert (await count(session, ImagingInstance)) == 4
-    # counted into rows the session has expired meanwhile: read again first, not lost nor counted on stale values
-    series = await ImagingRepository(session).get_series_by_uid(headers[0].SeriesInstanceUID)
-    tally = service._Tally()
-    tally.add(study, series, "MR")
-    session.expire(study)
-    session.expire(series)
-    await tally.apply(session)
-    assert (study.instance_count, series.instance_count, study.modalities) == (4, 3, "CT\\MR")
-
-
 async def test_the_pipeline_keeps_each_parts_outcome_across_small_batches(session, store, ct_series):
     """Batches of 2 with one part waiting: the good parts are all stored, each bad one is listed with its reason
     (not DICOM, too large, another study than the one in the URL), whatever batch it fell in."""
@@ -412,52 +365,6 @@ async def test_a_storage_failure_stops_the_request_with_its_error(session, store
     monkeypatch.setattr(store, "put_many_if_absent", down)
     with pytest.raises(StorageUnavailable):
         await stow(session, store, ct_series(6), organisation_id=hospital.id, batch=2, backlog=1)
-
-
-async def test_a_batchs_files_are_flushed_while_the_next_is_indexed_and_all_before_the_end(
-    session, store, ct_series, monkeypatch
-):
-    """A batch's files are moved under their keys and flushed while the next batch is indexed: ``finish`` returns
-    (and the request commits) only once every one is on disk. A failure found late (the second batch's files, once
-    the third was indexed) still stops the request, and nothing staged is left behind."""
-    from telesante.storage.blobs import StorageUnavailable
-
-    hospital = await make_organisation(session, "CH de Fougères")
-    real = store.put_many_if_absent
-    calls: list[int] = []
-    overlapped: list[bool] = []
-
-    async def slow(items, staged=None):
-        calls.append(len(items))
-        number = len(calls)
-        await asyncio.sleep(
-            0.05 * number
-        )  # the next batch is indexed meanwhile (it waits for the one before)
-        overlapped.append((number, len(calls) > number))
-        return await real(items, staged)
-
-    monkeypatch.setattr(store, "put_many_if_absent", slow)
-    series = ct_series(6)
-    results = await stow(session, store, series, organisation_id=hospital.id, batch=2)
-    assert len(results.stored) == 6 and calls == [2, 2, 2]
-    # the last batch's files alone are waited for with nothing else to do
-    assert sorted(overlapped) == [(1, True), (2, True), (3, False)]
-    assert sorted(blob_files(store)) == sorted(service.blob_key(data) for data in series)
-    assert staging_leftovers(store) == []
-
-    async def second_fails(items, staged=None):
-        calls.append(len(items))
-        if len(calls) == 5:  # the second batch of this request
-            await asyncio.sleep(0.05)
-            raise StorageUnavailable("Stockage indisponible.")
-        return await real(items, staged)
-
-    monkeypatch.setattr(store, "put_many_if_absent", second_fails)
-    session.info.pop(service.INGEST_CACHE, None)  # a new request
-    with pytest.raises(StorageUnavailable):
-        await stow(session, store, ct_series(6), organisation_id=hospital.id, batch=2)
-    assert len(calls) == 6  # the third batch was indexed before the failure was known
-    assert staging_leftovers(store) == []
 
 
 async def test_an_aborted_request_stops_the_pipeline(session, store, ct_series):

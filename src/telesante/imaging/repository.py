@@ -326,12 +326,6 @@ class ImagingRepository(RepositoryBase[ImagingStudy]):
     async def get_series_by_uid(self, series_uid: str) -> ImagingSeries | None:
         return await self.scalar(sa.select(ImagingSeries).where(ImagingSeries.series_uid == series_uid))
 
-    async def reload_if_expired(self, *rows: Any, attributes: set[str]) -> None:
-        """Each row whose ``attributes`` the session has expired (a savepoint rolled back) read again."""
-        for row in rows:
-            if sa.inspect(row).expired_attributes & attributes:
-                await self.session.refresh(row)
-
     async def add_study(self, study: ImagingStudy) -> ImagingStudy:
         self.session.add(study)
         await self.session.flush()

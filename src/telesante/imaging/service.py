@@ -230,7 +230,6 @@ def _new_instance(
     study: ImagingStudy, series: ImagingSeries, parsed: ParsedInstance, key: str, received_from: str
 ) -> ImagingInstance:
     """The index row of a stored file; the series' and the study's counts and modalities follow."""
-    _count(study, series, 1, {parsed.modality})
     row = _instance_row(study, series, parsed, key, received_from)
     row["metadata_json"] = parsed.metadata  # an object the session keeps: its attribute is the parsed form
     return ImagingInstance(**row)
@@ -239,7 +238,12 @@ def _new_instance(
 def _instance_row(
     study: ImagingStudy, series: ImagingSeries, parsed: ParsedInstance, key: str, received_from: str
 ) -> dict[str, Any]:
-    """``_new_instance``'s columns, for a bulk insert (the counts are the caller's: ``_count``)."""
+    """``_new_instance``'s columns, for a bulk insert; the series' and the study's counts and modalities follow."""
+    series.instance_count += 1
+    study.instance_count += 1
+    study.modalities = "\\".join(
+        sorted({*filter(None, study.modalities.split("\\")), parsed.modality} - {""})
+    )
     return {
         "series_id": series.id,
         "sop_instance_uid": parsed.sop_instance_uid,
@@ -255,40 +259,6 @@ def _instance_row(
         "metadata_json": JSONText(parsed.metadata_text),
         "frames": [[list(fragment) for fragment in frame] for frame in parsed.frames],
     }
-
-
-def _count(study: ImagingStudy, series: ImagingSeries, instances: int, modalities: set[str]) -> None:
-    """``instances`` more in the series and its study, whose modalities now include ``modalities``."""
-    series.instance_count += instances
-    study.instance_count += instances
-    study.modalities = "\\".join(sorted({*filter(None, study.modalities.split("\\")), *modalities} - {""}))
-
-
-@dataclass
-class _Tally:
-    """The instances a STOW-RS request indexed in each series (and their modalities), counted into the series and
-    their studies once, at the end: each batch's savepoint then has nothing of the study's or the series' to write
-    (an ORM flush of both was about a tenth of the indexing's time, docs/performance.md)."""
-
-    series: dict[ImagingSeries, tuple[ImagingStudy, int, set[str]]] = field(default_factory=dict)
-
-    def add(self, study: ImagingStudy, series: ImagingSeries, modality: str) -> None:
-        _study, count, modalities = self.series.get(series, (study, 0, set()))
-        modalities.add(modality)
-        self.series[series] = (study, count + 1, modalities)
-
-    def merge(self, other: _Tally) -> None:
-        for series, (study, count, modalities) in other.series.items():
-            _study, mine, known = self.series.get(series, (study, 0, set()))
-            self.series[series] = (study, mine + count, known | modalities)
-
-    async def apply(self, session: AsyncSession) -> None:
-        repo = ImagingRepository(session)
-        for series, (study, count, modalities) in self.series.items():
-            # read again if a later batch's savepoint, rolled back, expired them
-            await repo.reload_if_expired(series, study, attributes={"instance_count", "modalities"})
-            _count(study, series, count, modalities)
-        self.series.clear()
 
 
 async def ingest_instance(
@@ -496,12 +466,6 @@ class StowIngest:
         # the file under its key, a rename): the rest of the body arrives meanwhile
         self._stager = store.stager()
         self._parses: set[asyncio.Future] = set()  # those whose outcome the consumer has not released yet
-        # each stored batch's files being moved under their keys and flushed (``ingest_many``): awaited once the
-        # next batch is indexed, and all of them before ``finish`` returns (so before the commit)
-        self._files: list[
-            tuple[asyncio.Future, list[asyncio.Future]]
-        ] = []  # (the writing, the batch's parses)
-        self._tally = _Tally()  # what the stored batches add to their series and studies, counted at the end
         self._error: BaseException | None = None
         self._stopping = False
 
@@ -539,11 +503,9 @@ class StowIngest:
             await self._queue.put(None)
             await self._consumer
         finally:
-            await self._settle_files(keep=0)
             await self._discard_staged()
         if self._error is not None:
             raise self._error
-        await self._tally.apply(self.session)
 
     async def abort(self) -> None:
         """The request failed while its body was read: parts still waiting are dropped (the transaction is then
@@ -555,22 +517,7 @@ class StowIngest:
             self._queue.get_nowait()
         self._queue.put_nowait(None)
         await asyncio.gather(self._consumer, return_exceptions=True)
-        await self._settle_files(keep=0)
         await self._discard_staged()
-
-    async def _settle_files(self, *, keep: int) -> None:
-        """The files of every stored batch but the last ``keep`` are on disk under their keys (their rollback hooks
-        registered), then what was staged for that batch and not used is removed. A failure (storage down) is the
-        request's error, raised by ``add`` or ``finish`` (the first one)."""
-        while len(self._files) > keep:
-            files, parses = self._files.pop(0)
-            try:
-                await files
-            except Exception as exc:  # noqa: BLE001 - raised to the request by add() or finish()
-                if self._error is None:
-                    self._error = exc
-            finally:
-                await self._release(parses)
 
     async def _discard_staged(self) -> None:
         """What was staged and not moved under a key (an instance already stored, stored one by one after a conflict,
@@ -608,35 +555,21 @@ class StowIngest:
                     flush = True
                     break
                 batch.append(item)
-            parses = [pending for _data, pending in batch if pending is not None]
-            flushing: list[asyncio.Future] = []  # this batch's files, still being written once it is indexed
             try:
                 if batch and not self._stopping and self._error is None:  # else dropped
                     try:
                         await self._store(
-                            [
-                                (data, *(await pending if pending else (None, None)))
-                                for data, pending in batch
-                            ],
-                            flushing,
+                            [(data, *(await pending if pending else (None, None))) for data, pending in batch]
                         )
                     except Exception as exc:  # noqa: BLE001 - raised to the request by add() or finish()
                         self._error = exc
             finally:
-                if flushing:  # its staged files are released once they have been moved under their keys
-                    self._files.append((flushing[0], parses))
-                else:
-                    await self._release(parses)
-            if self._error is None:
-                # the previous batch's files were flushed while this one was indexed; this one's go on meanwhile
-                await self._settle_files(keep=1)
+                await self._release([pending for _data, pending in batch if pending is not None])
             if flush:
                 self._flushed.set()
 
     async def _store(
-        self,
-        outcomes: list[tuple[Received | None, ParsedInstance | InvalidDicom | None, StagedFile | None]],
-        flushing: list[asyncio.Future],
+        self, outcomes: list[tuple[Received | None, ParsedInstance | InvalidDicom | None, StagedFile | None]]
     ) -> None:
         results, study_uid = self.results, self.study_uid
         ready: list[tuple[Received, ParsedInstance]] = []
@@ -661,7 +594,6 @@ class StowIngest:
         if not ready:
             return
         session = self.session
-        tally = _Tally()
         try:
             async with session.begin_nested():
                 await ingest_many(
@@ -672,8 +604,6 @@ class StowIngest:
                     received_from="stow",
                     principal=self.principal,
                     staged=staged,
-                    flushing=flushing,
-                    tally=tally,
                 )
         except StorageUnavailable:
             raise
@@ -691,7 +621,6 @@ class StowIngest:
                     parsed=parsed,
                 )
             return
-        self._tally.merge(tally)
         results.stored.extend(
             (parsed.study_uid, parsed.series_uid, parsed.sop_class_uid, parsed.sop_instance_uid)
             for _d, parsed in ready
@@ -707,16 +636,11 @@ async def ingest_many(
     received_from: str,
     principal: Principal | None,
     staged: list[StagedFile | None] | None = None,
-    flushing: list[asyncio.Future] | None = None,
-    tally: _Tally | None = None,
 ) -> None:
     """The batch form of ``ingest_instance`` (same rules): Conflict as soon as anything belongs to another
     organisation (the caller then goes one by one). ``staged``, beside ``items``: each file already written by the
     store's stager (None: not staged; the part's bytes are then written here); those not used stay the caller's to
-    discard. ``flushing``: once the rows are inserted, the writing of the files (a future) is appended there rather
-    than waited for; the caller must await it before the transaction commits (``StowIngest``: the next batch is
-    indexed meanwhile). ``tally``: the new instances are counted there, for the caller to count into their series
-    and studies later (``_Tally.apply``), rather than at once."""
+    discard."""
     repo = ImagingRepository(session)
     unique: dict[str, tuple[bytes, ParsedInstance, StagedFile | None]] = {}
     for (data, parsed), early in zip(items, staged or [None] * len(items), strict=True):
@@ -769,11 +693,6 @@ async def ingest_many(
             new_staged,
         )
     )
-    for _data, parsed in new:
-        if tally is not None:
-            tally.add(studies[parsed.study_uid], series_of[parsed.series_uid], parsed.modality)
-        else:
-            _count(studies[parsed.study_uid], series_of[parsed.series_uid], 1, {parsed.modality})
     try:
         await repo.insert_instances(
             [
@@ -793,10 +712,7 @@ async def ingest_many(
         if not files.cancelled():
             files.exception()  # looked at: not reported again as "never retrieved"
         raise
-    if flushing is not None:
-        flushing.append(files)
-    else:
-        await files  # its own error (storage down), if any
+    await files  # its own error (storage down), if any
     known.update({(ImagingStudy, uid): study for uid, study in studies.items()})
     known.update({(ImagingSeries, uid): series for uid, series in series_of.items()})
 

@@ -196,10 +196,10 @@ class FilesystemBlobStore:
     async def put_many_if_absent(
         self, items: list[tuple[str, bytes, str]], staged: list[StagedFile | None] | None = None
     ) -> list[bool]:
+        paths = [(self.path_for(key), data) for key, data, _type in items]
         try:
-            # one worker-thread hop for all, the keys' paths looked at there too (a system call or two for each new
-            # key's folders, off the event loop)
-            return await asyncio.to_thread(self._write_many_keys, items, staged or [None] * len(items))
+            # one worker-thread hop for all
+            return await asyncio.to_thread(self._write_many, paths, staged or [None] * len(paths))
         except OSError as exc:
             log.exception("blob write failed: %s…", items[0][0] if items else "")
             raise StorageUnavailable() from exc
@@ -233,11 +233,6 @@ class FilesystemBlobStore:
                         Path(entry.path).unlink(missing_ok=True)
         except OSError:  # pragma: no cover - a sweep that fails leaves files behind, nothing worse
             log.warning("could not sweep %s", directory, exc_info=True)
-
-    def _write_many_keys(
-        self, items: list[tuple[str, bytes, str]], staged: list[StagedFile | None]
-    ) -> list[bool]:
-        return self._write_many([(self.path_for(key), data) for key, data, _type in items], staged)
 
     def _write_many(self, items: list[tuple[Path, bytes]], staged: list[StagedFile | None]) -> list[bool]:
         """Each file written under a temporary name (or staged so before), all flushed side by side, then all

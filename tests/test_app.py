@@ -157,9 +157,8 @@ def test_no_route_sends_a_dependency_to_a_worker_thread(settings):
     block; none does today."""
     import inspect
 
-    from fastapi.routing import APIRoute
-
     from telesante.main import create_app
+    from tests.routes import iter_api_routes
 
     found: set[str] = set()
 
@@ -172,15 +171,8 @@ def test_no_route_sends_a_dependency_to_a_worker_thread(settings):
                 found.add(f"{call.__module__}.{call.__qualname__}")
             walk_dependencies(dependency)
 
-    def walk(routes) -> int:
-        seen = 0
-        for route in routes:
-            if isinstance(route, APIRoute):
-                walk_dependencies(route.dependant)
-                seen += 1
-            elif hasattr(route, "original_router"):
-                seen += walk(route.original_router.routes)
-        return seen
-
-    assert walk(create_app(settings).router.routes) > 100  # the walk reaches the included routers
+    routes = [route for _prefix, route in iter_api_routes(create_app(settings))]
+    for route in routes:
+        walk_dependencies(route.dependant)
+    assert len(routes) > 100  # the walk reaches the included routers
     assert found == set()

@@ -135,6 +135,8 @@ async def test_the_same_reading_twice_is_stored_once(session, network, patient, 
     series = await service.readings_of(session, network.doctor.principal, enrolment.id)
     assert sorted(o.value for o in series) == [80.0, 80.0]  # 176.4 lb converted
     assert {o.sent_unit for o in series} == {"kg", "[lb_av]"}
+    # stored under time-ordered keys (kit.models.uuid7): the readings' index grows at its end
+    assert {o.id.version for o in series} == {7}
 
 
 async def test_a_batch_stores_the_good_readings_and_says_why_each_bad_one_is_refused(

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from telesante.kit import clock
-from telesante.kit.models import Base, UTCDateTime, UUIDPrimaryKey, str_enum
+from telesante.kit.models import Base, UTCDateTime, Uuid, UUIDPrimaryKey, str_enum, uuid7
 
 
 class EnrolmentStatus(enum.StrEnum):
@@ -176,6 +176,8 @@ class Observation(UUIDPrimaryKey, Base):
         ),
     )
 
+    # time-ordered keys: readings arrive in bulk, and each new key lands at the end of the primary key's index
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     enrolment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("monitoring_enrolments.id"))
     patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"), index=True)
     measure: Mapped[str] = mapped_column(sa.String(30))  # clinical.MEASURES key

@@ -37,6 +37,7 @@ from telesante.jobs.service import ensure_job, schedule_job
 from telesante.kit import clock, cooperative
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from telesante.kit.holidays import is_public_holiday
+from telesante.kit.models import uuid7
 from telesante.monitoring import clinical, rules
 from telesante.monitoring.models import (
     Alert,
@@ -847,7 +848,7 @@ async def record_readings(
         for target in targets:
             rows.append(
                 {
-                    "id": uuid.uuid4(),
+                    "id": uuid7(),  # time-ordered (kit.models.uuid7)
                     "enrolment_id": target.id,
                     "patient_id": target.patient_id,
                     "measure": measure.key,

@@ -2,7 +2,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from telesante.audit.service import GENESIS_HASH, Action, record_access, verify_chain
+import uuid
+
+from telesante.audit.models import AuditEvent
+from telesante.audit.service import GENESIS_HASH, Action, record_access, record_accesses, verify_chain
 
 
 async def _append(session, n):
@@ -128,3 +131,46 @@ def test_canonical_form_is_the_documented_json_byte_for_byte():
             "utf-8"
         )
         assert canonical_form(event) == expected, text
+
+
+async def test_a_batch_of_rows_is_chained_as_one_by_one_and_written_in_one_statement(session):
+    """``record_accesses`` (a device batch: one row per patient) chains its rows exactly as ``record_access`` would,
+    with the shared columns in every row, and writes them in one INSERT on either engine."""
+    first = await record_access(session, None, action=Action.READ, object_type="Test", object_id="before")
+    patients = [uuid.uuid4(), None, uuid.uuid4()]
+    inserts = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS"):
+            inserts.append(statement)
+
+    sa.event.listen(session.sync_session.get_bind(), "before_cursor_execute", count)
+    try:
+        await record_accesses(
+            session,
+            None,
+            action=Action.CREATE,
+            object_type="MonitoringObservation",
+            entries=[(p, p, {"count": n, "source": "device"}) for n, p in enumerate(patients, start=1)],
+        )
+    finally:
+        sa.event.remove(session.sync_session.get_bind(), "before_cursor_execute", count)
+    assert len(inserts) == 1
+    session.expunge_all()
+    rows = (
+        (await session.execute(sa.select(AuditEvent).where(AuditEvent.seq > first.seq).order_by(AuditEvent.seq)))
+        .scalars()
+        .all()
+    )
+    assert [r.seq for r in rows] == [first.seq + 1, first.seq + 2, first.seq + 3]
+    assert [r.patient_id for r in rows] == patients
+    assert [r.details for r in rows] == [
+        '{"count":1,"source":"device"}',
+        '{"count":2,"source":"device"}',
+        '{"count":3,"source":"device"}',
+    ]
+    assert rows[0].prev_hash == first.hash and rows[1].prev_hash == rows[0].hash
+    assert {(r.actor, r.action, r.object_type, r.occurred_at) for r in rows} == {
+        ("système", "create", "MonitoringObservation", rows[0].occurred_at)
+    }
+    assert (await verify_chain(session)).ok

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from telesante.audit.models import AuditEvent
 from telesante.kit.pagination import Page, PageRequest
-from telesante.kit.repository import RepositoryBase
+from telesante.kit.repository import RepositoryBase, column_arrays
 
 # Any constant: serialises audit appends across every PostgreSQL connection until commit.
 _PG_AUDIT_LOCK = 727_274_001
@@ -55,10 +56,16 @@ class AuditRepository(RepositoryBase[AuditEvent]):
         self.session.info[_HEAD_KEY] = event
         return event
 
-    async def insert_rows(self, rows: list[dict]) -> None:
-        """Rows already chained, in order, in one statement. The next append of the transaction reads the head
-        again (the lock is still held: nobody else appended)."""
-        await self.session.execute(sa.insert(AuditEvent.__table__), rows)
+    async def insert_rows(self, rows: list[dict], common: dict[str, Any]) -> None:
+        """Rows already chained, in order, in one statement; ``common``: the columns of the same value in every row.
+        The next append of the transaction reads the head again (the lock is still held: nobody else appended)."""
+        table = AuditEvent.__table__
+        if self.dialect == "postgresql":
+            # one statement, one parameter per column (kit.repository.column_arrays)
+            select = column_arrays(table, rows, common)
+            await self.session.execute(sa.insert(table).from_select([*common, *rows[0]], select))
+        else:  # SQLite runs an executemany with one prepared statement
+            await self.session.execute(sa.insert(table), [{**common, **row} for row in rows])
         self.session.info.pop(_HEAD_KEY, None)
 
     async def list_for_patient(self, patient_id: uuid.UUID, page: PageRequest) -> Page[AuditEvent]:

@@ -118,7 +118,6 @@ async def record_accesses(
     for object_id, patient_id, details in entries:
         seq += 1
         row = {
-            **common,
             "seq": seq,
             "object_id": str(object_id)[:64],
             "patient_id": patient_id,
@@ -127,9 +126,9 @@ async def record_accesses(
             ),
             "prev_hash": prev_hash,
         }
-        row["hash"] = prev_hash = compute_hash(SimpleNamespace(**row))
+        row["hash"] = prev_hash = compute_hash(SimpleNamespace(**common, **row))
         rows.append(row)
-    await repo.insert_rows(rows)
+    await repo.insert_rows(rows, common)
 
 
 def _chained(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telesante.kit.models import Base
@@ -13,11 +15,48 @@ from telesante.kit.models import Base
 M = TypeVar("M", bound=Base)
 
 
+def column_arrays(
+    table: sa.Table, rows: Sequence[dict[str, Any]], constants: dict[str, Any] | None = None
+) -> sa.Select:
+    """PostgreSQL: ``SELECT $1, …, rows.a, rows.b … FROM unnest($3::type[], $4::type[], …) AS rows(a, b, …)``: the
+    rows given as one array per column (the columns of the first row), and the values shared by every row
+    (``constants``) once each, for ``INSERT … SELECT`` (columns: the constants', then the rows') and ``UPDATE … FROM``.
+
+    A list of rows sent as an executemany is executed by PostgreSQL once per row (asyncpg), and as multi-row VALUES
+    it is a different statement for every number of rows (parsed and planned again) with one parameter per value.
+    Here the statement's text is the same whatever the number of rows, and each column is one parameter: measured
+    for a device batch's readings, audit rows and triage states (docs/performance.md, remote monitoring)."""
+    constants = constants or {}
+    names = list(rows[0])
+    arrays = [
+        sa.bindparam(f"rows_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(table.c[name].type))
+        for name in names
+    ]
+    source = sa.func.unnest(*arrays).table_valued(*names, name="rows").render_derived()
+    shared = [
+        sa.bindparam(f"shared_{name}", value, type_=table.c[name].type).label(name)
+        for name, value in constants.items()
+    ]
+    return sa.select(*shared, *(source.c[name] for name in names))
+
+
+def among(column: sa.ColumnElement, values: Sequence[Any], dialect: str) -> sa.ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY($1)``: one parameter and one statement text whatever the
+    number of values (an ``IN`` list is rendered, and prepared by PostgreSQL, again for every length)."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
 class RepositoryBase(Generic[M]):
     model: type[M]
 
     def __init__(self, session: AsyncSession):
         self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.get_bind().dialect.name
 
     async def get(self, id_: uuid.UUID, *options: Any) -> M | None:
         return await self.session.get(self.model, id_, options=list(options) or None)

@@ -15,7 +15,7 @@ from sqlalchemy.orm.util import identity_key
 from telesante.auth.models import Account
 from telesante.directory.models import Membership, Organisation, Role
 from telesante.kit import clock
-from telesante.kit.repository import RepositoryBase
+from telesante.kit.repository import RepositoryBase, among, column_arrays
 from telesante.monitoring.models import (
     Alert,
     AlertStatus,
@@ -109,7 +109,7 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
             rows = await self.session.execute(
                 sa.select(*self._STATE)
                 .where(
-                    Enrolment.patient_id.in_(ids[start : start + 500]),
+                    among(Enrolment.patient_id, ids[start : start + 500], self.dialect),
                     Enrolment.status == EnrolmentStatus.ACTIVE,
                 )
                 .order_by(Enrolment.created_at)
@@ -147,12 +147,23 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         if not changes:
             return
         table = Enrolment.__table__
-        await self.session.execute(
-            sa.update(table)
-            .where(table.c.id == sa.bindparam("b_id"))
-            .values(colour=sa.bindparam("b_colour"), last_reading_at=sa.bindparam("b_at")),
-            [{"b_id": id_, "b_colour": colour, "b_at": at} for id_, colour, at in changes],
-        )
+        if self.dialect == "postgresql":
+            # one statement, one parameter per column (kit.repository.column_arrays)
+            changed = column_arrays(
+                table, [{"id": id_, "colour": colour, "last_reading_at": at} for id_, colour, at in changes]
+            ).subquery("changed")
+            await self.session.execute(
+                sa.update(table)
+                .where(table.c.id == changed.c.id)
+                .values(colour=changed.c.colour, last_reading_at=changed.c.last_reading_at)
+            )
+        else:  # SQLite runs an executemany with one prepared statement
+            await self.session.execute(
+                sa.update(table)
+                .where(table.c.id == sa.bindparam("b_id"))
+                .values(colour=sa.bindparam("b_colour"), last_reading_at=sa.bindparam("b_at")),
+                [{"b_id": id_, "b_colour": colour, "b_at": at} for id_, colour, at in changes],
+            )
         # Enrolments this session already holds as objects are kept in step (they are not marked as changed)
         for id_, colour, at in changes:
             held = self.session.identity_map.get(identity_key(Enrolment, id_))
@@ -217,7 +228,7 @@ class DeviceRepository(RepositoryBase[Device]):
             return {}
         rows = await self.session.execute(
             sa.select(Device.id, Device.serial, Device.enrolment_id).where(
-                Device.serial.in_(serials), Device.unlinked_at.is_(None)
+                among(Device.serial, serials, self.dialect), Device.unlinked_at.is_(None)
             )
         )
         return {row.serial: row for row in rows.all()}
@@ -251,19 +262,30 @@ def _between(stmt: sa.Select, since: datetime | None, until: datetime | None) ->
 class ObservationRepository(RepositoryBase[Observation]):
     model = Observation
 
-    async def insert_new(self, rows: Sequence[dict[str, Any]]) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
-        """Insert the readings not stored yet (same enrolment and dedup key: skipped). Returns the new ones:
-        (enrolment id, dedup key) → observation id."""
+    async def insert_new(
+        self, rows: Sequence[dict[str, Any]], common: dict[str, Any]
+    ) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
+        """Insert the readings not stored yet (same enrolment and dedup key: skipped); ``common``: the columns of the
+        same value in every row. Returns the new ones: (enrolment id, dedup key) → observation id."""
         if not rows:
             return {}
         table = Observation.__table__
-        # One statement for every batch (compiled once, cached); the driver sends the rows in pages of VALUES.
-        stmt = (
-            _insert(self.session.bind.dialect.name)(table)
-            .on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"])
-            .returning(table.c.id, table.c.enrolment_id, table.c.dedup_key)
-        )
-        result = await self.session.execute(stmt, list(rows))
+        dialect = self.dialect
+        if dialect == "postgresql":  # one statement, one parameter per column (kit.repository.column_arrays)
+            select = column_arrays(table, rows, common)
+            stmt = postgresql.insert(table).from_select([*common, *rows[0]], select)
+            result = await self.session.execute(
+                stmt.on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"]).returning(
+                    table.c.id, table.c.enrolment_id, table.c.dedup_key
+                )
+            )
+        else:  # SQLite: one statement for every batch (compiled once, cached), sent in pages of VALUES
+            stmt = (
+                _insert(dialect)(table)
+                .on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"])
+                .returning(table.c.id, table.c.enrolment_id, table.c.dedup_key)
+            )
+            result = await self.session.execute(stmt, [{**common, **row} for row in rows])
         return {(enrolment_id, key): id_ for id_, enrolment_id, key in result.all()}
 
     async def existing(self, keys: Iterable[tuple[uuid.UUID, str]]) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
@@ -296,7 +318,8 @@ class ObservationRepository(RepositoryBase[Observation]):
                     Observation.value,
                     Observation.effective_at,
                 ).where(
-                    Observation.enrolment_id.in_(ids[start : start + 500]), Observation.effective_at >= since
+                    among(Observation.enrolment_id, ids[start : start + 500], self.dialect),
+                    Observation.effective_at >= since,
                 )
             )
             for enrolment_id, id_, measure, value, at in rows.all():
@@ -315,7 +338,8 @@ class ObservationRepository(RepositoryBase[Observation]):
                     Observation.enrolment_id, Observation.measure, sa.func.max(Observation.effective_at)
                 )
                 .where(
-                    Observation.enrolment_id.in_(ids[start : start + 500]), Observation.effective_at <= until
+                    among(Observation.enrolment_id, ids[start : start + 500], self.dialect),
+                    Observation.effective_at <= until,
                 )
                 .group_by(Observation.enrolment_id, Observation.measure)
             )
@@ -355,7 +379,7 @@ class AlertRepository(RepositoryBase[Alert]):
             rows = await self.all(
                 sa.select(Alert)
                 .where(
-                    Alert.enrolment_id.in_(ids[start : start + 500]),
+                    among(Alert.enrolment_id, ids[start : start + 500], self.dialect),
                     sa.or_(Alert.status != AlertStatus.CLOSED, Alert.raised_at >= since),
                 )
                 .order_by(Alert.raised_at)

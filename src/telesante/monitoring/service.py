@@ -858,11 +858,8 @@ async def record_readings(
                     "sent_value": value if measure.is_answer else float(item.value),
                     "sent_unit": (item.unit or "").strip()[:20],
                     "effective_at": effective_at,
-                    "received_at": now,
-                    "source": source,
                     "device_id": device.id if device is not None else None,
                     "dedup_key": key,
-                    "entered_by_name": principal.display_name[:200] if principal is not None else "",
                 }
             )
     # The same reading twice in one batch: the first is stored, the second reported as a duplicate.
@@ -870,7 +867,14 @@ async def record_readings(
     for row in rows:
         unique.setdefault((row["enrolment_id"], row["dedup_key"]), row)
     repo = ObservationRepository(session)
-    created = await repo.insert_new(list(unique.values()))
+    created = await repo.insert_new(
+        list(unique.values()),
+        {
+            "received_at": now,
+            "source": source,
+            "entered_by_name": principal.display_name[:200] if principal is not None else "",
+        },
+    )
     claimed: set[tuple[uuid.UUID, str]] = set()
     missing = [pair for pairs in wanted.values() for pair in pairs if pair not in created]
     existing = await repo.existing(missing) if missing else {}

@@ -58,6 +58,17 @@ class UTCDateTime(TypeDecorator):
             return None
         return clock.as_utc(value)
 
+    def result_processor(self, dialect, coltype):
+        if dialect.driver == "asyncpg":
+            # asyncpg gives a timestamptz back in UTC already (datetime.timezone.utc, whatever the session's time
+            # zone): one call per value instead of four (a device batch reads thousands of reading times back)
+            return _aware_utc
+        return super().result_processor(dialect, coltype)
+
+
+def _aware_utc(value):
+    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
+
 
 _new_object = object.__new__
 _set_attribute = object.__setattr__

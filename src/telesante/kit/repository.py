@@ -58,6 +58,12 @@ class RepositoryBase(Generic[M]):
     def dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
+    async def core_rows(self, stmt: sa.Select) -> list[sa.Row]:
+        """The rows of a column-only SELECT run on the session's connection without the ORM's result machinery (a
+        third less CPU for the thousands of rows of a device batch's readings window, measured on PostgreSQL) and
+        without autoflush: only for tables whose rows this code never leaves pending in the session."""
+        return list((await (await self.session.connection()).execute(stmt)).all())
+
     async def get(self, id_: uuid.UUID, *options: Any) -> M | None:
         return await self.session.get(self.model, id_, options=list(options) or None)
 

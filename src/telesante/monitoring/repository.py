@@ -310,7 +310,7 @@ class ObservationRepository(RepositoryBase[Observation]):
         ids = list(set(enrolment_ids))
         found: dict[uuid.UUID, list[tuple[uuid.UUID, str, float, datetime]]] = {}
         for start in range(0, len(ids), 500):
-            rows = await self.session.execute(
+            rows = await self.core_rows(  # readings are only ever written by Core statements (insert_new)
                 sa.select(
                     Observation.enrolment_id,
                     Observation.id,
@@ -322,7 +322,7 @@ class ObservationRepository(RepositoryBase[Observation]):
                     Observation.effective_at >= since,
                 )
             )
-            for enrolment_id, id_, measure, value, at in rows.all():
+            for enrolment_id, id_, measure, value, at in rows:
                 found.setdefault(enrolment_id, []).append((id_, measure, value, at))
         return found
 
@@ -333,7 +333,7 @@ class ObservationRepository(RepositoryBase[Observation]):
         ids = list(set(enrolment_ids))
         found: dict[uuid.UUID, dict[str, datetime]] = {}
         for start in range(0, len(ids), 500):
-            rows = await self.session.execute(
+            rows = await self.core_rows(
                 sa.select(
                     Observation.enrolment_id, Observation.measure, sa.func.max(Observation.effective_at)
                 )
@@ -343,7 +343,7 @@ class ObservationRepository(RepositoryBase[Observation]):
                 )
                 .group_by(Observation.enrolment_id, Observation.measure)
             )
-            for enrolment_id, measure, at in rows.all():
+            for enrolment_id, measure, at in rows:
                 found.setdefault(enrolment_id, {})[measure] = clock.as_utc(at)
         return found
 

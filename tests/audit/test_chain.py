@@ -1,8 +1,8 @@
+import uuid
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
-
-import uuid
 
 from telesante.audit.models import AuditEvent
 from telesante.audit.service import GENESIS_HASH, Action, record_access, record_accesses, verify_chain
@@ -158,7 +158,11 @@ async def test_a_batch_of_rows_is_chained_as_one_by_one_and_written_in_one_state
     assert len(inserts) == 1
     session.expunge_all()
     rows = (
-        (await session.execute(sa.select(AuditEvent).where(AuditEvent.seq > first.seq).order_by(AuditEvent.seq)))
+        (
+            await session.execute(
+                sa.select(AuditEvent).where(AuditEvent.seq > first.seq).order_by(AuditEvent.seq)
+            )
+        )
         .scalars()
         .all()
     )

@@ -140,3 +140,21 @@ async def test_sort_keys_migration_fills_existing_care_relationships(empty_datab
         )
     }
     assert used == {married["id"]: "LE GOFF", single["id"]: "KERVELLA"}
+
+
+async def test_the_enrolments_keep_room_for_their_triage_updates_on_postgresql(empty_database):
+    """Migration 6a7b0e01a005: PostgreSQL leaves 30 % of each page of the enrolments free (HOT updates of the triage
+    state); the downgrade takes the setting back; SQLite, which has no such setting, migrates through unchanged."""
+    connection = empty_database
+    await connection.run_sync(_migrate("6a7b0e01a005"))
+    columns = await connection.run_sync(
+        lambda sync: {c["name"] for c in sa.inspect(sync).get_columns("monitoring_enrolments")}
+    )
+    assert {"colour", "last_reading_at"} <= columns
+    if connection.dialect.name != "postgresql":
+        await connection.run_sync(_migrate("6a7b0e01a004", down=True))
+        return
+    options = sa.text("SELECT reloptions FROM pg_class WHERE oid = 'monitoring_enrolments'::regclass")
+    assert (await connection.execute(options)).scalar_one() == ["fillfactor=70"]
+    await connection.run_sync(_migrate("6a7b0e01a004", down=True))
+    assert (await connection.execute(options)).scalar_one() is None

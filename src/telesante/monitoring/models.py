@@ -115,6 +115,8 @@ class Enrolment(UUIDPrimaryKey, Base):
     __table_args__ = (
         sa.Index("ix_monitoring_enrolments_org_status", "organisation_id", "status"),
         sa.Index("ix_monitoring_enrolments_patient", "patient_id"),
+        # room on each page for the triage updates of every device batch (migration 6a7b0e01a005)
+        {"postgresql_with": {"fillfactor": 70}},
     )
 
     patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"))

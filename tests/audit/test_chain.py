@@ -1,4 +1,5 @@
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -178,3 +179,35 @@ async def test_a_batch_of_rows_is_chained_as_one_by_one_and_written_in_one_state
         ("système", "create", "MonitoringObservation", rows[0].occurred_at)
     }
     assert (await verify_chain(session)).ok
+
+
+async def test_a_value_too_long_for_its_column_is_never_cut_silently(session):
+    """The rows of a batch go to PostgreSQL as arrays (kit.repository.column_arrays): a string longer than its column
+    is refused there, as a row inserted alone would be, and never cut to fit (an explicit ``::VARCHAR(64)`` would cut
+    it). SQLite does not bound VARCHAR: the value is kept whole."""
+    from telesante.audit.repository import AuditRepository
+
+    common = {
+        "occurred_at": datetime.now(UTC),
+        "request_id": "r",
+        "channel": "web",
+        "ip": "",
+        "account_id": None,
+        "actor": "système",
+        "roles": "",
+        "organisations": "",
+        "action": Action.READ,
+        "object_type": "Test",
+        "break_glass": False,
+    }
+    too_long = "x" * 80  # the column holds 64
+    row = {"seq": 10**12, "object_id": too_long, "patient_id": None, "details": "{}", "prev_hash": "0" * 64}
+    row["hash"] = "f" * 64
+    if session.get_bind().dialect.name == "postgresql":
+        with pytest.raises(DBAPIError, match="too long"):
+            async with session.begin_nested():
+                await AuditRepository(session).insert_rows([row], common)
+        return
+    await AuditRepository(session).insert_rows([row], common)
+    stored = await session.execute(sa.select(AuditEvent.object_id).where(AuditEvent.seq == 10**12))
+    assert stored.scalar_one() == too_long

@@ -29,22 +29,37 @@ def column_arrays(
     constants = constants or {}
     names = list(rows[0])
     arrays = [
-        sa.bindparam(f"rows_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(table.c[name].type))
+        sa.bindparam(
+            f"rows_{name}",
+            [row[name] for row in rows],
+            type_=postgresql.ARRAY(_unbounded(table.c[name].type)),
+        )
         for name in names
     ]
     source = sa.func.unnest(*arrays).table_valued(*names, name="rows").render_derived()
     shared = [
-        sa.bindparam(f"shared_{name}", value, type_=table.c[name].type).label(name)
+        sa.bindparam(f"shared_{name}", value, type_=_unbounded(table.c[name].type)).label(name)
         for name, value in constants.items()
     ]
     return sa.select(*shared, *(source.c[name] for name in names))
+
+
+def _unbounded(type_: Any) -> Any:
+    """A string type without its length, for a parameter's cast: PostgreSQL cuts a value too long for an explicit
+    ``::VARCHAR(n)`` without a word, where storing it in the column (an assignment) refuses it. Enumerations keep their
+    type (their values are checked against the members)."""
+    if isinstance(type_, sa.String) and not isinstance(type_, sa.Enum) and type_.length is not None:
+        return sa.String()
+    return type_
 
 
 def among(column: sa.ColumnElement, values: Sequence[Any], dialect: str) -> sa.ColumnElement[bool]:
     """``column IN (values)``; on PostgreSQL ``column = ANY($1)``: one parameter and one statement text whatever the
     number of values (an ``IN`` list is rendered, and prepared by PostgreSQL, again for every length)."""
     if dialect == "postgresql":
-        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+        return column == sa.any_(
+            sa.bindparam(None, list(values), type_=postgresql.ARRAY(_unbounded(column.type)))
+        )
     return column.in_(values)
 
 

@@ -146,6 +146,8 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
     async def set_triage_state(self, changes: Sequence[tuple[uuid.UUID, str, datetime | None]]) -> None:
         if not changes:
             return
+        # one change per enrolment, the last one given (UPDATE … FROM applies one of several rows for the same id)
+        changes = [(id_, colour, at) for id_, (colour, at) in {c[0]: c[1:] for c in changes}.items()]
         table = Enrolment.__table__
         if self.dialect == "postgresql":
             # one statement, one parameter per column (kit.repository.column_arrays)

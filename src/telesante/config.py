@@ -345,7 +345,8 @@ class Settings(BaseSettings):
     zero_copy_send: bool = Field(
         True,
         description="Serveur HTTP (sans TLS) : envoyer les images DICOM déjà en cache de pages directement depuis le "
-        "fichier projeté en mémoire, sans copie dans le processus.",
+        "fichier projeté en mémoire, sans copie dans le processus ; et recevoir les corps STOW-RS d'au moins 1 Mio "
+        "directement dans les tampons remis à l'application.",
     )
     s3_endpoint_url: str | None = Field(
         None, description="Adresse du service compatible S3 (MinIO, Ceph, Scaleway…). Absent : AWS."

@@ -96,10 +96,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         stop_early_answers = zerocopy.answer_early(
             app, functools.partial(fastpath.early_answer, app.state.blob_store)
         )
+        # STOW-RS bodies (a whole study in one request) written by the kernel straight into the chunks received
+        stop_direct_bodies = zerocopy.read_bodies_directly(app, dicomweb.is_stow_request)
         if settings.gc_freeze:
             runtime.tune_garbage_collector()  # last: everything loaded at start-up is frozen
         yield
         stop_early_answers()
+        stop_direct_bodies()
         if listener is not None:
             await listener.stop()
         await parsing.aclose()

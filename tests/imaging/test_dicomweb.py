@@ -15,9 +15,11 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
 from requests.exceptions import HTTPError
 
+from telesante.imaging import dicomweb
 from telesante.imaging.phantom import ct_slice
 from telesante.imaging.service import joined
 from telesante.main import create_app
+from telesante.web import zerocopy
 from tests.conftest import _TestDatabase
 from tests.events.conftest import serving
 from tests.imaging.test_listener import dcmtk
@@ -25,9 +27,11 @@ from tests.imaging.test_listener import dcmtk
 
 @pytest.fixture
 async def served(session, engine, settings):
+    """The application served by uvicorn with the platform's HTTP protocol, as deployed (``web/zerocopy.py``: a
+    STOW-RS body of a megabyte or more is read by the protocol itself)."""
     configured = settings.model_copy(update={"jobs_enabled": False, "dicom_port": 0})
     app = create_app(configured, database=_TestDatabase(session, engine))
-    async with serving(app) as server:
+    async with serving(app, zerocopy.protocol()) as server:
         yield server.url
 
 
@@ -44,14 +48,30 @@ def datasets(slices: int = 3, **kwargs) -> list[pydicom.Dataset]:
     ]
 
 
-async def test_stow_qido_wado_with_dicomweb_client(served, actors):
+@pytest.mark.parametrize("sent", ["sized", "chunked"])
+async def test_stow_qido_wado_with_dicomweb_client(served, actors, monkeypatch, sent):
+    """``sized``: the STOW-RS body announced with its Content-Length (as curl and browsers send it), read by the
+    platform's protocol itself; ``chunked``: dicomweb-client's default above a megabyte (chunked transfer encoding),
+    read by uvicorn's."""
     web = client(served, actors["treating"])
+    if sent == "sized":
+        web.set_chunk_size(10**8)
     series = datasets(3)
     study_uid, series_uid = series[0].StudyInstanceUID, series[0].SeriesInstanceUID
+    received: list[str] = []
+    collect = dicomweb._PartCollector.on_part_data
+
+    def on_part_data(self, data, start, end):
+        received.append(type(data).__name__)
+        collect(self, data, start, end)
+
+    monkeypatch.setattr(dicomweb._PartCollector, "on_part_data", on_part_data)
     answer = await asyncio.to_thread(web.store_instances, series)
     stored = [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence]
     assert sorted(stored) == sorted(ds.SOPInstanceUID for ds in series)
     assert "FailedSOPSequence" not in answer
+    # 1.5 MB: a sized body is read by the platform's protocol into received chunks (web/zerocopy.py)
+    assert ("ReceivedChunk" in received) == (sent == "sized")
 
     found = await asyncio.to_thread(
         web.search_for_studies, search_filters={"PatientID": "IPP-0001", "ModalitiesInStudy": "CT"}

@@ -46,6 +46,10 @@ class Site:
         self.cut_view = _mapped(self.cut)
         self.asked = 0
         self.answered_by_app = 0
+        self.direct_kinds: list[
+            list[tuple[str, int]]
+        ] = []  # per /direct request: (type, length) of each message
+        self.disconnected = 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -58,7 +62,32 @@ class Site:
                     return
         self.answered_by_app += 1
         body = f"application {scope['method']} {scope['path']}".encode()
-        if scope["path"].startswith(
+        status = 200
+        if scope["path"] == "/direct/refuse":  # answers before reading the body (a refusal)
+            status = 415
+        elif scope["path"].startswith("/direct"):  # read by the protocol itself (``read_bodies_directly``)
+            received, kinds, kept = hashlib.sha256(), [], []
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    self.disconnected += 1
+                    return
+                kinds.append((type(message["body"]).__name__, len(message["body"])))
+                if (
+                    scope["path"] == "/direct/keep"
+                ):  # held to the end, as views: a chunk reused meanwhile shows
+                    kept.append(memoryview(message["body"]))
+                else:
+                    received.update(message["body"])
+                if scope["path"] == "/direct/slow":
+                    await asyncio.sleep(0.01)
+                if not message.get("more_body"):
+                    break
+            for view in kept:
+                received.update(view)
+            self.direct_kinds.append(kinds)
+            body = received.hexdigest().encode()
+        elif scope["path"].startswith(
             "/echo"
         ):  # the body's digest, as received (slowly: pieces pile up meanwhile)
             received, messages = hashlib.sha256(), 0
@@ -75,7 +104,7 @@ class Site:
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": status,
                 "headers": [(b"content-length", b"%d" % len(body))],
             }
         )
@@ -103,10 +132,12 @@ async def site(tmp_path):
     zerocopy.enabled.cache_clear()
     site = Site(tmp_path / "file.bin")
     stop = zerocopy.answer_early(site, site.responder)
+    stop_direct = zerocopy.read_bodies_directly(site, lambda scope: scope["path"].startswith("/direct"))
     async with serving(site, zerocopy.ZeroCopyHttpToolsProtocol) as served:
         site.url = served.url
         site.port = int(served.url.rsplit(":", 1)[1])
         yield site
+    stop_direct()
     stop()
     zerocopy.enabled.cache_clear()
 
@@ -375,3 +406,137 @@ async def test_an_early_answer_is_in_the_access_log(tmp_path):
         )
     finally:
         stop()
+
+
+# --- large bodies read by the protocol itself (read_bodies_directly) -------------------------------------------------
+
+
+def _kinds_are_direct(kinds: list[tuple[str, int]]) -> bool:
+    """After what httptools passed on with the head (bytes), the body came in received chunks, each full but the
+    last."""
+    chunks = [length for kind, length in kinds if kind == "ReceivedChunk"]
+    return (
+        bool(chunks)
+        and all(kind == "bytes" for kind, _ in kinds[: len(kinds) - len(chunks)])
+        and all(length == zerocopy.BODY_CHUNK_BYTES for length in chunks[:-1])
+        and 0 < chunks[-1] <= zerocopy.BODY_CHUNK_BYTES
+    )
+
+
+async def test_received_chunks_are_written_again_only_once_nothing_refers_to_them(site):
+    """Full chunks are reused (a new one costs zeroing and page faults), but never while anything refers to them:
+    bodies held whole by the application while others arrive on other connections keep their bytes."""
+    bodies = [os.urandom(5 * zerocopy.BODY_CHUNK_BYTES + n) for n in range(4)]
+    async with httpx.AsyncClient(base_url=site.url) as client:
+        answers = await asyncio.gather(
+            *(client.post(path, content=body) for body in bodies for path in ("/direct/keep", "/direct"))
+        )
+        again = await client.post("/direct", content=bodies[0])
+    expected = [hashlib.sha256(body).hexdigest() for body in bodies for _ in range(2)]
+    assert [answer.text for answer in answers] == expected
+    assert again.text == expected[0]
+    assert all(_kinds_are_direct(kinds) for kinds in site.direct_kinds)
+    assert 0 < len(zerocopy._chunks) <= zerocopy.SPARE_CHUNKS
+
+
+@pytest.mark.parametrize("path", ["/direct", "/direct/slow"])
+async def test_a_large_body_is_read_into_chunks_and_the_connection_goes_on(site, path):
+    """A body from DIRECT_BODY_BYTES, on a route that asked: every byte once, in order, in received chunks (the
+    application reading slowly or not); then the same connection serves the next requests, early answers included.
+    A smaller body, a chunked one, and one on another route go uvicorn's way."""
+    body = os.urandom(3 * zerocopy.BODY_CHUNK_BYTES + 17)
+
+    async def pieces(size):
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    async with httpx.AsyncClient(base_url=site.url, limits=httpx.Limits(max_connections=1)) as client:
+        direct = await client.post(path, content=body)
+        after = await client.get("/app")
+        early = await client.get("/file/0/10")
+        again = await client.post(path, content=body[:-1])
+        small = await client.post(path, content=body[: zerocopy.DIRECT_BODY_BYTES - 1])
+        chunked = await client.post(path, content=pieces(300_000))
+        elsewhere = await client.post("/echo", content=body)
+    assert direct.status_code == 200 and direct.text == hashlib.sha256(body).hexdigest()
+    assert after.text == "application GET /app" and early.content == site.expected(0, 10)
+    assert again.text == hashlib.sha256(body[:-1]).hexdigest()
+    assert small.text == hashlib.sha256(body[: zerocopy.DIRECT_BODY_BYTES - 1]).hexdigest()
+    assert chunked.text == hashlib.sha256(body).hexdigest()
+    assert elsewhere.text.split()[0] == hashlib.sha256(body).hexdigest()
+    big, big_again, smaller, chunked_kinds = site.direct_kinds
+    assert _kinds_are_direct(big) and _kinds_are_direct(big_again)
+    assert all(kind == "bytes" for kind, _ in smaller + chunked_kinds)
+
+
+async def test_a_large_body_pipelined_with_the_next_request(site):
+    """The reader never reads past the body: the request sent right behind it, in the same packets, is parsed by
+    uvicorn's protocol and answered in order."""
+    body = os.urandom(2 * zerocopy.BODY_CHUNK_BYTES + 5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(
+        b"POST /direct HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+        + b"GET /app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert _responses(raw) == [
+        (200, hashlib.sha256(body).hexdigest().encode()),
+        (200, b"application GET /app"),
+    ]
+    assert _kinds_are_direct(site.direct_kinds[0])
+
+
+async def test_a_refusal_before_the_body_drops_the_rest_and_keeps_the_connection(site):
+    """The application answers without reading the body (a refusal): the rest of the body is read and dropped, and
+    the request behind it is answered."""
+    body = os.urandom(3 * zerocopy.BODY_CHUNK_BYTES)
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(b"POST /direct/refuse HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    writer.write(body[:1000])
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the refusal is sent while most of the body is still to come
+    writer.write(body[1000:] + b"GET /app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert _responses(raw) == [(415, b"application POST /direct/refuse"), (200, b"application GET /app")]
+
+
+async def test_a_client_leaving_mid_body_is_a_disconnect_and_leaves_nothing_behind(site):
+    async with httpx.AsyncClient() as http:  # warm: the server's own descriptors are open
+        assert (await http.get(f"{site.url}/app")).status_code == 200
+    before = _open_descriptors()
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+        writer.write(b"POST /direct HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (4 << 20))
+        writer.write(os.urandom(3 * zerocopy.BODY_CHUNK_BYTES // 2))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+        await writer.wait_closed()
+    await _settled(before)
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{site.url}/app")).text == "application GET /app"
+    assert site.disconnected == 3 and site.direct_kinds == []
+    assert await _settled(before)
+
+
+async def test_expect_100_continue_goes_uvicorns_way(site):
+    body = os.urandom(2 * zerocopy.BODY_CHUNK_BYTES)
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(
+        b"POST /direct HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    await writer.drain()
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert interim.startswith(b"HTTP/1.1 100")
+    writer.write(body)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert _responses(raw) == [(200, hashlib.sha256(body).hexdigest().encode())]
+    assert all(kind == "bytes" for kind, _ in site.direct_kinds[0])

@@ -32,6 +32,7 @@ from telesante.kit.errors import DomainError, InvalidInput
 from telesante.kit.pagination import PageRequest
 from telesante.storage.blobs import BlobStore
 from telesante.storage.dependencies import BlobStoreDep
+from telesante.web.zerocopy import ReceivedChunk
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 
@@ -575,9 +576,20 @@ async def retrieve_series_thumbnail(
 # --- STOW-RS -----------------------------------------------------------------------------------------------
 
 
+_STOW_PATH = re.compile(r"^/dicomweb/studies(?:/[0-9.]{1,64})?/?$")
+
+
+def is_stow_request(scope: dict) -> bool:
+    """For the platform's HTTP protocol (``web/zerocopy.read_bodies_directly``): a STOW-RS request, whose large body
+    the protocol reads straight into the chunks this route receives."""
+    return scope.get("method") == "POST" and _STOW_PATH.match(scope.get("path", "")) is not None
+
+
 class _PartCollector:
-    """python-multipart callbacks: collects each part's bytes (up to a size) as the body streams in. The chunks
-    are kept as received and handed on as they are (``StowIngest.add``), joined once where needed."""
+    """python-multipart callbacks: collects each part's bytes (up to a size) as the body streams in. The pieces are
+    kept where they were received and handed on as they are (``StowIngest.add``), joined once where needed: a piece
+    of a chunk the protocol read directly (``zerocopy.ReceivedChunk``, never written again) as a view of it, a whole
+    ``bytes`` as it is, anything else (the parser's own buffer, reused) copied."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
@@ -596,12 +608,18 @@ class _PartCollector:
         if self._size > self.max_bytes:
             self._too_big, self._chunks = True, []
             return
-        self._chunks.append(data if start == 0 and end == len(data) else bytes(data[start:end]))
+        if type(data) is ReceivedChunk:
+            self._chunks.append(memoryview(data)[start:end])
+        else:
+            self._chunks.append(
+                data if start == 0 and end == len(data) and type(data) is bytes else data[start:end]
+            )
 
     def on_part_end(self) -> None:
         # the pieces as received: the parsing helper joins them (one copy fewer in the server's process)
         chunks = self._chunks
-        self.done.append(None if self._too_big else chunks[0] if len(chunks) == 1 else chunks)
+        whole = len(chunks) == 1 and type(chunks[0]) is bytes
+        self.done.append(None if self._too_big else chunks[0] if whole else chunks)
         self._chunks = []
 
 

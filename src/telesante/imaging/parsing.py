@@ -44,6 +44,7 @@ import anyio
 
 from telesante.imaging.dicom import InvalidDicom, ParsedInstance, parse_instance
 from telesante.storage.blobs import Stager
+from telesante.web.zerocopy import ReceivedChunk
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,21 @@ except (OSError, AttributeError):  # not Linux: every piece is copied into the p
     _vmsplice = None
 
 
-def _lend(fd: int, piece: bytes) -> int:
+def _lendable(piece: Any) -> bool:
+    """Memory that never changes: a ``bytes`` object, or a view of a body chunk the HTTP protocol received
+    (``zerocopy.ReceivedChunk``, never written again once handed on)."""
+    return type(piece) is bytes or (type(piece) is memoryview and type(piece.obj) is ReceivedChunk)
+
+
+def _lend(fd: int, piece: bytes | memoryview) -> int:
     """Lend ``piece``'s memory to the pipe (``vmsplice(2)`` without a gift: the pipe refers to the pages, the reader
     copies from them): the bytes it took, 0 if it took none (full, or refused). The caller keeps ``piece`` alive and
-    unchanged until the reader has read it — a ``bytes`` object never changes."""
-    vector = _IoVec(ctypes.cast(ctypes.c_char_p(piece), ctypes.c_void_p), len(piece))
+    unchanged until the reader has read it (``_lendable``)."""
+    if type(piece) is bytes:
+        address = ctypes.cast(ctypes.c_char_p(piece), ctypes.c_void_p)
+    else:  # a view of a received chunk (writable, as a bytearray is)
+        address = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(piece)))
+    vector = _IoVec(address, len(piece))
     lent = _vmsplice(fd, ctypes.byref(vector), 1, _SPLICE_F_NONBLOCK)
     if lent < 0:
         if ctypes.get_errno() not in (errno.EAGAIN, errno.EINTR):
@@ -313,7 +324,7 @@ class _Helper:
             # process does not copy the piece, the helper's read does (the one copy there was in either case).
             if (
                 _vmsplice_works
-                and type(piece) is bytes
+                and _lendable(piece)
                 and len(piece) >= _LEND_BYTES
                 and not writer.get_write_buffer_size()
             ):

@@ -411,7 +411,8 @@ async def store_part(
 _FLUSH = object()  # in a StowIngest queue: store what waits now
 
 
-Received = bytes | list[bytes]  # a received part: whole, or the pieces it arrived in
+# a received part: whole, or the pieces it arrived in (``bytes``, or views of the chunks the HTTP protocol received)
+Received = bytes | list[bytes | memoryview]
 
 
 def received_size(data: Received) -> int:

@@ -20,15 +20,29 @@ with a uvicorn whose internals differ from what this module was written for (che
 then runs unchanged), never while uvicorn still holds unsent bytes of the connection. The responder must only
 answer when the range is in the page cache (the fast path asks ``mincore(2)``), else the copy would wait for the
 disk in the event loop. A client that reads slowly is waited for (the loop watches its socket), as uvicorn waits for
-its own writes; one that goes away ends the sending."""
+its own writes; one that goes away ends the sending.
+
+It also reads large request bodies itself, for the routes that ask (``read_bodies_directly``: STOW-RS, where a
+study of 150 MB arrives in one request). uvicorn hands a body on as the ``bytes`` that uvloop made of each read, which
+httptools copies again into a new ``bytes`` for the application: measured on loopback with the STOW-RS route's
+multipart parser, 0.55–0.67 ms of the server's processor per 512 KiB slice. Once the request's head is parsed, and
+when its ``Content-Length`` is at least ``DIRECT_BODY_BYTES``, the protocol gives the connection to a reader of its own
+(``asyncio.BufferedProtocol``) until the last byte of the body: the kernel writes the body straight into chunks of
+``BODY_CHUNK_BYTES`` (``ReceivedChunk``), each handed to the application once full, as it is: 0.32 ms per slice
+(docs/performance.md). Then the connection goes back to uvicorn's protocol, with a fresh parser, for the next request.
+The application receives the same ASGI messages (a ``bytearray`` is a bytes-like body), one chunk at a time: reading
+pauses while a chunk waits for the application, as uvicorn's own flow control does. Never with ``Expect:
+100-continue``, a chunked body or a pipelined request (uvicorn reads those as before)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,11 +50,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 try:
+    import httptools
     from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
     from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
     from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 except ImportError:  # httptools missing: uvicorn serves with h11, and nothing here is used
-    HttpToolsProtocol = RequestResponseCycle = None  # type: ignore[assignment,misc]
+    HttpToolsProtocol = RequestResponseCycle = httptools = None  # type: ignore[assignment,misc]
     STATUS_LINE = {}
     HIGH_WATER_LIMIT = 65536
 
@@ -60,6 +75,11 @@ _PROTOCOL_ATTRIBUTES = (
     "connection_lost",
     "on_body",
     "_should_upgrade",
+    "on_headers_complete",
+    "data_received",
+    "pause_writing",
+    "resume_writing",
+    "_unset_keepalive_if_required",
 )
 
 
@@ -70,9 +90,14 @@ def _compatible() -> bool:
     if not all(hasattr(HttpToolsProtocol, name) for name in _PROTOCOL_ATTRIBUTES) or 200 not in STATUS_LINE:
         return False
     assigned = RequestResponseCycle.__init__.__code__.co_names
+    made = HttpToolsProtocol.__init__.__code__.co_names
+    receiving = RequestResponseCycle.receive.__code__.co_names
     return (
         all(name in assigned for name in _CYCLE_ATTRIBUTES)
-        and "flow" in HttpToolsProtocol.__init__.__code__.co_names
+        and all(name in assigned for name in ("more_body", "disconnected", "flow"))
+        and all(name in made for name in ("flow", "parser", "pipeline"))
+        and "receive" in RequestResponseCycle.run_asgi.__code__.co_names
+        and all(name in receiving for name in ("message_event", "body", "more_body", "disconnected"))
     )
 
 
@@ -101,6 +126,50 @@ class Answer:
 Responder = Callable[[dict], Answer | None]
 _responders: dict[int, Responder] = {}  # id(ASGI application) → its responder
 
+DIRECT_BODY_BYTES = (
+    1024 * 1024
+)  # a body from this size is read by the protocol itself, on the routes that ask
+BODY_CHUNK_BYTES = 1024 * 1024  # what the application receives at a time, then
+
+
+class ReceivedChunk(bytearray):
+    """A piece of a request body, written by the kernel straight into this buffer and handed to the application once
+    full. Nothing writes it again while anything refers to it (``_new_chunk``): its memory may be lent as a ``bytes``
+    object's would (``imaging/parsing.py``), provided the borrower holds a reference until it is done."""
+
+
+SPARE_CHUNKS = 24  # full-size chunks kept to be written again once nothing refers to them (24 MiB at most)
+_chunks: list[ReceivedChunk] = []
+
+
+def _new_chunk(size: int) -> ReceivedChunk:
+    """A chunk to receive into. A full-size one is taken from those handed on earlier that nothing refers to any more
+    (no view, no parsed part, no pipe they were lent to: the parsing helper's answer releases those): a new
+    ``bytearray`` is zeroed by Python and its pages faulted in by the kernel, a seventh of the event loop's time
+    during a STOW-RS load here (py-spy). Reused only when unreachable from anywhere else, so nothing can see it
+    written again."""
+    if size == BODY_CHUNK_BYTES:
+        for chunk in _chunks:
+            if sys.getrefcount(chunk) == 3:  # the list, this loop's name, the call's argument: nobody else
+                return chunk
+        chunk = ReceivedChunk(size)
+        if len(_chunks) < SPARE_CHUNKS:
+            _chunks.append(chunk)
+        return chunk
+    return ReceivedChunk(size)
+
+
+Wants = Callable[[dict], bool]
+_direct_readers: dict[int, Wants] = {}  # id(ASGI application) → which requests' bodies to read directly
+
+
+def read_bodies_directly(app: Any, wants: Wants) -> Callable[[], None]:
+    """Let this protocol read the large bodies of the requests to ``app`` for which ``wants(scope)`` is true (called
+    in the event loop with the request's scope, once its head is parsed: it must not block nor raise). Returns what
+    removes it."""
+    _direct_readers[id(app)] = wants
+    return lambda: _direct_readers.pop(id(app), None)
+
 
 def answer_early(app: Any, responder: Responder) -> Callable[[], None]:
     """Let ``responder`` answer requests to ``app`` before the application runs, on connections served by this
@@ -124,13 +193,26 @@ def _status_and_defaults(default_headers: list[tuple[bytes, bytes]]) -> bytes:
     return _defaults[1]
 
 
-def _responder_for(app: Any) -> Responder | None:
+def _registered_for(app: Any, registry: dict[int, Any]) -> Any:
     for _ in range(8):  # uvicorn wraps the application in its own middleware (proxy headers, message logger…)
-        found = _responders.get(id(app))
+        found = registry.get(id(app))
         if found is not None or not hasattr(app, "app"):
             return found
         app = app.app
     return None
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The body's length when it is announced once, and not chunked; else None."""
+    lengths = []
+    for name, value in headers:
+        if name == b"content-length":
+            lengths.append(value)
+        elif name == b"transfer-encoding":
+            return None
+    if len(lengths) != 1 or not lengths[0].isdigit() or len(lengths[0]) > 15:
+        return None
+    return int(lengths[0])
 
 
 class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  # type: ignore[misc]
@@ -139,6 +221,10 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
     _socket: socket.socket | None = None
     _waiter: asyncio.Future | None = None
     _responder: Responder | None = None
+    _wants: Wants | None = None
+    _taking: Any = None  # the request whose body this protocol reads itself once the data in hand is parsed
+    _expected = 0  # that body's length
+    _parsed = 0  # how much of it httptools has parsed
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -149,7 +235,45 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
             and sock.family in (socket.AF_INET, socket.AF_INET6)
             and enabled()
         ):
-            self._responder = _responder_for(self.app)
+            self._responder = _registered_for(self.app, _responders)
+            self._wants = _registered_for(self.app, _direct_readers)
+
+    def on_headers_complete(self) -> None:
+        previous = self.cycle
+        super().on_headers_complete()
+        cycle = self.cycle
+        if (
+            self._wants is None
+            or cycle is previous
+            or cycle is None
+            or self.pipeline  # queued behind a response in progress: read by uvicorn
+            or self.expect_100_continue
+        ):
+            return
+        length = _content_length(cycle.scope["headers"])
+        if length is None or length < DIRECT_BODY_BYTES:
+            return
+        try:
+            wanted = self._wants(cycle.scope)
+        except Exception:  # the route's fault: uvicorn reads the body
+            log.exception("direct body reading: the route's choice failed")
+            return
+        if wanted:
+            self._taking, self._expected, self._parsed = cycle, length, 0
+            cycle.receive = functools.partial(_receive_direct, cycle)  # looked up when the ASGI task starts
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        cycle, self._taking = self._taking, None
+        if cycle is None or cycle is not self.cycle or not cycle.more_body or self.transport.is_closing():
+            return
+        remaining = self._expected - self._parsed
+        if remaining <= 0:
+            return
+        if cycle.body:
+            # what httptools passed on with the head waits for the application: no more until it is taken
+            self.flow.pause_reading()
+        _switch(self.transport, _BodyReader(self, cycle, remaining))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._release()
@@ -162,6 +286,8 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
         piece arriving behind others goes uvicorn's way, into a ``bytearray`` (appending to ``bytes`` would copy
         all that waits at each piece: quadratic for a body sent in many small chunks)."""
         cycle = self.cycle
+        if cycle is self._taking:
+            self._parsed += len(body)
         if cycle.body or cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
             if type(cycle.body) is bytes:
                 cycle.body = bytearray(cycle.body)
@@ -289,6 +415,86 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(ConnectionResetError("connection lost"))
         sock.close()
+
+
+async def _receive_direct(cycle: Any) -> dict:
+    """uvicorn's ``receive`` for a body read directly, without its copy of every body into a new ``bytes``: a
+    received chunk is handed on as it is."""
+    if not cycle.disconnected and not cycle.response_complete:
+        cycle.flow.resume_reading()
+        await cycle.message_event.wait()
+        cycle.message_event.clear()
+    if cycle.disconnected or cycle.response_complete:
+        return {"type": "http.disconnect"}
+    body = cycle.body
+    cycle.body = b""
+    return {
+        "type": "http.request",
+        "body": body if type(body) is ReceivedChunk else bytes(body),
+        "more_body": cycle.more_body,
+    }
+
+
+def _switch(transport: Any, protocol: Any) -> None:
+    """Give the connection to ``protocol``. uvloop chooses how it reads (into its own buffer, or into the protocol's)
+    when reading starts: reading is restarted if it is on."""
+    transport.set_protocol(protocol)
+    if transport.is_reading():
+        transport.pause_reading()
+        transport.resume_reading()
+
+
+class _BodyReader(asyncio.BufferedProtocol):
+    """The connection while the rest of a large body arrives: the kernel writes it into ``ReceivedChunk`` buffers,
+    each handed to the request's cycle once full (and reading paused until the application takes it); after the last
+    byte the connection goes back to the HTTP protocol, with a fresh parser. Never reads past the body: a pipelined
+    request behind it is left to the HTTP protocol."""
+
+    def __init__(self, http: ZeroCopyHttpToolsProtocol, cycle: Any, remaining: int):
+        self.http, self.cycle, self.remaining = http, cycle, remaining
+        self.chunk: ReceivedChunk | None = None
+        self.filled = 0
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.chunk is None:
+            self.chunk, self.filled = _new_chunk(min(BODY_CHUNK_BYTES, self.remaining)), 0
+        return memoryview(self.chunk)[self.filled :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        http, cycle = self.http, self.cycle
+        http._unset_keepalive_if_required()
+        self.filled += nbytes
+        self.remaining -= nbytes
+        if self.chunk is None or self.filled < len(self.chunk):
+            return
+        chunk, self.chunk = self.chunk, None
+        last = self.remaining <= 0
+        if last:
+            # the next request is uvicorn's: a parser that has not seen this body's bytes
+            http.parser = httptools.HttpRequestParser(http)
+            with contextlib.suppress(AttributeError):  # as uvicorn sets it up (httptools ≥ 0.6.3)
+                http.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+            _switch(http.transport, http)
+        if cycle.response_complete or cycle.disconnected:
+            return  # answered without reading it all (a refusal): the rest of the body is read and dropped
+        cycle.body = chunk
+        if last:
+            cycle.more_body = False
+        else:
+            http.flow.pause_reading()  # until the application takes this chunk (its receive resumes reading)
+        cycle.message_event.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.http.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return None  # the client stopped sending mid-body: the connection closes (connection_lost follows)
+
+    def pause_writing(self) -> None:
+        self.http.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.http.resume_writing()
 
 
 def protocol() -> type | str:

@@ -540,3 +540,27 @@ async def test_expect_100_continue_goes_uvicorns_way(site):
     writer.close()
     assert _responses(raw) == [(200, hashlib.sha256(body).hexdigest().encode())]
     assert all(kind == "bytes" for kind, _ in site.direct_kinds[0])
+
+
+async def test_after_a_refusal_and_the_dropped_body_an_idle_connection_still_times_out(tmp_path):
+    """uvicorn's keep-alive timer, armed when the refusal was sent and cancelled by the reads of the rest of the
+    body, is armed again once the body is dropped: an idle client does not hold the connection for ever."""
+    zerocopy.enabled.cache_clear()
+    site = Site(tmp_path / "file.bin")
+    stop = zerocopy.read_bodies_directly(site, lambda scope: scope["path"].startswith("/direct"))
+    try:
+        async with serving(site, zerocopy.ZeroCopyHttpToolsProtocol, timeout_keep_alive=1) as served:
+            port = int(served.url.rsplit(":", 1)[1])
+            body = os.urandom(3 * zerocopy.BODY_CHUNK_BYTES)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /direct/refuse HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+            writer.write(body[:1000])
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(body[1000:])
+            await writer.drain()
+            raw = await asyncio.wait_for(reader.read(), 10)  # the server closes the idle connection
+            writer.close()
+        assert _responses(raw) == [(415, b"application POST /direct/refuse")]
+    finally:
+        stop()

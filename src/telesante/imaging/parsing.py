@@ -26,7 +26,6 @@ import asyncio
 import collections
 import ctypes
 import errno
-import functools
 import logging
 import multiprocessing
 import os
@@ -92,10 +91,6 @@ def _lend(fd: int, piece: bytes | memoryview) -> int:
 
 
 _vmsplice_works = _vmsplice is not None
-
-
-def _keep(piece: bytes, _answered: asyncio.Future) -> None:
-    """A done callback holding ``piece`` until the helper has answered (and so read it)."""
 
 
 def _outcome(data: bytes | list[bytes], stager: Stager | None = None) -> tuple[ParsedInstance | None, Any]:
@@ -258,7 +253,8 @@ class _Answers(asyncio.Protocol):
             answer = pickle.loads(buffer[_ANSWER.size : end])  # noqa: S301 - from our own helper
             del buffer[:end]
             if self.helper.waiting:
-                waiter = self.helper.waiting.popleft()
+                # the helper read the whole request before answering: the pieces lent to the pipe are let go here
+                waiter, _lent = self.helper.waiting.popleft()
                 if not waiter.done():
                     waiter.set_result(answer)
 
@@ -271,7 +267,9 @@ class _Helper:
 
     def __init__(self, pool: _Pool):
         self.pool = pool
-        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        # each request's answer to come, with the pieces lent to the pipe for it (held until the helper answered or
+        # ended, even if the caller stopped waiting: the pipe refers to their pages)
+        self.waiting: collections.deque[tuple[asyncio.Future, list[Any]]] = collections.deque()
         self.process: Any = None
         self.requests: Connection | None = None
         self.answers: Connection | None = None
@@ -314,7 +312,8 @@ class _Helper:
         pieces = [data] if isinstance(data, bytes) else data
         header = pickle.dumps(stager, protocol=pickle.HIGHEST_PROTOCOL)
         waiter = loop.create_future()
-        self.waiting.append(waiter)
+        held: list[Any] = []
+        self.waiting.append((waiter, held))
         assert self.writer is not None
         writer = self.writer
         writer.write(_REQUEST.pack(len(header), sum(map(len, pieces))) + header)
@@ -330,7 +329,7 @@ class _Helper:
             ):
                 lent = _lend(fd, piece)
                 if lent:
-                    waiter.add_done_callback(functools.partial(_keep, piece))
+                    held.append(piece)
                     if lent == len(piece):
                         continue
                     piece = memoryview(piece)[lent:]
@@ -345,7 +344,7 @@ class _Helper:
         if self.writer is not None:
             self.writer.close()
         while self.waiting:
-            waiter = self.waiting.popleft()
+            waiter, _lent = self.waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(_Gone())
 

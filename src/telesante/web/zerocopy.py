@@ -80,6 +80,7 @@ _PROTOCOL_ATTRIBUTES = (
     "pause_writing",
     "resume_writing",
     "_unset_keepalive_if_required",
+    "timeout_keep_alive_handler",
 )
 
 
@@ -95,7 +96,7 @@ def _compatible() -> bool:
     return (
         all(name in assigned for name in _CYCLE_ATTRIBUTES)
         and all(name in assigned for name in ("more_body", "disconnected", "flow"))
-        and all(name in made for name in ("flow", "parser", "pipeline"))
+        and all(name in made for name in ("flow", "parser", "pipeline", "timeout_keep_alive", "loop"))
         and "receive" in RequestResponseCycle.run_asgi.__code__.co_names
         and all(name in receiving for name in ("message_event", "body", "more_body", "disconnected"))
     )
@@ -142,6 +143,18 @@ SPARE_CHUNKS = 24  # full-size chunks kept to be written again once nothing refe
 _chunks: list[ReceivedChunk] = []
 
 
+def _unreferenced() -> int:
+    """What ``sys.getrefcount`` gives, in ``_new_chunk``'s loop, for a chunk that nothing else refers to: measured
+    with the same code rather than assumed (interpreters count differently, e.g. borrowed references on the stack)."""
+    probe = [ReceivedChunk(1)]
+    for chunk in probe:
+        return sys.getrefcount(chunk)
+    return 0
+
+
+_UNREFERENCED = _unreferenced()
+
+
 def _new_chunk(size: int) -> ReceivedChunk:
     """A chunk to receive into. A full-size one is taken from those handed on earlier that nothing refers to any more
     (no view, no parsed part, no pipe they were lent to: the parsing helper's answer releases those): a new
@@ -150,7 +163,7 @@ def _new_chunk(size: int) -> ReceivedChunk:
     written again."""
     if size == BODY_CHUNK_BYTES:
         for chunk in _chunks:
-            if sys.getrefcount(chunk) == 3:  # the list, this loop's name, the call's argument: nobody else
+            if sys.getrefcount(chunk) == _UNREFERENCED:  # only the list, this loop and the call: nobody else
                 return chunk
         chunk = ReceivedChunk(size)
         if len(_chunks) < SPARE_CHUNKS:
@@ -475,6 +488,12 @@ class _BodyReader(asyncio.BufferedProtocol):
             with contextlib.suppress(AttributeError):  # as uvicorn sets it up (httptools ≥ 0.6.3)
                 http.parser.set_dangerous_leniencies(lenient_data_after_close=True)
             _switch(http.transport, http)
+            if cycle.response_complete and not http.pipeline and not http.transport.is_closing():
+                # answered before the body ended: the reads since cancelled the keep-alive timer uvicorn armed then
+                http._unset_keepalive_if_required()
+                http.timeout_keep_alive_task = http.loop.call_later(
+                    http.timeout_keep_alive, http.timeout_keep_alive_handler
+                )
         if cycle.response_complete or cycle.disconnected:
             return  # answered without reading it all (a refusal): the rest of the body is read and dropped
         cycle.body = chunk

@@ -270,3 +270,35 @@ async def test_slices_lent_to_the_pipe_reach_the_helpers_byte_for_byte(ct_series
         assert lent and all(size >= parsing._LEND_BYTES for size in lent)
     else:
         assert lent == []
+
+
+async def test_views_of_received_chunks_are_lent_and_held_until_the_helper_answers(ct_series, monkeypatch):
+    """A part read by the HTTP protocol comes as views of its received chunks (``zerocopy.ReceivedChunk``): lent to
+    the pipe like ``bytes``, byte for byte, and held with the request until the helper has answered, even when the
+    caller stopped waiting (a cancelled request): the pipe still refers to their pages, and a chunk nothing refers to
+    is written again (``zerocopy._new_chunk``)."""
+    from telesante.web.zerocopy import ReceivedChunk
+    from tests.events.conftest import wait_for
+
+    if parsing._vmsplice is None:  # not Linux: nothing is lent, the copy path is tested above
+        pytest.fail("vmsplice is expected on the platform's Linux hosts")
+    part = ct_series(1)[0]
+    chunk = ReceivedChunk(part)
+    pieces = [memoryview(chunk)[:300_000], memoryview(chunk)[300_000:]]
+    lent = []
+    lend = parsing._lend
+    monkeypatch.setattr(parsing, "_lend", lambda fd, piece: lent.append(type(piece)) or lend(fd, piece))
+    monkeypatch.setattr(parsing, "_vmsplice_works", True)
+    assert (await parsing.parse(pieces, processes=1)).sha256 == parse_instance(part).sha256
+    assert lent == [memoryview, memoryview]
+
+    pool = await parsing._current_pool(1)
+    helper = await pool.helper()
+    waiter = helper.send(pool.loop, [memoryview(chunk)[:300_000], memoryview(chunk)[300_000:]], None)
+    waiter.cancel()  # the request went away: the pieces stay with the request until the answer
+    held = helper.waiting[-1][1]
+    assert [piece.obj for piece in held] == [chunk, chunk]
+    await wait_for(lambda: not helper.waiting, "the helper answers the cancelled request")
+    del pieces, held  # this test's own views
+    alone = ReceivedChunk(1)
+    assert sys.getrefcount(chunk) == sys.getrefcount(alone)  # the answer let the pieces go

@@ -588,7 +588,7 @@ def is_stow_request(scope: dict) -> bool:
 class _PartCollector:
     """python-multipart callbacks: collects each part's bytes (up to a size) as the body streams in. The pieces are
     kept where they were received and handed on as they are (``StowIngest.add``), joined once where needed: a piece
-    of a chunk the protocol read directly (``zerocopy.ReceivedChunk``, never written again) as a view of it, a whole
+    of a chunk the protocol read directly (``zerocopy.ReceivedChunk``, not written again while referred to) as a view of it, a whole
     ``bytes`` as it is, anything else (the parser's own buffer, reused) copied."""
 
     def __init__(self, max_bytes: int):

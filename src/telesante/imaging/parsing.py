@@ -68,7 +68,8 @@ except (OSError, AttributeError):  # not Linux: every piece is copied into the p
 
 def _lendable(piece: Any) -> bool:
     """Memory that never changes: a ``bytes`` object, or a view of a body chunk the HTTP protocol received
-    (``zerocopy.ReceivedChunk``, never written again once handed on)."""
+    (``zerocopy.ReceivedChunk``, not written again while anything refers to it: the request holds its pieces
+    until the helper has answered, ``_Helper.waiting``)."""
     return type(piece) is bytes or (type(piece) is memoryview and type(piece.obj) is ReceivedChunk)
 
 

@@ -25,7 +25,7 @@ its own writes; one that goes away ends the sending.
 It also reads large request bodies itself, for the routes that ask (``read_bodies_directly``: STOW-RS, where a
 study of 150 MB arrives in one request). uvicorn hands a body on as the ``bytes`` that uvloop made of each read, which
 httptools copies again into a new ``bytes`` for the application: measured on loopback with the STOW-RS route's
-multipart parser, 0.55–0.67 ms of the server's processor per 512 KiB slice. Once the request's head is parsed, and
+multipart parser, 0.53–0.67 ms of the server's processor per 512 KiB slice. Once the request's head is parsed, and
 when its ``Content-Length`` is at least ``DIRECT_BODY_BYTES``, the protocol gives the connection to a reader of its own
 (``asyncio.BufferedProtocol``) until the last byte of the body: the kernel writes the body straight into chunks of
 ``BODY_CHUNK_BYTES`` (``ReceivedChunk``), each handed to the application once full, as it is: 0.32 ms per slice
@@ -127,9 +127,8 @@ class Answer:
 Responder = Callable[[dict], Answer | None]
 _responders: dict[int, Responder] = {}  # id(ASGI application) → its responder
 
-DIRECT_BODY_BYTES = (
-    1024 * 1024
-)  # a body from this size is read by the protocol itself, on the routes that ask
+# a body from this size is read by the protocol itself, on the routes that ask
+DIRECT_BODY_BYTES = 1024 * 1024
 BODY_CHUNK_BYTES = 1024 * 1024  # what the application receives at a time, then
 
 
@@ -158,8 +157,8 @@ _UNREFERENCED = _unreferenced()
 def _new_chunk(size: int) -> ReceivedChunk:
     """A chunk to receive into. A full-size one is taken from those handed on earlier that nothing refers to any more
     (no view, no parsed part, no pipe they were lent to: the parsing helper's answer releases those): a new
-    ``bytearray`` is zeroed by Python and its pages faulted in by the kernel, a seventh of the event loop's time
-    during a STOW-RS load here (py-spy). Reused only when unreachable from anywhere else, so nothing can see it
+    ``bytearray`` is zeroed by Python and its pages faulted in by the kernel, about an eighth of the event loop's
+    samples during a STOW-RS load here (py-spy). Reused only when unreachable from anywhere else, so nothing can see it
     written again."""
     if size == BODY_CHUNK_BYTES:
         for chunk in _chunks:

@@ -524,22 +524,74 @@ async def test_a_client_leaving_mid_body_is_a_disconnect_and_leaves_nothing_behi
     assert await _settled(before)
 
 
-async def test_expect_100_continue_goes_uvicorns_way(site):
-    body = os.urandom(2 * zerocopy.BODY_CHUNK_BYTES)
+async def test_expect_100_continue_is_answered_and_the_body_read_directly(site):
+    """A client that waits to be told to go on (``Expect: 100-continue``) is told when the application first reads;
+    the body then comes in received chunks, and the connection serves the next request."""
+    body = os.urandom(2 * zerocopy.BODY_CHUNK_BYTES + 5)
     reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
     writer.write(
-        b"POST /direct HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
+        b"POST /direct HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
     )
     await writer.drain()
     interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    assert interim.startswith(b"HTTP/1.1 100")
-    writer.write(body)
+    assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
+    writer.write(body + b"GET /app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     await writer.drain()
     raw = await asyncio.wait_for(reader.read(), 10)
     writer.close()
-    assert _responses(raw) == [(200, hashlib.sha256(body).hexdigest().encode())]
-    assert all(kind == "bytes" for kind, _ in site.direct_kinds[0])
+    assert _responses(raw) == [
+        (200, hashlib.sha256(body).hexdigest().encode()),
+        (200, b"application GET /app"),
+    ]
+    assert len(site.direct_kinds) == 1 and _kinds_are_direct(site.direct_kinds[0])
+
+
+async def test_expect_100_continue_refused_before_the_body_gets_no_go_ahead(site):
+    """An application that answers without reading (a refusal) never tells the client to send its body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(
+        b"POST /direct/refuse HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+        % (3 * zerocopy.BODY_CHUNK_BYTES)
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.close()  # as curl does after a final answer to a request whose body it did not send
+    assert head.startswith(b"HTTP/1.1 415 ")
+    assert site.direct_kinds == []
+
+
+async def test_curl_uploads_with_its_default_expect_100_continue_are_read_directly(site, tmp_path):
+    """curl, a client nobody here wrote, adds ``Expect: 100-continue`` to uploads above 1 MiB and waits for the go-ahead
+    (up to a second): the upload is read directly, promptly, whole, twice over one connection."""
+    body = os.urandom(3 * zerocopy.BODY_CHUNK_BYTES + 11)
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(body)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--fail",
+            "-v",
+            "--data-binary",
+            f"@{upload}",
+            f"{site.url}/direct",
+            "--next",
+            "--data-binary",
+            f"@{upload}",
+            f"{site.url}/direct",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout == hashlib.sha256(body).hexdigest() * 2
+    assert done.stderr.count("Expect: 100-continue") == 2 and done.stderr.count("HTTP/1.1 100 Continue") == 2
+    assert "Re-using existing connection" in done.stderr or "Reusing existing connection" in done.stderr
+    assert len(site.direct_kinds) == 2 and all(_kinds_are_direct(kinds) for kinds in site.direct_kinds)
 
 
 async def test_after_a_refusal_and_the_dropped_body_an_idle_connection_still_times_out(tmp_path):

@@ -31,8 +31,9 @@ when its ``Content-Length`` is at least ``DIRECT_BODY_BYTES``, the protocol give
 ``BODY_CHUNK_BYTES`` (``ReceivedChunk``), each handed to the application once full, as it is: 0.32 ms per slice
 (docs/performance.md). Then the connection goes back to uvicorn's protocol, with a fresh parser, for the next request.
 The application receives the same ASGI messages (a ``bytearray`` is a bytes-like body), one chunk at a time: reading
-pauses while a chunk waits for the application, as uvicorn's own flow control does. Never with ``Expect:
-100-continue``, a chunked body or a pipelined request (uvicorn reads those as before)."""
+pauses while a chunk waits for the application, as uvicorn's own flow control does. A client that asked to be told
+to go on (``Expect: 100-continue``, curl's default for bodies above 1 MiB) is told when the application first reads,
+as uvicorn tells it. Never with a chunked body or a pipelined request (uvicorn reads those as before)."""
 
 from __future__ import annotations
 
@@ -95,10 +96,15 @@ def _compatible() -> bool:
     receiving = RequestResponseCycle.receive.__code__.co_names
     return (
         all(name in assigned for name in _CYCLE_ATTRIBUTES)
-        and all(name in assigned for name in ("more_body", "disconnected", "flow"))
+        and all(
+            name in assigned for name in ("more_body", "disconnected", "flow", "waiting_for_100_continue")
+        )
         and all(name in made for name in ("flow", "parser", "pipeline", "timeout_keep_alive", "loop"))
         and "receive" in RequestResponseCycle.run_asgi.__code__.co_names
-        and all(name in receiving for name in ("message_event", "body", "more_body", "disconnected"))
+        and all(
+            name in receiving
+            for name in ("message_event", "body", "more_body", "disconnected", "waiting_for_100_continue")
+        )
     )
 
 
@@ -259,7 +265,6 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
             or cycle is previous
             or cycle is None
             or self.pipeline  # queued behind a response in progress: read by uvicorn
-            or self.expect_100_continue
         ):
             return
         length = _content_length(cycle.scope["headers"])
@@ -431,7 +436,12 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol if COMPATIBLE else object):  #
 
 async def _receive_direct(cycle: Any) -> dict:
     """uvicorn's ``receive`` for a body read directly, without its copy of every body into a new ``bytes``: a
-    received chunk is handed on as it is."""
+    received chunk is handed on as it is. As uvicorn's, the first call tells a client that asked (``Expect:
+    100-continue``, curl's default above 1 MiB) to send the body; an answer sent before it never does
+    (``waiting_for_100_continue`` is then off), and the client chooses to send the body (read and dropped) or to close."""
+    if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
+        cycle.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        cycle.waiting_for_100_continue = False
     if not cycle.disconnected and not cycle.response_complete:
         cycle.flow.resume_reading()
         await cycle.message_event.wait()

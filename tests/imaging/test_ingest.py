@@ -3,6 +3,7 @@ without bulk data; bad files refused with a reason, nothing partial stored."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pydicom
@@ -559,3 +560,44 @@ async def test_a_failed_insert_waits_for_the_files_and_leaves_no_blob(session, s
     assert len(blob_files(store)) == 3  # the files were moved under their keys before the error came out
     await discard_changes(session)  # what the request does with an error
     assert blob_files(store) == [] and staging_leftovers(store) == []
+
+
+async def test_one_instance_s_file_is_written_beside_its_insert_and_rolled_back_with_it(
+    session, store, ct_series, monkeypatch
+):
+    """A single instance (C-STORE, upload): its file is written while its row is inserted. When the insert fails the
+    file's write is waited for (never left running), the insert's error comes out, and the rollback removes the file."""
+    from telesante.db import discard_changes
+    from telesante.imaging.repository import ImagingRepository
+
+    hospital = await make_organisation(session, "CH de Fougères")
+    data = ct_series(1)[0]
+
+    async def fails(self, instance):
+        await asyncio.sleep(0)  # the file's write has started meanwhile
+        raise RuntimeError("insert failed")
+
+    monkeypatch.setattr(ImagingRepository, "add_instance", fails)
+    with pytest.raises(RuntimeError, match="insert failed"):
+        await service.ingest_instance(session, store, data, organisation_id=hospital.id, received_from="stow")
+    assert blob_files(store) == [service.blob_key(data)]  # finished before the error came out
+    await discard_changes(session)  # what the request does with an error
+    assert blob_files(store) == []
+
+
+async def test_one_instance_whose_file_cannot_be_written_is_not_indexed(
+    session, store, ct_series, monkeypatch
+):
+    from telesante.storage.blobs import StorageUnavailable
+
+    hospital = await make_organisation(session, "CH de Fougères")
+
+    async def storage_down(*args, **kwargs):
+        raise StorageUnavailable("Stockage indisponible.")
+
+    monkeypatch.setattr(store, "put_many_if_absent", storage_down)
+    with pytest.raises(StorageUnavailable):
+        await service.ingest_instance(
+            session, store, ct_series(1)[0], organisation_id=hospital.id, received_from="stow"
+        )
+    assert blob_files(store) == []

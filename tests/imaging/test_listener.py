@@ -119,3 +119,69 @@ async def test_a_peer_deactivated_since_the_last_refresh_is_refused_per_instance
         output
     )  # 0124H "Refused: Not Authorized" (PS3.7 C.4; DCMTK 3.6.7 names it not)
     assert (await session.execute(sa.select(sa.func.count()).select_from(ImagingInstance))).scalar_one() == 0
+
+
+def _send_with_pynetdicom(port: int, calling: str, datasets: list) -> list[int]:
+    """pynetdicom as the sending modality (storescu refuses to send what DCMTK cannot read): one association, each
+    dataset in turn; the statuses received."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(CTImageStorage, "1.2.840.10008.1.2.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title="TELESANTE")
+    assert assoc.is_established
+    try:
+        return [int(assoc.send_c_store(dataset).Status) for dataset in datasets]
+    finally:
+        assoc.release()
+
+
+def _short_pixels(data: bytes):
+    """The slice with half its pixel data: a consistent file whose image is incomplete (a modality's bug)."""
+    import io
+
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    dataset.PixelData = dataset.PixelData[: len(dataset.PixelData) // 2]
+    return dataset
+
+
+async def test_an_instance_that_cannot_be_understood_gets_c000_and_the_association_goes_on(
+    session, listening, ct_series
+):
+    import io
+
+    import pydicom
+
+    good, bad = ct_series(2)
+    statuses = await asyncio.to_thread(
+        _send_with_pynetdicom,
+        listening,
+        "CT_FOUGERES",
+        [_short_pixels(bad), pydicom.dcmread(io.BytesIO(good))],
+    )
+    assert statuses == [0xC000, 0x0000]  # refused ("cannot understand"), then the next one stored
+    stored = (await session.execute(sa.select(ImagingInstance))).scalars().all()
+    assert [instance.sop_instance_uid for instance in stored] == [
+        pydicom.dcmread(io.BytesIO(good)).SOPInstanceUID
+    ]
+
+
+async def test_a_deactivated_peer_learns_nothing_of_its_instance_but_the_refusal(
+    session, listening, ct_series
+):
+    """The peer is checked before the instance's own fault is told: 0124, not C000."""
+    from telesante.imaging.models import DicomPeer
+
+    peer = (
+        await session.execute(sa.select(DicomPeer).where(DicomPeer.ae_title == "CT_FOUGERES"))
+    ).scalar_one()
+    peer.active = False
+    await session.flush()
+    statuses = await asyncio.to_thread(
+        _send_with_pynetdicom, listening, "CT_FOUGERES", [_short_pixels(ct_series(1)[0])]
+    )
+    assert statuses == [0x0124]
+    assert (await session.execute(sa.select(sa.func.count()).select_from(ImagingInstance))).scalar_one() == 0

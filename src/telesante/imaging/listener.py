@@ -1,8 +1,8 @@
 """The DICOM listener started with the platform (pynetdicom): C-ECHO, and C-STORE of every storage SOP class in any
 transfer syntax, from the calling AE titles declared as peers of an organisation.
 
-pynetdicom serves each association in its own thread; each received instance is handed to the application's event
-loop (``ingest_instance`` in its own transaction) and the thread waits for the outcome to answer the C-STORE with
+pynetdicom serves each association in its own thread; each received instance is parsed there, then handed to the
+application's event loop (``ingest_instance`` in its own transaction) and the thread waits for the outcome to answer the C-STORE with
 the proper status: 0000 stored (or already stored), 0124 refused: not authorised (unknown calling AE), C000 cannot
 understand (not DICOM, no identifiers, truncated), A700 out of resources (anything unexpected; logged). A failed
 instance never stops the association nor the listener.
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from telesante.config import Settings
 from telesante.db import transaction
-from telesante.imaging.dicom import InvalidDicom
+from telesante.imaging.dicom import InvalidDicom, ParsedInstance, parse_instance
 from telesante.imaging.service import UnknownPeer, active_peer_titles, ingest_instance, peer_organisation
 from telesante.kit.errors import DomainError
 from telesante.storage.blobs import BlobStore
@@ -116,7 +116,16 @@ class DicomListener:
             data = event.encoded_dataset(include_meta=True)
         except Exception as exc:  # noqa: BLE001 - a malformed dataset from the peer
             return _status(CANNOT_UNDERSTAND, f"Jeu de données illisible : {exc}")
-        return self._run(lambda: self._store(data, calling))
+        # Parsed here, in the association's thread, which only waits meanwhile: not in a worker thread of the event
+        # loop, one hop less for every instance (a C-STORE is answered before the next one comes).
+        try:
+            parsed: ParsedInstance | InvalidDicom = parse_instance(data)
+        except InvalidDicom as exc:
+            parsed = exc
+        except Exception:  # noqa: BLE001 - a bug: the peer gets a status, the listener goes on
+            log.exception("Échec inattendu d'un C-STORE")
+            return _status(OUT_OF_RESOURCES, "Erreur interne du récepteur")
+        return self._run(lambda: self._store(data, parsed, calling))
 
     def _run(self, make: Callable[[], Awaitable[Dataset]]) -> Dataset:
         assert self.loop is not None
@@ -129,16 +138,21 @@ class DicomListener:
 
     # --- on the application's event loop -----------------------------------------------------------------
 
-    async def _store(self, data: bytes, calling: str) -> Dataset:
+    async def _store(self, data: bytes, parsed: ParsedInstance | InvalidDicom, calling: str) -> Dataset:
         try:
             async with transaction(self.sessionmaker) as session:
-                organisation_id = await peer_organisation(session, calling)
+                organisation_id = await peer_organisation(
+                    session, calling
+                )  # first: a stranger learns nothing
+                if isinstance(parsed, InvalidDicom):
+                    raise parsed
                 await ingest_instance(
                     session,
                     self.store,
                     data,
                     organisation_id=organisation_id,
                     received_from=f"dicom:{calling}",
+                    parsed=parsed,
                 )
         except UnknownPeer as exc:
             log.warning("C-STORE refusé : %s", exc.message)

@@ -97,7 +97,8 @@ def _compatible() -> bool:
     return (
         all(name in assigned for name in _CYCLE_ATTRIBUTES)
         and all(
-            name in assigned for name in ("more_body", "disconnected", "flow", "waiting_for_100_continue")
+            name in assigned
+            for name in ("more_body", "disconnected", "flow", "transport", "waiting_for_100_continue")
         )
         and all(name in made for name in ("flow", "parser", "pipeline", "timeout_keep_alive", "loop"))
         and "receive" in RequestResponseCycle.run_asgi.__code__.co_names

@@ -126,6 +126,56 @@ async def test_stow_qido_wado_with_dicomweb_client(served, actors, monkeypatch, 
         assert refused.value.response.status_code == 404
 
 
+async def test_a_series_is_sent_alike_from_the_page_cache_and_from_the_disk(served, actors, monkeypatch):
+    """WADO-RS series retrieval: a file the page cache holds goes out as a view of the file mapped in memory, any other
+    is read into a buffer; mixed in one answer, every part is whole and in place, and the announced length is the
+    body's (httpx refuses a body shorter or longer than its Content-Length)."""
+    from telesante.storage.blobs import FilesystemBlobStore
+
+    web = client(served, actors["treating"])
+    web.set_chunk_size(10**8)
+    series = datasets(4)
+    await asyncio.to_thread(web.store_instances, series)
+    study_uid, series_uid = series[0].StudyInstanceUID, series[0].SeriesInstanceUID
+    real = FilesystemBlobStore.mapped_if_cached
+    mapped: list[bool] = []
+
+    def every_other(self, key, offset, length):
+        view = None
+        if len(mapped) % 2 == 0:  # in the page cache (read just now), sent from its mapping
+            self.path_for(key).read_bytes()
+            view = real(self, key, offset, length)
+        mapped.append(view is not None)
+        return view
+
+    monkeypatch.setattr(FilesystemBlobStore, "mapped_if_cached", every_other)
+    retrieved = await asyncio.to_thread(web.retrieve_series, study_uid, series_uid)
+    assert mapped == [True, False, True, False]
+    sent = {ds.SOPInstanceUID: ds for ds in series}
+    assert sorted(ds.SOPInstanceUID for ds in retrieved) == sorted(sent)
+    for ds in retrieved:
+        assert (
+            ds.PixelData == sent[ds.SOPInstanceUID].PixelData
+            and ds.InstanceNumber == sent[ds.SOPInstanceUID].InstanceNumber
+        )
+    mapped.clear()
+    async with httpx.AsyncClient(base_url=f"{served}/dicomweb", headers=actors["treating"]) as http:
+        response = await http.get(
+            f"/studies/{study_uid}/series/{series_uid}",
+            headers={"Accept": 'multipart/related; type="application/dicom"'},
+        )
+    assert response.status_code == 200 and len(response.content) == int(response.headers["content-length"])
+    boundary = response.headers["content-type"].split("boundary=")[1].encode()
+    parts = response.content.split(b"--" + boundary)
+    assert parts[0] == b"" and parts[-1] == b"--\r\n" and len(parts) == 6
+    for part in parts[1:-1]:
+        head, _, payload = part.partition(b"\r\n\r\n")
+        assert payload.endswith(b"\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        dataset = pydicom.dcmread(io.BytesIO(payload[:-2]))
+        assert len(payload) - 2 == length and dataset.PixelData == sent[dataset.SOPInstanceUID].PixelData
+
+
 def compressed(syntax) -> list[pydicom.Dataset]:
     out = datasets(2, rows=128)
     for ds in out:

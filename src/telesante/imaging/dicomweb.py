@@ -384,10 +384,12 @@ async def _transcoded(
 async def _stored_multipart(
     store: BlobStore, study: ImagingStudy, instances: list[InstanceEntry], base: str
 ) -> StreamingResponse:
-    """The stored files as they are, each part read straight into its own buffer (head, file, CRLF: one copy, one
-    write) and the next one read while the current one is sent. Every size is in the index, so the length of the
-    whole answer is announced (no chunked encoding, which would copy each part once more). The first part is read
-    before answering, so that a missing file gets a proper error rather than a cut answer."""
+    """The stored files as they are. A file the page cache holds whole is sent as a view of the file mapped in memory
+    (``mapped_if_cached``): the kernel copies its pages into the socket, nothing in the process reads it. Any other
+    is read straight into its own buffer (head, file, CRLF: one copy, one write), the next one read while the current
+    one is sent. Every size is in the index, so the length of the whole answer is announced (no chunked encoding,
+    which would copy each part once more). The first part is at hand before answering, so that a missing file gets a
+    proper error rather than a cut answer."""
     boundary = secrets.token_hex(16)
     heads = [
         (
@@ -399,27 +401,42 @@ async def _stored_multipart(
     ]
     closing = f"--{boundary}--\r\n".encode()
     length = sum(len(head) + instance.size + 2 for head, instance in zip(heads, instances, strict=True))
+    mapped = getattr(store, "mapped_if_cached", None)
 
-    def read(position: int) -> asyncio.Future:
+    def source(position: int) -> memoryview | asyncio.Future:
+        """The file as a mapped view when the page cache holds it, else its part being read."""
         instance = instances[position]
+        if mapped is not None:
+            view = mapped(instance.blob_key, 0, instance.size)
+            if view is not None:
+                return view
         return asyncio.ensure_future(
             service.read_part(store, instance.blob_key, instance.size, heads[position], b"\r\n")
         )
 
-    first = await read(0) if instances else None
+    first = source(0) if instances else None
+    if isinstance(first, asyncio.Future):
+        first = await first
 
     async def body() -> AsyncIterator[bytes | memoryview]:
-        part, ahead = first, None
+        current, ahead, after = first, None, b""  # ``after``: the CRLF that ends a part sent as a view
         try:
             for position in range(len(instances)):
-                ahead = read(position + 1) if position + 1 < len(instances) else None
-                yield memoryview(part)
-                if ahead is not None:
-                    part = await ahead
+                ahead = source(position + 1) if position + 1 < len(instances) else None
+                if isinstance(current, memoryview):  # the file's own pages, between its head and its CRLF
+                    yield after + heads[position]
+                    yield current
+                    after = b"\r\n"
+                else:  # read into a buffer with its head and CRLF
+                    if after:
+                        yield after
+                        after = b""
+                    yield memoryview(current)
+                current = await ahead if isinstance(ahead, asyncio.Future) else ahead
         finally:  # the client went away: the read ahead is not wanted any more
-            if ahead is not None and not ahead.done():
+            if isinstance(ahead, asyncio.Future) and not ahead.done():
                 ahead.cancel()
-        yield closing
+        yield after + closing
 
     return StreamingResponse(
         body(),

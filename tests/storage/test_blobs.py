@@ -659,3 +659,22 @@ async def test_s3_has_nothing_to_stage(s3_endpoint, s3_bucket):
     assert store.stager() is None
     await store.discard([None])
     assert await store.put_many_if_absent([("k/s3", b"data", "x")], [None]) == [True]
+
+
+async def test_a_mapping_is_not_served_once_its_file_is_gone_or_replaced_behind_the_store(tmp_path):
+    """A file removed by hand is not served from the mapping kept in memory; one replaced by hand is mapped again."""
+    store = FilesystemBlobStore(tmp_path / "blobs", direct_writes=False)
+    views = {}
+    for key in ("k/a/gone", "k/a/replaced"):
+        await store.put(key, b"first content", "x")
+        store.path_for(key).read_bytes()  # in the page cache
+        views[key] = store.mapped_if_cached(key, 0, 5)
+        assert views[key] is not None and bytes(views[key]) == b"first"
+    store.path_for("k/a/gone").unlink()
+    assert store.mapped_if_cached("k/a/gone", 0, 5) is None
+    path = store.path_for("k/a/replaced")
+    path.with_name("new").write_bytes(b"other content")
+    path.with_name("new").rename(path)
+    again = store.mapped_if_cached("k/a/replaced", 0, 5)
+    assert again is not None and bytes(again) == b"other"
+    assert bytes(views["k/a/replaced"]) == b"first"  # a view handed out earlier keeps what it showed

@@ -128,7 +128,8 @@ class FilesystemBlobStore:
         self._checked: dict[str, Path] = {}  # keys whose path was checked not to leave the root
         self._safe_directories: set[Path] = set()  # directories checked not to lead out of the root
         self._made_directories: set[Path] = set()  # directories this process created or found (0700)
-        self._mapped: dict[str, tuple[memoryview, int]] = {}  # key → (view of the mapped file, its address)
+        # key → (view of the mapped file, its address, (device, inode) of the file mapped)
+        self._mapped: dict[str, tuple[memoryview, int, tuple[int, int]]] = {}
 
     def __repr__(self) -> str:
         return f"FilesystemBlobStore({str(self.root)!r})"
@@ -321,24 +322,33 @@ class FilesystemBlobStore:
         the last MAPPED_FILES mapped; a mapping is undone when the last view of it is released. A blob's content
         never changes under its key; ``put`` and ``delete`` forget its mapping. Whether the range is in the cache is
         asked of the kernel each time (``mincore(2)``), since the cache may have let it go since. The pages sent
-        count in the process's resident size as file pages (``RssFile``), though they are the page cache's."""
+        count in the process's resident size as file pages (``RssFile``), though they are the page cache's. A mapping
+        kept is used only while its file is still the one under the key (one ``stat``): a file removed or replaced
+        behind the store's back is not served from memory."""
         mapped = self._mapped.get(key)
-        if mapped is None:
-            try:
+        try:
+            if mapped is not None:
+                found = os.stat(self.path_for(key))
+                if (found.st_dev, found.st_ino) != mapped[2]:
+                    del self._mapped[key]
+                    mapped = None
+            if mapped is None:
                 mapped = self._map(key)
-            except (OSError, ValueError, TypeError, InvalidBlobKey):
-                return None
-        view, address = mapped
+        except (OSError, ValueError, TypeError, InvalidBlobKey):
+            self._mapped.pop(key, None)
+            return None
+        view, address, _file = mapped
         if offset < 0 or length <= 0 or offset + length > len(view):
             return None
         if not _resident(address, offset, length):
             return None
         return view[offset : offset + length]
 
-    def _map(self, key: str) -> tuple[memoryview, int]:
+    def _map(self, key: str) -> tuple[memoryview, int, tuple[int, int]]:
         fd = os.open(self.path_for(key), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            size = os.fstat(fd).st_size
+            found = os.fstat(fd)
+            size = found.st_size
             # copy-on-write (never written): a private view of the cache's pages, whose address ctypes can take
             mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
         finally:
@@ -350,7 +360,8 @@ class FilesystemBlobStore:
             del self._mapped[
                 next(iter(self._mapped))
             ]  # the oldest: unmapped once no answer still sends from it
-        mapped = self._mapped[key] = (memoryview(mapping).toreadonly(), address)  # never written through
+        # never written through
+        mapped = self._mapped[key] = (memoryview(mapping).toreadonly(), address, (found.st_dev, found.st_ino))
         return mapped
 
     async def delete(self, key: str) -> None:

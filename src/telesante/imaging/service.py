@@ -308,7 +308,7 @@ async def ingest_instance(
         raise Conflict("Cette série appartient à une autre étude.", field="SeriesInstanceUID")
 
     # The file is written and flushed (in a worker thread) while the row is inserted, rather than before: the
-    # transaction commits after both, so no row is ever committed without its file (a C-STORE waits ~2 ms less,
+    # transaction commits after both, so no row is ever committed without its file (one wait less per C-STORE,
     # docs/performance.md). Everything that can refuse the instance has been checked by now, as before.
     saving = asyncio.ensure_future(save_blob(session, store, data, "application/dicom", sha256=parsed.sha256))
     try:

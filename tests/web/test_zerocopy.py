@@ -469,6 +469,19 @@ async def test_a_large_body_is_read_into_chunks_and_the_connection_goes_on(site,
     assert all(kind == "bytes" for kind, _ in smaller + chunked_kinds)
 
 
+async def _answers_to_the_end(reader, writer) -> list[tuple[int, bytes]]:
+    """What the server answers until it closes the connection (the last request asked it to)."""
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return _responses(raw)
+
+
+def _digest_then_app(body: bytes) -> list[tuple[int, bytes]]:
+    """The answers to a ``/direct`` body followed by ``GET /app``."""
+    return [(200, hashlib.sha256(body).hexdigest().encode()), (200, b"application GET /app")]
+
+
 async def test_a_large_body_pipelined_with_the_next_request(site):
     """The reader never reads past the body: the request sent right behind it, in the same packets, is parsed by
     uvicorn's protocol and answered in order."""
@@ -479,13 +492,7 @@ async def test_a_large_body_pipelined_with_the_next_request(site):
         + body
         + b"GET /app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
-    await writer.drain()
-    raw = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    assert _responses(raw) == [
-        (200, hashlib.sha256(body).hexdigest().encode()),
-        (200, b"application GET /app"),
-    ]
+    assert await _answers_to_the_end(reader, writer) == _digest_then_app(body)
     assert _kinds_are_direct(site.direct_kinds[0])
 
 
@@ -536,13 +543,7 @@ async def test_expect_100_continue_is_answered_and_the_body_read_directly(site):
     interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
     writer.write(body + b"GET /app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    await writer.drain()
-    raw = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    assert _responses(raw) == [
-        (200, hashlib.sha256(body).hexdigest().encode()),
-        (200, b"application GET /app"),
-    ]
+    assert await _answers_to_the_end(reader, writer) == _digest_then_app(body)
     assert len(site.direct_kinds) == 1 and _kinds_are_direct(site.direct_kinds[0])
 
 

@@ -16,9 +16,13 @@ run: $(INSTALLED)
 	$(BIN)/telesante demo seed
 	$(BIN)/telesante serve
 
-## test: lint, the whole suite (SQLite + PostgreSQL, browser, schemathesis), alembic check on a fresh database
+## test: lint, the whole suite (SQLite + PostgreSQL, browser) on one pytest-xdist worker per CPU (each test file
+## on one worker; each worker its own PostgreSQL database), then schemathesis on its own (its cases share one test
+## id, which pytest-xdist cannot spread), then alembic check on a fresh database
+TEST_WORKERS ?= logical
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/test_schemathesis.py
+	$(BIN)/pytest tests/test_schemathesis.py
 	@tmp=$$(mktemp -d) && \
 	  TELESANTE_DATA_DIR=$$tmp TELESANTE_DATABASE_URL= $(BIN)/telesante db upgrade && \
 	  TELESANTE_DATA_DIR=$$tmp TELESANTE_DATABASE_URL= $(BIN)/telesante db check && \

@@ -19,16 +19,53 @@ from telesante.config import Settings
 from telesante.db import make_engine
 from telesante.kit import clock
 from telesante.main import create_app
+from tests.factories import PRODUCTION_PASSWORD_HASHER  # noqa: F401 - and argon2 at its lowest cost from here on
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TELESANTE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Under pytest-xdist (``make test`` runs one worker per CPU) each worker has a PostgreSQL database of its own,
+# ``<database>_<worker>`` (created on first use), since every session drops and rebuilds its schema.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 ENGINES = [
     e.strip() for e in os.environ.get("TELESANTE_TEST_ENGINES", "sqlite,postgresql").split(",") if e.strip()
 ]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """pytest-xdist runs one test per test id: of tests sharing an id (schemathesis' cases, one per operation, do),
+    all but one would go unrun, silently. Refused instead; ``make test`` runs those apart, without workers."""
+    seen: set[str] = set()
+    shared = sorted({nodeid for nodeid in ids if nodeid in seen or seen.add(nodeid)})
+    if shared:
+        pytest.exit(
+            f"Ces tests partagent un identifiant et ne peuvent pas tourner sous pytest-xdist (-n) : {shared}. "
+            "Lancez-les sans -n, comme le fait make test.",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
+
 def _async_url(url: str) -> str:
     return Settings(database_url=url).effective_database_url
+
+
+async def _worker_database_url(url: str) -> str:
+    """The URL of this worker's own database (created if missing), or ``url`` itself outside pytest-xdist."""
+    base = sa.engine.make_url(url)
+    if not WORKER:
+        return url
+    name = f"{base.database}_{WORKER}"
+    admin = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            exists = await conn.scalar(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if not exists:
+                await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def _alembic_upgrade(sync_connection) -> None:
@@ -43,7 +80,7 @@ async def engine(request, tmp_path_factory) -> AsyncIterator[AsyncEngine]:
         path = tmp_path_factory.mktemp("db") / "test.sqlite3"
         eng = make_engine(f"sqlite+aiosqlite:///{path}")
     else:
-        eng = make_engine(_async_url(PG_URL))
+        eng = make_engine(await _worker_database_url(_async_url(PG_URL)))
         async with eng.begin() as conn:  # start from an empty schema
             await conn.execute(sa.text("DROP SCHEMA public CASCADE"))
             await conn.execute(sa.text("CREATE SCHEMA public"))

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import date, time, timedelta
 
 import pyotp
+from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from telesante.auth import security
 from telesante.auth import service as auth_service
 from telesante.auth.models import Account
 from telesante.auth.principal import Principal
@@ -25,6 +27,12 @@ from telesante.patients.models import Patient
 from telesante.patients.schemas import PatientCreate
 from telesante.scheduling import service as scheduling_service
 from telesante.scheduling.schemas import PatternCreate
+
+# The tests make thousands of accounts and PINs. At argon2-cffi's recommended cost (64 MiB, 3 passes: about 0.1 s a
+# hash here) hashing was half of the suite's CPU time, so every process importing this module (pytest, the live
+# servers' seed) hashes with argon2id at its lowest cost instead: the same algorithm and code. A live server keeps the
+# platform's parameters and re-hashes at login; tests/auth/test_service.py checks both and the parameters kept here.
+PRODUCTION_PASSWORD_HASHER = security.use_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 PASSWORD = "motdepasse-de-test-42"
 _counter = itertools.count(1)

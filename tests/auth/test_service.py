@@ -85,3 +85,56 @@ async def test_duplicate_email_refused(session):
         await service.create_account(
             session, None, professional_id=other.id, email="DUP@test.fr", password="y" * 6 + "abcdef"
         )
+
+
+def test_the_platform_hashes_passwords_with_argon2id_at_the_recommended_cost():
+    """What a deployment uses (the suite itself hashes at the lowest cost, tests/factories.py): argon2-cffi's
+    recommended parameters, RFC 9106's second recommended option (argon2id, 64 MiB, 3 passes, 4 lanes)."""
+    from argon2 import Type
+    from argon2.profiles import RFC_9106_LOW_MEMORY
+
+    from tests.factories import PRODUCTION_PASSWORD_HASHER as hasher
+
+    assert hasher.type is Type.ID
+    assert (hasher.time_cost, hasher.memory_cost, hasher.parallelism) == (
+        RFC_9106_LOW_MEMORY.time_cost,
+        RFC_9106_LOW_MEMORY.memory_cost,
+        RFC_9106_LOW_MEMORY.parallelism,
+    )
+    assert hasher.memory_cost >= 64 * 1024 and hasher.time_cost >= 3
+    assert hasher.hash("un mot de passe").startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+async def test_a_login_rehashes_a_password_hashed_with_other_parameters(session, settings):
+    """After a change of parameters (an upgrade of argon2-cffi, or accounts seeded by the tests for a live server),
+    the next successful login stores the password hashed with the current ones, and it still logs in."""
+    from argon2 import PasswordHasher
+
+    from telesante.auth import security
+    from tests.factories import PASSWORD
+
+    org = await make_organisation(session)
+    actor = await make_actor(session, org)
+    older = PasswordHasher(time_cost=2, memory_cost=16, parallelism=1).hash(PASSWORD)
+    actor.account.password_hash = older
+    await session.flush()
+    assert security.needs_rehash(older)
+    refused = await service.login(
+        session,
+        settings,
+        email=actor.email,
+        password="pas le bon mot de passe",
+        ip="192.0.2.1",
+        user_agent="t",
+    )
+    assert not refused.ok and actor.account.password_hash == older  # only a right password is re-hashed
+    outcome = await service.login(
+        session, settings, email=actor.email, password=PASSWORD, ip="192.0.2.1", user_agent="t"
+    )
+    assert outcome.ok
+    assert actor.account.password_hash != older and not security.needs_rehash(actor.account.password_hash)
+    assert security.verify_password(actor.account.password_hash, PASSWORD)
+    again = await service.login(
+        session, settings, email=actor.email, password=PASSWORD, ip="192.0.2.1", user_agent="t"
+    )
+    assert again.ok

@@ -22,9 +22,11 @@ from bench.notify import (
 )
 from httpx_sse import aconnect_sse
 
+from tests.conftest import WORKER
+
 pytestmark = pytest.mark.slow
 
-DATABASE = "test_two_processes"
+DATABASE = "test_two_processes" + (f"_{WORKER}" if WORKER else "")
 
 
 @pytest.fixture

@@ -16,11 +16,12 @@ from bench.notify import migrate as migrate_database
 from bench.notify import recreate_database, server_env, start_instance, stop_instance
 from bench.signalling import seed_in_subprocess
 
+from tests.conftest import WORKER
 from tests.events.conftest import redis_url  # noqa: F401 - the machine's Redis, as a fixture
 
 pytestmark = pytest.mark.slow
 
-DATABASE = "test_video_two_processes"
+DATABASE = "test_video_two_processes" + (f"_{WORKER}" if WORKER else "")
 
 
 @pytest.fixture

@@ -284,9 +284,11 @@ async def test_filesystem_batch_write_flushes_its_own_files_and_leaves_no_tempor
     for n, d in enumerate(data):
         path = tmp_path / "blobs" / "k" / str(n % 2) / f"b{n}"
         assert path.read_bytes() == d and path.stat().st_mode & 0o777 == 0o600
-    folders = [str((tmp_path / "blobs" / "k" / str(n)).resolve()) for n in (0, 1)]
-    assert sorted(flushed[-2:]) == folders  # each folder once, after the last rename
-    assert len(renamed) == 5 and len(flushed) == 5 + 2
+    root = (tmp_path / "blobs").resolve()
+    folders = sorted(str(folder) for folder in (root, root / "k", root / "k" / "0", root / "k" / "1"))
+    # each folder once, after the last rename: the two renamed into, and the two holding a folder made for the batch
+    assert sorted(flushed[-4:]) == folders
+    assert len(renamed) == 5 and len(flushed) == 5 + 4
 
     def fail_on_the_second(source, target):
         if str(target).endswith("c1"):
@@ -637,9 +639,7 @@ async def test_a_failed_batch_removes_its_staged_files(tmp_path, monkeypatch):
     assert _staged_names(tmp_path / "blobs") == [] and all(file.name is None for file in staged)
 
 
-async def test_the_folders_of_a_batch_are_each_flushed_once(tmp_path, monkeypatch):
-    """Several folders are flushed side by side (one journal commit for all where the file system allows), each
-    exactly once, before the batch returns."""
+def _recording_folder_flushes(monkeypatch) -> list[Path]:
     flushed: list[Path] = []
     real = blobs._fsync_directory
 
@@ -648,10 +648,41 @@ async def test_the_folders_of_a_batch_are_each_flushed_once(tmp_path, monkeypatc
         flushed.append(directory)
 
     monkeypatch.setattr(blobs, "_fsync_directory", record)
+    return flushed
+
+
+async def test_the_folders_of_a_batch_are_each_flushed_once(tmp_path, monkeypatch):
+    """Several folders are flushed side by side (one journal commit for all where the file system allows), each
+    exactly once, before the batch returns: the folders renamed into, and those holding a folder made for the
+    batch (a new folder is an entry of its parent, durable once that parent is flushed). A later batch into
+    folders that exist flushes only the folders it renames into."""
+    flushed = _recording_folder_flushes(monkeypatch)
     store = FilesystemBlobStore(tmp_path / "blobs")
+    root = store.path_for("k/0/b0").parent.parent.parent
     items = [(f"k/{n}/b{n}", os.urandom(1000), "x") for n in range(6)] + [("k/0/again", b"z", "x")]
     assert await store.put_many_if_absent(items) == [True] * 7
-    assert sorted(flushed) == sorted({store.path_for(key).parent for key, _d, _t in items})
+    leaves = {store.path_for(key).parent for key, _d, _t in items}
+    assert len(flushed) == len(set(flushed)) == len(leaves) + 2
+    assert set(flushed) == leaves | {root, root / "k"}  # root holds k/, k/ holds 0/ to 5/
+    flushed.clear()
+    assert await store.put_many_if_absent([("k/1/later", b"l", "x"), ("k/2/later", b"m", "x")]) == [
+        True,
+        True,
+    ]
+    assert sorted(flushed) == [root / "k" / "1", root / "k" / "2"]
+
+
+async def test_a_single_write_flushes_the_parents_of_the_folders_it_made(tmp_path, monkeypatch):
+    flushed = _recording_folder_flushes(monkeypatch)
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    await store.put("sha256/ab/cd/" + "e" * 64, b"contenu", "application/octet-stream")
+    root = store.path_for("sha256/ab/cd/" + "e" * 64).parents[3]
+    assert sorted(flushed) == sorted(
+        [root, root / "sha256", root / "sha256" / "ab", root / "sha256" / "ab" / "cd"]
+    )
+    flushed.clear()
+    await store.put("sha256/ab/ef/" + "f" * 64, b"autre", "application/octet-stream")
+    assert sorted(flushed) == [root / "sha256" / "ab", root / "sha256" / "ab" / "ef"]  # ab/ holds the new ef/
 
 
 async def test_s3_has_nothing_to_stage(s3_endpoint, s3_bucket):

@@ -4,7 +4,7 @@ Two backends share one key layout, so a data directory can be copied into a buck
 when an installation scales out:
 
 - ``FilesystemBlobStore`` (default): ``<TELESANTE_DATA_DIR>/blobs/<key>``, atomic writes (temporary file in the
-  same directory, ``fsync``, ``rename``), files ``0600`` and directories ``0700``. Files of 64 KiB to 16 MiB (a
+  same directory, ``fsync``, ``rename``, ``fsync`` of the folder and of the parent of any folder made), files ``0600`` and directories ``0700``. Files of 64 KiB to 16 MiB (a
   DICOM slice, a PDF) are written with direct I/O (``O_DIRECT``) where the file system allows it: see
   ``_write_direct``.
 - ``S3BlobStore``: any S3-compatible object store (AWS, MinIO, Ceph RGW, Scaleway, OVHcloud…) through boto3, whose
@@ -245,6 +245,7 @@ class FilesystemBlobStore:
         written: list[bool] = []
         pending: dict[Path, str] = {}
         unused: list[str] = []
+        changed: list[Path] = []  # folders holding a folder made for this batch
         try:
             for (path, data), early in zip(items, staged, strict=True):
                 early_name = early.name if early is not None else None
@@ -255,19 +256,20 @@ class FilesystemBlobStore:
                     continue
                 if early_name is not None:
                     if path.parent not in self._made_directories:
-                        self._make_directories(path.parent)
+                        self._make_directories(path.parent, changed)
                     pending[path] = early_name
                 else:
-                    pending[path] = self._write_temporary(path, bytes(data), sync=False)
+                    pending[path] = self._write_temporary(path, bytes(data), sync=False, changed=changed)
                 written.append(True)
             _fsync_files(list(pending.values()))  # side by side: one journal commit for many
             for path, tmp_name in pending.items():
                 try:
                     os.replace(tmp_name, path)
                 except FileNotFoundError:  # its folder was removed since this store made it (by hand)
-                    self._make_directories(path.parent)
+                    self._make_directories(path.parent, changed)
                     os.replace(tmp_name, path)
-            _fsync_directories(list(dict.fromkeys(path.parent for path in pending)))  # the renames
+            # the renames, and the folders made for them: all flushed side by side, one journal commit or two
+            _fsync_directories(list(dict.fromkeys([*(path.parent for path in pending), *changed])))
         except BaseException:
             _unlink_all([*pending.values(), *unused])
             raise
@@ -379,37 +381,53 @@ class FilesystemBlobStore:
         path = self.path_for(key)
         return await asyncio.to_thread(path.is_file)
 
-    def _make_directories(self, directory: Path) -> None:
+    def _make_directories(self, directory: Path, changed: list[Path] | None = None) -> None:
+        """``directory`` and the levels above it up to the root, each made if missing. A folder made is a new entry
+        in its parent, durable only once that parent is flushed too (as a renamed file's is in its folder): each
+        such parent is added to ``changed``, which the caller flushes with its batch's folders before it returns."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         # One level at a time: ``mkdir(parents=True)`` would create the intermediate levels with the umask's mode.
         level = self._root()
         for part in directory.relative_to(level).parts:
-            level = level / part
-            level.mkdir(mode=0o700, exist_ok=True)
+            parent, level = level, level / part
+            try:
+                level.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            if changed is not None:
+                changed.append(parent)
         _remember(self._made_directories, directory)
 
     def _write_atomically(self, path: Path, data: bytes) -> None:
-        tmp_name = self._write_temporary(path, data, sync=True)
+        changed: list[Path] = []
+        tmp_name = self._write_temporary(path, data, sync=True, changed=changed)
         try:
             os.replace(tmp_name, path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        _fsync_directory(path.parent)  # make the rename itself durable
+        _fsync_directories(
+            list(dict.fromkeys([path.parent, *changed]))
+        )  # the rename, and any folder made for it
 
-    def _write_temporary(self, path: Path, data: bytes, *, sync: bool) -> str:
-        """``data`` in a new temporary file beside ``path`` (mode 0600), fsync'd if ``sync``: its name."""
+    def _write_temporary(
+        self, path: Path, data: bytes, *, sync: bool, changed: list[Path] | None = None
+    ) -> str:
+        """``data`` in a new temporary file beside ``path`` (mode 0600), fsync'd if ``sync``: its name. Folders whose
+        entries changed on the way (``_make_directories``) are added to ``changed``."""
         directory = path.parent
         if directory not in self._made_directories:
-            self._make_directories(directory)
-        return self._write_new(directory, data, sync=sync)
+            self._make_directories(directory, changed)
+        return self._write_new(directory, data, sync=sync, changed=changed)
 
-    def _write_new(self, directory: Path, data: bytes, *, sync: bool) -> str:
+    def _write_new(
+        self, directory: Path, data: bytes, *, sync: bool, changed: list[Path] | None = None
+    ) -> str:
         # mkstemp: mode 0600, unique name, same file system (so the rename to its key's path is atomic on POSIX).
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=directory)
         except FileNotFoundError:  # removed since (by hand): made again
-            self._make_directories(directory)
+            self._make_directories(directory, changed)
             fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=directory)
         try:
             try:

@@ -237,11 +237,12 @@ class FilesystemBlobStore:
 
     def _write_many(self, items: list[tuple[Path, bytes]], staged: list[StagedFile | None]) -> list[bool]:
         """Each file written under a temporary name (or staged so before), all flushed side by side, then all
-        renamed, then each of their folders flushed once: nothing appears under its name before its bytes are on
-        disk, everything is on disk when this returns. Only this batch's files are flushed. ``syncfs(2)`` of the whole file system, used
-        before 2026-12-05, was a little faster on a quiet disk (11 against 15 ms for 16 slices) but also wrote out
-        whatever other programs had left in the page cache: 200 ms with 150 MB waiting, as a PACS or a database
-        beside the platform would leave (docs/performance.md)."""
+        renamed, then each of their folders (and each parent of a folder made for them) flushed once: nothing
+        appears under its name before its bytes are on disk, everything is on disk when this returns. Only this
+        batch's files are flushed. ``syncfs(2)`` of the whole file system, used before 2026-12-05, was a little
+        faster on a quiet disk (11 against 15 ms for 16 slices) but also wrote out whatever other programs had left
+        in the page cache: 200 ms with 150 MB waiting, as a PACS or a database beside the platform would leave
+        (docs/performance.md)."""
         written: list[bool] = []
         pending: dict[Path, str] = {}
         unused: list[str] = []

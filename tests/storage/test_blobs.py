@@ -355,8 +355,19 @@ async def test_filesystem_failed_write_leaves_nothing_and_keeps_the_old_content(
 
 
 def _cached(store: FilesystemBlobStore, key: str, length: int = 4096) -> bool:
-    """Whether the page cache holds the first ``length`` bytes of the file (a read that never waits for the disk)."""
-    return store.read_cached_into(key, 0, memoryview(bytearray(length)))
+    """Whether the page cache holds the first ``length`` bytes of the file, asked with ``mincore(2)`` on a mapping
+    that is never touched. Not with a read: a ``RWF_NOWAIT`` read that misses starts the read-ahead itself, and when
+    the disk answers before the read looks again (a fast virtual disk, a busy CPU), it returns the page. Under two
+    test workers, a file just written with direct I/O was once seen as cached that way."""
+    with store.path_for(key).open("rb") as file:
+        mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)  # writable, for ctypes; never written
+    try:
+        pointer = ctypes.c_char.from_buffer(mapping)
+        address = ctypes.addressof(pointer)
+        del pointer
+        return blobs._resident(address, 0, min(length, len(mapping)))
+    finally:
+        mapping.close()
 
 
 @pytest.mark.parametrize(

@@ -623,7 +623,9 @@ _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 def _read_if_cached(path: str, offset: int, buffer: memoryview) -> bool:
     """``preadv2`` with ``RWF_NOWAIT`` (Linux ≥ 4.14): reads only what the page cache holds, never waits for the
-    disk. Reading straight into the caller's buffer spares a copy of the frame (large copies are what costs)."""
+    disk. Reading straight into the caller's buffer spares a copy of the frame (large copies are what costs). A miss
+    may start the kernel's read-ahead of the range without waiting for it (the caller's own read then finds it
+    sooner); if that read-ahead completes before the kernel looks again, the read succeeds from the cache."""
     global _NOWAIT
     if _NOWAIT is None:
         return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 from pathlib import Path
@@ -224,9 +223,7 @@ def test_residency_counts_every_page_of_the_range(tmp_path):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead: a read brings in its own page only
         mapping = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
         mapping.madvise(mmap.MADV_RANDOM)
-        pointer = ctypes.c_char.from_buffer(mapping)
-        address = ctypes.addressof(pointer)
-        del pointer
+        address = blobs._address_of(mapping)
         assert not blobs._resident(address, 0, 10)
         os.pread(fd, 10, 4096)  # the middle page only
         assert blobs._resident(address, 4096, 4096)
@@ -362,10 +359,7 @@ def _cached(store: FilesystemBlobStore, key: str, length: int = 4096) -> bool:
     with store.path_for(key).open("rb") as file:
         mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)  # writable, for ctypes; never written
     try:
-        pointer = ctypes.c_char.from_buffer(mapping)
-        address = ctypes.addressof(pointer)
-        del pointer
-        return blobs._resident(address, 0, min(length, len(mapping)))
+        return blobs._resident(blobs._address_of(mapping), 0, min(length, len(mapping)))
     finally:
         mapping.close()
 

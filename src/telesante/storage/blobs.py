@@ -4,9 +4,9 @@ Two backends share one key layout, so a data directory can be copied into a buck
 when an installation scales out:
 
 - ``FilesystemBlobStore`` (default): ``<TELESANTE_DATA_DIR>/blobs/<key>``, atomic writes (temporary file in the
-  same directory, ``fsync``, ``rename``, ``fsync`` of the folder and of the parent of any folder made), files ``0600`` and directories ``0700``. Files of 64 KiB to 16 MiB (a
-  DICOM slice, a PDF) are written with direct I/O (``O_DIRECT``) where the file system allows it: see
-  ``_write_direct``.
+  same directory, ``fsync``, ``rename``, ``fsync`` of the folder and of the parent of any folder made), files
+  ``0600`` and directories ``0700``. Files of 64 KiB to 16 MiB (a DICOM slice, a PDF) are written with direct I/O
+  (``O_DIRECT``) where the file system allows it: see ``_write_direct``.
 - ``S3BlobStore``: any S3-compatible object store (AWS, MinIO, Ceph RGW, Scaleway, OVHcloud…) through boto3, whose
   blocking calls run in a worker thread.
 
@@ -356,9 +356,7 @@ class FilesystemBlobStore:
             mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
         finally:
             os.close(fd)
-        pointer = ctypes.c_char.from_buffer(mapping)
-        address = ctypes.addressof(pointer)
-        del pointer  # releases its hold on the mapping: only views keep it mapped
+        address = _address_of(mapping)
         if len(self._mapped) >= MAPPED_FILES:
             del self._mapped[
                 next(iter(self._mapped))
@@ -407,9 +405,8 @@ class FilesystemBlobStore:
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        _fsync_directories(
-            list(dict.fromkeys([path.parent, *changed]))
-        )  # the rename, and any folder made for it
+        # the rename, and any folder made for it
+        _fsync_directories(list(dict.fromkeys([path.parent, *changed])))
 
     def _write_temporary(
         self, path: Path, data: bytes, *, sync: bool, changed: list[Path] | None = None
@@ -655,6 +652,15 @@ except (OSError, AttributeError):  # pragma: no cover - no C library, or no minc
     _mincore = None
 _LOW_BIT = bytes(value & 1 for value in range(256))  # mincore(2) reports a page in the low bit of its byte
 _pages = threading.local()
+
+
+def _address_of(mapping: mmap.mmap) -> int:
+    """The address of a writable (``ACCESS_COPY``) mapping, for ``mincore``; holds no reference to it, so only the
+    views taken of it keep it mapped."""
+    pointer = ctypes.c_char.from_buffer(mapping)
+    address = ctypes.addressof(pointer)
+    del pointer
+    return address
 
 
 def _resident(address: int, offset: int, length: int) -> bool:

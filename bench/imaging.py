@@ -420,10 +420,10 @@ def _turns(targets: list[Target], number: int) -> list[Target]:
 
 async def measure(
     targets: list[Target], work: Path, slices: int, repeats: int
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Every measure on every target, side by side: both servers run during the whole measurement and each
     measure is taken on one then the other, in turns (this machine's speed varies from one minute to the next)."""
-    results: dict[str, dict[str, float]] = {target.name: {} for target in targets}
+    results: dict[str, dict[str, Any]] = {target.name: {} for target in targets}
     cstore_files = head_ct(slices)
     folder = write_series(work / "cstore", cstore_files)
     from pydicom import dcmread
@@ -447,6 +447,8 @@ async def measure(
     for target in targets:
         results[target.name]["stow_instances_per_s"] = statistics.median(rates[target.name])
         results[target.name]["stow_cpu_ms_per_instance"] = cpu[target.name] * 1000 / (STOW_COPIES * slices)
+        # each copy's rate, in the order sent: how much this VM moved during the measure
+        results[target.name]["stow_copies_per_s"] = [round(rate, 1) for rate in rates[target.name]]
     sops_of: dict[str, tuple[str, list[str]]] = {}
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_keepalive_connections=6)) as client:
         for target in targets:
@@ -479,7 +481,10 @@ async def measure(
     for target in targets:
         results[target.name]["series_retrieval_mb_per_s"] = statistics.median(passes[target.name])
     return {
-        name: {key: round(value, 2 if "cpu" in key else 1) for key, value in figures.items()}
+        name: {
+            key: value if isinstance(value, list) else round(value, 2 if "cpu" in key else 1)
+            for key, value in figures.items()
+        }
         for name, figures in results.items()
     }
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -658,18 +659,13 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
 
 
 def test_a_staged_file_is_flushed_early_in_the_background(tmp_path, monkeypatch):
-    """Staging returns at once; the process's early flusher then flushes the file, before any batch asks."""
-    early: list[str] = []
-    real = blobs._fsync_file
-
-    def record(name):
-        real(name)
-        early.append(name)
-
-    monkeypatch.setattr(blobs, "_fsync_file", record)
+    """Staging returns at once; the process's early flusher then flushes the file, in its own thread, before any
+    batch asks."""
+    threads: list[str] = []
+    early = _recording(monkeypatch, "_fsync_file", lambda: threads.append(threading.current_thread().name))
     name = FilesystemBlobStore(tmp_path / "blobs").stager()(os.urandom(200_000))
     assert _wait_for(lambda: name in early)
-    assert threading.current_thread().name != "blob-early-flush"
+    assert threads[early.index(name)] == "blob-early-flush"
 
 
 def test_the_early_flusher_flushes_the_newest_file_and_survives_files_gone(tmp_path, monkeypatch):
@@ -714,16 +710,23 @@ def test_a_forked_process_gets_its_own_early_flusher(monkeypatch):
     assert fresh is not current and fresh.pid == os.getpid() and blobs.early_flusher() is fresh
 
 
+def _recording(monkeypatch, function: str, also: Callable[[], Any] | None = None) -> list[Any]:
+    """What ``blobs.<function>`` is called with, in order (each call made for real first)."""
+    calls: list[Any] = []
+    real = getattr(blobs, function)
+
+    def record(target):
+        real(target)
+        if also is not None:
+            also()
+        calls.append(target)
+
+    monkeypatch.setattr(blobs, function, record)
+    return calls
+
+
 def _recording_folder_flushes(monkeypatch) -> list[Path]:
-    flushed: list[Path] = []
-    real = blobs._fsync_directory
-
-    def record(directory):
-        real(directory)
-        flushed.append(directory)
-
-    monkeypatch.setattr(blobs, "_fsync_directory", record)
-    return flushed
+    return _recording(monkeypatch, "_fsync_directory")
 
 
 async def test_the_folders_of_a_batch_are_each_flushed_once(tmp_path, monkeypatch):

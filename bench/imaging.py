@@ -418,9 +418,7 @@ def _turns(targets: list[Target], number: int) -> list[Target]:
     return targets if number % 2 == 0 else targets[::-1]
 
 
-async def measure(
-    targets: list[Target], work: Path, slices: int, repeats: int
-) -> dict[str, dict[str, Any]]:
+async def measure(targets: list[Target], work: Path, slices: int, repeats: int) -> dict[str, dict[str, Any]]:
     """Every measure on every target, side by side: both servers run during the whole measurement and each
     measure is taken on one then the other, in turns (this machine's speed varies from one minute to the next)."""
     results: dict[str, dict[str, Any]] = {target.name: {} for target in targets}

@@ -6,7 +6,9 @@ when an installation scales out:
 - ``FilesystemBlobStore`` (default): ``<TELESANTE_DATA_DIR>/blobs/<key>``, atomic writes (temporary file in the
   same directory, ``fsync``, ``rename``, ``fsync`` of the folder and of the parent of any folder made), files
   ``0600`` and directories ``0700``. Files of 64 KiB to 16 MiB (a DICOM slice, a PDF) are written with direct I/O
-  (``O_DIRECT``) where the file system allows it: see ``_write_direct``.
+  (``O_DIRECT``) where the file system allows it: see ``_write_direct``. Files staged before their key is known
+  (``Stager``) are flushed early by one background thread per process (``_EarlyFlusher``); the batch that moves
+  them under their keys still flushes each one first.
 - ``S3BlobStore``: any S3-compatible object store (AWS, MinIO, Ceph RGW, Scaleway, OVHcloud…) through boto3, whose
   blocking calls run in a worker thread.
 

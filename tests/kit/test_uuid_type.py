@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from telesante.directory.models import Organisation
-from telesante.kit.models import _uuid_from_text
+from telesante.kit.models import uuid_from_text
 from tests.factories import make_organisation
 
 
@@ -18,16 +18,16 @@ def test_text_becomes_the_same_uuid():
     for _ in range(100):
         original = uuid.uuid4()
         for text in (original.hex, str(original), original.hex.upper()):
-            read = _uuid_from_text(text)
+            read = uuid_from_text(text)
             assert read == original and hash(read) == hash(original)
             assert str(read) == str(original) and repr(read) == repr(original) and read.version == 4
             assert pickle.loads(pickle.dumps(read)) == original  # noqa: S301 - our own bytes
             assert {read: 1}[original] == 1
-    assert _uuid_from_text(None) is None
+    assert uuid_from_text(None) is None
     with pytest.raises(ValueError):
-        _uuid_from_text("pas-un-uuid")
+        uuid_from_text("pas-un-uuid")
     with pytest.raises(ValueError):
-        _uuid_from_text("z" * 32)
+        uuid_from_text("z" * 32)
 
 
 async def test_uuid_columns_round_trip_on_both_engines(session):

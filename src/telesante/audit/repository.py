@@ -64,8 +64,15 @@ class AuditRepository(RepositoryBase[AuditEvent]):
             # one statement, one parameter per column (kit.repository.column_arrays)
             select = column_arrays(table, rows, common)
             await self.session.execute(sa.insert(table).from_select([*common, *rows[0]], select))
-        else:  # SQLite runs an executemany with one prepared statement
-            await self.session.execute(sa.insert(table), [{**common, **row} for row in rows])
+        else:  # SQLite: an executemany of one prepared statement by the driver (kit.repository.sqlite_rows)
+            names = (*common, *rows[0])
+            await self.driver_execute(
+                ("audit.insert_rows", names),
+                lambda: sa.insert(table),
+                rows=rows,
+                constants=common,
+                columns=names,
+            )
         self.session.info.pop(_HEAD_KEY, None)
 
     async def list_for_patient(self, patient_id: uuid.UUID, page: PageRequest) -> Page[AuditEvent]:

@@ -77,7 +77,7 @@ _UNKNOWN_SAFETY = (
 )  # an enum member read once: reading it per value costs as much as the rest
 
 
-def _uuid_from_text(value):
+def uuid_from_text(value):
     """A stored UUID text (32 hex digits on SQLite) as uuid.UUID, without uuid.UUID's pure-Python parsing."""
     if value is None or isinstance(value, uuid.UUID):
         return value
@@ -101,7 +101,7 @@ class Uuid(sa.Uuid):
         processor = super().result_processor(dialect, coltype)
         if processor is None or dialect.name != "sqlite" or not self.as_uuid:
             return processor
-        return _uuid_from_text
+        return uuid_from_text
 
 
 def ci_string(length: int) -> sa.types.TypeEngine:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,13 +57,87 @@ def _unbounded(type_: Any) -> Any:
 
 
 def among(column: sa.ColumnElement, values: Sequence[Any], dialect: str) -> sa.ColumnElement[bool]:
-    """``column IN (values)``; on PostgreSQL ``column = ANY($1)``: one parameter and one statement text whatever the
-    number of values (an ``IN`` list is rendered, and prepared by PostgreSQL, again for every length)."""
+    """``column IN (values)`` with one parameter and one statement text whatever the number of values: on PostgreSQL
+    ``column = ANY($1)`` (an ``IN`` list is rendered, and prepared by PostgreSQL, again for every length); on SQLite
+    ``column IN (SELECT value FROM json_each(?))``, the values as one JSON array in their stored form
+    (``sqlite_list``), instead of a parameter per value, each through its type's processor."""
     if dialect == "postgresql":
         return column == sa.any_(
             sa.bindparam(None, list(values), type_=postgresql.ARRAY(_unbounded(column.type)))
         )
+    if dialect == "sqlite":
+        return column.in_(
+            sa.select(sa.column("value")).select_from(
+                sa.func.json_each(sa.bindparam(None, sqlite_list(values), type_=sa.String))
+            )
+        )
     return column.in_(values)
+
+
+# --- SQLite: lists of rows straight to the driver -----------------------------------------------------------------
+#
+# A device batch writes hundreds of rows (readings, audit rows, triage states). Through SQLAlchemy, each value of each
+# row goes through its type's bind processors (a UUID to its hex digits, an aware datetime to naive UTC, then to
+# text) and each row through the statement's parameter machinery: a sixth of the server's Python time in a batch
+# (py-spy, docs/performance.md). Here the statement is built and compiled by SQLAlchemy once, the values are
+# converted by ``sqlite_value`` (the forms the column types store, checked by ``tests/kit/test_sqlite_rows.py``) and
+# the rows go to the driver's ``executemany`` (one prepared statement).
+
+
+def sqlite_value(value: Any) -> Any:
+    """A value as this project's column types store it on SQLite: a UUID as its 32 hex digits (``kit.models.Uuid``),
+    an aware datetime as naive UTC text with microseconds (``UTCDateTime``; a naive one is refused, as there), an
+    enum as its value (``str_enum``), a date as ISO text, a boolean as 0/1; a string, a number or None as it is."""
+    kind = type(value)
+    if kind is str or kind is float or kind is int or value is None:
+        return value
+    if kind is uuid.UUID:
+        return value.hex
+    if kind is datetime:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: use telesante.kit.clock.now()")
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    if kind is bool:
+        return int(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if kind is date:
+        return value.isoformat()
+    return value
+
+
+def sqlite_list(values: Sequence[Any]) -> str:
+    """Values as one JSON array, for ``… IN (SELECT value FROM json_each(:values))``: one parameter and one statement
+    text whatever the number of values (as ``among`` on PostgreSQL), converted by ``sqlite_value``."""
+    return orjson.dumps([sqlite_value(value) for value in values]).decode()
+
+
+_COMPILED: dict[Hashable, tuple[str, tuple[str, ...]]] = {}
+
+
+def sqlite_compiled(
+    key: Hashable, build: Callable[[], Any], dialect: Any, columns: Sequence[str] | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """The SQL text of the statement ``build()`` makes, compiled once per ``key`` for this dialect, and the names of
+    its parameters in order; ``columns``: an INSERT's columns, each given by the parameter of its name."""
+    found = _COMPILED.get(key)
+    if found is None:
+        compiled = build().compile(dialect=dialect, column_keys=list(columns) if columns else None)
+        found = _COMPILED[key] = (compiled.string, tuple(compiled.positiontup or ()))
+    return found
+
+
+def sqlite_rows(
+    order: Sequence[str], rows: Sequence[dict[str, Any]], constants: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """One tuple of driver values per row, in the statement's parameter ``order``: each name from ``constants`` (the
+    values every row shares, converted once) or else from the row."""
+    constants = constants or {}
+    shared = {name: sqlite_value(value) for name, value in constants.items()}
+    picks = [(name in shared, shared.get(name, name)) for name in order]
+    return [tuple(value if fixed else sqlite_value(row[value]) for fixed, value in picks) for row in rows]
 
 
 class RepositoryBase(Generic[M]):
@@ -78,6 +155,33 @@ class RepositoryBase(Generic[M]):
         third less CPU for the thousands of rows of a device batch's readings window, measured on PostgreSQL) and
         without autoflush: only for tables whose rows this code never leaves pending in the session."""
         return list((await (await self.session.connection()).execute(stmt)).all())
+
+    async def driver_execute(
+        self,
+        key: Hashable,
+        build: Callable[[], Any],
+        values: dict[str, Any] | None = None,
+        *,
+        rows: Sequence[dict[str, Any]] | None = None,
+        constants: dict[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """SQLite: the statement ``build()`` makes, compiled once per ``key`` (``sqlite_compiled``), run by the driver
+        on the session's connection: with ``values`` (its named parameters), or as an executemany of ``rows`` (each
+        parameter from ``constants`` or else from the row); ``columns``: an INSERT's columns (``sqlite_compiled``).
+        Returns its rows as the driver gives them (text for UUIDs
+        and times). No autoflush: only for rows this code never leaves pending in the session."""
+        connection = await self.session.connection()
+        statement, order = sqlite_compiled(key, build, connection.dialect, columns)
+        if rows is not None:
+            if not rows:
+                return []
+            parameters: Any = sqlite_rows(order, rows, constants)
+        else:
+            given = values or {}
+            parameters = tuple(sqlite_value(given[name]) for name in order)
+        result = await connection.exec_driver_sql(statement, parameters)
+        return list(result.all()) if result.returns_rows else []
 
     async def get(self, id_: uuid.UUID, *options: Any) -> M | None:
         return await self.session.get(self.model, id_, options=list(options) or None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +15,8 @@ from sqlalchemy.orm.util import identity_key
 from telesante.auth.models import Account
 from telesante.directory.models import Membership, Organisation, Role
 from telesante.kit import clock
-from telesante.kit.repository import RepositoryBase, among, column_arrays
+from telesante.kit.models import uuid_from_text
+from telesante.kit.repository import RepositoryBase, among, column_arrays, sqlite_list
 from telesante.monitoring.models import (
     Alert,
     AlertStatus,
@@ -159,12 +160,15 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
                 .where(table.c.id == changed.c.id)
                 .values(colour=changed.c.colour, last_reading_at=changed.c.last_reading_at)
             )
-        else:  # SQLite runs an executemany with one prepared statement
-            await self.session.execute(
-                sa.update(table)
-                .where(table.c.id == sa.bindparam("b_id"))
-                .values(colour=sa.bindparam("b_colour"), last_reading_at=sa.bindparam("b_at")),
-                [{"b_id": id_, "b_colour": colour, "b_at": at} for id_, colour, at in changes],
+        else:  # SQLite: an executemany of one prepared statement by the driver (kit.repository.sqlite_rows)
+            await self.driver_execute(
+                "enrolments.set_triage_state",
+                lambda: (
+                    sa.update(table)
+                    .where(table.c.id == sa.bindparam("b_id"))
+                    .values(colour=sa.bindparam("b_colour"), last_reading_at=sa.bindparam("b_at"))
+                ),
+                rows=[{"b_id": id_, "b_colour": colour, "b_at": at} for id_, colour, at in changes],
             )
         # Enrolments this session already holds as objects are kept in step (they are not marked as changed)
         for id_, colour, at in changes:
@@ -281,14 +285,30 @@ class ObservationRepository(RepositoryBase[Observation]):
                     table.c.id, table.c.enrolment_id, table.c.dedup_key
                 )
             )
-        else:  # SQLite: one statement for every batch (compiled once, cached), sent in pages of VALUES
-            stmt = (
-                _insert(dialect)(table)
-                .on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"])
-                .returning(table.c.id, table.c.enrolment_id, table.c.dedup_key)
-            )
-            result = await self.session.execute(stmt, [{**common, **row} for row in rows])
-        return {(enrolment_id, key): id_ for id_, enrolment_id, key in result.all()}
+            return {(enrolment_id, key): id_ for id_, enrolment_id, key in result.all()}
+        # SQLite: the rows to the driver (``kit.repository.sqlite_rows``; the write lock is held since the transaction
+        # began, ``db.WriteQueue``), then which of their keys are stored, one index probe each: those are the new ones
+        names = (*common, *rows[0])
+        await self.driver_execute(
+            ("observations.insert_new", names),
+            lambda: _insert(dialect)(table).on_conflict_do_nothing(
+                index_elements=["enrolment_id", "dedup_key"]
+            ),
+            rows=rows,
+            constants=common,
+            columns=names,
+        )
+        stored = await self.driver_execute(
+            "observations.stored",
+            lambda: sa.select(table.c.id).where(
+                table.c.id.in_(
+                    sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids")))
+                )
+            ),
+            {"ids": sqlite_list([row["id"] for row in rows])},
+        )
+        new = {id_ for (id_,) in stored}
+        return {(row["enrolment_id"], row["dedup_key"]): row["id"] for row in rows if row["id"].hex in new}
 
     async def existing(self, keys: Iterable[tuple[uuid.UUID, str]]) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
         """Stored readings among (enrolment id, dedup key) pairs (to answer a duplicate with its id)."""
@@ -311,6 +331,27 @@ class ObservationRepository(RepositoryBase[Observation]):
         """(id, measure, value, effective_at) of each enrolment's readings since ``since``."""
         ids = list(set(enrolment_ids))
         found: dict[uuid.UUID, list[tuple[uuid.UUID, str, float, datetime]]] = {}
+        if self.dialect == "sqlite" and ids:
+            # read by the driver (``driver_execute``): the ids and times converted here, one C call each, instead of
+            # through SQLAlchemy's result processors (thousands of values for a device batch)
+            table = Observation.__table__
+            rows = await self.driver_execute(
+                "observations.since",
+                lambda: sa.select(
+                    table.c.enrolment_id, table.c.id, table.c.measure, table.c.value, table.c.effective_at
+                ).where(
+                    table.c.enrolment_id.in_(
+                        sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids")))
+                    ),
+                    table.c.effective_at >= sa.bindparam("since"),
+                ),
+                {"ids": sqlite_list(ids), "since": since},
+            )
+            for enrolment_id, id_, measure, value, at in rows:
+                found.setdefault(uuid_from_text(enrolment_id), []).append(
+                    (uuid_from_text(id_), measure, value, datetime.fromisoformat(at).replace(tzinfo=UTC))
+                )
+            return found
         for start in range(0, len(ids), 500):
             rows = await self.core_rows(  # readings are only ever written by Core statements (insert_new)
                 sa.select(

@@ -84,8 +84,13 @@ def uuid_from_text(value):
     digits = value.replace("-", "")
     if len(digits) != 32:
         return uuid.UUID(value)  # raises with the standard message
+    return _uuid_from_int(int(digits, 16))
+
+
+def _uuid_from_int(value: int) -> uuid.UUID:
+    """``uuid.UUID(int=value)`` without its pure-Python checks (``value`` is known to fit in 128 bits)."""
     result = _new_object(uuid.UUID)
-    _set_attribute(result, "int", int(digits, 16))
+    _set_attribute(result, "int", value)
     _set_attribute(result, "is_safe", _UNKNOWN_SAFETY)
     return result
 
@@ -123,8 +128,8 @@ def uuid7() -> uuid.UUID:
     row was created; it is not a domain time (``clock.now``) and is never read back as one."""
     unix_ms = time.time_ns() // 1_000_000
     random_bits = int.from_bytes(os.urandom(10), "big")
-    return uuid.UUID(
-        int=(unix_ms & 0xFFFF_FFFF_FFFF) << 80
+    return _uuid_from_int(  # one per reading of a device batch: uuid.UUID(int=…) checks in pure Python
+        (unix_ms & 0xFFFF_FFFF_FFFF) << 80
         | 0x7 << 76
         | (random_bits >> 68) << 64
         | 0b10 << 62

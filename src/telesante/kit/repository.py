@@ -137,7 +137,17 @@ def sqlite_rows(
     constants = constants or {}
     shared = {name: sqlite_value(value) for name, value in constants.items()}
     picks = [(name in shared, shared.get(name, name)) for name in order]
-    return [tuple(value if fixed else sqlite_value(row[value]) for fixed, value in picks) for row in rows]
+    plain = _PLAIN
+    return [
+        tuple(
+            value if fixed else given if type(given := row[value]) in plain else sqlite_value(given)
+            for fixed, value in picks
+        )
+        for row in rows
+    ]
+
+
+_PLAIN = frozenset({str, float, int, type(None)})  # stored as they are (``sqlite_value``), tested first
 
 
 class RepositoryBase(Generic[M]):

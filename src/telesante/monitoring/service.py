@@ -960,7 +960,12 @@ async def _evaluate(
     if missing_programmes:
         programmes = {**programmes, **await ProgrammeRepository(session).get_many(missing_programmes)}
     tuned = {e.id: enrolment_rules(programmes[e.programme_id], e) for e in enrolments}
-    spans = {id_: rules.window(r) for id_, r in tuned.items()}
+    # most enrolments share their programme's rules (the same tuple): their window and index made once each
+    shared: dict[int, tuple[timedelta, dict[str, rules.Rule]]] = {}
+    for own_rules in tuned.values():
+        if id(own_rules) not in shared:
+            shared[id(own_rules)] = (rules.window(own_rules), {rule.code: rule for rule in own_rules})
+    spans = {id_: shared[id(r)][0] for id_, r in tuned.items()}
     window = now - max(spans.values(), default=timedelta(days=2))
     observations = ObservationRepository(session)
     readings = await observations.since((e.id for e in enrolments), window)
@@ -998,7 +1003,7 @@ async def _evaluate(
         last = last_seen.get(enrolment.id, {})
         since = enrolment.started_at or enrolment.created_at
         findings = rules.evaluate(tuned[enrolment.id], series, now, since, last)
-        by_rule = {rule.code: rule for rule in tuned[enrolment.id]}
+        by_rule = shared[id(tuned[enrolment.id])][1]
         alerts = known.get(enrolment.id, [])
         for finding in findings:
             trigger = _trigger(finding, since, last, by_rule[finding.rule])

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         le=100_000,
         description="SQLite : observations d'un lot FHIR enregistrées par transaction (le verrou d'écriture passe entre deux).",
     )
+    sqlite_part_ms: int = Field(
+        50,
+        ge=0,
+        le=10_000,
+        description="SQLite : durée visée (ms) de chaque partie d'un lot FHIR (le verrou d'écriture tenu) ; 0 : parties de taille fixe.",
+    )
     sqlite_checkpoint_ms: int = Field(
         100,
         ge=0,

@@ -566,3 +566,66 @@ async def test_a_bulk_batch_waits_for_others_only_where_it_holds_nothing(
         assert seen == [("ingest", False), ("between parts", True), ("ingest", False)]
     else:
         assert seen == [("ingest", True)]
+
+
+def test_the_part_sizer_holds_the_write_lock_about_its_budget():
+    """fhir.monitoring.PartSizer: a part's entries follow the time an entry has cost, within the configured size."""
+    from telesante.fhir.monitoring import PartSizer
+
+    sizer = PartSizer()
+    assert sizer.size(200, 0.05) == 200  # nothing learned yet: the configured size
+    sizer.learn(10, 1.0)  # a small part teaches nothing: its fixed statements weigh on it
+    assert sizer.seconds_per_entry is None
+    sizer.learn(100, 0.1)  # 1 ms an entry
+    assert sizer.size(200, 0.05) == 50
+    assert sizer.size(30, 0.05) == 30  # never above the configured size
+    assert sizer.size(200, 0) == 200  # a budget of 0: parts of the configured size
+    sizer.learn(100, 1.0)  # 10 ms an entry: the average moves by the latest part's weight
+    assert sizer.seconds_per_entry == pytest.approx(0.001 + PartSizer.WEIGHT * 0.009)
+    assert sizer.size(200, 0.05) == PartSizer.MIN_ENTRIES  # never below the smallest part
+
+
+async def test_a_batch_on_sqlite_is_stored_in_parts_sized_by_the_time_an_entry_costs(
+    session, network, patient, frozen, monkeypatch
+):
+    """On SQLite each part holds the write lock about TELESANTE_SQLITE_PART_MS: with 2 ms an entry and 50 ms, parts
+    of 25; every entry is answered as if stored at once. PostgreSQL stores the batch in one transaction."""
+    from telesante.fhir import monitoring as fhir_monitoring
+
+    sqlite = session.bind.dialect.name == "sqlite"
+    await enrol(session, network, patient)
+    sizer = fhir_monitoring.PartSizer()
+    sizer.seconds_per_entry = 0.002
+    learned: list[int] = []
+    monkeypatch.setattr(
+        sizer, "learn", lambda entries, seconds: learned.append(entries) if seconds > 0 else None
+    )
+    monkeypatch.setattr(fhir_monitoring, "PARTS", sizer)
+    parts: list[int] = []
+    real_ingest = fhir_monitoring._ingest
+
+    async def ingest(session_, principal, parsed):
+        parts.append(len(parsed))
+        return await real_ingest(session_, principal, parsed)
+
+    monkeypatch.setattr(fhir_monitoring, "_ingest", ingest)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            entry(observation(patient.id, "29463-7", 78.0, "kg", frozen.now - timedelta(hours=n + 1)))
+            for n in range(60)
+        ],
+    }
+    answer = await fhir_monitoring.batch(
+        session,
+        network.gateway.principal,
+        await fhir_monitoring.prepare_batch(bundle),
+        sqlite_part=200,
+        sqlite_part_ms=50,
+    )
+    assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 60
+    assert parts == ([25, 25, 10] if sqlite else [60])
+    assert learned == ([25, 25, 10] if sqlite else [])
+    readings = await service.patient_readings(session, network.nurse.principal, patient.id, None, None)
+    assert len(readings) == 60

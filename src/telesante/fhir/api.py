@@ -208,7 +208,9 @@ async def transaction(
     if posted.refused is not None:
         raise posted.refused
     if posted.batch is not None:
-        answer = await fhir_monitoring.batch(session, principal, posted.batch, settings.sqlite_batch_part)
+        answer = await fhir_monitoring.batch(
+            session, principal, posted.batch, settings.sqlite_batch_part, settings.sqlite_part_ms
+        )
         return FHIRResponse(orjson.dumps(answer))  # one entry per posted Observation: serialised in C
     found, order = await tele_requests.transaction(session, principal, settings, store, posted.body)
     request_id = found.request.id

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -517,25 +518,71 @@ def commit_every(session: AsyncSession, part: int) -> int | None:
     return part if session.bind.dialect.name == "sqlite" else None
 
 
+class PartSizer:
+    """How many entries the next part of a batch holds on SQLite, so that it holds the write lock for about a time
+    budget (``TELESANTE_SQLITE_PART_MS``) whatever the machine's speed: a click or a patient's reading waits for one
+    part at most, and a part's time is what it waits. The time an entry costs is learned from the parts stored so
+    far in this process (a moving average, from parts of at least ``MIN_ENTRIES``: a part's fixed statements weigh
+    on smaller ones); until then, and with a budget of 0, parts are of the configured size
+    (``TELESANTE_SQLITE_BATCH_PART``), which is also their largest."""
+
+    MIN_ENTRIES = 20
+    WEIGHT = 0.3  # of the latest part in the average
+
+    def __init__(self) -> None:
+        self.seconds_per_entry: float | None = None
+
+    def size(self, largest: int, budget_seconds: float) -> int:
+        if budget_seconds <= 0 or self.seconds_per_entry is None:
+            return largest
+        return min(largest, max(self.MIN_ENTRIES, int(budget_seconds / self.seconds_per_entry)))
+
+    def learn(self, entries: int, seconds: float) -> None:
+        if entries < self.MIN_ENTRIES or seconds <= 0:
+            return
+        latest = seconds / entries
+        known = self.seconds_per_entry
+        self.seconds_per_entry = latest if known is None else known + self.WEIGHT * (latest - known)
+
+
+PARTS = (
+    PartSizer()
+)  # one per process: SQLite's write lock is one per database, and a database is one per process
+
+
 async def batch(
-    session: AsyncSession, principal: Principal, prepared: PreparedBatch, sqlite_part: int = 200
+    session: AsyncSession,
+    principal: Principal,
+    prepared: PreparedBatch,
+    sqlite_part: int = 200,
+    sqlite_part_ms: int = 0,
 ) -> dict[str, Any]:
     """POST /fhir with a batch Bundle of Observations (read by ``prepare_batch``): one response per entry, in
-    order. On SQLite the entries are stored in parts of ``sqlite_part``, one transaction each (``commit_every``); the
-    events of a part are announced as soon as it is committed."""
+    order. On SQLite the entries are stored in parts of at most ``sqlite_part``, one transaction each
+    (``commit_every``), each sized to hold the write lock about ``sqlite_part_ms`` (``PartSizer``; 0: parts of
+    ``sqlite_part``); the events of a part are announced as soon as it is committed."""
     misplaced = prepared.misplaced
     part = commit_every(session, sqlite_part)
-    step = part or max(len(prepared.parsed), 1)
     results: list[tuple[int, str | None, str, str | None]] = []
-    for start in range(0, len(prepared.parsed), step):
+    start, total = 0, len(prepared.parsed)
+    while start < total:
         if start:
             await commit_part(session)  # the part before is kept and announced; the write lock passes on
             await cooperative.give_way()  # between two parts nothing is held: interactive requests go first
+        if part is None:
+            step = total
+        else:
+            step = PARTS.size(part, sqlite_part_ms / 1000)
+            await session.connection()  # the part's transaction begins: SQLite's write lock is ours from here
+            began = time.monotonic()
         # SQLite: a part's transaction holds the write lock, so a bulk batch does not wait for others within it.
         # PostgreSQL: it waits at its pauses, which all come before it takes a lock another request could want
         # (its observations are new rows; the triage state, the token's last use and the audit chain come after).
         with cooperative.no_waiting() if part is not None else contextlib.nullcontext():
             results.extend(await _ingest(session, principal, prepared.parsed[start : start + step]))
+        if part is not None:
+            PARTS.learn(len(prepared.parsed[start : start + step]), time.monotonic() - began)
+        start += step
     answers = dict(zip(prepared.kept, results, strict=True))
     # The answer is built as plain JSON (one entry per posted entry, thousands per batch): the shapes are those of
     # Bundle.entry.response and OperationOutcome, checked by the tests against fhir.resources.

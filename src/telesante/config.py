@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         description="SQLite : observations d'un lot FHIR enregistrées par transaction (le verrou d'écriture passe entre deux).",
     )
     sqlite_part_ms: int = Field(
-        50,
+        70,
         ge=0,
         le=10_000,
         description="SQLite : durée visée (ms) de chaque partie d'un lot FHIR (le verrou d'écriture tenu) ; 0 : parties de taille fixe.",

@@ -545,9 +545,8 @@ class PartSizer:
         self.seconds_per_entry = latest if known is None else known + self.WEIGHT * (latest - known)
 
 
-PARTS = (
-    PartSizer()
-)  # one per process: SQLite's write lock is one per database, and a database is one per process
+# one per process: SQLite's write lock is one per database, and a database is one per process
+PARTS = PartSizer()
 
 
 async def batch(
@@ -581,7 +580,7 @@ async def batch(
         with cooperative.no_waiting() if part is not None else contextlib.nullcontext():
             results.extend(await _ingest(session, principal, prepared.parsed[start : start + step]))
         if part is not None:
-            PARTS.learn(len(prepared.parsed[start : start + step]), time.monotonic() - began)
+            PARTS.learn(min(step, total - start), time.monotonic() - began)
         start += step
     answers = dict(zip(prepared.kept, results, strict=True))
     # The answer is built as plain JSON (one entry per posted entry, thousands per batch): the shapes are those of

@@ -477,7 +477,9 @@ def reference_id(reference: str | None, resource_type: str) -> uuid.UUID | None:
     if kind.rpartition("/")[2] != resource_type or not _UUID.match(value):
         return None
     try:
-        return uuid_from_text(value)  # uuid.UUID's parsing, in C (a device batch names thousands of patients)
+        return uuid_from_text(
+            value
+        )  # the hex digits read by int(), not uuid.UUID's Python (thousands per batch)
     except ValueError:
         return None
 

@@ -179,8 +179,8 @@ class RepositoryBase(Generic[M]):
         """SQLite: the statement ``build()`` makes, compiled once per ``key`` (``sqlite_compiled``), run by the driver
         on the session's connection: with ``values`` (its named parameters), or as an executemany of ``rows`` (each
         parameter from ``constants`` or else from the row); ``columns``: an INSERT's columns (``sqlite_compiled``).
-        Returns its rows as the driver gives them (text for UUIDs
-        and times). No autoflush: only for rows this code never leaves pending in the session."""
+        Returns its rows as the driver gives them (text for UUIDs and times). No autoflush: only for rows this code
+        never leaves pending in the session."""
         connection = await self.session.connection()
         statement, order = sqlite_compiled(key, build, connection.dialect, columns)
         if rows is not None:

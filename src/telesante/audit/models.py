@@ -33,4 +33,6 @@ class AuditEvent(Base):
     break_glass: Mapped[bool] = mapped_column(default=False)
     details: Mapped[str] = mapped_column(sa.Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
-    hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # not indexed: the chain (each hash covers the previous one and the row's seq, the primary key) makes it unique,
+    # and rows are read in seq order (migration 2026-12-06-2010)
+    hash: Mapped[str] = mapped_column(sa.String(64))

@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Niveau de journalisation (DEBUG, INFO, WARNING, ERROR).")
     sqlite_batch_part: int = Field(
-        200,
+        500,
         ge=1,
         le=100_000,
         description="SQLite : observations d'un lot FHIR enregistrées par transaction (le verrou d'écriture passe entre deux).",

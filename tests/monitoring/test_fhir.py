@@ -589,7 +589,8 @@ async def test_a_batch_on_sqlite_is_stored_in_parts_sized_by_the_time_an_entry_c
     session, network, patient, frozen, monkeypatch
 ):
     """On SQLite each part holds the write lock about TELESANTE_SQLITE_PART_MS: with 2 ms an entry and 50 ms, parts
-    of 25; every entry is answered as if stored at once. PostgreSQL stores the batch in one transaction."""
+    of at most 25, so 60 entries make three parts, of equal sizes (20 each, rather than 25, 25 and 10); every entry
+    is answered as if stored at once. PostgreSQL stores the batch in one transaction."""
     from telesante.fhir import monitoring as fhir_monitoring
 
     sqlite = session.bind.dialect.name == "sqlite"
@@ -625,7 +626,7 @@ async def test_a_batch_on_sqlite_is_stored_in_parts_sized_by_the_time_an_entry_c
         sqlite_part_ms=50,
     )
     assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 60
-    assert parts == ([25, 25, 10] if sqlite else [60])
-    assert learned == ([25, 25, 10] if sqlite else [])
+    assert parts == ([20, 20, 20] if sqlite else [60])
+    assert learned == ([20, 20, 20] if sqlite else [])
     readings = await service.patient_readings(session, network.nurse.principal, patient.id, None, None)
     assert len(readings) == 60

@@ -571,7 +571,10 @@ async def batch(
         if part is None:
             step = total
         else:
-            step = PARTS.size(part, sqlite_part_ms / 1000)
+            # as few parts as the size allows, of equal sizes: none holds the lock longer than it must
+            remaining = total - start
+            parts_left = -(-remaining // PARTS.size(part, sqlite_part_ms / 1000))
+            step = -(-remaining // parts_left)
             await session.connection()  # the part's transaction begins: SQLite's write lock is ours from here
             began = time.monotonic()
         # SQLite: a part's transaction holds the write lock, so a bulk batch does not wait for others within it.

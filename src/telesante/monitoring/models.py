@@ -181,7 +181,8 @@ class Observation(UUIDPrimaryKey, Base):
     # time-ordered keys: readings arrive in bulk, and each new key lands at the end of the primary key's index
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     enrolment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("monitoring_enrolments.id"))
-    patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"), index=True)
+    # not indexed: a patient's readings are found through the patient's enrolments (migration 2026-12-06-2040)
+    patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"))
     measure: Mapped[str] = mapped_column(sa.String(30))  # clinical.MEASURES key
     code: Mapped[str] = mapped_column(sa.String(20))  # the LOINC code as sent
     value: Mapped[float] = mapped_column(sa.Float)

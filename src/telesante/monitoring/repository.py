@@ -10,7 +10,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from telesante.auth.models import Account
 from telesante.directory.models import Membership, Organisation, Role
@@ -170,12 +169,14 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
                 ),
                 rows=[{"b_id": id_, "b_colour": colour, "b_at": at} for id_, colour, at in changes],
             )
-        # Enrolments this session already holds as objects are kept in step (they are not marked as changed)
-        for id_, colour, at in changes:
-            held = self.session.identity_map.get(identity_key(Enrolment, id_))
-            if held is not None:
-                set_committed_value(held, "colour", colour)
-                set_committed_value(held, "last_reading_at", at)
+        # Enrolments this session already holds as objects are kept in step (they are not marked as changed); a
+        # device batch reads its enrolments as rows, so there are usually none: looked up once, not per change
+        held = {key[1][0]: value for key, value in self.session.identity_map.items() if key[0] is Enrolment}
+        for id_, colour, at in changes if held else ():
+            enrolment = held.get(id_)
+            if enrolment is not None:
+                set_committed_value(enrolment, "colour", colour)
+                set_committed_value(enrolment, "last_reading_at", at)
 
     async def by_link_hash(self, link_hash: str) -> Enrolment | None:
         return await self.scalar(sa.select(Enrolment).where(Enrolment.link_hash == link_hash))

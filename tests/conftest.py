@@ -74,6 +74,15 @@ def _alembic_upgrade(sync_connection) -> None:
     command.upgrade(config, "head")
 
 
+@pytest.fixture(autouse=True)
+def fresh_part_sizer(monkeypatch) -> None:
+    """What ``fhir.monitoring.PARTS`` learned of an entry's cost lives as long as the process: each test starts with a
+    sizer that knows nothing, so that how a batch is cut into parts never depends on the tests run before it."""
+    from telesante.fhir import monitoring as fhir_monitoring
+
+    monkeypatch.setattr(fhir_monitoring, "PARTS", fhir_monitoring.PartSizer())
+
+
 @pytest.fixture(scope="session", params=ENGINES)
 async def engine(request, tmp_path_factory) -> AsyncIterator[AsyncEngine]:
     if request.param == "sqlite":

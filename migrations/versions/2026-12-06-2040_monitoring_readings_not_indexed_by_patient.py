@@ -4,8 +4,8 @@ A reading belongs to an enrolment, and each enrolment to one patient: a patient'
 patient's enrolments (``ObservationRepository.for_patient``: the enrolments by ``ix_monitoring_enrolments_patient``,
 then the readings by ``ix_monitoring_observations_enrolment_measure_at``). The index by patient cost every reading
 one more insertion at a random place of a B-tree: on SQLite, a device batch of 500 patients dirtied hundreds of its
-pages, each written again to the write-ahead log at commit (docs/performance.md, issue 7). Patients are never
-deleted (identities are merged by the identity vigilance, not removed), so no foreign-key check needs it either.
+pages, each written again to the write-ahead log at commit (docs/performance.md, issue 7). No code deletes a patient
+row, so no foreign-key check on a patient's deletion needs it either.
 
 Revision ID: 6a7b0e01a007
 Revises: 6a7b0e01a006

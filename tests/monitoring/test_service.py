@@ -445,3 +445,38 @@ async def test_the_team_is_evaluated_every_hour_while_it_follows_patients(sessio
     assert view.enrolment.colour == "blue" and [a.rule_code for a in view.alerts] == ["ic_poids_absent"]
     again = await jobs.find_pending(service.EVALUATE_JOB, str(network.team_id))
     assert again is not None and again.run_at == frozen.now + service.EVALUATE_EVERY
+
+
+async def test_a_patients_readings_come_from_every_programme_and_only_hers(session, network, patient, frozen):
+    """The readings are found through the patient's enrolments (they are not indexed by patient): a patient followed
+    for heart failure and for diabetes gets both programmes' readings, newest first; another patient's never."""
+    diabetes = await service.create_programme(
+        session,
+        network.admin.principal,
+        ProgrammeCreate(organisation_id=network.team_id, code="diabete", team_name="Équipe diabète"),
+    )
+    await enrol(session, network, patient)
+    await enrol(session, network, patient, programme_id=diabetes.id, devices=[])
+    other = await patients_service.register_patient(
+        session,
+        network.cardiologist.principal,
+        patient_data(birth_family_name="Leroy", birth_given_names="Jeanne"),
+    )
+    await enrol(session, network, other[0], devices=[])
+    now = frozen.now
+    result = await service.record_readings(
+        session,
+        network.gateway.principal,
+        [
+            weight(0, patient.id, 78.0, now - timedelta(hours=3)),
+            ReadingItem(1, patient.id, "2339-0", 1.1, "g/L", now - timedelta(hours=2)),
+            weight(2, other[0].id, 64.0, now - timedelta(hours=1)),
+        ],
+        ReadingSource.DEVICE,
+    )
+    assert [outcome.status for outcome in result.outcomes] == ["created"] * 3
+    readings = await service.patient_readings(session, network.nurse.principal, patient.id, None, None)
+    assert [reading.measure for reading in readings] == ["glucose", "weight"]
+    assert [reading.value for reading in readings] == [pytest.approx(110.0), 78.0]  # 1.1 g/L stored in mg/dL
+    assert {reading.patient_id for reading in readings} == {patient.id}
+    assert len({reading.enrolment_id for reading in readings}) == 2

@@ -775,8 +775,8 @@ def _refused(item: ReadingItem, message: str, field_name: str | None) -> Reading
 def _outcome(
     index: int, status: str, ids: list[uuid.UUID], message: str = "", field_name: str | None = None
 ) -> ReadingOutcome:
-    """A reading's outcome, built from values already checked here (a device batch makes hundreds: pydantic's
-    validation of each, a fifth of the batch's bookkeeping, is skipped)."""
+    """A reading's outcome, built from values already checked here (a device batch makes hundreds: pydantic does not
+    validate them again)."""
     return ReadingOutcome.model_construct(
         index=index, status=status, observation_ids=ids, message=message, field=field_name
     )

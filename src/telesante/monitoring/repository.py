@@ -348,11 +348,15 @@ class ObservationRepository(RepositoryBase[Observation]):
                 ),
                 {"ids": sqlite_list(ids), "since": since},
             )
+            # grouped by the enrolment's stored text (a str's hash is cached, a UUID's is Python code), each group's key
+            # then taken from the ids asked for: one UUID per enrolment rather than one per reading
+            by_text: dict[str, list[tuple[uuid.UUID, str, float, datetime]]] = {}
             for enrolment_id, id_, measure, value, at in rows:
-                found.setdefault(uuid_from_text(enrolment_id), []).append(
+                by_text.setdefault(enrolment_id, []).append(
                     (uuid_from_text(id_), measure, value, datetime.fromisoformat(at).replace(tzinfo=UTC))
                 )
-            return found
+            asked = {id_.hex: id_ for id_ in ids}
+            return {asked.get(text) or uuid_from_text(text): readings for text, readings in by_text.items()}
         for start in range(0, len(ids), 500):
             rows = await self.core_rows(  # readings are only ever written by Core statements (insert_new)
                 sa.select(

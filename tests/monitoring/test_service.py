@@ -480,3 +480,41 @@ async def test_a_patients_readings_come_from_every_programme_and_only_hers(sessi
     assert [reading.value for reading in readings] == [pytest.approx(110.0), 78.0]  # 1.1 g/L stored in mg/dL
     assert {reading.patient_id for reading in readings} == {patient.id}
     assert len({reading.enrolment_id for reading in readings}) == 2
+
+
+async def test_in_one_batch_each_patient_is_judged_on_his_own_readings(session, network, patient, frozen):
+    """A gateway's batch mixes patients: the rules read each enrolment's own window (read for the whole batch at once),
+    so the patient whose weight rises gets the red alert, on his readings only, and the stable one gets none."""
+    rising = await enrol(session, network, patient, devices=[])
+    other, _ = await patients_service.register_patient(
+        session,
+        network.cardiologist.principal,
+        patient_data(birth_family_name="Leroy", birth_given_names="Jeanne"),
+    )
+    stable = await enrol(session, network, other, devices=[])
+    now = frozen.now
+    result = await service.record_readings(
+        session,
+        network.gateway.principal,
+        [
+            weight(0, patient.id, 78.0, now - timedelta(hours=48)),
+            weight(1, other.id, 70.0, now - timedelta(hours=48)),
+            weight(2, patient.id, 80.6, now - timedelta(hours=1)),
+            weight(3, other.id, 70.1, now - timedelta(hours=1)),
+        ],
+        ReadingSource.DEVICE,
+    )
+    assert [outcome.status for outcome in result.outcomes] == ["created"] * 4
+    [alert] = result.alerts
+    assert alert.enrolment_id == rising.id and alert.rule_code == "ic_poids_3j" and alert.severity == "red"
+    assert [reading["value"] for reading in alert.readings] == [78.0, 80.6]
+    own = {str(id_) for outcome in result.outcomes[::2] for id_ in outcome.observation_ids}
+    assert {reading["id"] for reading in alert.readings} == own
+    views = {
+        view.enrolment.id: view.enrolment.colour
+        for view in [
+            await service.get_enrolment(session, network.nurse.principal, rising.id),
+            await service.get_enrolment(session, network.nurse.principal, stable.id),
+        ]
+    }
+    assert views == {rising.id: "red", stable.id: "green"}

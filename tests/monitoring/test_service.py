@@ -518,3 +518,54 @@ async def test_in_one_batch_each_patient_is_judged_on_his_own_readings(session, 
         ]
     }
     assert views == {rising.id: "red", stable.id: "green"}
+
+
+@pytest.mark.parametrize("mismatch", ["patient", "device"])
+async def test_the_database_refuses_a_reading_whose_patient_or_device_is_not_its_enrolments(
+    session, network, patient, frozen, mismatch
+):
+    """Migration 2026-12-07-0010: a reading refers to (enrolment, patient) and (device, enrolment). The service never
+    writes a reading filed under another patient, or with a device lent for another enrolment; the database refuses
+    one all the same, on both engines. The consistent reading is stored."""
+    from sqlalchemy.exc import IntegrityError
+
+    from telesante.kit.models import uuid7
+    from telesante.monitoring.repository import DeviceRepository, ObservationRepository
+
+    own = await enrol(session, network, patient)
+    other, _ = await patients_service.register_patient(
+        session,
+        network.cardiologist.principal,
+        patient_data(birth_family_name="Leroy", birth_given_names="Jeanne"),
+    )
+    await enrol(session, network, other, devices=[DeviceIn(serial="SCALE-0002", kind="Balance connectée")])
+    devices = await DeviceRepository(session).linked(["SCALE-0001", "SCALE-0002"])
+    now = frozen.now
+
+    def reading(key: str, patient_id, device_id) -> dict:
+        return {
+            "id": uuid7(),
+            "enrolment_id": own.id,
+            "patient_id": patient_id,
+            "measure": "weight",
+            "code": "29463-7",
+            "value": 78.0,
+            "unit": "kg",
+            "sent_value": 78.0,
+            "sent_unit": "kg",
+            "effective_at": now - timedelta(hours=1),
+            "device_id": device_id,
+            "dedup_key": key,
+        }
+
+    common = {"received_at": now, "source": ReadingSource.DEVICE, "entered_by_name": ""}
+    repo = ObservationRepository(session)
+    stored = await repo.insert_new([reading("own", patient.id, devices["SCALE-0001"].id)], common)
+    assert list(stored) == [(own.id, "own")]
+    wrong = (
+        reading("other-patient", other.id, devices["SCALE-0001"].id)
+        if mismatch == "patient"
+        else reading("other-device", patient.id, devices["SCALE-0002"].id)
+    )
+    with pytest.raises(IntegrityError):
+        await repo.insert_new([wrong], common)

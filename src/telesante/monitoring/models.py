@@ -114,7 +114,8 @@ class Enrolment(UUIDPrimaryKey, Base):
     __tablename__ = "monitoring_enrolments"
     __table_args__ = (
         sa.Index("ix_monitoring_enrolments_org_status", "organisation_id", "status"),
-        sa.Index("ix_monitoring_enrolments_patient", "patient_id"),
+        # a patient's enrolments; unique with the id, it is also what a reading's (enrolment, patient) refers to
+        sa.Index("uq_monitoring_enrolments_patient_id_id", "patient_id", "id", unique=True),
         # room on each page for the triage updates of every device batch (migration 6a7b0e01a005)
         {"postgresql_with": {"fillfactor": 70}},
     )
@@ -158,9 +159,13 @@ class Device(UUIDPrimaryKey, Base):
     """A device lent to an enrolled patient, known by its serial number (what the gateway sends)."""
 
     __tablename__ = "monitoring_devices"
-    __table_args__ = (sa.Index("ix_monitoring_devices_serial", "serial"),)
+    __table_args__ = (
+        sa.Index("ix_monitoring_devices_serial", "serial"),
+        # an enrolment's devices; unique with the id, it is also what a reading's (device, enrolment) refers to
+        sa.Index("uq_monitoring_devices_enrolment_id_id", "enrolment_id", "id", unique=True),
+    )
 
-    enrolment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("monitoring_enrolments.id"), index=True)
+    enrolment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("monitoring_enrolments.id"))
     serial: Mapped[str] = mapped_column(sa.String(100))
     kind: Mapped[str] = mapped_column(sa.String(100))  # e.g. "Balance connectée"
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
@@ -176,13 +181,23 @@ class Observation(UUIDPrimaryKey, Base):
         sa.Index(
             "ix_monitoring_observations_enrolment_measure_at", "enrolment_id", "measure", "effective_at"
         ),
+        # Two checks per reading instead of three, each stronger than the one-column keys they replace (migration
+        # 2026-12-07-0010): the reading's patient is its enrolment's patient, and its device one lent for that
+        # enrolment. A check costs PostgreSQL a row lock on the row referred to (docs/performance.md, issue 7).
+        sa.ForeignKeyConstraint(
+            ["enrolment_id", "patient_id"], ["monitoring_enrolments.id", "monitoring_enrolments.patient_id"]
+        ),
+        sa.ForeignKeyConstraint(
+            ["device_id", "enrolment_id"], ["monitoring_devices.id", "monitoring_devices.enrolment_id"]
+        ),
     )
 
     # time-ordered keys: readings arrive in bulk, and each new key lands at the end of the primary key's index
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
-    enrolment_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("monitoring_enrolments.id"))
-    # not indexed: a patient's readings are found through the patient's enrolments (migration 2026-12-06-2040)
-    patient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("patients.id"))
+    enrolment_id: Mapped[uuid.UUID] = mapped_column()
+    # not indexed: a patient's readings are found through the patient's enrolments (migration 2026-12-06-2040); the
+    # patient exists since the enrolment refers to it
+    patient_id: Mapped[uuid.UUID] = mapped_column()
     measure: Mapped[str] = mapped_column(sa.String(30))  # clinical.MEASURES key
     code: Mapped[str] = mapped_column(sa.String(20))  # the LOINC code as sent
     value: Mapped[float] = mapped_column(sa.Float)
@@ -192,7 +207,7 @@ class Observation(UUIDPrimaryKey, Base):
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     source: Mapped[ReadingSource] = mapped_column(str_enum(ReadingSource, 12))
-    device_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("monitoring_devices.id"))
+    device_id: Mapped[uuid.UUID | None] = mapped_column()
     dedup_key: Mapped[str] = mapped_column(sa.String(200))
     entered_by_name: Mapped[str] = mapped_column(sa.String(200), default="")
 

@@ -43,6 +43,11 @@ def frozen():
 
 @pytest.fixture
 async def network(session, frozen) -> MonitoringNetwork:
+    return await build_network(session)
+
+
+async def build_network(session) -> MonitoringNetwork:
+    """The network in this session (the ``network`` fixture's, or a test's own database)."""
     chu = await make_organisation(
         session, "CHU de Lille — télésurveillance cardiaque", type=OrganisationType.CHU
     )

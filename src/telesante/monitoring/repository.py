@@ -143,6 +143,28 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         stmt = sa.select(*self._STATE).where(Enrolment.id.in_(list(ids)))
         return list((await self.session.execute(stmt)).all())
 
+    async def lock_states(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[str, datetime | None]] | None:
+        """PostgreSQL: lock these enrolments' rows until the transaction ends (``FOR NO KEY UPDATE``, in the order of
+        their ids, as every caller does: two callers never wait for each other in a circle) and return their triage
+        state as it is now, (colour, last reading's time) by id. The row is what serialises the rules, alerts and
+        triage state of one enrolment across instances: a second transaction waits here until the first has
+        committed, then reads its readings and alerts. The lock does not conflict with the foreign-key checks of new
+        readings (``FOR KEY SHARE``). SQLite: None (its one writer already holds the database since the transaction
+        began, and the state rows read in it are current)."""
+        if self.dialect != "postgresql":
+            return None
+        wanted = sorted(set(ids))
+        found: dict[uuid.UUID, tuple[str, datetime | None]] = {}
+        for start in range(0, len(wanted), 500):
+            rows = await self.core_rows(
+                sa.select(Enrolment.id, Enrolment.colour, Enrolment.last_reading_at)
+                .where(among(Enrolment.id, wanted[start : start + 500], self.dialect))
+                .order_by(Enrolment.id)
+                .with_for_update(key_share=True)  # PostgreSQL: FOR NO KEY UPDATE
+            )
+            found.update({id_: (colour, at) for id_, colour, at in rows})
+        return found
+
     async def set_triage_state(self, changes: Sequence[tuple[uuid.UUID, str, datetime | None]]) -> None:
         if not changes:
             return

@@ -975,6 +975,10 @@ async def _evaluate(
             shared[id(own_rules)] = (rules.window(own_rules), {rule.code: rule for rule in own_rules})
     spans = {id_: shared[id(r)][0] for id_, r in tuned.items()}
     window = now - max(spans.values(), default=timedelta(days=2))
+    # PostgreSQL: each enrolment's row locked until commit, before its readings and alerts are read. Another instance
+    # judging the same patient at the same moment waits here for this transaction, then sees its readings and its
+    # alerts: no second alert for the same rise, no colour computed without them (tests/monitoring/test_race.py).
+    current = await EnrolmentRepository(session).lock_states(e.id for e in enrolments)
     observations = ObservationRepository(session)
     readings = await observations.since((e.id for e in enrolments), window)
     # Each patient is evaluated on his own window (the outcome never depends on which other patients share the
@@ -1056,10 +1060,15 @@ async def _evaluate(
                 if a.status != AlertStatus.CLOSED
             ]
         )
+        was_colour, was_at = (
+            current.get(enrolment.id, (enrolment.colour, enrolment.last_reading_at))
+            if current is not None
+            else (enrolment.colour, enrolment.last_reading_at)
+        )
         latest = max(last.values()) if last else None
-        if latest is None or (enrolment.last_reading_at is not None and latest <= enrolment.last_reading_at):
-            latest = enrolment.last_reading_at
-        if colour != enrolment.colour or latest != enrolment.last_reading_at:
+        if latest is None or (was_at is not None and latest <= was_at):
+            latest = was_at
+        if colour != was_colour or latest != was_at:
             changed.append((enrolment, colour, latest))
     await session.flush()
     # The triage state in one statement (the enrolments were read as plain rows)
@@ -1238,6 +1247,11 @@ async def _team_alert(session: AsyncSession, principal: Principal, alert_id: uui
     if alert is None:
         raise NotFound("Alerte introuvable.")
     await _team_enrolment(session, principal, alert.enrolment_id)
+    # PostgreSQL: the enrolment's row locked, as the rules lock it, before the alert changes; the alert read again as
+    # it is now. A reading judged meanwhile on another instance waits for this decision and then sees it (the alert
+    # closed, its rise alerted anew), instead of updating an alert being closed (tests/monitoring/test_race.py).
+    if await EnrolmentRepository(session).lock_states([alert.enrolment_id]) is not None:
+        await session.refresh(alert)
     return alert
 
 

@@ -1,0 +1,152 @@
+"""Two application instances receive readings of the same patient at the same moment, on a real database of each
+kind: the patient's rules judge them one after the other, so the second sees the first's reading and alert. On
+PostgreSQL the enrolment's row is the lock (``EnrolmentRepository.lock_states``); SQLite has one writer at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from telesante.db import make_engine, make_sessionmaker, transaction
+from telesante.monitoring import service
+from telesante.monitoring.models import Alert, AlertStatus, Enrolment, ReadingSource
+from telesante.monitoring.service import ReadingItem
+from tests.factories import make_patient
+from tests.monitoring.conftest import build_network, enrol
+from tests.scheduling.test_race import database_url  # noqa: F401 - the fixture: a new migrated database
+
+
+def weight(patient_id, kilograms, at) -> list[ReadingItem]:
+    return [ReadingItem(0, patient_id, "29463-7", kilograms, "kg", at)]
+
+
+async def test_two_instances_judge_one_patients_simultaneous_readings_in_turn(database_url, frozen):  # noqa: F811
+    engines = [make_engine(database_url) for _ in range(3)]
+    setup, first, second = (make_sessionmaker(e) for e in engines)
+    now = frozen.now
+    try:
+        async with transaction(setup) as session:
+            network = await build_network(session)
+            patient = await make_patient(
+                session, network.cardiologist, birth_family_name="Dufour", birth_given_names="Marcel"
+            )
+            enrolment = await enrol(session, network, patient, devices=[])
+            gateway = network.gateway.principal
+            await service.record_readings(
+                session, gateway, weight(patient.id, 78.0, now - timedelta(hours=48)), ReadingSource.DEVICE
+            )
+
+        async def second_instance():
+            async with transaction(second) as session:
+                return await service.record_readings(
+                    session,
+                    gateway,
+                    weight(patient.id, 80.9, now - timedelta(minutes=30)),
+                    ReadingSource.DEVICE,
+                )
+
+        async with first() as session:
+            # +2.6 kg in two days: red, not committed yet when the second reading arrives on the other instance
+            early = await service.record_readings(
+                session, gateway, weight(patient.id, 80.6, now - timedelta(hours=1)), ReadingSource.DEVICE
+            )
+            assert [(a.rule_code, a.severity) for a in early.alerts] == [("ic_poids_3j", "red")]
+            late = asyncio.create_task(second_instance())
+            await asyncio.sleep(0.5)  # the second instance reaches the patient's rules meanwhile
+            await session.commit()
+        later = await late
+        assert [outcome.status for outcome in later.outcomes] == ["created"]
+
+        async with setup() as session:
+            alerts = (
+                await session.scalars(
+                    sa.select(Alert).where(
+                        Alert.enrolment_id == enrolment.id, Alert.status != AlertStatus.CLOSED
+                    )
+                )
+            ).all()
+            colour = await session.scalar(sa.select(Enrolment.colour).where(Enrolment.id == enrolment.id))
+        # one alert for the rise, brought up to date by the later reading, not a second alert beside the first
+        assert [(a.rule_code, a.severity) for a in alerts] == [("ic_poids_3j", "red")]
+        assert [reading["value"] for reading in alerts[0].readings] == [78.0, 80.9]
+        assert colour == "red"
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_one(database_url, frozen):  # noqa: F811
+    """The doctor closes the red alert on one instance while a higher weight arrives on the other: the reading is
+    judged after the decision, so the closed alert keeps what the doctor saw and the new rise raises a new alert
+    (updating the alert being closed would leave the new rise without any open alert)."""
+    from telesante.monitoring.models import AlertAction
+    from telesante.monitoring.schemas import AlertInterpretation
+
+    engines = [make_engine(database_url) for _ in range(3)]
+    setup, first, second = (make_sessionmaker(e) for e in engines)
+    now = frozen.now
+    try:
+        async with transaction(setup) as session:
+            network = await build_network(session)
+            patient = await make_patient(
+                session, network.cardiologist, birth_family_name="Dufour", birth_given_names="Marcel"
+            )
+            enrolment = await enrol(session, network, patient, devices=[])
+            gateway = network.gateway.principal
+            for kilograms, hours in ((78.0, 48), (80.6, 1)):
+                result = await service.record_readings(
+                    session,
+                    gateway,
+                    weight(patient.id, kilograms, now - timedelta(hours=hours)),
+                    ReadingSource.DEVICE,
+                )
+            [raised] = result.alerts
+
+        async def second_instance():
+            async with transaction(second) as session:
+                return await service.record_readings(
+                    session,
+                    gateway,
+                    weight(patient.id, 80.9, now - timedelta(minutes=30)),
+                    ReadingSource.DEVICE,
+                )
+
+        async with first() as session:
+            await service.interpret_alert(
+                session,
+                network.doctor.principal,
+                raised.id,
+                AlertInterpretation(
+                    interpretation="Diurétique augmenté par téléphone.", action=AlertAction.TREATMENT
+                ),
+            )
+            late = asyncio.create_task(second_instance())
+            await asyncio.sleep(0.5)
+            await session.commit()
+        later = await late
+
+        async with setup() as session:
+            alerts = (
+                await session.scalars(
+                    sa.select(Alert)
+                    .where(Alert.enrolment_id == enrolment.id)
+                    .order_by(Alert.raised_at, Alert.trigger)
+                )
+            ).all()
+            colour = await session.scalar(sa.select(Enrolment.colour).where(Enrolment.id == enrolment.id))
+        closed = next(a for a in alerts if a.id == raised.id)
+        assert closed.status == AlertStatus.CLOSED
+        assert [reading["value"] for reading in closed.readings] == [78.0, 80.6]
+        [new] = [a for a in alerts if a.id != raised.id]
+        assert [a.id for a in later.alerts] == [new.id]
+        assert (new.status, new.severity, [r["value"] for r in new.readings]) == (
+            AlertStatus.OPEN,
+            "red",
+            [78.0, 80.9],
+        )
+        assert colour == "red"
+    finally:
+        for engine in engines:
+            await engine.dispose()

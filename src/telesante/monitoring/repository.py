@@ -143,7 +143,9 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         stmt = sa.select(*self._STATE).where(Enrolment.id.in_(list(ids)))
         return list((await self.session.execute(stmt)).all())
 
-    async def lock_states(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[str, datetime | None]] | None:
+    async def lock_states(
+        self, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[str, datetime | None]] | None:
         """PostgreSQL: lock these enrolments' rows until the transaction ends (``FOR NO KEY UPDATE``, in the order of
         their ids, as every caller does: two callers never wait for each other in a circle) and return their triage
         state as it is now, (colour, last reading's time) by id. The row is what serialises the rules, alerts and

@@ -211,3 +211,40 @@ async def test_a_value_too_long_for_its_column_is_never_cut_silently(session):
     await AuditRepository(session).insert_rows([row], common)
     stored = await session.execute(sa.select(AuditEvent.object_id).where(AuditEvent.seq == 10**12))
     assert stored.scalar_one() == too_long
+
+
+def test_details_are_stored_as_json_dumps_writes_them_whatever_the_serialiser():
+    """An audit row's details are hashed as stored: a flat dictionary goes through orjson (a device batch writes one
+    row per patient), anything else through json.dumps; both must give json.dumps's bytes, or the text would depend
+    on which path wrote it. Keys and values drawn where encoders differ: control characters, quotes, backslashes,
+    separators, characters outside the BMP, lone surrogates (orjson refuses them), integers beyond 64 bits."""
+    import json
+    import random
+
+    from telesante.audit.service import details_text
+
+    alphabet = [chr(i) for i in range(0x00, 0x250)] + ["\u2028", "\u2029", "\ud800", "\U0001f600", "’", "«"]
+    draw = random.Random(11)
+
+    def text() -> str:
+        return "".join(draw.choice(alphabet) for _ in range(draw.randint(0, 8)))
+
+    def value():
+        return draw.choice(
+            [
+                None,
+                True,
+                False,
+                draw.randint(-1000, 1000),
+                draw.randint(-(2**70), 2**70),
+                text(),
+                [text()],
+                1.5,
+            ]
+        )
+
+    for _ in range(5000):
+        details = {text(): value() for _ in range(draw.randint(0, 4))}
+        expected = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        assert details_text(details) == expected, details
+    assert details_text(None) == details_text({}) == "{}"

@@ -605,9 +605,9 @@ async def test_a_batch_on_sqlite_is_stored_in_parts_sized_by_the_time_an_entry_c
     parts: list[int] = []
     real_ingest = fhir_monitoring._ingest
 
-    async def ingest(session_, principal, parsed):
+    async def ingest(session_, principal, parsed, **options):
         parts.append(len(parsed))
-        return await real_ingest(session_, principal, parsed)
+        return await real_ingest(session_, principal, parsed, **options)
 
     monkeypatch.setattr(fhir_monitoring, "_ingest", ingest)
     bundle = {
@@ -630,3 +630,68 @@ async def test_a_batch_on_sqlite_is_stored_in_parts_sized_by_the_time_an_entry_c
     assert learned == ([20, 20, 20] if sqlite else [])
     readings = await service.patient_readings(session, network.nurse.principal, patient.id, None, None)
     assert len(readings) == 60
+
+
+async def test_on_postgresql_a_bulk_batch_commits_its_readings_then_judges_them_in_short_groups(
+    session, network, patient, frozen, monkeypatch
+):
+    """PostgreSQL: a bulk batch (more than ``cooperative.BULK_ENTRIES`` entries) stores and commits its readings,
+    then judges its enrolments in groups of ``JUDGE_GROUP``, one transaction each (each holds its enrolments' rows):
+    a single reading of one of these patients waits for a group, not for the whole batch. The answers and the alerts
+    are those of one transaction. SQLite judges each part as it stores it."""
+    from telesante.fhir import monitoring as fhir_monitoring
+    from telesante.patients import service as patients_service
+    from tests.factories import patient_data
+    from tests.stroke.test_service import RecordingBus
+
+    postgresql = session.bind.dialect.name == "postgresql"
+    rising = await enrol(session, network, patient, devices=[])
+    others = []
+    for n in range(4):
+        other, _ = await patients_service.register_patient(
+            session,
+            network.cardiologist.principal,
+            patient_data(birth_family_name=f"Leroy{'e' * n}", birth_given_names="Jeanne"),
+        )
+        await enrol(session, network, other, devices=[])
+        others.append(other)
+    steps: list[object] = []
+    real_commit, real_judge = fhir_monitoring.commit_part, service.judge
+
+    async def commit_part(session_):
+        steps.append("commit")
+        await real_commit(session_)
+
+    async def judge(session_, enrolments, pending):
+        steps.append(len(enrolments))
+        return await real_judge(session_, enrolments, pending)
+
+    monkeypatch.setattr(fhir_monitoring, "commit_part", commit_part)
+    monkeypatch.setattr(service, "judge", judge)
+    monkeypatch.setattr(fhir_monitoring, "JUDGE_GROUP", 2)
+    now = frozen.now
+    readings = [observation(patient.id, "29463-7", 78.0, "kg", now - timedelta(hours=50))]
+    readings += [observation(patient.id, "29463-7", 80.6, "kg", now - timedelta(hours=1))]  # +2.6 kg: red
+    for n in range(54):  # stable weights for the four others: 56 entries, a bulk batch
+        who = others[n % 4]
+        readings.append(
+            observation(who.id, "29463-7", 70.0 + (n % 2) / 10, "kg", now - timedelta(hours=n + 2))
+        )
+    bus = RecordingBus()
+    with use_event_bus(bus):
+        answer = await fhir_monitoring.batch(
+            session,
+            network.gateway.principal,
+            await fhir_monitoring.prepare_batch(
+                {"resourceType": "Bundle", "type": "batch", "entry": [entry(r) for r in readings]}
+            ),
+        )
+        await real_commit(session)  # the request's own commit, after the route: the last group's events
+    assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 56
+    # the readings committed first, then five enrolments judged two by two, a commit between two groups
+    assert steps == (["commit", 2, "commit", 2, "commit", 1] if postgresql else [])
+    alerts = [e for e in bus.events if e.type == "monitoring.alert"]
+    assert [(e.data["enrolment_id"], e.data["severity"]) for e in alerts] == [(str(rising.id), "red")]
+    view = await service.get_enrolment(session, network.nurse.principal, rising.id)
+    assert view.enrolment.colour == "red"
+    assert [a.rule_code for a in view.alerts] == ["ic_poids_3j"]

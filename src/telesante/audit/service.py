@@ -6,6 +6,7 @@ so editing or deleting any row breaks every later link. See docs/domains/audit.m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -63,6 +64,23 @@ def _shared_fields(
         "object_type": object_type,
         "break_glass": bool(break_glass),
     }
+
+
+_FLAT = frozenset({str, int, bool, type(None)})
+
+
+def details_text(details: dict[str, Any] | None) -> str:
+    """An audit row's details as stored (and hashed): ``json.dumps(details, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False, default=str)``. A flat dictionary of strings, integers, booleans and nulls (a device batch's
+    ``{"count", "source"}`` for each of its hundreds of patients) is serialised by orjson, which gives these bytes for
+    such values (``tests/audit/test_chain.py`` compares the two); anything else, or what orjson refuses (an integer
+    beyond 64 bits, a lone surrogate), by ``json.dumps`` itself."""
+    if not details:
+        return "{}"
+    if all(type(key) is str and type(value) in _FLAT for key, value in details.items()):
+        with contextlib.suppress(TypeError):  # orjson.JSONEncodeError is a TypeError
+            return orjson.dumps(details, option=orjson.OPT_SORT_KEYS).decode()
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _canonical(shared: dict[str, Any], seq, object_id, patient_id, details, prev_hash) -> bytes:
@@ -158,9 +176,7 @@ async def record_accesses(
             "seq": seq,
             "object_id": str(object_id)[:64],
             "patient_id": patient_id,
-            "details": json.dumps(
-                details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-            ),
+            "details": details_text(details),
             "prev_hash": prev_hash,
         }
         canonical = _canonical(shared, seq, row["object_id"], patient_id, row["details"], prev_hash)
@@ -196,9 +212,7 @@ def _chained(
         object_id=str(object_id)[:64],
         patient_id=patient_id,
         break_glass=break_glass,
-        details=json.dumps(
-            details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        ),
+        details=details_text(details),
         prev_hash=last.hash if last else GENESIS_HASH,
     )
     event.hash = compute_hash(event)

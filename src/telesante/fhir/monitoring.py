@@ -339,7 +339,7 @@ def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
                     "Réponse au questionnaire : valueBoolean attendu (true : plus que d'habitude).",
                     field="value",
                 )
-            clinical.normalise(code, answer, None, system=system)
+            normalised = clinical.normalise(code, answer, None, system=system)
             return _Parsed(
                 [
                     monitoring.ReadingItem(
@@ -352,6 +352,7 @@ def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
                         system=system,
                         device_serial=serial,
                         identifier=identifier,
+                        normalised=normalised,
                     )
                 ]
             )
@@ -368,8 +369,8 @@ def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
         else:
             value, unit = _quantity(resource.valueQuantity)
             parts.append((code, value, unit))
-        for part, value, unit in parts:  # the panel is stored whole or not at all: check every part first
-            clinical.normalise(part, value, unit, system=system)
+        # the panel is stored whole or not at all: check every part first
+        normalised = [clinical.normalise(part, value, unit, system=system) for part, value, unit in parts]
     except ReadingRefused as refused:
         return _problem(refused.message, refused.field or "Observation")
     items = [
@@ -385,6 +386,7 @@ def parse_observation(data: Any, index: int, first_item: int) -> _Parsed:
             identifier=(f"{identifier}#{part}" if code == BLOOD_PRESSURE_PANEL else identifier)
             if identifier
             else None,
+            normalised=normalised[offset],
         )
         for offset, (part, value, unit) in enumerate(parts)
     ]
@@ -427,12 +429,15 @@ async def _parse_all(resources: list[Any]) -> list[_Parsed]:
 
 
 async def _ingest(
-    session: AsyncSession, principal: Principal, parsed: list[_Parsed]
-) -> list[tuple[int, str | None, str, str | None]]:
-    """(status, location, refusal message, element refused) per posted Observation, parsed by ``_parse_all``."""
+    session: AsyncSession, principal: Principal, parsed: list[_Parsed], judge_later: bool = False
+) -> tuple[list[tuple[int, str | None, str, str | None]], monitoring.Pending | None]:
+    """(status, location, refusal message, element refused) per posted Observation, parsed by ``_parse_all``, and
+    with ``judge_later`` the enrolments whose rules are left to judge (``monitoring.record_readings``)."""
     await _resolve_device_references(session, parsed)
     items = [item for entry in parsed for item in entry.items]
-    result = await monitoring.record_readings(session, principal, items, ReadingSource.DEVICE)
+    result = await monitoring.record_readings(
+        session, principal, items, ReadingSource.DEVICE, judge_later=judge_later
+    )
     by_item = {outcome.index: outcome for outcome in result.outcomes}
     answers = []
     for entry in parsed:
@@ -447,7 +452,7 @@ async def _ingest(
         ids = [id_ for o in outcomes for id_ in o.observation_ids]
         status = 201 if any(o.status == "created" for o in outcomes) else 200
         answers.append((status, f"Observation/{observation_id(ids[0])}" if ids else None, "", None))
-    return answers
+    return answers, result.pending
 
 
 async def create_observation(
@@ -455,7 +460,7 @@ async def create_observation(
 ) -> tuple[int, str | None]:
     """POST /fhir/Observation: (201 created | 200 already stored, location); a refusal raises (422)."""
     data = _expect(_json(body), "Observation")
-    [(status, location, message, element)] = await _ingest(session, principal, await _parse_all([data]))
+    [(status, location, message, element)], _ = await _ingest(session, principal, await _parse_all([data]))
     if status == 422:
         raise ReadingRefused(
             message, field=f"Observation.{_ELEMENTS.get(element, element)}" if element else None
@@ -548,6 +553,12 @@ class PartSizer:
 # one per process: SQLite's write lock is one per database, and a database is one per process
 PARTS = PartSizer()
 
+# PostgreSQL: how many enrolments a bulk batch judges per transaction. Judging an enrolment locks its row until the
+# transaction commits (one patient's readings are judged one transaction at a time across instances); a reading of
+# one of them, from the patient's page or another gateway, waits for that. In groups of 100, a single reading waits
+# for a fifth of a 500-reading batch's rules at most, instead of all of them and the batch's storing.
+JUDGE_GROUP = 100
+
 
 async def batch(
     session: AsyncSession,
@@ -562,6 +573,9 @@ async def batch(
     ``sqlite_part``); the events of a part are announced as soon as it is committed."""
     misplaced = prepared.misplaced
     part = commit_every(session, sqlite_part)
+    # PostgreSQL: a bulk batch's rules are judged after its readings commit, in short transactions (``JUDGE_GROUP``)
+    judge_later = part is None and len(prepared.parsed) > cooperative.BULK_ENTRIES
+    pending: monitoring.Pending | None = None
     results: list[tuple[int, str | None, str, str | None]] = []
     start, total = 0, len(prepared.parsed)
     while start < total:
@@ -578,13 +592,28 @@ async def batch(
             await session.connection()  # the part's transaction begins: SQLite's write lock is ours from here
             began = time.monotonic()
         # SQLite: a part's transaction holds the write lock, so a bulk batch does not wait for others within it.
-        # PostgreSQL: it waits at its pauses, which all come before it takes a lock another request could want
-        # (its observations are new rows; the triage state, the token's last use and the audit chain come after).
+        # PostgreSQL: it waits at its pauses while storing, where it holds no lock another request could want (its
+        # observations are new rows; the token's last use and the audit chain come after); it judges without waiting.
         with cooperative.no_waiting() if part is not None else contextlib.nullcontext():
-            results.extend(await _ingest(session, principal, prepared.parsed[start : start + step]))
+            answers_, pending = await _ingest(
+                session, principal, prepared.parsed[start : start + step], judge_later=judge_later
+            )
+            results.extend(answers_)
         if part is not None:
             PARTS.learn(min(step, total - start), time.monotonic() - began)
         start += step
+    if pending is not None:
+        # PostgreSQL, a bulk batch: its readings (and their audit rows) are committed, then their rules judged in
+        # groups, each its own short transaction holding its enrolments' rows (``EnrolmentRepository.lock_states``)
+        await commit_part(session)
+        for number, group in enumerate(pending.groups(JUDGE_GROUP)):
+            if number:
+                await commit_part(
+                    session
+                )  # this group's alerts are kept and announced; its rows are released
+                await cooperative.give_way()
+            with cooperative.no_waiting():  # the group's enrolment rows are held from the first statement
+                await monitoring.judge(session, group, pending)
     answers = dict(zip(prepared.kept, results, strict=True))
     # The answer is built as plain JSON (one entry per posted entry, thousands per batch): the shapes are those of
     # Bundle.entry.response and OperationOutcome, checked by the tests against fhir.resources.

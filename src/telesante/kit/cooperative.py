@@ -15,8 +15,9 @@ starved (an interactive request older than the window, an upload say, no longer 
 
 Bulk work only waits where it holds nothing that an interactive request could need: ``no_waiting`` marks the
 stretches where it does (on SQLite, a part's transaction holds the single write lock; on PostgreSQL, a batch waits
-only before it takes any lock that another request could want: its observations are new rows, and the triage state
-and the audit chain come after its last pause)."""
+only while storing its readings, before it takes any lock that another request could want: its observations are new
+rows, and the audit chain comes after its last pause; it judges their rules without waiting, holding the
+enrolments' rows)."""
 
 from __future__ import annotations
 

@@ -756,12 +756,29 @@ class ReadingItem:
     identifier: str | None = None
     problem: str | None = None  # refused before reaching here (FHIR shape), with this message
     problem_field: str | None = None
+    # clinical.normalise(code, value, unit, system) already made by the caller that checked the reading (a device
+    # batch's entries are checked as they are read): not made a second time here
+    normalised: tuple[clinical.Measure, float] | None = None
+
+
+@dataclass
+class Pending:
+    """Readings stored whose enrolments' rules are not judged yet (``record_readings(judge_later=True)``): judged by
+    ``judge``, in groups, each its own transaction."""
+
+    enrolments: list[Any]  # the enrolments' state rows, in the order of their ids
+    programmes: dict[uuid.UUID, MonitoringProgramme]
+    now: datetime
+
+    def groups(self, size: int) -> list[list[Any]]:
+        return [self.enrolments[start : start + size] for start in range(0, len(self.enrolments), size)]
 
 
 @dataclass
 class IngestResult:
     outcomes: list[ReadingOutcome]
     alerts: list[Alert] = field(default_factory=list)
+    pending: Pending | None = None  # judge_later: what is left to judge
 
     @property
     def created(self) -> int:
@@ -789,9 +806,13 @@ async def record_readings(
     source: ReadingSource,
     *,
     enrolment: Enrolment | None = None,
+    judge_later: bool = False,
 ) -> IngestResult:
     """Check, store and evaluate a batch of readings. Each item gets its outcome: created, duplicate (already
     stored), or refused with the reason; the good ones are stored even when others are refused.
+
+    ``judge_later``: the readings are stored (and audited) but their rules not judged; ``IngestResult.pending`` says
+    which enrolments ``judge`` must judge, after this transaction has committed (a device batch on PostgreSQL).
 
     ``enrolment``: the patient's page (the link chose it). Otherwise each item names its patient, and the
     principal must belong to the team of the patient's programme, or have the patient in care."""
@@ -829,7 +850,9 @@ async def record_readings(
             )
             continue
         try:
-            measure, value = clinical.normalise(item.code, item.value, item.unit, system=item.system)
+            measure, value = item.normalised or clinical.normalise(
+                item.code, item.value, item.unit, system=item.system
+            )
             effective_at = clinical.check_reading_time(item.effective_at or now, now)
         except clinical.ReadingRefused as refused:
             outcomes[item.index] = _refused(item, refused.message, refused.field)
@@ -905,9 +928,13 @@ async def record_readings(
     for enrolment_id, _ in created:
         touched[enrolment_id] = touched.get(enrolment_id, 0) + 1
     alerts: list[Alert] = []
+    pending = None
     if touched:
         by_id = {e.id: e for group in enrolments.values() for e in group}
-        alerts = await _evaluate(session, [by_id[i] for i in touched], programmes, now)
+        if judge_later:
+            pending = Pending([by_id[i] for i in sorted(touched)], programmes, now)
+        else:
+            alerts = await _evaluate(session, [by_id[i] for i in touched], programmes, now)
         audited: dict[uuid.UUID, int] = {}
         for enrolment_id, count in touched.items():
             patient = by_id[enrolment_id].patient_id
@@ -922,7 +949,13 @@ async def record_readings(
                 for patient_id, count in audited.items()
             ],
         )
-    return IngestResult([outcomes[item.index] for item in items], alerts)
+    return IngestResult([outcomes[item.index] for item in items], alerts, pending)
+
+
+async def judge(session: AsyncSession, enrolments: Sequence[Any], pending: Pending) -> list[Alert]:
+    """Judge the rules of these enrolments (one of ``pending.groups``) on the readings stored, as ``record_readings``
+    would have; the caller commits. Returns the alerts raised or escalated."""
+    return await _evaluate(session, enrolments, pending.programmes, pending.now)
 
 
 async def _writable_patients(
@@ -1096,7 +1129,9 @@ async def evaluate_active(session: AsyncSession, organisation_ids: Sequence[uuid
     """The scheduled evaluation (missing data, and thresholds crossed by the passing of time): every active
     enrolment, in groups. Returns how many alerts were raised."""
     repo = EnrolmentRepository(session)
-    ids = await repo.active_ids(organisation_ids)
+    # in the order of the ids: each group's enrolment rows are locked as it is judged (``lock_states``), and the
+    # locks of the groups before are held until the end, so the whole transaction takes them in one order
+    ids = sorted(await repo.active_ids(organisation_ids))
     raised = 0
     now = clock.now()
     for start in range(0, len(ids), 500):

@@ -556,7 +556,8 @@ PARTS = PartSizer()
 # PostgreSQL: how many enrolments a bulk batch judges per transaction. Judging an enrolment locks its row until the
 # transaction commits (one patient's readings are judged one transaction at a time across instances); a reading of
 # one of them, from the patient's page or another gateway, waits for that. In groups of 100, a single reading waits
-# for a fifth of a 500-reading batch's rules at most, instead of all of them and the batch's storing.
+# for a fifth of a 500-reading batch's rules at most, instead of all of them and the batch's storing (measured, with
+# groups of 250 and 500: docs/performance.md, remote monitoring, eighth session).
 JUDGE_GROUP = 100
 
 
@@ -608,9 +609,8 @@ async def batch(
         await commit_part(session)
         for number, group in enumerate(pending.groups(JUDGE_GROUP)):
             if number:
-                await commit_part(
-                    session
-                )  # this group's alerts are kept and announced; its rows are released
+                # the group before is kept, its alerts announced and its enrolments' rows released
+                await commit_part(session)
                 await cooperative.give_way()
             with cooperative.no_waiting():  # the group's enrolment rows are held from the first statement
                 await monitoring.judge(session, group, pending)

@@ -662,9 +662,9 @@ async def test_on_postgresql_a_bulk_batch_commits_its_readings_then_judges_them_
         steps.append("commit")
         await real_commit(session_)
 
-    async def judge(session_, enrolments, pending):
+    async def judge(session_, enrolments, pending, **options):
         steps.append(len(enrolments))
-        return await real_judge(session_, enrolments, pending)
+        return await real_judge(session_, enrolments, pending, **options)
 
     monkeypatch.setattr(fhir_monitoring, "commit_part", commit_part)
     monkeypatch.setattr(service, "judge", judge)
@@ -692,6 +692,52 @@ async def test_on_postgresql_a_bulk_batch_commits_its_readings_then_judges_them_
     assert steps == (["commit", 2, "commit", 2, "commit", 1] if postgresql else [])
     alerts = [e for e in bus.events if e.type == "monitoring.alert"]
     assert [(e.data["enrolment_id"], e.data["severity"]) for e in alerts] == [(str(rising.id), "red")]
+    # the alert refreshes the worklists: no group sends its own "new readings" refresh besides
+    assert [e.type for e in bus.events if e.type == "monitoring.updated"] == []
     view = await service.get_enrolment(session, network.nurse.principal, rising.id)
     assert view.enrolment.colour == "red"
     assert [a.rule_code for a in view.alerts] == ["ic_poids_3j"]
+
+
+async def test_a_bulk_batch_without_alert_refreshes_the_worklists_once(
+    session, network, patient, frozen, monkeypatch
+):
+    """Readings without an alert tell the team's open worklists once per batch ("new readings"), on PostgreSQL
+    too, where the batch is judged in groups (here of two enrolments), each committed on its own."""
+    from telesante.db import commit_part
+    from telesante.fhir import monitoring as fhir_monitoring
+    from telesante.patients import service as patients_service
+    from tests.factories import patient_data
+    from tests.stroke.test_service import RecordingBus
+
+    monkeypatch.setattr(fhir_monitoring, "JUDGE_GROUP", 2)
+    people = [patient]
+    await enrol(session, network, patient, devices=[])
+    for n in range(4):
+        other, _ = await patients_service.register_patient(
+            session,
+            network.cardiologist.principal,
+            patient_data(birth_family_name=f"Moreau{'x' * n}", birth_given_names="Louis"),
+        )
+        await enrol(session, network, other, devices=[])
+        people.append(other)
+    now = frozen.now
+    readings = [
+        observation(people[n % 5].id, "29463-7", 70.0 + (n % 2) / 10, "kg", now - timedelta(hours=n + 1))
+        for n in range(55)
+    ]
+    bus = RecordingBus()
+    with use_event_bus(bus):
+        answer = await fhir_monitoring.batch(
+            session,
+            network.gateway.principal,
+            await fhir_monitoring.prepare_batch(
+                {"resourceType": "Bundle", "type": "batch", "entry": [entry(r) for r in readings]}
+            ),
+        )
+        await commit_part(session)  # the request's own commit, after the route: the last group's events
+    assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 55
+    updates = [e for e in bus.events if e.type == "monitoring.updated"]
+    assert [e.data["count"] for e in updates] == [5]
+    assert network.nurse.principal.account_id in updates[0].recipients
+    assert not [e for e in bus.events if e.type == "monitoring.alert"]

@@ -607,13 +607,14 @@ async def batch(
         # PostgreSQL, a bulk batch: its readings (and their audit rows) are committed, then their rules judged in
         # groups, each its own short transaction holding its enrolments' rows (``EnrolmentRepository.lock_states``)
         await commit_part(session)
-        for number, group in enumerate(pending.groups(JUDGE_GROUP)):
+        groups = pending.groups(JUDGE_GROUP)
+        for number, group in enumerate(groups):
             if number:
                 # the group before is kept, its alerts announced and its enrolments' rows released
                 await commit_part(session)
                 await cooperative.give_way()
             with cooperative.no_waiting():  # the group's enrolment rows are held from the first statement
-                await monitoring.judge(session, group, pending)
+                await monitoring.judge(session, group, pending, last=number == len(groups) - 1)
     answers = dict(zip(prepared.kept, results, strict=True))
     # The answer is built as plain JSON (one entry per posted entry, thousands per batch): the shapes are those of
     # Bundle.entry.response and OperationOutcome, checked by the tests against fhir.resources.

@@ -769,6 +769,8 @@ class Pending:
     enrolments: list[Any]  # the enrolments' state rows, in the order of their ids
     programmes: dict[uuid.UUID, MonitoringProgramme]
     now: datetime
+    recipients: set[uuid.UUID] | None = None  # the teams' operators, read by the first group for every group
+    raised: int = 0  # alerts raised or escalated by the groups judged so far
 
     def groups(self, size: int) -> list[list[Any]]:
         return [self.enrolments[start : start + size] for start in range(0, len(self.enrolments), size)]
@@ -952,10 +954,27 @@ async def record_readings(
     return IngestResult([outcomes[item.index] for item in items], alerts, pending)
 
 
-async def judge(session: AsyncSession, enrolments: Sequence[Any], pending: Pending) -> list[Alert]:
+async def judge(
+    session: AsyncSession, enrolments: Sequence[Any], pending: Pending, *, last: bool = True
+) -> list[Alert]:
     """Judge the rules of these enrolments (one of ``pending.groups``) on the readings stored, as ``record_readings``
-    would have; the caller commits. Returns the alerts raised or escalated."""
-    return await _evaluate(session, enrolments, pending.programmes, pending.now)
+    would have; the caller commits. Each alert is announced with its group; the worklists' "new readings" refresh
+    once, with the ``last`` group, if no group raised an alert (as for a batch judged at once). Returns the alerts
+    raised or escalated."""
+    if pending.recipients is None:
+        pending.recipients = await EnrolmentRepository(session).operator_accounts(
+            {e.organisation_id for e in pending.enrolments}
+        )
+    raised = await _evaluate(
+        session,
+        enrolments,
+        pending.programmes,
+        pending.now,
+        recipients=pending.recipients,
+        updated=len(pending.enrolments) if last and not pending.raised else None,
+    )
+    pending.raised += len(raised)
+    return raised
 
 
 async def _writable_patients(
@@ -993,9 +1012,15 @@ async def _evaluate(
     enrolments: Sequence[Enrolment],
     programmes: dict[uuid.UUID, MonitoringProgramme],
     now: datetime,
+    *,
+    recipients: set[uuid.UUID] | None = None,
+    updated: int | None = -1,
 ) -> list[Alert]:
     """Evaluate the rules of these enrolments at ``now``: new findings raise alerts, a finding still firing updates
-    its unclosed alert, the triage colour follows the unclosed alerts. Returns the alerts raised or escalated."""
+    its unclosed alert, the triage colour follows the unclosed alerts. Returns the alerts raised or escalated.
+
+    ``recipients``: the teams' operators, when the caller has them. ``updated``: without an alert, the worklists are
+    told that this many enrolments have new readings (-1: these enrolments; None: not told, the caller does)."""
     settings = get_settings()
     missing_programmes = {e.programme_id for e in enrolments} - set(programmes)
     if missing_programmes:
@@ -1107,19 +1132,20 @@ async def _evaluate(
     # The triage state in one statement (the enrolments were read as plain rows)
     await EnrolmentRepository(session).set_triage_state([(e.id, colour, at) for e, colour, at in changed])
     if enrolments:
-        recipients = await EnrolmentRepository(session).operator_accounts(
-            {e.organisation_id for e in enrolments}
-        )
+        if recipients is None:
+            recipients = await EnrolmentRepository(session).operator_accounts(
+                {e.organisation_id for e in enrolments}
+            )
         for alert in raised:
             _announce_alert(session, recipients, alert)
-        if not raised and recipients:
+        if not raised and recipients and updated is not None:
             # new readings without a new alert: the worklists refresh their "new readings" marks (one event per batch)
             publish_on_commit(
                 session,
                 Event(
                     type="monitoring.updated",
                     recipients=frozenset(recipients),
-                    data={"count": len(enrolments)},
+                    data={"count": len(enrolments) if updated == -1 else updated},
                 ),
             )
     return raised

@@ -42,6 +42,41 @@ def entry(resource) -> dict:
     return {"resource": resource, "request": {"method": "POST", "url": "Observation"}}
 
 
+async def enrol_others(session, network, count: int) -> list:
+    """``count`` more patients registered and enrolled by the cardiologist (no device)."""
+    from telesante.patients import service as patients_service
+    from tests.factories import patient_data
+
+    others = []
+    for n in range(count):
+        other, _ = await patients_service.register_patient(
+            session,
+            network.cardiologist.principal,
+            patient_data(birth_family_name=f"Leroy{'e' * n}", birth_given_names="Jeanne"),
+        )
+        await enrol(session, network, other, devices=[])
+        others.append(other)
+    return others
+
+
+async def post_bulk(session, network, readings: list[dict], bus) -> dict:
+    """A gateway's batch of these readings through ``fhir.monitoring.batch``, then the request's own commit (the route
+    commits after it), its events recorded by ``bus``."""
+    from telesante.db import commit_part
+    from telesante.fhir import monitoring as fhir_monitoring
+
+    with use_event_bus(bus):
+        answer = await fhir_monitoring.batch(
+            session,
+            network.gateway.principal,
+            await fhir_monitoring.prepare_batch(
+                {"resourceType": "Bundle", "type": "batch", "entry": [entry(r) for r in readings]}
+            ),
+        )
+        await commit_part(session)
+    return answer
+
+
 async def test_fhirpy_posts_a_reading_twice_and_it_is_stored_once(
     fhir_url,  # noqa: F811 - the fixture imported above
     session,
@@ -640,21 +675,11 @@ async def test_on_postgresql_a_bulk_batch_commits_its_readings_then_judges_them_
     a single reading of one of these patients waits for a group, not for the whole batch. The answers and the alerts
     are those of one transaction. SQLite judges each part as it stores it."""
     from telesante.fhir import monitoring as fhir_monitoring
-    from telesante.patients import service as patients_service
-    from tests.factories import patient_data
     from tests.stroke.test_service import RecordingBus
 
     postgresql = session.bind.dialect.name == "postgresql"
     rising = await enrol(session, network, patient, devices=[])
-    others = []
-    for n in range(4):
-        other, _ = await patients_service.register_patient(
-            session,
-            network.cardiologist.principal,
-            patient_data(birth_family_name=f"Leroy{'e' * n}", birth_given_names="Jeanne"),
-        )
-        await enrol(session, network, other, devices=[])
-        others.append(other)
+    others = await enrol_others(session, network, 4)
     steps: list[object] = []
     real_commit, real_judge = fhir_monitoring.commit_part, service.judge
 
@@ -678,15 +703,9 @@ async def test_on_postgresql_a_bulk_batch_commits_its_readings_then_judges_them_
             observation(who.id, "29463-7", 70.0 + (n % 2) / 10, "kg", now - timedelta(hours=n + 2))
         )
     bus = RecordingBus()
-    with use_event_bus(bus):
-        answer = await fhir_monitoring.batch(
-            session,
-            network.gateway.principal,
-            await fhir_monitoring.prepare_batch(
-                {"resourceType": "Bundle", "type": "batch", "entry": [entry(r) for r in readings]}
-            ),
-        )
-        await real_commit(session)  # the request's own commit, after the route: the last group's events
+    answer = await post_bulk(
+        session, network, readings, bus
+    )  # its final commit is not the batch's: not counted
     assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 56
     # the readings committed first, then five enrolments judged two by two, a commit between two groups
     assert steps == (["commit", 2, "commit", 2, "commit", 1] if postgresql else [])
@@ -704,38 +723,19 @@ async def test_a_bulk_batch_without_alert_refreshes_the_worklists_once(
 ):
     """Readings without an alert tell the team's open worklists once per batch ("new readings"), on PostgreSQL
     too, where the batch is judged in groups (here of two enrolments), each committed on its own."""
-    from telesante.db import commit_part
     from telesante.fhir import monitoring as fhir_monitoring
-    from telesante.patients import service as patients_service
-    from tests.factories import patient_data
     from tests.stroke.test_service import RecordingBus
 
     monkeypatch.setattr(fhir_monitoring, "JUDGE_GROUP", 2)
-    people = [patient]
     await enrol(session, network, patient, devices=[])
-    for n in range(4):
-        other, _ = await patients_service.register_patient(
-            session,
-            network.cardiologist.principal,
-            patient_data(birth_family_name=f"Moreau{'x' * n}", birth_given_names="Louis"),
-        )
-        await enrol(session, network, other, devices=[])
-        people.append(other)
+    people = [patient, *await enrol_others(session, network, 4)]
     now = frozen.now
     readings = [
         observation(people[n % 5].id, "29463-7", 70.0 + (n % 2) / 10, "kg", now - timedelta(hours=n + 1))
         for n in range(55)
     ]
     bus = RecordingBus()
-    with use_event_bus(bus):
-        answer = await fhir_monitoring.batch(
-            session,
-            network.gateway.principal,
-            await fhir_monitoring.prepare_batch(
-                {"resourceType": "Bundle", "type": "batch", "entry": [entry(r) for r in readings]}
-            ),
-        )
-        await commit_part(session)  # the request's own commit, after the route: the last group's events
+    answer = await post_bulk(session, network, readings, bus)
     assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 55
     updates = [e for e in bus.events if e.type == "monitoring.updated"]
     assert [e.data["count"] for e in updates] == [5]

@@ -22,30 +22,40 @@ def weight(patient_id, kilograms, at) -> list[ReadingItem]:
     return [ReadingItem(0, patient_id, "29463-7", kilograms, "kg", at)]
 
 
+async def send(sessionmaker, gateway, patient_id, kilograms, at):
+    """One weight sent by the gateway through this instance, in a transaction of its own (committed)."""
+    async with transaction(sessionmaker) as session:
+        return await service.record_readings(
+            session, gateway, weight(patient_id, kilograms, at), ReadingSource.DEVICE
+        )
+
+
+async def heart_failure_patient(setup, now, weights: list[tuple[float, int]]):
+    """In a committed transaction: the network, Marcel Dufour enrolled, and his weights (kg, hours ago) sent by the
+    gateway. Returns (network, patient, enrolment, the last record_readings result)."""
+    async with transaction(setup) as session:
+        network = await build_network(session)
+        patient = await make_patient(
+            session, network.cardiologist, birth_family_name="Dufour", birth_given_names="Marcel"
+        )
+        enrolment = await enrol(session, network, patient, devices=[])
+        for kilograms, hours in weights:
+            result = await service.record_readings(
+                session,
+                network.gateway.principal,
+                weight(patient.id, kilograms, now - timedelta(hours=hours)),
+                ReadingSource.DEVICE,
+            )
+    return network, patient, enrolment, result
+
+
 async def test_two_instances_judge_one_patients_simultaneous_readings_in_turn(database_url, frozen):  # noqa: F811
     engines = [make_engine(database_url) for _ in range(3)]
     setup, first, second = (make_sessionmaker(e) for e in engines)
     now = frozen.now
     try:
-        async with transaction(setup) as session:
-            network = await build_network(session)
-            patient = await make_patient(
-                session, network.cardiologist, birth_family_name="Dufour", birth_given_names="Marcel"
-            )
-            enrolment = await enrol(session, network, patient, devices=[])
-            gateway = network.gateway.principal
-            await service.record_readings(
-                session, gateway, weight(patient.id, 78.0, now - timedelta(hours=48)), ReadingSource.DEVICE
-            )
-
-        async def second_instance():
-            async with transaction(second) as session:
-                return await service.record_readings(
-                    session,
-                    gateway,
-                    weight(patient.id, 80.9, now - timedelta(minutes=30)),
-                    ReadingSource.DEVICE,
-                )
+        network, patient, enrolment, _ = await heart_failure_patient(setup, now, [(78.0, 48)])
+        gateway = network.gateway.principal
 
         async with first() as session:
             # +2.6 kg in two days: red, not committed yet when the second reading arrives on the other instance
@@ -53,7 +63,7 @@ async def test_two_instances_judge_one_patients_simultaneous_readings_in_turn(da
                 session, gateway, weight(patient.id, 80.6, now - timedelta(hours=1)), ReadingSource.DEVICE
             )
             assert [(a.rule_code, a.severity) for a in early.alerts] == [("ic_poids_3j", "red")]
-            late = asyncio.create_task(second_instance())
+            late = asyncio.create_task(send(second, gateway, patient.id, 80.9, now - timedelta(minutes=30)))
             await asyncio.sleep(0.5)  # the second instance reaches the patient's rules meanwhile
             await session.commit()
         later = await late
@@ -88,30 +98,9 @@ async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_o
     setup, first, second = (make_sessionmaker(e) for e in engines)
     now = frozen.now
     try:
-        async with transaction(setup) as session:
-            network = await build_network(session)
-            patient = await make_patient(
-                session, network.cardiologist, birth_family_name="Dufour", birth_given_names="Marcel"
-            )
-            enrolment = await enrol(session, network, patient, devices=[])
-            gateway = network.gateway.principal
-            for kilograms, hours in ((78.0, 48), (80.6, 1)):
-                result = await service.record_readings(
-                    session,
-                    gateway,
-                    weight(patient.id, kilograms, now - timedelta(hours=hours)),
-                    ReadingSource.DEVICE,
-                )
-            [raised] = result.alerts
-
-        async def second_instance():
-            async with transaction(second) as session:
-                return await service.record_readings(
-                    session,
-                    gateway,
-                    weight(patient.id, 80.9, now - timedelta(minutes=30)),
-                    ReadingSource.DEVICE,
-                )
+        network, patient, enrolment, result = await heart_failure_patient(setup, now, [(78.0, 48), (80.6, 1)])
+        gateway = network.gateway.principal
+        [raised] = result.alerts
 
         async with first() as session:
             await service.interpret_alert(
@@ -122,7 +111,7 @@ async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_o
                     interpretation="Diurétique augmenté par téléphone.", action=AlertAction.TREATMENT
                 ),
             )
-            late = asyncio.create_task(second_instance())
+            late = asyncio.create_task(send(second, gateway, patient.id, 80.9, now - timedelta(minutes=30)))
             await asyncio.sleep(0.5)
             await session.commit()
         later = await late

@@ -34,6 +34,23 @@ depends_on: str | Sequence[str] | None = None
 READINGS = "monitoring_observations"
 
 
+ENROLMENT_KEY = "fk_monitoring_observations_enrolment_id_monitoring_enrolments"
+DEVICE_KEY = "fk_monitoring_observations_device_id_monitoring_devices"
+
+
+def _rekey(batch_op, enrolment: list[str], device: list[str]) -> None:
+    """The readings' keys to their enrolment and device, dropped and made again on these columns (the same columns
+    on the enrolment's and the device's side, ``enrolment_id`` standing for ``id``)."""
+    batch_op.drop_constraint(DEVICE_KEY, type_="foreignkey")
+    batch_op.drop_constraint(ENROLMENT_KEY, type_="foreignkey")
+    batch_op.create_foreign_key(
+        ENROLMENT_KEY, "monitoring_enrolments", enrolment, ["id" if c == "enrolment_id" else c for c in enrolment]
+    )
+    batch_op.create_foreign_key(
+        DEVICE_KEY, "monitoring_devices", device, ["id" if c == "device_id" else c for c in device]
+    )
+
+
 def _check_sqlite() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
@@ -54,45 +71,15 @@ def upgrade() -> None:
         batch_op.drop_index("ix_monitoring_devices_enrolment_id")
     with op.batch_alter_table(READINGS, schema=None) as batch_op:
         batch_op.drop_constraint("fk_monitoring_observations_patient_id_patients", type_="foreignkey")
-        batch_op.drop_constraint("fk_monitoring_observations_device_id_monitoring_devices", type_="foreignkey")
-        batch_op.drop_constraint(
-            "fk_monitoring_observations_enrolment_id_monitoring_enrolments", type_="foreignkey"
-        )
-        batch_op.create_foreign_key(
-            "fk_monitoring_observations_enrolment_id_monitoring_enrolments",
-            "monitoring_enrolments",
-            ["enrolment_id", "patient_id"],
-            ["id", "patient_id"],
-        )
-        batch_op.create_foreign_key(
-            "fk_monitoring_observations_device_id_monitoring_devices",
-            "monitoring_devices",
-            ["device_id", "enrolment_id"],
-            ["id", "enrolment_id"],
-        )
+        _rekey(batch_op, ["enrolment_id", "patient_id"], ["device_id", "enrolment_id"])
     _check_sqlite()
 
 
 def downgrade() -> None:
     with op.batch_alter_table(READINGS, schema=None) as batch_op:
-        batch_op.drop_constraint("fk_monitoring_observations_device_id_monitoring_devices", type_="foreignkey")
-        batch_op.drop_constraint(
-            "fk_monitoring_observations_enrolment_id_monitoring_enrolments", type_="foreignkey"
-        )
-        batch_op.create_foreign_key(
-            "fk_monitoring_observations_enrolment_id_monitoring_enrolments",
-            "monitoring_enrolments",
-            ["enrolment_id"],
-            ["id"],
-        )
+        _rekey(batch_op, ["enrolment_id"], ["device_id"])
         batch_op.create_foreign_key(
             "fk_monitoring_observations_patient_id_patients", "patients", ["patient_id"], ["id"]
-        )
-        batch_op.create_foreign_key(
-            "fk_monitoring_observations_device_id_monitoring_devices",
-            "monitoring_devices",
-            ["device_id"],
-            ["id"],
         )
     with op.batch_alter_table("monitoring_devices", schema=None) as batch_op:
         batch_op.create_index("ix_monitoring_devices_enrolment_id", ["enrolment_id"], unique=False)

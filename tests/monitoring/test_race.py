@@ -139,3 +139,29 @@ async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_o
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_teams_step_on_an_alert_holds_the_patients_judgement_until_it_ends(database_url, frozen):  # noqa: F811
+    """From the moment the team opens a step on an alert (filter, interpretation, teleconsultation), a reading of
+    that patient arriving on another instance is not judged until the step's transaction ends: both lock the
+    enrolment first, so they never wait for each other in a circle (the alert, then the enrolment on one side; the
+    enrolment, then the alert on the other)."""
+    engines = [make_engine(database_url) for _ in range(3)]
+    setup, first, second = (make_sessionmaker(e) for e in engines)
+    now = frozen.now
+    try:
+        network, patient, enrolment, result = await heart_failure_patient(setup, now, [(78.0, 48), (80.6, 1)])
+        [raised] = result.alerts
+        async with first() as session:
+            await service._team_alert(session, network.doctor.principal, raised.id)  # the step begins
+            late = asyncio.create_task(
+                send(second, network.gateway.principal, patient.id, 80.9, now - timedelta(minutes=30))
+            )
+            await asyncio.sleep(0.5)
+            assert not late.done()  # the reading waits for the team's step
+            await session.rollback()
+        later = await late
+        assert [outcome.status for outcome in later.outcomes] == ["created"]
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from telesante.kit.models import UTCDateTime, Uuid, str_enum, uuid7
-from telesante.kit.repository import among, sqlite_compiled, sqlite_list, sqlite_rows, sqlite_value
+from telesante.kit.repository import among, driver_compiled, sqlite_list, sqlite_rows, sqlite_value
 
 
 class Colour(enum.StrEnum):
@@ -89,7 +89,7 @@ def test_driver_rows_are_stored_as_sqlalchemy_stores_them(engines):
     through_sqlalchemy, through_driver = engines
     with through_sqlalchemy.begin() as connection:
         connection.execute(sa.insert(sample), ROWS)
-    statement, order = sqlite_compiled(
+    statement, order = driver_compiled(
         ("test.sample", tuple(COLUMNS)), lambda: sa.insert(sample), through_driver.dialect, COLUMNS
     )
     assert list(order) == COLUMNS

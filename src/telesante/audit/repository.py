@@ -60,12 +60,18 @@ class AuditRepository(RepositoryBase[AuditEvent]):
         """Rows already chained, in order, in one statement; ``common``: the columns of the same value in every row.
         The next append of the transaction reads the head again (the lock is still held: nobody else appended)."""
         table = AuditEvent.__table__
+        names = (*common, *rows[0])
         if self.dialect == "postgresql":
             # one statement, one parameter per column (kit.repository.column_arrays)
-            select = column_arrays(table, rows, common)
-            await self.session.execute(sa.insert(table).from_select([*common, *rows[0]], select))
+            await self.driver_execute(
+                ("audit.insert_rows", names),
+                lambda: sa.insert(table).from_select(
+                    names, column_arrays(table, list(rows[0]), list(common))
+                ),
+                rows=rows,
+                constants=common,
+            )
         else:  # SQLite: an executemany of one prepared statement by the driver (kit.repository.sqlite_rows)
-            names = (*common, *rows[0])
             await self.driver_execute(
                 ("audit.insert_rows", names),
                 lambda: sa.insert(table),

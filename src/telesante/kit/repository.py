@@ -18,33 +18,35 @@ from telesante.kit.models import Base
 M = TypeVar("M", bound=Base)
 
 
-def column_arrays(
-    table: sa.Table, rows: Sequence[dict[str, Any]], constants: dict[str, Any] | None = None
-) -> sa.Select:
-    """PostgreSQL: ``SELECT $1, …, rows.a, rows.b … FROM unnest($3::type[], $4::type[], …) AS rows(a, b, …)``: the
-    rows given as one array per column (the columns of the first row), and the values shared by every row
-    (``constants``) once each, for ``INSERT … SELECT`` (columns: the constants', then the rows') and ``UPDATE … FROM``.
+def column_arrays(table: sa.Table, names: Sequence[str], constants: Sequence[str] = ()) -> sa.Select:
+    """PostgreSQL: ``SELECT $1, …, rows.a, rows.b … FROM unnest($3::type[], $4::type[], …) AS rows(a, b, …)``: rows
+    given as one array per column (parameter ``rows_<name>`` for each of ``names``), and the values shared by every
+    row once each (parameter ``shared_<name>`` for each of ``constants``), for ``INSERT … SELECT`` (columns: the
+    constants', then the rows') and ``UPDATE … FROM``. Run by ``RepositoryBase.driver_execute(rows=…)``, which sends
+    the arrays (``array_parameters``).
 
     A list of rows sent as an executemany is executed by PostgreSQL once per row (asyncpg), and as multi-row VALUES
     it is a different statement for every number of rows (parsed and planned again) with one parameter per value.
     Here the statement's text is the same whatever the number of rows, and each column is one parameter: measured
     for a device batch's readings, audit rows and triage states (docs/performance.md, remote monitoring)."""
-    constants = constants or {}
-    names = list(rows[0])
     arrays = [
-        sa.bindparam(
-            f"rows_{name}",
-            [row[name] for row in rows],
-            type_=postgresql.ARRAY(_unbounded(table.c[name].type)),
-        )
-        for name in names
+        sa.bindparam(f"rows_{name}", type_=postgresql.ARRAY(_unbounded(table.c[name].type))) for name in names
     ]
     source = sa.func.unnest(*arrays).table_valued(*names, name="rows").render_derived()
     shared = [
-        sa.bindparam(f"shared_{name}", value, type_=_unbounded(table.c[name].type)).label(name)
-        for name, value in constants.items()
+        sa.bindparam(f"shared_{name}", type_=_unbounded(table.c[name].type)).label(name) for name in constants
     ]
     return sa.select(*shared, *(source.c[name] for name in names))
+
+
+def array_parameters(
+    rows: Sequence[dict[str, Any]], constants: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The parameters of a ``column_arrays`` statement: one list per column of the rows, each constant once."""
+    names = list(rows[0])
+    given: dict[str, Any] = {f"rows_{name}": [row[name] for row in rows] for name in names}
+    given.update({f"shared_{name}": value for name, value in (constants or {}).items()})
+    return given
 
 
 def _unbounded(type_: Any) -> Any:
@@ -72,6 +74,12 @@ def among(column: sa.ColumnElement, values: Sequence[Any], dialect: str) -> sa.C
             )
         )
     return column.in_(values)
+
+
+def any_of(column: sa.ColumnElement, name: str) -> sa.ColumnElement[bool]:
+    """PostgreSQL: ``column = ANY($n::type[])``, the values one array parameter named ``name`` (``among`` for a
+    statement run by ``RepositoryBase.driver_execute``)."""
+    return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(_unbounded(column.type))))
 
 
 # --- SQLite: lists of rows straight to the driver -----------------------------------------------------------------
@@ -114,18 +122,41 @@ def sqlite_list(values: Sequence[Any]) -> str:
     return orjson.dumps([sqlite_value(value) for value in values]).decode()
 
 
-_COMPILED: dict[Hashable, tuple[str, tuple[str, ...]]] = {}
+def pg_value(value: Any) -> Any:
+    """A value as asyncpg sends it for this project's column types: a UUID, a number, a string or an aware datetime as
+    it is (a naive one is refused, as ``UTCDateTime`` does), an enum as its value; in a list (an array parameter),
+    each element so."""
+    kind = type(value)
+    if kind is str or kind is float or kind is int or kind is uuid.UUID or value is None:
+        return value
+    if kind is list:
+        first = next((element for element in value if element is not None), None)
+        if first is None or type(first) in _PG_PLAIN:
+            return value
+        return [pg_value(element) for element in value]
+    if kind is datetime:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: use telesante.kit.clock.now()")
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
-def sqlite_compiled(
+_PG_PLAIN = frozenset({str, float, int, uuid.UUID})  # array elements sent as they are (``pg_value``)
+
+_COMPILED: dict[tuple[str, Hashable], tuple[str, tuple[str, ...]]] = {}
+
+
+def driver_compiled(
     key: Hashable, build: Callable[[], Any], dialect: Any, columns: Sequence[str] | None = None
 ) -> tuple[str, tuple[str, ...]]:
-    """The SQL text of the statement ``build()`` makes, compiled once per ``key`` for this dialect, and the names of
-    its parameters in order; ``columns``: an INSERT's columns, each given by the parameter of its name."""
-    found = _COMPILED.get(key)
+    """The SQL text of the statement ``build()`` makes, compiled once per ``key`` and dialect, and the names of its
+    parameters in order; ``columns``: an INSERT's columns, each given by the parameter of its name."""
+    found = _COMPILED.get((dialect.name, key))
     if found is None:
         compiled = build().compile(dialect=dialect, column_keys=list(columns) if columns else None)
-        found = _COMPILED[key] = (compiled.string, tuple(compiled.positiontup or ()))
+        found = _COMPILED[(dialect.name, key)] = (compiled.string, tuple(compiled.positiontup or ()))
     return found
 
 
@@ -176,13 +207,29 @@ class RepositoryBase(Generic[M]):
         constants: dict[str, Any] | None = None,
         columns: Sequence[str] | None = None,
     ) -> list[tuple[Any, ...]]:
-        """SQLite: the statement ``build()`` makes, compiled once per ``key`` (``sqlite_compiled``), run by the driver
-        on the session's connection: with ``values`` (its named parameters), or as an executemany of ``rows`` (each
-        parameter from ``constants`` or else from the row); ``columns``: an INSERT's columns (``sqlite_compiled``).
-        Returns its rows as the driver gives them (text for UUIDs and times). No autoflush: only for rows this code
-        never leaves pending in the session."""
+        """The statement ``build()`` makes, compiled once per ``key`` (``driver_compiled``), run by the driver on the
+        session's connection (in its transaction) with ``values``, its named parameters. ``rows``: on SQLite an
+        executemany of one prepared statement (each parameter from ``constants`` or else from the row; ``columns``: an
+        INSERT's columns); on PostgreSQL a ``column_arrays`` statement, the rows sent as one array per column.
+        Returns its rows as the driver gives them: on SQLite text for UUIDs and times; on PostgreSQL UUIDs, aware UTC
+        datetimes, JSON decoded, an enum's column as its text. No autoflush: only for rows this code never leaves
+        pending in the session.
+
+        A hot statement (a device batch's) spends in SQLAlchemy's execution (cache key, compiled form, processors of
+        each parameter and value) about twice what the driver does; here it pays the driver only (measured,
+        docs/performance.md)."""
         connection = await self.session.connection()
-        statement, order = sqlite_compiled(key, build, connection.dialect, columns)
+        statement, order = driver_compiled(key, build, connection.dialect, columns)
+        if connection.dialect.name == "postgresql":
+            given = dict(values or {})
+            if rows is not None:
+                if not rows:
+                    return []
+                given.update(array_parameters(rows, constants))
+            result = await connection.exec_driver_sql(
+                statement, tuple(pg_value(given[name]) for name in order)
+            )
+            return list(result.all()) if result.returns_rows else []
         if rows is not None:
             if not rows:
                 return []

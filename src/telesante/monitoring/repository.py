@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
@@ -15,7 +16,7 @@ from telesante.auth.models import Account
 from telesante.directory.models import Membership, Organisation, Role
 from telesante.kit import clock
 from telesante.kit.models import uuid_from_text
-from telesante.kit.repository import RepositoryBase, among, column_arrays, sqlite_list
+from telesante.kit.repository import RepositoryBase, among, any_of, column_arrays, sqlite_list
 from telesante.monitoring.models import (
     Alert,
     AlertStatus,
@@ -27,6 +28,31 @@ from telesante.monitoring.models import (
     Observation,
 )
 from telesante.patients.models import Patient
+
+
+class EnrolmentState(NamedTuple):
+    """What ingest and the rules read of an enrolment (``EnrolmentRepository._STATE``): its attributes without the ORM."""
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    programme_id: uuid.UUID
+    organisation_id: uuid.UUID
+    overrides: dict[str, Any] | None
+    started_at: datetime | None
+    created_at: datetime
+    colour: str
+    last_reading_at: datetime | None
+
+
+class LinkedDevice(NamedTuple):
+    id: uuid.UUID
+    serial: str
+    enrolment_id: uuid.UUID
+
+
+def _sqlite_time(text: str | None) -> datetime | None:
+    """A time as ``UTCDateTime`` stores it on SQLite (naive UTC text) as an aware UTC datetime."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 class ProgrammeRepository(RepositoryBase[MonitoringProgramme]):
@@ -100,22 +126,58 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         Enrolment.last_reading_at,
     )
 
-    async def active_by_patient(self, patient_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[sa.Row]]:
-        """The active enrolments of these patients (state rows), oldest first (where a reading goes when several
-        follow it)."""
+    async def active_by_patient(
+        self, patient_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, list[EnrolmentState]]:
+        """The active enrolments of these patients (state tuples), oldest first (where a reading goes when several
+        follow it). By the driver (``driver_execute``): a device batch asks for hundreds of patients."""
         ids = list(set(patient_ids))
-        found: dict[uuid.UUID, list[sa.Row]] = {}
-        for start in range(0, len(ids), 500):
-            rows = await self.session.execute(
-                sa.select(*self._STATE)
-                .where(
-                    among(Enrolment.patient_id, ids[start : start + 500], self.dialect),
-                    Enrolment.status == EnrolmentStatus.ACTIVE,
-                )
-                .order_by(Enrolment.created_at)
+        found: dict[uuid.UUID, list[EnrolmentState]] = {}
+        if not ids:
+            return found
+        if self.dialect == "postgresql":
+            rows = await self.driver_execute(
+                "enrolments.active_by_patient",
+                lambda: (
+                    sa.select(*self._STATE)
+                    .where(any_of(Enrolment.patient_id, "ids"), Enrolment.status == sa.bindparam("active"))
+                    .order_by(Enrolment.created_at)
+                ),
+                {"ids": ids, "active": EnrolmentStatus.ACTIVE},
             )
-            for row in rows.all():
-                found.setdefault(row.patient_id, []).append(row)
+            states = [EnrolmentState(*row) for row in rows]
+        else:  # SQLite: the stored text converted here (``kit.models``: 32 hex digits, naive UTC times, JSON text)
+            rows = await self.driver_execute(
+                "enrolments.active_by_patient",
+                lambda: (
+                    sa.select(*self._STATE)
+                    .where(
+                        Enrolment.patient_id.in_(
+                            sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids")))
+                        ),
+                        Enrolment.status == sa.bindparam("active"),
+                    )
+                    .order_by(Enrolment.created_at)
+                ),
+                {"ids": sqlite_list(ids), "active": EnrolmentStatus.ACTIVE},
+            )
+            asked = {id_.hex: id_ for id_ in ids}
+            states = [
+                EnrolmentState(
+                    uuid_from_text(id_),
+                    asked.get(patient_id) or uuid_from_text(patient_id),
+                    uuid_from_text(programme_id),
+                    uuid_from_text(organisation_id),
+                    orjson.loads(overrides) if overrides is not None else None,
+                    _sqlite_time(started_at),
+                    _sqlite_time(created_at),
+                    colour,
+                    _sqlite_time(last_reading_at),
+                )
+                for id_, patient_id, programme_id, organisation_id, overrides, started_at, created_at, colour, last_reading_at in rows
+            ]
+        for state in states:
+            found.setdefault(state.patient_id, []).append(state)
         return found
 
     async def active_in_team_programme(self, organisation_id: uuid.UUID, code: str) -> list[sa.Row]:
@@ -156,16 +218,19 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         if self.dialect != "postgresql":
             return None
         wanted = sorted(set(ids))
-        found: dict[uuid.UUID, tuple[str, datetime | None]] = {}
-        for start in range(0, len(wanted), 500):
-            rows = await self.core_rows(
+        if not wanted:
+            return {}
+        rows = await self.driver_execute(
+            "enrolments.lock_states",
+            lambda: (
                 sa.select(Enrolment.id, Enrolment.colour, Enrolment.last_reading_at)
-                .where(among(Enrolment.id, wanted[start : start + 500], self.dialect))
+                .where(any_of(Enrolment.id, "ids"))
                 .order_by(Enrolment.id)
-                .with_for_update(key_share=True)  # PostgreSQL: FOR NO KEY UPDATE
-            )
-            found.update({id_: (colour, at) for id_, colour, at in rows})
-        return found
+                .with_for_update(key_share=True)
+            ),  # PostgreSQL: FOR NO KEY UPDATE
+            {"ids": wanted},
+        )
+        return {id_: (colour, at) for id_, colour, at in rows}
 
     async def set_triage_state(self, changes: Sequence[tuple[uuid.UUID, str, datetime | None]]) -> None:
         if not changes:
@@ -175,13 +240,18 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         table = Enrolment.__table__
         if self.dialect == "postgresql":
             # one statement, one parameter per column (kit.repository.column_arrays)
-            changed = column_arrays(
-                table, [{"id": id_, "colour": colour, "last_reading_at": at} for id_, colour, at in changes]
-            ).subquery("changed")
-            await self.session.execute(
-                sa.update(table)
-                .where(table.c.id == changed.c.id)
-                .values(colour=changed.c.colour, last_reading_at=changed.c.last_reading_at)
+            def build() -> sa.Update:
+                changed = column_arrays(table, ["id", "colour", "last_reading_at"]).subquery("changed")
+                return (
+                    sa.update(table)
+                    .where(table.c.id == changed.c.id)
+                    .values(colour=changed.c.colour, last_reading_at=changed.c.last_reading_at)
+                )
+
+            await self.driver_execute(
+                "enrolments.set_triage_state",
+                build,
+                rows=[{"id": id_, "colour": colour, "last_reading_at": at} for id_, colour, at in changes],
             )
         else:  # SQLite: an executemany of one prepared statement by the driver (kit.repository.sqlite_rows)
             await self.driver_execute(
@@ -252,17 +322,34 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
 class DeviceRepository(RepositoryBase[Device]):
     model = Device
 
-    async def linked(self, serials: Iterable[str]) -> dict[str, sa.Row]:
+    async def linked(self, serials: Iterable[str]) -> dict[str, LinkedDevice]:
         """Devices currently linked (id, serial, enrolment id), by serial, among these serials."""
         serials = list(set(serials))
         if not serials:
             return {}
-        rows = await self.session.execute(
-            sa.select(Device.id, Device.serial, Device.enrolment_id).where(
-                among(Device.serial, serials, self.dialect), Device.unlinked_at.is_(None)
+        if self.dialect == "postgresql":  # a device batch's hundreds of serials: by the driver
+            found = await self.driver_execute(
+                "devices.linked",
+                lambda: sa.select(Device.id, Device.serial, Device.enrolment_id).where(
+                    any_of(Device.serial, "serials"), Device.unlinked_at.is_(None)
+                ),
+                {"serials": serials},
             )
+            return {serial: LinkedDevice(id_, serial, enrolment_id) for id_, serial, enrolment_id in found}
+        found = await self.driver_execute(  # SQLite: by the driver too, the ids' text converted here
+            "devices.linked",
+            lambda: sa.select(Device.id, Device.serial, Device.enrolment_id).where(
+                Device.serial.in_(
+                    sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("serials")))
+                ),
+                Device.unlinked_at.is_(None),
+            ),
+            {"serials": sqlite_list(serials)},
         )
-        return {row.serial: row for row in rows.all()}
+        return {
+            serial: LinkedDevice(uuid_from_text(id_), serial, uuid_from_text(enrolment_id))
+            for id_, serial, enrolment_id in found
+        }
 
     async def serials(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         wanted = list(set(ids))
@@ -302,18 +389,22 @@ class ObservationRepository(RepositoryBase[Observation]):
             return {}
         table = Observation.__table__
         dialect = self.dialect
+        names = (*common, *rows[0])
         if dialect == "postgresql":  # one statement, one parameter per column (kit.repository.column_arrays)
-            select = column_arrays(table, rows, common)
-            stmt = postgresql.insert(table).from_select([*common, *rows[0]], select)
-            result = await self.session.execute(
-                stmt.on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"]).returning(
-                    table.c.id, table.c.enrolment_id, table.c.dedup_key
-                )
+            returned = await self.driver_execute(
+                ("observations.insert_new", names),
+                lambda: (
+                    postgresql.insert(table)
+                    .from_select(names, column_arrays(table, list(rows[0]), list(common)))
+                    .on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"])
+                    .returning(table.c.id, table.c.enrolment_id, table.c.dedup_key)
+                ),
+                rows=rows,
+                constants=common,
             )
-            return {(enrolment_id, key): id_ for id_, enrolment_id, key in result.all()}
+            return {(enrolment_id, key): id_ for id_, enrolment_id, key in returned}
         # SQLite: the rows to the driver (``kit.repository.sqlite_rows``; the write lock is held since the transaction
         # began, ``db.WriteQueue``), then which of their keys are stored, one index probe each: those are the new ones
-        names = (*common, *rows[0])
         await self.driver_execute(
             ("observations.insert_new", names),
             lambda: _insert(dialect)(table).on_conflict_do_nothing(
@@ -381,21 +472,24 @@ class ObservationRepository(RepositoryBase[Observation]):
                 )
             asked = {id_.hex: id_ for id_ in ids}
             return {asked.get(text) or uuid_from_text(text): readings for text, readings in by_text.items()}
-        for start in range(0, len(ids), 500):
-            rows = await self.core_rows(  # readings are only ever written by Core statements (insert_new)
-                sa.select(
-                    Observation.enrolment_id,
-                    Observation.id,
-                    Observation.measure,
-                    Observation.value,
-                    Observation.effective_at,
-                ).where(
-                    among(Observation.enrolment_id, ids[start : start + 500], self.dialect),
-                    Observation.effective_at >= since,
-                )
-            )
-            for enrolment_id, id_, measure, value, at in rows:
-                found.setdefault(enrolment_id, []).append((id_, measure, value, at))
+        if not ids:
+            return found
+        # PostgreSQL: by the driver too (readings are only ever written by Core statements: nothing pending here)
+        rows = await self.driver_execute(
+            "observations.since",
+            lambda: sa.select(
+                Observation.enrolment_id,
+                Observation.id,
+                Observation.measure,
+                Observation.value,
+                Observation.effective_at,
+            ).where(
+                any_of(Observation.enrolment_id, "ids"), Observation.effective_at >= sa.bindparam("since")
+            ),
+            {"ids": ids, "since": since},
+        )
+        for enrolment_id, id_, measure, value, at in rows:
+            found.setdefault(enrolment_id, []).append((id_, measure, value, at))
         return found
 
     async def last_by_measure(

@@ -122,16 +122,6 @@ class ReadingIn(InputModel):
     effective_at: datetime | None = None
 
 
-class ReadingOutcome(ReadModel):
-    """What became of one reading of a batch: stored, already there (duplicate), or refused and why."""
-
-    index: int
-    status: str  # created | duplicate | refused
-    observation_ids: list[uuid.UUID] = []
-    message: str = ""
-    field: str | None = None
-
-
 class ObservationRead(ReadModel):
     id: uuid.UUID
     enrolment_id: uuid.UUID

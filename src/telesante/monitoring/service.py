@@ -63,7 +63,6 @@ from telesante.monitoring.schemas import (
     EducationCreate,
     EnrolmentCreate,
     ProgrammeCreate,
-    ReadingOutcome,
     RulesReplay,
     RulesRevision,
 )
@@ -761,6 +760,18 @@ class ReadingItem:
     normalised: tuple[clinical.Measure, float] | None = None
 
 
+@dataclass(slots=True)
+class ReadingOutcome:
+    """What became of one reading of a batch: stored, already there (duplicate), or refused and why. Built here from
+    values already checked (a device batch makes hundreds), never read from outside."""
+
+    index: int
+    status: str  # created | duplicate | refused
+    observation_ids: list[uuid.UUID]
+    message: str = ""
+    field: str | None = None
+
+
 @dataclass
 class Pending:
     """Readings stored whose enrolments' rules are not judged yet (``record_readings(judge_later=True)``): judged by
@@ -794,11 +805,7 @@ def _refused(item: ReadingItem, message: str, field_name: str | None) -> Reading
 def _outcome(
     index: int, status: str, ids: list[uuid.UUID], message: str = "", field_name: str | None = None
 ) -> ReadingOutcome:
-    """A reading's outcome, built from values already checked here (a device batch makes hundreds: pydantic does not
-    validate them again)."""
-    return ReadingOutcome.model_construct(
-        index=index, status=status, observation_ids=ids, message=message, field=field_name
-    )
+    return ReadingOutcome(index, status, ids, message, field_name)
 
 
 async def record_readings(

@@ -9,7 +9,9 @@ observations/s on PostgreSQL, ≥ 5,000 on SQLite, reading-to-alert-on-stream p9
 The region is seeded through the real services: the CHU's heart-failure telemonitoring team (operator, device
 gateway account), a general hospital's cardiologist who registers and enrols every patient (the act's and the
 programme's consents, a connected scale each). Then, with real server processes (uvicorn, the application as
-deployed) and real clients (httpx over TCP; ``httpx-sse`` reading ``GET /evenements`` as the operator's browser does):
+deployed) and real clients (httpx over TCP; ``httpx-sse`` reading ``GET /evenements`` as the operator's browser does),
+after a warm-up day of history (each patient's weight 84 hours before, not timed; then, on PostgreSQL, ``ANALYZE``,
+as autovacuum does in a running region):
 
 1. **throughput** — ``--clients`` concurrent gateways post batch Bundles of ``--batch`` weight Observations (three
    days of stable weights per patient, a device identifier per reading, so every entry is new), each entry checked,
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -368,7 +371,12 @@ async def _probe(
 
 
 async def measure(
-    urls: list[str], stream_url: str, info: dict[str, Any], batch_size: int, clients: int
+    urls: list[str],
+    stream_url: str,
+    info: dict[str, Any],
+    batch_size: int,
+    clients: int,
+    settle: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
     patient_ids = info["patient_ids"]
@@ -386,13 +394,27 @@ async def measure(
         ready = asyncio.Event()
         stream = asyncio.create_task(listen(client, stream_url, info["operator_token"], inbox, ready))
         await asyncio.wait_for(ready.wait(), 30)
-        # warm-up: one small batch per instance (connections, caches, first queries planned)
-        warm = [
-            observation(patient_ids[i], i, base_weight(i), now - timedelta(days=4), "warm")
-            for i in range(len(urls))
+        # Warm-up, not timed: a day of history, each patient's weight 84 hours ago, posted to the instances in turn
+        # (connections, caches, statements prepared), then the database's statistics gathered (``settle``). A region's
+        # readings table is not empty and has statistics: PostgreSQL's autovacuum keeps them, its first pass a minute
+        # after the first readings, longer than this whole run. Without them, PostgreSQL guesses that each patient has
+        # 0.5 % of the readings and reads the readings window of a group of patients by scanning the whole table
+        # (measured: a third of its CPU time; docs/performance.md, remote monitoring, ninth session).
+        history = [
+            observation(
+                patient_id,
+                i,
+                base_weight(i),
+                (now - timedelta(hours=84)).replace(second=0, microsecond=0),
+                "history",
+            )
+            for i, patient_id in enumerate(patient_ids)
         ]
-        for url, resource in zip(urls, warm, strict=True):
-            await _post(client, url, info["gateway_token"], json.dumps(bundle([resource])).encode())
+        for number, start in enumerate(range(0, len(history), batch_size)):
+            part = json.dumps(bundle(history[start : start + batch_size])).encode()
+            await _post(client, urls[number % len(urls)], info["gateway_token"], part)
+        if settle is not None:
+            await settle()
 
         # The gateways run in a process of their own, as they would on other machines: the operator's stream and
         # the probe, here, are not slowed by the parsing of the gateways' 500-entry answers in the same event loop.
@@ -479,6 +501,17 @@ def _peer_rows(patients: int) -> list[str]:
     return [json.dumps(r) for r in stable_readings(ids, now)]
 
 
+async def analyze(database_url: str) -> None:
+    """What autovacuum does in a running region: the tables' statistics gathered (``measure``'s warm-up)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
 async def postgres_copy(rows: list[str], database_url: str) -> float:
     import asyncpg
 
@@ -550,7 +583,9 @@ async def on_postgres(patients: int, batch_size: int, clients: int) -> dict[str,
     info = seed_in_subprocess(env_a, patients)
     a, b = start_instance(env_a), start_instance(env_b)
     try:
-        result = await measure([a.url, b.url], b.url, info, batch_size, clients)
+        result = await measure(
+            [a.url, b.url], b.url, info, batch_size, clients, settle=lambda: analyze(database_url)
+        )
     finally:
         stop_instance(a)
         stop_instance(b)

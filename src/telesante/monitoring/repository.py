@@ -547,20 +547,38 @@ class AlertRepository(RepositoryBase[Alert]):
         self, enrolment_ids: Iterable[uuid.UUID], since: datetime
     ) -> dict[uuid.UUID, list[Alert]]:
         """Each enrolment's alerts not closed yet, and those raised since ``since`` (to recognise a finding already
-        alerted on)."""
+        alerted on), oldest first. Most of a device batch's patients have none: their ids are looked for by the
+        driver (one statement, ``driver_execute``), and only the alerts found are loaded as objects."""
         ids = list(set(enrolment_ids))
         found: dict[uuid.UUID, list[Alert]] = {}
-        for start in range(0, len(ids), 500):
-            rows = await self.all(
-                sa.select(Alert)
-                .where(
-                    among(Alert.enrolment_id, ids[start : start + 500], self.dialect),
-                    sa.or_(Alert.status != AlertStatus.CLOSED, Alert.raised_at >= since),
-                )
-                .order_by(Alert.raised_at)
+        if not ids:
+            return found
+        await self.session.flush()  # alerts changed in this session are looked for as they now are
+        wanted = sa.or_(Alert.status != sa.bindparam("closed"), Alert.raised_at >= sa.bindparam("since"))
+        values = {"closed": AlertStatus.CLOSED, "since": since}
+        if self.dialect == "postgresql":
+            rows = await self.driver_execute(
+                "alerts.recent_or_open",
+                lambda: sa.select(Alert.id).where(any_of(Alert.enrolment_id, "ids"), wanted),
+                {**values, "ids": ids},
             )
-            for row in rows:
-                found.setdefault(row.enrolment_id, []).append(row)
+        else:
+            rows = await self.driver_execute(
+                "alerts.recent_or_open",
+                lambda: sa.select(Alert.id).where(
+                    Alert.enrolment_id.in_(
+                        sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids")))
+                    ),
+                    wanted,
+                ),
+                {**values, "ids": sqlite_list(ids)},
+            )
+        alert_ids = [uuid_from_text(id_) for (id_,) in rows]
+        for start in range(0, len(alert_ids), 500):
+            for alert in await self.all(
+                sa.select(Alert).where(Alert.id.in_(alert_ids[start : start + 500])).order_by(Alert.raised_at)
+            ):
+                found.setdefault(alert.enrolment_id, []).append(alert)
         return found
 
     async def list_for_enrolment(self, enrolment_id: uuid.UUID) -> list[Alert]:

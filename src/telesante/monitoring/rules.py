@@ -389,7 +389,8 @@ def _threshold(rule: Threshold, latest: Reading) -> Finding | None:
 def _trend(rule: Trend, series: Sequence[Reading]) -> Finding | None:
     """The latest reading against the lowest (a rise) or highest (a fall) one of the ``days`` before it."""
     latest = series[-1]
-    window = [r for r in series[:-1] if latest.at - timedelta(days=rule.days) <= r.at < latest.at]
+    start, end = latest.at - timedelta(days=rule.days), latest.at
+    window = [r for r in series[:-1] if start <= r.at < end]
     if not window:
         return None
     if rule.change > 0:
@@ -438,7 +439,11 @@ def evaluate(
         if reading.at <= now:
             series.setdefault(reading.measure, []).append(reading)
     found: list[Finding] = []
+    combinations = []
     for rule in rules:
+        if isinstance(rule, Combination):
+            combinations.append(rule)
+            continue
         measured = series.get(rule.measure, [])
         if isinstance(rule, Missing):
             known = [
@@ -459,24 +464,25 @@ def evaluate(
                 )
                 found.append(Finding(rule.code, rule.severity, f"{what} {when}.", ()))
             continue
-        if isinstance(rule, Combination) or not measured:
+        if not measured:
             continue
         outcome = _threshold(rule, measured[-1]) if isinstance(rule, Threshold) else _trend(rule, measured)
         if outcome is not None:
             found.append(outcome)
+    if not found:  # most evaluations: nothing fired, no combination can
+        return found
     fired = {finding.rule: finding for finding in found}
-    for rule in rules:
-        if isinstance(rule, Combination):
-            recent = now - timedelta(days=rule.days)
-            parts = [
-                fired[code]
-                for code in rule.of
-                if code in fired and fired[code].readings and fired[code].readings[-1].at >= recent
-            ]
-            if len(parts) >= rule.at_least:
-                readings = tuple(sorted({r for part in parts for r in part.readings}, key=lambda r: r.at))
-                reasons = " ; ".join(part.message.rstrip(".") for part in parts)
-                found.append(Finding(rule.code, rule.severity, f"{rule.label} : {reasons}.", readings))
+    for rule in combinations:
+        recent = now - timedelta(days=rule.days)
+        parts = [
+            fired[code]
+            for code in rule.of
+            if code in fired and fired[code].readings and fired[code].readings[-1].at >= recent
+        ]
+        if len(parts) >= rule.at_least:
+            readings = tuple(sorted({r for part in parts for r in part.readings}, key=lambda r: r.at))
+            reasons = " ; ".join(part.message.rstrip(".") for part in parts)
+            found.append(Finding(rule.code, rule.severity, f"{rule.label} : {reasons}.", readings))
     found = [finding for finding in found if finding.severity != "condition"]
     found.sort(key=lambda finding: SEVERITY_ORDER[finding.severity])
     # One reading beyond two limits of the same side (glucose 50: below 54 and below 70) is one finding, the worst.

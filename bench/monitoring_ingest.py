@@ -10,7 +10,7 @@ The region is seeded through the real services: the CHU's heart-failure telemoni
 gateway account), a general hospital's cardiologist who registers and enrols every patient (the act's and the
 programme's consents, a connected scale each). Then, with real server processes (uvicorn, the application as
 deployed) and real clients (httpx over TCP; ``httpx-sse`` reading ``GET /evenements`` as the operator's browser does),
-after a warm-up day of history (each patient's weight 84 hours before, not timed; then, on PostgreSQL, ``ANALYZE``,
+after a warm-up of history (each patient's weight 66 hours before, not timed; then, on PostgreSQL, ``ANALYZE``,
 as autovacuum does in a running region):
 
 1. **throughput** — ``--clients`` concurrent gateways post batch Bundles of ``--batch`` weight Observations (three
@@ -394,7 +394,8 @@ async def measure(
         ready = asyncio.Event()
         stream = asyncio.create_task(listen(client, stream_url, info["operator_token"], inbox, ready))
         await asyncio.wait_for(ready.wait(), 30)
-        # Warm-up, not timed: a day of history, each patient's weight 84 hours ago, posted to the instances in turn
+        # Warm-up, not timed: history, each patient's weight 66 hours ago (before the load's first day, recent enough not
+        # to raise a missing-data alert), posted to the instances in turn
         # (connections, caches, statements prepared), then the database's statistics gathered (``settle``). A region's
         # readings table is not empty and has statistics: PostgreSQL's autovacuum keeps them, its first pass a minute
         # after the first readings, longer than this whole run. Without them, PostgreSQL guesses that each patient has
@@ -405,7 +406,7 @@ async def measure(
                 patient_id,
                 i,
                 base_weight(i),
-                (now - timedelta(hours=84)).replace(second=0, microsecond=0),
+                (now - timedelta(hours=66)).replace(second=0, microsecond=0),
                 "history",
             )
             for i, patient_id in enumerate(patient_ids)

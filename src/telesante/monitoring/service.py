@@ -1289,12 +1289,17 @@ async def worklist(session: AsyncSession, principal: Principal) -> list[Worklist
 
 async def acknowledge_green(session: AsyncSession, principal: Principal) -> int:
     """ "Tout vert vu": the readings of every green patient of the principal's teams are marked as seen, in one
-    action. Patients with an unclosed alert are not touched."""
+    action. Patients with an unclosed alert are not touched.
+
+    PostgreSQL: the green patients' rows are locked first (``EnrolmentRepository.lock_states``, as the rules do), and
+    a patient another instance turned red or orange meanwhile is left alone: the worklist was read without locks."""
     rows = await worklist(session, principal)
     now = clock.now()
+    green = [row for row in rows if row.enrolment.colour == "green" and row.unreviewed]
+    current = await EnrolmentRepository(session).lock_states(row.enrolment.id for row in green)
     count = 0
-    for row in rows:
-        if row.enrolment.colour == "green" and row.unreviewed:
+    for row in green:
+        if current is None or current.get(row.enrolment.id, ("",))[0] == "green":
             row.enrolment.reviewed_at = now
             row.enrolment.reviewed_by_name = principal.display_name[:200]
             count += 1

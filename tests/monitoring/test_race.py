@@ -165,3 +165,42 @@ async def test_a_teams_step_on_an_alert_holds_the_patients_judgement_until_it_en
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_all_green_seen_leaves_alone_a_patient_turned_red_on_another_instance(database_url, frozen):  # noqa: F811
+    """The nurse clicks "tout vert vu" while another instance is judging a reading that turns a green patient red:
+    the patient is not marked as seen. On PostgreSQL the green patients' rows are locked and their colour read again
+    (the worklist itself is read without locks); on SQLite the click's transaction waits for the writer."""
+    engines = [make_engine(database_url) for _ in range(3)]
+    setup, first, second = (make_sessionmaker(e) for e in engines)
+    now = frozen.now
+    try:
+        network, patient, enrolment, _ = await heart_failure_patient(setup, now, [(78.0, 48)])
+        async with first() as session:
+            # +2.6 kg in two days on the first instance: red, not committed yet when the nurse clicks
+            early = await service.record_readings(
+                session,
+                network.gateway.principal,
+                weight(patient.id, 80.6, now - timedelta(hours=1)),
+                ReadingSource.DEVICE,
+            )
+            assert [a.severity for a in early.alerts] == ["red"]
+
+            async def click():
+                async with transaction(second) as other:
+                    return await service.acknowledge_green(other, network.nurse.principal)
+
+            acknowledged = asyncio.create_task(click())
+            await asyncio.sleep(0.5)
+            await session.commit()
+        assert await acknowledged == 0
+        async with setup() as session:
+            reviewed, colour = (
+                await session.execute(
+                    sa.select(Enrolment.reviewed_at, Enrolment.colour).where(Enrolment.id == enrolment.id)
+                )
+            ).one()
+        assert (reviewed, colour) == (None, "red")
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from telesante.kit.repository import RepositoryBase, any_of, column_arrays, pg_value, sqlite_list
+from telesante.kit.repository import RepositoryBase, among_named, column_arrays, pg_value, sqlite_list
 from tests.kit.test_sqlite_rows import ROWS, Colour
 
 metadata = sa.MetaData()
@@ -49,13 +49,19 @@ async def test_rows_sent_by_the_driver_are_stored_and_read_as_sqlalchemy_does(se
     if dialect == "postgresql":
         await repo.driver_execute(
             ("test.driver_rows", names),
-            lambda: sa.insert(by_driver).from_select(names, column_arrays(by_driver, list(rows[0]), ["count"])),
+            lambda: sa.insert(by_driver).from_select(
+                names, column_arrays(by_driver, list(rows[0]), ["count"])
+            ),
             rows=rows,
             constants=shared,
         )
     else:
         await repo.driver_execute(
-            ("test.driver_rows", names), lambda: sa.insert(by_driver), rows=rows, constants=shared, columns=names
+            ("test.driver_rows", names),
+            lambda: sa.insert(by_driver),
+            rows=rows,
+            constants=shared,
+            columns=names,
         )
     await session.execute(sa.update(by_sqlalchemy).values(count=5))
     expected = (await session.execute(_text_of(by_sqlalchemy))).all()
@@ -71,7 +77,7 @@ async def test_rows_sent_by_the_driver_are_stored_and_read_as_sqlalchemy_does(se
         found = await repo.driver_execute(
             "test.driver_select",
             lambda: sa.select(by_driver.c.id, by_driver.c.at, by_driver.c.colour).where(
-                any_of(by_driver.c.id, "ids"), by_driver.c.colour == sa.bindparam("colour")
+                among_named(by_driver.c.id, "ids", "postgresql"), by_driver.c.colour == sa.bindparam("colour")
             ),
             {"ids": wanted, "colour": Colour.RED},
         )
@@ -106,4 +112,3 @@ def test_column_arrays_is_one_parameter_per_column_whatever_the_number_of_rows()
     compiled = statement.compile(dialect=postgresql.asyncpg.dialect())
     assert list(compiled.positiontup) == ["shared_count", "rows_id", "rows_label"]
     assert "unnest($2::UUID[], $3::VARCHAR[])" in compiled.string
-

@@ -76,10 +76,19 @@ def among(column: sa.ColumnElement, values: Sequence[Any], dialect: str) -> sa.C
     return column.in_(values)
 
 
-def any_of(column: sa.ColumnElement, name: str) -> sa.ColumnElement[bool]:
-    """PostgreSQL: ``column = ANY($n::type[])``, the values one array parameter named ``name`` (``among`` for a
-    statement run by ``RepositoryBase.driver_execute``)."""
-    return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(_unbounded(column.type))))
+def among_named(column: sa.ColumnElement, name: str, dialect: str) -> sa.ColumnElement[bool]:
+    """``among`` for a statement run by ``RepositoryBase.driver_execute``: the values are the parameter ``name``, given
+    by ``among_values``. PostgreSQL: ``column = ANY($n::type[])``; SQLite: ``column IN (SELECT value FROM
+    json_each(?))``."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(_unbounded(column.type))))
+    return column.in_(sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam(name))))
+
+
+def among_values(values: Sequence[Any], dialect: str) -> Any:
+    """The parameter of an ``among_named`` condition: the values as a list (PostgreSQL) or one JSON array
+    (``sqlite_list``)."""
+    return list(values) if dialect == "postgresql" else sqlite_list(values)
 
 
 # --- A device batch's statements straight to the driver ------------------------------------------------------------

@@ -16,7 +16,14 @@ from telesante.auth.models import Account
 from telesante.directory.models import Membership, Organisation, Role
 from telesante.kit import clock
 from telesante.kit.models import uuid_from_text
-from telesante.kit.repository import RepositoryBase, among, any_of, column_arrays, sqlite_list
+from telesante.kit.repository import (
+    RepositoryBase,
+    among,
+    among_named,
+    among_values,
+    column_arrays,
+    sqlite_list,
+)
 from telesante.monitoring.models import (
     Alert,
     AlertStatus,
@@ -135,32 +142,22 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         found: dict[uuid.UUID, list[EnrolmentState]] = {}
         if not ids:
             return found
-        if self.dialect == "postgresql":
-            rows = await self.driver_execute(
-                "enrolments.active_by_patient",
-                lambda: (
-                    sa.select(*self._STATE)
-                    .where(any_of(Enrolment.patient_id, "ids"), Enrolment.status == sa.bindparam("active"))
-                    .order_by(Enrolment.created_at)
-                ),
-                {"ids": ids, "active": EnrolmentStatus.ACTIVE},
-            )
+        dialect = self.dialect
+        rows = await self.driver_execute(
+            "enrolments.active_by_patient",
+            lambda: (
+                sa.select(*self._STATE)
+                .where(
+                    among_named(Enrolment.patient_id, "ids", dialect),
+                    Enrolment.status == sa.bindparam("active"),
+                )
+                .order_by(Enrolment.created_at)
+            ),
+            {"ids": among_values(ids, dialect), "active": EnrolmentStatus.ACTIVE},
+        )
+        if dialect == "postgresql":
             states = [EnrolmentState(*row) for row in rows]
         else:  # SQLite: the stored text converted here (``kit.models``: 32 hex digits, naive UTC times, JSON text)
-            rows = await self.driver_execute(
-                "enrolments.active_by_patient",
-                lambda: (
-                    sa.select(*self._STATE)
-                    .where(
-                        Enrolment.patient_id.in_(
-                            sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids")))
-                        ),
-                        Enrolment.status == sa.bindparam("active"),
-                    )
-                    .order_by(Enrolment.created_at)
-                ),
-                {"ids": sqlite_list(ids), "active": EnrolmentStatus.ACTIVE},
-            )
             asked = {id_.hex: id_ for id_ in ids}
             states = [
                 EnrolmentState(
@@ -224,7 +221,7 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
             "enrolments.lock_states",
             lambda: (
                 sa.select(Enrolment.id, Enrolment.colour, Enrolment.last_reading_at)
-                .where(any_of(Enrolment.id, "ids"))
+                .where(among_named(Enrolment.id, "ids", "postgresql"))
                 .order_by(Enrolment.id)
                 .with_for_update(key_share=True)
             ),  # PostgreSQL: FOR NO KEY UPDATE
@@ -327,24 +324,13 @@ class DeviceRepository(RepositoryBase[Device]):
         serials = list(set(serials))
         if not serials:
             return {}
-        if self.dialect == "postgresql":  # a device batch's hundreds of serials: by the driver
-            found = await self.driver_execute(
-                "devices.linked",
-                lambda: sa.select(Device.id, Device.serial, Device.enrolment_id).where(
-                    any_of(Device.serial, "serials"), Device.unlinked_at.is_(None)
-                ),
-                {"serials": serials},
-            )
-            return {serial: LinkedDevice(id_, serial, enrolment_id) for id_, serial, enrolment_id in found}
-        found = await self.driver_execute(  # SQLite: by the driver too, the ids' text converted here
+        dialect = self.dialect  # a device batch's hundreds of serials: by the driver (ids as text on SQLite)
+        found = await self.driver_execute(
             "devices.linked",
             lambda: sa.select(Device.id, Device.serial, Device.enrolment_id).where(
-                Device.serial.in_(
-                    sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("serials")))
-                ),
-                Device.unlinked_at.is_(None),
+                among_named(Device.serial, "serials", dialect), Device.unlinked_at.is_(None)
             ),
-            {"serials": sqlite_list(serials)},
+            {"serials": among_values(serials, dialect)},
         )
         return {
             serial: LinkedDevice(uuid_from_text(id_), serial, uuid_from_text(enrolment_id))
@@ -416,11 +402,7 @@ class ObservationRepository(RepositoryBase[Observation]):
         )
         stored = await self.driver_execute(
             "observations.stored",
-            lambda: sa.select(table.c.id).where(
-                table.c.id.in_(
-                    sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids")))
-                )
-            ),
+            lambda: sa.select(table.c.id).where(among_named(table.c.id, "ids", "sqlite")),
             {"ids": sqlite_list([row["id"] for row in rows])},
         )
         new = {id_ for (id_,) in stored}
@@ -456,9 +438,7 @@ class ObservationRepository(RepositoryBase[Observation]):
                 lambda: sa.select(
                     table.c.enrolment_id, table.c.id, table.c.measure, table.c.value, table.c.effective_at
                 ).where(
-                    table.c.enrolment_id.in_(
-                        sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids")))
-                    ),
+                    among_named(table.c.enrolment_id, "ids", "sqlite"),
                     table.c.effective_at >= sa.bindparam("since"),
                 ),
                 {"ids": sqlite_list(ids), "since": since},
@@ -484,7 +464,8 @@ class ObservationRepository(RepositoryBase[Observation]):
                 Observation.value,
                 Observation.effective_at,
             ).where(
-                any_of(Observation.enrolment_id, "ids"), Observation.effective_at >= sa.bindparam("since")
+                among_named(Observation.enrolment_id, "ids", "postgresql"),
+                Observation.effective_at >= sa.bindparam("since"),
             ),
             {"ids": ids, "since": since},
         )
@@ -556,23 +537,12 @@ class AlertRepository(RepositoryBase[Alert]):
         await self.session.flush()  # alerts changed in this session are looked for as they now are
         wanted = sa.or_(Alert.status != sa.bindparam("closed"), Alert.raised_at >= sa.bindparam("since"))
         values = {"closed": AlertStatus.CLOSED, "since": since}
-        if self.dialect == "postgresql":
-            rows = await self.driver_execute(
-                "alerts.recent_or_open",
-                lambda: sa.select(Alert.id).where(any_of(Alert.enrolment_id, "ids"), wanted),
-                {**values, "ids": ids},
-            )
-        else:
-            rows = await self.driver_execute(
-                "alerts.recent_or_open",
-                lambda: sa.select(Alert.id).where(
-                    Alert.enrolment_id.in_(
-                        sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids")))
-                    ),
-                    wanted,
-                ),
-                {**values, "ids": sqlite_list(ids)},
-            )
+        dialect = self.dialect
+        rows = await self.driver_execute(
+            "alerts.recent_or_open",
+            lambda: sa.select(Alert.id).where(among_named(Alert.enrolment_id, "ids", dialect), wanted),
+            {**values, "ids": among_values(ids, dialect)},
+        )
         alert_ids = [uuid_from_text(id_) for (id_,) in rows]
         for start in range(0, len(alert_ids), 500):
             for alert in await self.all(

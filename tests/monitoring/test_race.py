@@ -204,3 +204,42 @@ async def test_all_green_seen_leaves_alone_a_patient_turned_red_on_another_insta
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_all_green_seen_and_a_judged_reading_never_wait_for_each_other_in_a_circle(
+    database_url,  # noqa: F811
+    frozen,
+):
+    """A reading's transaction holds the patient's row, then appends to the audit chain; "tout vert vu" takes the
+    green patients' rows before any audit row of its own. In the other order (its worklist audited first) the two
+    waited for each other until PostgreSQL broke the deadlock by failing one."""
+    from telesante.audit.service import Action, record_access
+    from telesante.monitoring.repository import EnrolmentRepository
+
+    engines = [make_engine(database_url) for _ in range(3)]
+    setup, first, second = (make_sessionmaker(e) for e in engines)
+    now = frozen.now
+    try:
+        network, patient, enrolment, _ = await heart_failure_patient(setup, now, [(78.0, 48)])
+        async with first() as session:
+            await EnrolmentRepository(session).lock_states([enrolment.id])  # a reading being judged
+
+            async def click():
+                async with transaction(second) as other:
+                    return await service.acknowledge_green(other, network.nurse.principal)
+
+            acknowledged = asyncio.create_task(click())
+            await asyncio.sleep(0.5)  # the click reaches the patient's row meanwhile
+            await record_access(  # the reading's audit row, after its judgement
+                session,
+                network.gateway.principal,
+                action=Action.CREATE,
+                object_type="MonitoringObservation",
+                object_id=patient.id,
+                patient_id=patient.id,
+            )
+            await session.commit()
+        assert await acknowledged == 1  # still green: seen
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -1248,6 +1248,20 @@ class WorklistRow:
 async def worklist(session: AsyncSession, principal: Principal) -> list[WorklistRow]:
     """The team's patients, red first, then orange, blue (missing data), green; oldest alert first within a
     colour. Only the teams the principal belongs to."""
+    result = await _worklist_rows(session, principal)
+    await record_access(
+        session,
+        principal,
+        action=Action.SEARCH,
+        object_type="MonitoringWorklist",
+        object_id="worklist",
+        details={"patients": len(result)},
+    )
+    return result
+
+
+async def _worklist_rows(session: AsyncSession, principal: Principal) -> list[WorklistRow]:
+    """``worklist`` without its audit row."""
     teams = teams_of(principal)
     if not teams:
         raise Forbidden("La liste de télésurveillance est celle des équipes de télésurveillance.")
@@ -1276,14 +1290,6 @@ async def worklist(session: AsyncSession, principal: Principal) -> list[Worklist
             row.patient_name,
         )
     )
-    await record_access(
-        session,
-        principal,
-        action=Action.SEARCH,
-        object_type="MonitoringWorklist",
-        object_id="worklist",
-        details={"patients": len(result)},
-    )
     return result
 
 
@@ -1292,8 +1298,10 @@ async def acknowledge_green(session: AsyncSession, principal: Principal) -> int:
     action. Patients with an unclosed alert are not touched.
 
     PostgreSQL: the green patients' rows are locked first (``EnrolmentRepository.lock_states``, as the rules do), and
-    a patient another instance turned red or orange meanwhile is left alone: the worklist was read without locks."""
-    rows = await worklist(session, principal)
+    a patient another instance turned red or orange meanwhile is left alone: the worklist was read without locks.
+    The locks come before any audit row, as when a reading is judged (enrolment, then the audit chain): the other
+    order could wait in a circle with a reading's transaction."""
+    rows = await _worklist_rows(session, principal)
     now = clock.now()
     green = [row for row in rows if row.enrolment.colour == "green" and row.unreviewed]
     current = await EnrolmentRepository(session).lock_states(row.enrolment.id for row in green)

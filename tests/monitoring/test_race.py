@@ -5,6 +5,7 @@ PostgreSQL the enrolment's row is the lock (``EnrolmentRepository.lock_states``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -18,6 +19,18 @@ from tests.monitoring.conftest import build_network, enrol
 from tests.scheduling.test_race import database_url  # noqa: F401 - the fixture: a new migrated database
 
 
+@contextlib.asynccontextmanager
+async def three_instances(url: str):
+    """Three application instances' sessionmakers on one database, each with its engine: the set-up's, and two that
+    receive work at the same moment."""
+    engines = [make_engine(url) for _ in range(3)]
+    try:
+        yield tuple(make_sessionmaker(engine) for engine in engines)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
 def weight(patient_id, kilograms, at) -> list[ReadingItem]:
     return [ReadingItem(0, patient_id, "29463-7", kilograms, "kg", at)]
 
@@ -28,6 +41,12 @@ async def send(sessionmaker, gateway, patient_id, kilograms, at):
         return await service.record_readings(
             session, gateway, weight(patient_id, kilograms, at), ReadingSource.DEVICE
         )
+
+
+async def all_green_seen(sessionmaker, principal) -> int:
+    """The nurse's "tout vert vu" through this instance, in a transaction of its own (committed)."""
+    async with transaction(sessionmaker) as session:
+        return await service.acknowledge_green(session, principal)
 
 
 async def heart_failure_patient(setup, now, weights: list[tuple[float, int]]):
@@ -50,10 +69,8 @@ async def heart_failure_patient(setup, now, weights: list[tuple[float, int]]):
 
 
 async def test_two_instances_judge_one_patients_simultaneous_readings_in_turn(database_url, frozen):  # noqa: F811
-    engines = [make_engine(database_url) for _ in range(3)]
-    setup, first, second = (make_sessionmaker(e) for e in engines)
     now = frozen.now
-    try:
+    async with three_instances(database_url) as (setup, first, second):
         network, patient, enrolment, _ = await heart_failure_patient(setup, now, [(78.0, 48)])
         gateway = network.gateway.principal
 
@@ -82,9 +99,6 @@ async def test_two_instances_judge_one_patients_simultaneous_readings_in_turn(da
         assert [(a.rule_code, a.severity) for a in alerts] == [("ic_poids_3j", "red")]
         assert [reading["value"] for reading in alerts[0].readings] == [78.0, 80.9]
         assert colour == "red"
-    finally:
-        for engine in engines:
-            await engine.dispose()
 
 
 async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_one(database_url, frozen):  # noqa: F811
@@ -94,10 +108,8 @@ async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_o
     from telesante.monitoring.models import AlertAction
     from telesante.monitoring.schemas import AlertInterpretation
 
-    engines = [make_engine(database_url) for _ in range(3)]
-    setup, first, second = (make_sessionmaker(e) for e in engines)
     now = frozen.now
-    try:
+    async with three_instances(database_url) as (setup, first, second):
         network, patient, enrolment, result = await heart_failure_patient(setup, now, [(78.0, 48), (80.6, 1)])
         gateway = network.gateway.principal
         [raised] = result.alerts
@@ -136,9 +148,6 @@ async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_o
             [78.0, 80.9],
         )
         assert colour == "red"
-    finally:
-        for engine in engines:
-            await engine.dispose()
 
 
 async def test_a_teams_step_on_an_alert_holds_the_patients_judgement_until_it_ends(database_url, frozen):  # noqa: F811
@@ -146,10 +155,8 @@ async def test_a_teams_step_on_an_alert_holds_the_patients_judgement_until_it_en
     that patient arriving on another instance is not judged until the step's transaction ends: both lock the
     enrolment first, so they never wait for each other in a circle (the alert, then the enrolment on one side; the
     enrolment, then the alert on the other)."""
-    engines = [make_engine(database_url) for _ in range(3)]
-    setup, first, second = (make_sessionmaker(e) for e in engines)
     now = frozen.now
-    try:
+    async with three_instances(database_url) as (setup, first, second):
         network, patient, enrolment, result = await heart_failure_patient(setup, now, [(78.0, 48), (80.6, 1)])
         [raised] = result.alerts
         async with first() as session:
@@ -162,19 +169,14 @@ async def test_a_teams_step_on_an_alert_holds_the_patients_judgement_until_it_en
             await session.rollback()
         later = await late
         assert [outcome.status for outcome in later.outcomes] == ["created"]
-    finally:
-        for engine in engines:
-            await engine.dispose()
 
 
 async def test_all_green_seen_leaves_alone_a_patient_turned_red_on_another_instance(database_url, frozen):  # noqa: F811
     """The nurse clicks "tout vert vu" while another instance is judging a reading that turns a green patient red:
     the patient is not marked as seen. On PostgreSQL the green patients' rows are locked and their colour read again
     (the worklist itself is read without locks); on SQLite the click's transaction waits for the writer."""
-    engines = [make_engine(database_url) for _ in range(3)]
-    setup, first, second = (make_sessionmaker(e) for e in engines)
     now = frozen.now
-    try:
+    async with three_instances(database_url) as (setup, first, second):
         network, patient, enrolment, _ = await heart_failure_patient(setup, now, [(78.0, 48)])
         async with first() as session:
             # +2.6 kg in two days on the first instance: red, not committed yet when the nurse clicks
@@ -186,11 +188,7 @@ async def test_all_green_seen_leaves_alone_a_patient_turned_red_on_another_insta
             )
             assert [a.severity for a in early.alerts] == ["red"]
 
-            async def click():
-                async with transaction(second) as other:
-                    return await service.acknowledge_green(other, network.nurse.principal)
-
-            acknowledged = asyncio.create_task(click())
+            acknowledged = asyncio.create_task(all_green_seen(second, network.nurse.principal))
             await asyncio.sleep(0.5)
             await session.commit()
         assert await acknowledged == 0
@@ -201,9 +199,6 @@ async def test_all_green_seen_leaves_alone_a_patient_turned_red_on_another_insta
                 )
             ).one()
         assert (reviewed, colour) == (None, "red")
-    finally:
-        for engine in engines:
-            await engine.dispose()
 
 
 async def test_all_green_seen_and_a_judged_reading_never_wait_for_each_other_in_a_circle(
@@ -216,19 +211,13 @@ async def test_all_green_seen_and_a_judged_reading_never_wait_for_each_other_in_
     from telesante.audit.service import Action, record_access
     from telesante.monitoring.repository import EnrolmentRepository
 
-    engines = [make_engine(database_url) for _ in range(3)]
-    setup, first, second = (make_sessionmaker(e) for e in engines)
     now = frozen.now
-    try:
+    async with three_instances(database_url) as (setup, first, second):
         network, patient, enrolment, _ = await heart_failure_patient(setup, now, [(78.0, 48)])
         async with first() as session:
             await EnrolmentRepository(session).lock_states([enrolment.id])  # a reading being judged
 
-            async def click():
-                async with transaction(second) as other:
-                    return await service.acknowledge_green(other, network.nurse.principal)
-
-            acknowledged = asyncio.create_task(click())
+            acknowledged = asyncio.create_task(all_green_seen(second, network.nurse.principal))
             await asyncio.sleep(0.5)  # the click reaches the patient's row meanwhile
             await record_access(  # the reading's audit row, after its judgement
                 session,
@@ -240,6 +229,3 @@ async def test_all_green_seen_and_a_judged_reading_never_wait_for_each_other_in_
             )
             await session.commit()
         assert await acknowledged == 1  # still green: seen
-    finally:
-        for engine in engines:
-            await engine.dispose()

@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -347,6 +348,7 @@ async def gateways(folder: str) -> None:
 
     limits = httpx.Limits(max_connections=config["clients"] + 2)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        print(json.dumps({"starting": True}), flush=True)
         started = time.perf_counter()
         await asyncio.gather(*(gateway(client) for _ in range(config["clients"])))
         elapsed = time.perf_counter() - started
@@ -370,6 +372,76 @@ async def _probe(
     return (arrived - started) * 1000
 
 
+def _stat_cpu(path: Path) -> tuple[str, float] | None:
+    """A process's (or thread's) name and CPU time (user + system, seconds) from its /proc stat file."""
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None  # a process that has just ended
+    rest = text[text.rindex(")") + 2 :].split()
+    return text[text.index("(") + 1 : text.rindex(")")], (int(rest[11]) + int(rest[12])) / os.sysconf(
+        "SC_CLK_TCK"
+    )
+
+
+def processes_cpu(main_threads: tuple[int, ...] = ()) -> dict[int, tuple[str, float]]:
+    """Every process's name and CPU time from /proc (Linux; empty elsewhere); for each pid of ``main_threads``, its
+    main thread's alone under the key ``-pid`` (a server's event loop, apart from its SQLite and checkpoint threads)."""
+    found: dict[int, tuple[str, float]] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if entry.name.isdigit() and (stat := _stat_cpu(entry / "stat")) is not None:
+            found[int(entry.name)] = stat
+    for pid in main_threads:
+        if (stat := _stat_cpu(proc / str(pid) / "task" / str(pid) / "stat")) is not None:
+            found[-pid] = stat
+    return found
+
+
+def cpu_split(
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    roles: dict[int, str],
+    observations: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """Where the machine's CPU went during the load: seconds per role and microseconds per observation. A role is a
+    known process (a server instance, the gateways, this process) or the program's name (``postgres`` for every
+    backend, ``redis-server``…); a process that ended during the load is not counted."""
+    spent: dict[str, float] = {}
+    main_thread: dict[str, float] = {}
+    for pid, (name, total) in after.items():
+        previous = before.get(pid)
+        delta = total - (previous[1] if previous and previous[0] == name else 0.0)
+        if pid < 0:  # a known process's main thread, also counted in its process
+            main_thread[roles.get(-pid, name)] = delta
+        elif delta > 0:
+            role = roles.get(pid, name)
+            spent[role] = spent.get(role, 0.0) + delta
+    cores = os.cpu_count() or 1
+    busy = sum(spent.values())
+    return {
+        "cores": cores,
+        "busy_share": round(busy / (cores * seconds), 3) if seconds else None,
+        "per_role_s": {
+            role: round(value, 2)
+            for role, value in sorted(spent.items(), key=lambda kv: -kv[1])
+            if value >= 0.01
+        },
+        "per_observation_us": {
+            role: round(value / observations * 1e6, 1)
+            for role, value in sorted(spent.items(), key=lambda kv: -kv[1])
+            if value >= 0.01 and observations
+        },
+        "total_per_observation_us": round(busy / observations * 1e6, 1) if observations else None,
+        "main_thread_per_observation_us": {
+            role: round(value / observations * 1e6, 1) for role, value in main_thread.items() if observations
+        },
+    }
+
+
 async def measure(
     urls: list[str],
     stream_url: str,
@@ -377,7 +449,9 @@ async def measure(
     batch_size: int,
     clients: int,
     settle: Callable[[], Awaitable[None]] | None = None,
+    roles: dict[int, str] | None = None,
 ) -> dict[str, Any]:
+    """``roles`` names the server instances' processes in the CPU split."""
     now = datetime.now(UTC)
     patient_ids = info["patient_ids"]
     readings = stable_readings(patient_ids, now)
@@ -442,12 +516,19 @@ async def measure(
         first_day_in, load_done = asyncio.Event(), asyncio.Event()
         report: dict[str, Any] = {}
 
+        servers = tuple(roles or ())
+        roles = {**(roles or {}), load.pid: "gateways", os.getpid(): "bench (stream, probes)"}
+        snapshots: dict[str, dict[int, tuple[str, float]]] = {}
+
         async def follow_load() -> None:
             async for line in load.stdout:
                 message = json.loads(line)
+                if message.get("starting"):
+                    snapshots["before"] = processes_cpu(servers)
                 if message.get("first_day_in"):
                     first_day_in.set()
                 if "created" in message:
+                    snapshots["after"] = processes_cpu(servers)
                     report.update(message)
             load_done.set()
             first_day_in.set()
@@ -490,6 +571,9 @@ async def measure(
         "alert_under_load": _summary(loaded_latencies),
         "alert_quiet": _summary(quiet_latencies),
         "alerts_received": inbox.received,
+        "cpu_during_load": cpu_split(
+            snapshots.get("before", {}), snapshots.get("after", {}), roles, created, elapsed
+        ),
     }
 
 
@@ -558,7 +642,9 @@ async def on_sqlite(patients: int, batch_size: int, clients: int) -> dict[str, A
     info = seed_in_subprocess(env, patients)
     instance = start_instance(env)
     try:
-        result = await measure([instance.url], instance.url, info, batch_size, clients)
+        result = await measure(
+            [instance.url], instance.url, info, batch_size, clients, roles={instance.process.pid: "server"}
+        )
     finally:
         stop_instance(instance)
     peer = sqlite_executemany(_peer_rows(patients), directory)
@@ -585,7 +671,13 @@ async def on_postgres(patients: int, batch_size: int, clients: int) -> dict[str,
     a, b = start_instance(env_a), start_instance(env_b)
     try:
         result = await measure(
-            [a.url, b.url], b.url, info, batch_size, clients, settle=lambda: analyze(database_url)
+            [a.url, b.url],
+            b.url,
+            info,
+            batch_size,
+            clients,
+            settle=lambda: analyze(database_url),
+            roles={a.process.pid: "server A", b.process.pid: "server B (stream)"},
         )
     finally:
         stop_instance(a)
@@ -626,6 +718,14 @@ async def main() -> None:
             f"{result['alert_under_load']['p50_ms']} ms p99 {result['alert_under_load']['p99_ms']} ms, au calme p50 "
             f"{result['alert_quiet']['p50_ms']} ms p99 {result['alert_quiet']['p99_ms']} ms "
             f"(objectif p99 ≤ {GOAL_ALERT_P99_MS:g} ms)",
+            flush=True,
+        )
+        split = result["cpu_during_load"]
+        print(
+            f"  CPU pendant la charge ({split['busy_share']} des {split['cores']} cœurs), µs par observation : "
+            + ", ".join(f"{role} {value}" for role, value in split["per_observation_us"].items())
+            + f" ; total {split['total_per_observation_us']} ; dont fil principal : "
+            + ", ".join(f"{role} {value}" for role, value in split["main_thread_per_observation_us"].items()),
             flush=True,
         )
     print(

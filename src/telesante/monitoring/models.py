@@ -178,9 +178,9 @@ class Observation(UUIDPrimaryKey, Base):
     __tablename__ = "monitoring_observations"
     __table_args__ = (
         sa.UniqueConstraint("enrolment_id", "dedup_key"),
-        sa.Index(
-            "ix_monitoring_observations_enrolment_measure_at", "enrolment_id", "measure", "effective_at"
-        ),
+        # every read of readings is an enrolment's over a time range (the rules' window, charts, the patient's file):
+        # the time right after the enrolment bounds the scan (migration 2026-12-07-0400)
+        sa.Index("ix_monitoring_observations_enrolment_at", "enrolment_id", "effective_at"),
         # Two checks per reading instead of three, each stronger than the one-column keys they replace (migration
         # 2026-12-07-0010): the reading's patient is its enrolment's patient, and its device one lent for that
         # enrolment. A check costs PostgreSQL a row lock on the row referred to (docs/performance.md, issue 7).

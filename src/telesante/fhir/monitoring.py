@@ -615,6 +615,11 @@ async def batch(
                 await cooperative.give_way()
             with cooperative.no_waiting():  # the group's enrolment rows are held from the first statement
                 await monitoring.judge(session, group, pending, last=number == len(groups) - 1)
+    if part is not None or pending is not None:
+        # Stored in parts or judged in groups: the last one is committed and announced now, before the answer's
+        # hundreds of entries are built and serialised. Until then it would hold SQLite's write lock (every other
+        # writer waits for it) or, on PostgreSQL, its enrolments' rows, and its alerts would wait for the answer.
+        await commit_part(session)
     answers = dict(zip(prepared.kept, results, strict=True))
     # The answer is built as plain JSON (one entry per posted entry, thousands per batch): the shapes are those of
     # Bundle.entry.response and OperationOutcome, checked by the tests against fhir.resources.

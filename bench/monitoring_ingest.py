@@ -1,6 +1,6 @@
 """Remote-monitoring ingest: readings posted by device gateways in FHIR batch Bundles, rules evaluated on arrival.
 
-    python -m bench.monitoring_ingest [--quick] [--patients N] [--batch N] [--clients N]
+    python -m bench.monitoring_ingest [--quick] [--patients N] [--batch N] [--clients N] [--history-days N]
 
 Issue 7: observations for 10,000 enrolled patients (1,000 with ``--quick``), on SQLite (one instance, the embedded
 default) and on PostgreSQL (two instances behind the client, Redis bus, as a region scales out). Goals: ≥ 20,000
@@ -10,7 +10,8 @@ The region is seeded through the real services: the CHU's heart-failure telemoni
 gateway account), a general hospital's cardiologist who registers and enrols every patient (the act's and the
 programme's consents, a connected scale each). Then, with real server processes (uvicorn, the application as
 deployed) and real clients (httpx over TCP; ``httpx-sse`` reading ``GET /evenements`` as the operator's browser does),
-after a warm-up of history (each patient's weight 66 hours before, not timed; then, on PostgreSQL, ``ANALYZE``,
+after a warm-up of history (each patient's weight 66 hours before, and with ``--history-days N`` one a day on the N - 1
+days before it, not timed; then, on PostgreSQL, ``ANALYZE``,
 as autovacuum does in a running region):
 
 1. **throughput** — ``--clients`` concurrent gateways post batch Bundles of ``--batch`` weight Observations (three
@@ -450,6 +451,7 @@ async def measure(
     clients: int,
     settle: Callable[[], Awaitable[None]] | None = None,
     roles: dict[int, str] | None = None,
+    history_days: int = 1,
 ) -> dict[str, Any]:
     """``roles`` names the server instances' processes in the CPU split."""
     now = datetime.now(UTC)
@@ -475,14 +477,17 @@ async def measure(
         # after the first readings, longer than this whole run. Without them, PostgreSQL guesses that each patient has
         # 0.5 % of the readings and reads the readings window of a group of patients by scanning the whole table
         # (measured: a third of its CPU time; docs/performance.md, remote monitoring, ninth session).
+        # ``history_days`` > 1: one weight a day further back for each patient (a region's table after weeks of
+        # readings: its indexes deeper, a patient's readings many), the oldest first
         history = [
             observation(
                 patient_id,
                 i,
                 base_weight(i),
-                (now - timedelta(hours=66)).replace(second=0, microsecond=0),
+                (now - timedelta(hours=66 + 24 * day)).replace(second=0, microsecond=0),
                 "history",
             )
+            for day in reversed(range(history_days))
             for i, patient_id in enumerate(patient_ids)
         ]
         for number, start in enumerate(range(0, len(history), batch_size)):
@@ -571,6 +576,7 @@ async def measure(
         "alert_under_load": _summary(loaded_latencies),
         "alert_quiet": _summary(quiet_latencies),
         "alerts_received": inbox.received,
+        "history_days": history_days,
         "cpu_during_load": cpu_split(
             snapshots.get("before", {}), snapshots.get("after", {}), roles, created, elapsed
         ),
@@ -635,7 +641,7 @@ def sqlite_executemany(rows: list[str], directory: Path) -> float:
 # --- set-ups -----------------------------------------------------------------------------------------------------
 
 
-async def on_sqlite(patients: int, batch_size: int, clients: int) -> dict[str, Any]:
+async def on_sqlite(patients: int, batch_size: int, clients: int, history_days: int) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="telesante-bench-tls-"))
     env = server_env(directory, None, None, "unused")
     migrate(env)
@@ -643,7 +649,13 @@ async def on_sqlite(patients: int, batch_size: int, clients: int) -> dict[str, A
     instance = start_instance(env)
     try:
         result = await measure(
-            [instance.url], instance.url, info, batch_size, clients, roles={instance.process.pid: "server"}
+            [instance.url],
+            instance.url,
+            info,
+            batch_size,
+            clients,
+            roles={instance.process.pid: "server"},
+            history_days=history_days,
         )
     finally:
         stop_instance(instance)
@@ -659,7 +671,7 @@ async def on_sqlite(patients: int, batch_size: int, clients: int) -> dict[str, A
     }
 
 
-async def on_postgres(patients: int, batch_size: int, clients: int) -> dict[str, Any]:
+async def on_postgres(patients: int, batch_size: int, clients: int, history_days: int) -> dict[str, Any]:
     database_url = await recreate_database(BENCH_DATABASE)
     channel = f"telesante:bench:tls:{uuid.uuid4().hex[:8]}"
     env_a = server_env(
@@ -678,6 +690,7 @@ async def on_postgres(patients: int, batch_size: int, clients: int) -> dict[str,
             clients,
             settle=lambda: analyze(database_url),
             roles={a.process.pid: "server A", b.process.pid: "server B (stream)"},
+            history_days=history_days,
         )
     finally:
         stop_instance(a)
@@ -701,6 +714,12 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="Observations per batch Bundle")
     parser.add_argument("--clients", type=int, default=4, help="concurrent gateways")
     parser.add_argument("--only", choices=("sqlite", "postgres"), default=None)
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=1,
+        help="days of history posted before the load, one weight a day per patient (not timed)",
+    )
     args = parser.parse_args()
     patients = args.patients or (1_000 if args.quick else 10_000)
     started, load_at_start = datetime.now(UTC), __import__("os").getloadavg()[0]
@@ -708,7 +727,7 @@ async def main() -> None:
     for name, scenario in (("sqlite", on_sqlite), ("postgres", on_postgres)):
         if args.only and args.only != name:
             continue
-        result = await scenario(patients, args.batch, args.clients)
+        result = await scenario(patients, args.batch, args.clients, args.history_days)
         results.append(result)
         print(
             f"{result['engine']}: {result['created']} observations en {result['seconds']} s = "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -158,3 +158,81 @@ async def test_the_enrolments_keep_room_for_their_triage_updates_on_postgresql(e
     assert (await connection.execute(options)).scalar_one() == ["fillfactor=70"]
     await connection.run_sync(_migrate("6a7b0e01a004", down=True))
     assert (await connection.execute(options)).scalar_one() is None
+
+
+async def test_an_enrolments_last_reading_is_read_from_its_readings_and_written_back_by_the_downgrade(
+    empty_database,
+):
+    """Migration 6a7b0e01a010 drops ``monitoring_enrolments.last_reading_at`` (read from the readings since,
+    ``Enrolment.last_reading_at``); its downgrade adds the column back filled with each enrolment's last reading."""
+    from telesante.monitoring.models import Enrolment, Observation
+
+    connection = empty_database
+    await connection.run_sync(_migrate("6a7b0e01a010"))
+    columns = await connection.run_sync(
+        lambda sync: {c["name"] for c in sa.inspect(sync).get_columns("monitoring_enrolments")}
+    )
+    assert "colour" in columns and "last_reading_at" not in columns
+    # rows without their patient, programme and accounts: the keys are not what is tested
+    if connection.dialect.name == "sqlite":  # read outside a transaction only: sent by the driver between two
+        await connection.commit()
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.execute("PRAGMA foreign_keys = OFF")
+    else:
+        await connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    now = clock.now()
+    with_readings, without = uuid.uuid4(), uuid.uuid4()
+    for enrolment_id in (with_readings, without):
+        await connection.execute(
+            sa.insert(Enrolment.__table__).values(
+                id=enrolment_id,
+                patient_id=uuid.uuid4(),
+                programme_id=uuid.uuid4(),
+                organisation_id=uuid.uuid4(),
+                programme_code="insuffisance_cardiaque",
+                status="active",
+                indication="IC",
+                prescriber_name="Dr X",
+                overrides={},
+                conventional_follow_up_offered=False,
+                refusal_reason="",
+                pin_hash="",
+                pin_failures=0,
+                colour="green",
+                reviewed_by_name="",
+                created_at=now,
+                created_by_account_id=uuid.uuid4(),
+                created_by_name="X",
+                end_reason="",
+            )
+        )
+    last = now.replace(microsecond=0) - timedelta(hours=2)
+    for hours_before, key in ((0, "a"), (26, "b")):
+        await connection.execute(
+            sa.insert(Observation.__table__).values(
+                id=uuid.uuid4(),
+                enrolment_id=with_readings,
+                patient_id=uuid.uuid4(),
+                measure="weight",
+                code="29463-7",
+                value=70.0,
+                unit="kg",
+                sent_value=70.0,
+                sent_unit="kg",
+                effective_at=last - timedelta(hours=hours_before),
+                received_at=now,
+                source="device",
+                dedup_key=key,
+                entered_by_name="",
+            )
+        )
+    read = await connection.execute(
+        sa.select(Enrolment.id, Enrolment.last_reading_at).where(Enrolment.id.in_([with_readings, without]))
+    )
+    assert dict(read.all()) == {with_readings: last, without: None}
+    await connection.run_sync(_migrate("6a7b0e01a009", down=True))
+    stored = sa.table(
+        "monitoring_enrolments", sa.column("id", sa.Uuid), sa.column("last_reading_at", UTCDateTime())
+    )
+    written = await connection.execute(sa.select(stored.c.id, stored.c.last_reading_at))
+    assert dict(written.all()) == {with_readings: last, without: None}

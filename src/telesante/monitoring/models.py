@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from telesante.kit import clock
 from telesante.kit.models import Base, UTCDateTime, Uuid, UUIDPrimaryKey, str_enum, uuid7
@@ -141,9 +141,9 @@ class Enrolment(UUIDPrimaryKey, Base):
     pin_hash: Mapped[str] = mapped_column(sa.String(200), default="")
     pin_failures: Mapped[int] = mapped_column(sa.Integer, default=0)
     link_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Triage state, kept up to date on every evaluation (the worklist reads it without evaluating)
+    # Triage colour, kept up to date by every evaluation (the worklist reads it without evaluating); the time of the
+    # last reading is read from the readings themselves (``last_reading_at`` below, migration 2026-12-07-0500)
     colour: Mapped[str] = mapped_column(sa.String(6), default="green")
-    last_reading_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reviewed_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime()
     )  # readings seen up to here ("green" ack)
@@ -210,6 +210,21 @@ class Observation(UUIDPrimaryKey, Base):
     device_id: Mapped[uuid.UUID | None] = mapped_column()
     dedup_key: Mapped[str] = mapped_column(sa.String(200))
     entered_by_name: Mapped[str] = mapped_column(sa.String(200), default="")
+
+
+# The time of an enrolment's last reading (the worklist's "last reading", and what "all green seen" marks as seen), read
+# with the enrolment: one search of the readings' (enrolment, time) index, at its end. It was a column written by every
+# judging of every reading (a device batch rewrote hundreds of enrolment rows, on SQLite hundreds of pages again in the
+# write-ahead log) for a value the readings already hold.
+Enrolment.last_reading_at = column_property(
+    sa.select(sa.func.max(Observation.effective_at))
+    .where(Observation.enrolment_id == Enrolment.id)
+    .correlate_except(Observation)
+    .scalar_subquery(),
+    # kept when the enrolment's own row is written (a new enrolment has none; ``EnrolmentRepository.keep_in_step``
+    # moves it for the enrolments a session holds when readings are judged): never read again behind the caller
+    expire_on_flush=False,
+)
 
 
 class Alert(UUIDPrimaryKey, Base):

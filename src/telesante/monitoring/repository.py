@@ -48,7 +48,6 @@ class EnrolmentState(NamedTuple):
     started_at: datetime | None
     created_at: datetime
     colour: str
-    last_reading_at: datetime | None
 
 
 class LinkedDevice(NamedTuple):
@@ -130,7 +129,6 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         Enrolment.started_at,
         Enrolment.created_at,
         Enrolment.colour,
-        Enrolment.last_reading_at,
     )
 
     async def active_by_patient(
@@ -169,9 +167,8 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
                     _sqlite_time(started_at),
                     _sqlite_time(created_at),
                     colour,
-                    _sqlite_time(last_reading_at),
                 )
-                for id_, patient_id, programme_id, organisation_id, overrides, started_at, created_at, colour, last_reading_at in rows
+                for id_, patient_id, programme_id, organisation_id, overrides, started_at, created_at, colour in rows
             ]
         for state in states:
             found.setdefault(state.patient_id, []).append(state)
@@ -202,16 +199,14 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         stmt = sa.select(*self._STATE).where(Enrolment.id.in_(list(ids)))
         return list((await self.session.execute(stmt)).all())
 
-    async def lock_states(
-        self, ids: Iterable[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[str, datetime | None]] | None:
+    async def lock_states(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str] | None:
         """PostgreSQL: lock these enrolments' rows until the transaction ends (``FOR NO KEY UPDATE``, in the order of
         their ids, as every caller does: two callers never wait for each other in a circle) and return their triage
-        state as it is now, (colour, last reading's time) by id. The row is what serialises the rules, alerts and
-        triage state of one enrolment across instances: a second transaction waits here until the first has
-        committed, then reads its readings and alerts. The lock does not conflict with the foreign-key checks of new
-        readings (``FOR KEY SHARE``). SQLite: None (its one writer already holds the database since the transaction
-        began, and the state rows read in it are current)."""
+        colour as it is now, by id. The row is what serialises the rules, alerts and triage colour of one enrolment
+        across instances: a second transaction waits here until the first has committed, then reads its readings and
+        alerts. The lock does not conflict with the foreign-key checks of new readings (``FOR KEY SHARE``). SQLite:
+        None (its one writer already holds the database since the transaction began, and the state rows read in it
+        are current)."""
         if self.dialect != "postgresql":
             return None
         wanted = sorted(set(ids))
@@ -220,54 +215,68 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         rows = await self.driver_execute(
             "enrolments.lock_states",
             lambda: (
-                sa.select(Enrolment.id, Enrolment.colour, Enrolment.last_reading_at)
+                sa.select(Enrolment.id, Enrolment.colour)
                 .where(among_named(Enrolment.id, "ids", "postgresql"))
                 .order_by(Enrolment.id)
                 .with_for_update(key_share=True)
             ),  # PostgreSQL: FOR NO KEY UPDATE
             {"ids": wanted},
         )
-        return {id_: (colour, at) for id_, colour, at in rows}
+        return dict(rows)
 
-    async def set_triage_state(self, changes: Sequence[tuple[uuid.UUID, str, datetime | None]]) -> None:
+    async def set_colours(self, changes: Sequence[tuple[uuid.UUID, str]]) -> None:
+        """The triage colours that changed, (enrolment id, colour); only those: an evaluation that changes no colour
+        writes no enrolment row."""
         if not changes:
             return
         # one change per enrolment, the last one given (UPDATE … FROM applies one of several rows for the same id)
-        changes = [(id_, colour, at) for id_, (colour, at) in {c[0]: c[1:] for c in changes}.items()]
+        changes = list(dict(changes).items())
         table = Enrolment.__table__
         if self.dialect == "postgresql":
             # one statement, one parameter per column (kit.repository.column_arrays)
             def build() -> sa.Update:
-                changed = column_arrays(table, ["id", "colour", "last_reading_at"]).subquery("changed")
-                return (
-                    sa.update(table)
-                    .where(table.c.id == changed.c.id)
-                    .values(colour=changed.c.colour, last_reading_at=changed.c.last_reading_at)
-                )
+                changed = column_arrays(table, ["id", "colour"]).subquery("changed")
+                return sa.update(table).where(table.c.id == changed.c.id).values(colour=changed.c.colour)
 
             await self.driver_execute(
-                "enrolments.set_triage_state",
+                "enrolments.set_colours",
                 build,
-                rows=[{"id": id_, "colour": colour, "last_reading_at": at} for id_, colour, at in changes],
+                rows=[{"id": id_, "colour": colour} for id_, colour in changes],
             )
         else:  # SQLite: an executemany of one prepared statement by the driver (kit.repository.sqlite_rows)
             await self.driver_execute(
-                "enrolments.set_triage_state",
+                "enrolments.set_colours",
                 lambda: (
                     sa.update(table)
                     .where(table.c.id == sa.bindparam("b_id"))
-                    .values(colour=sa.bindparam("b_colour"), last_reading_at=sa.bindparam("b_at"))
+                    .values(colour=sa.bindparam("b_colour"))
                 ),
-                rows=[{"b_id": id_, "b_colour": colour, "b_at": at} for id_, colour, at in changes],
+                rows=[{"b_id": id_, "b_colour": colour} for id_, colour in changes],
             )
-        # Enrolments this session already holds as objects are kept in step (they are not marked as changed); a
-        # device batch reads its enrolments as rows, so there are usually none: looked up once, not per change
+        self.keep_in_step(changes, {})
+
+    def keep_in_step(
+        self, colours: Sequence[tuple[uuid.UUID, str]], last_seen: dict[uuid.UUID, dict[str, datetime]]
+    ) -> None:
+        """Enrolments this session already holds as objects see the colours just written and their last reading's
+        time (from ``last_seen``, the last reading of each measure by enrolment), without being marked as changed. A
+        device batch reads its enrolments as rows, so there are usually none: looked up once, not per enrolment."""
         held = {key[1][0]: value for key, value in self.session.identity_map.items() if key[0] is Enrolment}
-        for id_, colour, at in changes if held else ():
-            enrolment = held.get(id_)
-            if enrolment is not None:
+        if not held:
+            return
+        for id_, colour in colours:
+            if (enrolment := held.get(id_)) is not None:
                 set_committed_value(enrolment, "colour", colour)
-                set_committed_value(enrolment, "last_reading_at", at)
+        for id_, seen in last_seen.items():
+            if (enrolment := held.get(id_)) is None or not seen:
+                continue
+            loaded = sa.inspect(
+                enrolment
+            ).dict  # an attribute not loaded (expired) is read afresh when asked for
+            if "last_reading_at" in loaded:
+                latest = max(seen.values())
+                if loaded["last_reading_at"] is None or latest > loaded["last_reading_at"]:
+                    set_committed_value(enrolment, "last_reading_at", latest)
 
     async def by_link_hash(self, link_hash: str) -> Enrolment | None:
         return await self.scalar(sa.select(Enrolment).where(Enrolment.link_hash == link_hash))

@@ -542,6 +542,7 @@ async def enrol_patient(
             refusal_reason=data.refusal_reason if refused else "",
             created_by_account_id=principal.account_id,
             created_by_name=principal.display_name[:200],
+            last_reading_at=None,  # read from the readings (none yet): known without asking the database
         )
     )
     if not refused:
@@ -1067,7 +1068,7 @@ async def _evaluate(
     alert_repo = AlertRepository(session)
     known = await alert_repo.recent_or_open((e.id for e in enrolments), window - timedelta(days=31))
     raised: list[Alert] = []
-    changed: list[tuple[Any, str, datetime | None]] = []
+    changed: list[tuple[uuid.UUID, str]] = []
     for position, enrolment in enumerate(enrolments):
         await cooperative.pause(position)
         programme = programmes[enrolment.programme_id]
@@ -1125,19 +1126,13 @@ async def _evaluate(
                 if a.status != AlertStatus.CLOSED
             ]
         )
-        was_colour, was_at = (
-            current.get(enrolment.id, (enrolment.colour, enrolment.last_reading_at))
-            if current is not None
-            else (enrolment.colour, enrolment.last_reading_at)
-        )
-        latest = max(last.values()) if last else None
-        if latest is None or (was_at is not None and latest <= was_at):
-            latest = was_at
-        if colour != was_colour or latest != was_at:
-            changed.append((enrolment, colour, latest))
+        was_colour = current.get(enrolment.id, enrolment.colour) if current is not None else enrolment.colour
+        if colour != was_colour:
+            changed.append((enrolment.id, colour))
     await session.flush()
-    # The triage state in one statement (the enrolments were read as plain rows)
-    await EnrolmentRepository(session).set_triage_state([(e.id, colour, at) for e, colour, at in changed])
+    # The colours that changed, in one statement (the enrolments were read as plain rows); most readings change none
+    await EnrolmentRepository(session).set_colours(changed)
+    EnrolmentRepository(session).keep_in_step((), last_seen)
     if enrolments:
         if recipients is None:
             recipients = await EnrolmentRepository(session).operator_accounts(
@@ -1307,7 +1302,7 @@ async def acknowledge_green(session: AsyncSession, principal: Principal) -> int:
     current = await EnrolmentRepository(session).lock_states(row.enrolment.id for row in green)
     count = 0
     for row in green:
-        if current is None or current.get(row.enrolment.id, ("",))[0] == "green":
+        if current is None or current.get(row.enrolment.id) == "green":
             row.enrolment.reviewed_at = now
             row.enrolment.reviewed_by_name = principal.display_name[:200]
             count += 1

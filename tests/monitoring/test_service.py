@@ -569,3 +569,43 @@ async def test_the_database_refuses_a_reading_whose_patient_or_device_is_not_its
     )
     with pytest.raises(IntegrityError):
         await repo.insert_new([wrong], common)
+
+
+async def test_the_last_reading_is_the_latest_stored_and_the_enrolment_row_is_written_only_for_a_new_colour(
+    session, network, patient, frozen
+):
+    """The last reading's time is read from the readings (``Enrolment.last_reading_at``): an enrolment this session
+    holds follows the readings it judges, one read afresh sees them too, and a reading that changes no colour leaves
+    the enrolment's row as it was (migration 2026-12-07-0500)."""
+    from telesante.monitoring.models import Enrolment
+    from telesante.monitoring.repository import EnrolmentRepository
+
+    enrolment = await enrol(session, network, patient)
+    assert enrolment.last_reading_at is None
+    now = frozen.now
+    written: list[object] = []
+    real = EnrolmentRepository.set_colours
+
+    async def set_colours(self, changes):
+        written.append(list(changes))
+        await real(self, changes)
+
+    EnrolmentRepository.set_colours = set_colours
+    try:
+        readings = [weight(0, patient.id, 80.0, now - timedelta(hours=30))]
+        await service.record_readings(session, network.gateway.principal, readings, ReadingSource.DEVICE)
+        assert enrolment.last_reading_at == now - timedelta(hours=30)  # the object held moved with it
+        late = [weight(0, patient.id, 80.1, now - timedelta(hours=40))]  # sent late: not the last one
+        await service.record_readings(session, network.gateway.principal, late, ReadingSource.DEVICE)
+        assert enrolment.last_reading_at == now - timedelta(hours=30)
+        rise = [weight(0, patient.id, 83.0, now - timedelta(hours=1))]  # +3 kg: red
+        await service.record_readings(session, network.gateway.principal, rise, ReadingSource.DEVICE)
+    finally:
+        EnrolmentRepository.set_colours = real
+    # green twice (nothing written), then red
+    assert written == [[], [], [(enrolment.id, "red")]]
+    session.expunge(enrolment)
+    fresh = await session.get(Enrolment, enrolment.id)
+    assert fresh is not enrolment
+    assert (fresh.colour, fresh.last_reading_at) == ("red", now - timedelta(hours=1))
+    assert enrolment.last_reading_at == now - timedelta(hours=1)

@@ -270,9 +270,8 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         for id_, seen in last_seen.items():
             if (enrolment := held.get(id_)) is None or not seen:
                 continue
-            loaded = sa.inspect(
-                enrolment
-            ).dict  # an attribute not loaded (expired) is read afresh when asked for
+            # an attribute not loaded (expired) is read afresh when asked for: only a loaded one is moved
+            loaded = sa.inspect(enrolment).dict
             if "last_reading_at" in loaded:
                 latest = max(seen.values())
                 if loaded["last_reading_at"] is None or latest > loaded["last_reading_at"]:

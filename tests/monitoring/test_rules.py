@@ -90,6 +90,15 @@ def test_missing_data_is_blue_and_counts_from_the_start_of_monitoring():
     later = evaluate(rules, [Reading("spo2", 94, days_ago(4))], NOW, START)
     assert later[0].message.endswith("depuis 4 jours.") and triage_colour(later) == "blue"
     assert evaluate(rules, [Reading("spo2", 94, days_ago(1))], NOW, START) == []
+    # a reading from before the monitoring began (a device's stored history) does not make data missing sooner: the
+    # delay still counts from the start
+    before = [Reading("spo2", 94, days_ago(30))]
+    assert evaluate(rules, before, NOW, since=days_ago(2)) == []
+    assert evaluate(rules, [], NOW, since=days_ago(2), last_seen={"spo2": days_ago(30)}) == []
+    late = evaluate(rules, before, NOW, since=days_ago(5))
+    assert [f.message for f in late] == [
+        "Aucune mesure de saturation en oxygène (spo₂) depuis le début du suivi."
+    ]
 
 
 def test_a_fall_and_readings_after_now_when_replaying_the_past():

@@ -451,7 +451,11 @@ def evaluate(
                 for at in (measured[-1].at if measured else None, (last_seen or {}).get(rule.measure))
                 if at
             ]
+            # counted from the last reading, or from the start when there is none since (a reading from before the
+            # monitoring began, a device's stored history, does not make data missing sooner)
             last = max(known) if known else since
+            if last < since:
+                last, known = since, []
             if now - last >= timedelta(days=rule.days):
                 measure = BY_KEY[rule.measure]
                 when = (
@@ -531,7 +535,7 @@ def replay(
                 trigger = f"r:{finding.readings[-1].id}"
             else:
                 rule = next(r for r in rules if r.code == finding.rule)
-                gap_from = last_seen.get(rule.measure, since)
+                gap_from = max(last_seen.get(rule.measure, since), since)  # as ``evaluate`` counts it
                 if gap_from + timedelta(days=rule.days) < start:
                     continue  # the gap began before the period: its alert was raised before it
                 trigger = f"m:{gap_from.isoformat()}"

@@ -1011,7 +1011,7 @@ async def _writable_patients(
 def _trigger(finding: rules.Finding, since: datetime, last: dict[str, datetime], rule: rules.Rule) -> str:
     if finding.readings:
         return f"r:{finding.readings[-1].id}"
-    reference = last.get(rule.measure, since)
+    reference = max(last.get(rule.measure, since), since)  # the gap's start, as ``rules.evaluate`` counts it
     return f"m:{clock.as_utc(reference).isoformat(timespec='seconds')}"
 
 

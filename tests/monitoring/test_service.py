@@ -572,7 +572,7 @@ async def test_the_database_refuses_a_reading_whose_patient_or_device_is_not_its
 
 
 async def test_the_last_reading_is_the_latest_stored_and_the_enrolment_row_is_written_only_for_a_new_colour(
-    session, network, patient, frozen
+    session, network, patient, frozen, monkeypatch
 ):
     """The last reading's time is read from the readings (``Enrolment.last_reading_at``): an enrolment this session
     holds follows the readings it judges, one read afresh sees them too, and a reading that changes no colour leaves
@@ -590,18 +590,15 @@ async def test_the_last_reading_is_the_latest_stored_and_the_enrolment_row_is_wr
         written.append(list(changes))
         await real(self, changes)
 
-    EnrolmentRepository.set_colours = set_colours
-    try:
-        readings = [weight(0, patient.id, 80.0, now - timedelta(hours=30))]
-        await service.record_readings(session, network.gateway.principal, readings, ReadingSource.DEVICE)
-        assert enrolment.last_reading_at == now - timedelta(hours=30)  # the object held moved with it
-        late = [weight(0, patient.id, 80.1, now - timedelta(hours=40))]  # sent late: not the last one
-        await service.record_readings(session, network.gateway.principal, late, ReadingSource.DEVICE)
-        assert enrolment.last_reading_at == now - timedelta(hours=30)
-        rise = [weight(0, patient.id, 83.0, now - timedelta(hours=1))]  # +3 kg: red
-        await service.record_readings(session, network.gateway.principal, rise, ReadingSource.DEVICE)
-    finally:
-        EnrolmentRepository.set_colours = real
+    monkeypatch.setattr(EnrolmentRepository, "set_colours", set_colours)
+    readings = [weight(0, patient.id, 80.0, now - timedelta(hours=30))]
+    await service.record_readings(session, network.gateway.principal, readings, ReadingSource.DEVICE)
+    assert enrolment.last_reading_at == now - timedelta(hours=30)  # the object held moved with it
+    late = [weight(0, patient.id, 80.1, now - timedelta(hours=40))]  # sent late: not the last one
+    await service.record_readings(session, network.gateway.principal, late, ReadingSource.DEVICE)
+    assert enrolment.last_reading_at == now - timedelta(hours=30)
+    rise = [weight(0, patient.id, 83.0, now - timedelta(hours=1))]  # +3 kg: red
+    await service.record_readings(session, network.gateway.principal, rise, ReadingSource.DEVICE)
     # green twice (nothing written), then red
     assert written == [[], [], [(enrolment.id, "red")]]
     session.expunge(enrolment)

@@ -229,3 +229,86 @@ async def test_all_green_seen_and_a_judged_reading_never_wait_for_each_other_in_
             )
             await session.commit()
         assert await acknowledged == 1  # still green: seen
+
+
+async def test_a_bulk_batch_judged_after_the_doctor_closed_the_alert_raises_a_new_one(
+    database_url,  # noqa: F811
+    frozen,
+    monkeypatch,
+):
+    """A gateway's bulk batch brings a higher weight while the doctor closes the red alert on another instance. On
+    PostgreSQL the batch's readings are committed first and judged afterwards, in groups: the doctor closes the alert
+    in between. On SQLite a part is judged in the transaction that stores it: the doctor's decision comes first. Either
+    way the alert is read as it is when the rules are judged: the closed one keeps what the doctor saw and the new
+    rise raises a new alert."""
+    from telesante.fhir import monitoring as fhir_monitoring
+    from telesante.monitoring.models import AlertAction
+    from telesante.monitoring.schemas import AlertInterpretation
+    from tests.monitoring.test_fhir import enrol_others, entry, observation
+
+    now = frozen.now
+    async with three_instances(database_url) as (setup, first, second):
+        network, patient, enrolment, result = await heart_failure_patient(setup, now, [(78.0, 48), (80.6, 1)])
+        [raised] = result.alerts
+        async with transaction(setup) as session:
+            others = await enrol_others(session, network, 4)
+        postgresql = "postgresql" in database_url
+        closed: list[str] = []
+
+        async def doctor_closes_the_alert(when: str) -> None:
+            async with transaction(second) as session:
+                await service.interpret_alert(
+                    session,
+                    network.doctor.principal,
+                    raised.id,
+                    AlertInterpretation(
+                        interpretation="Diurétique augmenté par téléphone.", action=AlertAction.TREATMENT
+                    ),
+                )
+            closed.append(when)
+
+        real_judge = service.judge
+
+        async def judge(session, enrolments, pending, **options):
+            if not closed:
+                await doctor_closes_the_alert("between the storing and the judging")
+            return await real_judge(session, enrolments, pending, **options)
+
+        monkeypatch.setattr(service, "judge", judge)
+        if not postgresql:
+            await doctor_closes_the_alert("before the batch")
+        readings = [observation(patient.id, "29463-7", 80.9, "kg", now - timedelta(minutes=30))]
+        readings += [
+            observation(others[n % 4].id, "29463-7", 70.0, "kg", now - timedelta(hours=n + 2))
+            for n in range(55)
+        ]
+        async with transaction(first) as session:
+            answer = await fhir_monitoring.batch(
+                session,
+                network.gateway.principal,
+                await fhir_monitoring.prepare_batch(
+                    {"resourceType": "Bundle", "type": "batch", "entry": [entry(r) for r in readings]}
+                ),
+            )
+        assert closed == ["between the storing and the judging" if postgresql else "before the batch"]
+        assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 56
+
+        async with setup() as session:
+            alerts = (
+                await session.scalars(
+                    sa.select(Alert)
+                    .where(Alert.enrolment_id == enrolment.id)
+                    .order_by(Alert.raised_at, Alert.trigger)
+                )
+            ).all()
+            colour = await session.scalar(sa.select(Enrolment.colour).where(Enrolment.id == enrolment.id))
+        kept = next(a for a in alerts if a.id == raised.id)
+        assert kept.status == AlertStatus.CLOSED
+        assert [reading["value"] for reading in kept.readings] == [78.0, 80.6]
+        [new] = [a for a in alerts if a.id != raised.id]
+        assert (new.status, new.severity, [r["value"] for r in new.readings]) == (
+            AlertStatus.OPEN,
+            "red",
+            [78.0, 80.9],
+        )
+        assert colour == "red"

@@ -1,6 +1,6 @@
 """Remote-monitoring ingest: readings posted by device gateways in FHIR batch Bundles, rules evaluated on arrival.
 
-    python -m bench.monitoring_ingest [--quick] [--patients N] [--batch N] [--clients N] [--history-days N]
+    python -m bench.monitoring_ingest [--quick] [--patients N] [--batch N] [--clients N] [--history-days N] [--rounds N]
 
 Issue 7: observations for 10,000 enrolled patients (1,000 with ``--quick``), on SQLite (one instance, the embedded
 default) and on PostgreSQL (two instances behind the client, Redis bus, as a region scales out). Goals: ≥ 20,000
@@ -17,10 +17,12 @@ as autovacuum does in a running region):
 1. **throughput** — ``--clients`` concurrent gateways post batch Bundles of ``--batch`` weight Observations (three
    days of stable weights per patient, a device identifier per reading, so every entry is new), each entry checked,
    converted, stored once, and the rules of its patient evaluated in the same request. Observations/s = entries
-   answered ``201 Created`` / wall time;
+   answered ``201 Created`` / wall time. The load runs ``--rounds`` times (3), each with new readings: the median
+   round's figure is reported, and each round's (the host's speed varies by a third from one run to the next);
 2. **alert latency** — meanwhile, and again on a quiet server, a probe gateway posts single-entry Bundles carrying a
    weight 3 kg above that patient's (heart failure: +2 kg in 3 days is red); the clock runs from the post leaving
-   the client to the ``monitoring.alert`` event for that patient on the operator's open stream.
+   the client to the ``monitoring.alert`` event for that patient on the operator's open stream (each round's probes
+   go to other patients; the percentiles are those of every round's probes).
 
 The gateways run in a process of their own (as they would on other machines): the operator's stream and the probe
 are read in this one, whose event loop is then not busy parsing the gateways' 500-entry answers (it was until
@@ -243,15 +245,15 @@ def base_weight(index: int) -> float:
     return 60.0 + (index * 7) % 40
 
 
-def stable_readings(patient_ids: list[str], now: datetime) -> list[dict[str, Any]]:
+def stable_readings(patient_ids: list[str], now: datetime, round_: int = 0) -> list[dict[str, Any]]:
     """Three days of stable weights per patient, the last one 12 hours ago (no alert: neither a rise nor missing
-    data): the throughput load."""
+    data): the throughput load. Each round's readings are new ones (taken a minute later than the round before's)."""
     readings = []
     for hours in (60, 36, 12):
-        at = (now - timedelta(hours=hours)).replace(second=0, microsecond=0)
+        at = (now - timedelta(hours=hours, minutes=-round_)).replace(second=0, microsecond=0)
         for index, patient_id in enumerate(patient_ids):
             kilograms = base_weight(index) + (0.1 if hours == 36 else 0.0)
-            readings.append(observation(patient_id, index, kilograms, at, "stable"))
+            readings.append(observation(patient_id, index, kilograms, at, f"stable{round_}"))
     return readings
 
 
@@ -401,6 +403,15 @@ def processes_cpu(main_threads: tuple[int, ...] = ()) -> dict[int, tuple[str, fl
     return found
 
 
+def _cpu_delta(previous: tuple[str, float] | None, name: str, total: float) -> float:
+    """CPU seconds a process spent since ``previous`` (its name and CPU time then), or all of it if it is a new
+    process (its pid reused by another program). A kernel worker's name ends with the queue it serves last
+    (``kworker/0:2-events``): only the part before it names the process."""
+    if previous is None or previous[0].partition("-")[0] != name.partition("-")[0]:
+        return total
+    return total - previous[1]
+
+
 def cpu_split(
     before: dict[int, tuple[str, float]],
     after: dict[int, tuple[str, float]],
@@ -414,12 +425,12 @@ def cpu_split(
     spent: dict[str, float] = {}
     main_thread: dict[str, float] = {}
     for pid, (name, total) in after.items():
-        previous = before.get(pid)
-        delta = total - (previous[1] if previous and previous[0] == name else 0.0)
+        delta = _cpu_delta(before.get(pid), name, total)
         if pid < 0:  # a known process's main thread, also counted in its process
             main_thread[roles.get(-pid, name)] = delta
         elif delta > 0:
-            role = roles.get(pid, name)
+            # the kernel's workers are one role: a worker's name changes with the queue it serves
+            role = roles.get(pid) or ("kernel workers" if name.startswith("kworker/") else name)
             spent[role] = spent.get(role, 0.0) + delta
     cores = os.cpu_count() or 1
     busy = sum(spent.values())
@@ -452,16 +463,15 @@ async def measure(
     settle: Callable[[], Awaitable[None]] | None = None,
     roles: dict[int, str] | None = None,
     history_days: int = 1,
+    rounds: int = 3,
 ) -> dict[str, Any]:
-    """``roles`` names the server instances' processes in the CPU split."""
+    """``roles`` names the server instances' processes in the CPU split. ``rounds``: the load is run this many times,
+    each with new readings (the table grows by as much) and probes of other patients; the throughput reported is
+    the median round's, the alert latencies those of every round's probes, the CPU split the sum of the rounds'."""
     now = datetime.now(UTC)
     patient_ids = info["patient_ids"]
-    readings = stable_readings(patient_ids, now)
-    bodies = [
-        json.dumps(bundle(readings[start : start + batch_size])).encode()
-        for start in range(0, len(readings), batch_size)
-    ]
-    probes_loaded = list(range(0, len(patient_ids), max(1, len(patient_ids) // 60)))[:50]
+    step = max(1, len(patient_ids) // (60 * rounds))
+    probes_loaded = list(range(0, len(patient_ids), step))[: 50 * rounds]
     loaded_set = set(probes_loaded)
     probes_quiet = [i for i in range(len(patient_ids)) if i not in loaded_set][:100]
     inbox = Inbox()
@@ -496,91 +506,134 @@ async def measure(
         if settle is not None:
             await settle()
 
-        # The gateways run in a process of their own, as they would on other machines: the operator's stream and
-        # the probe, here, are not slowed by the parsing of the gateways' 500-entry answers in the same event loop.
-        work = Path(tempfile.mkdtemp(prefix="telesante-bench-gateways-"))
-        (work / "bodies.json").write_text(json.dumps([body.decode() for body in bodies]))
-        (work / "load.json").write_text(
-            json.dumps(
-                {
-                    "urls": urls,
-                    "token": info["gateway_token"],
-                    "clients": clients,
-                    "first_day": len(patient_ids),
-                }
-            )
-        )
-        load = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            f"import asyncio; from bench.monitoring_ingest import gateways; asyncio.run(gateways({str(work)!r}))",
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-        )
-        assert load.stdout is not None
-        first_day_in, load_done = asyncio.Event(), asyncio.Event()
-        report: dict[str, Any] = {}
-
         servers = tuple(roles or ())
-        roles = {**(roles or {}), load.pid: "gateways", os.getpid(): "bench (stream, probes)"}
-        snapshots: dict[str, dict[int, tuple[str, float]]] = {}
-
-        async def follow_load() -> None:
-            async for line in load.stdout:
-                message = json.loads(line)
-                if message.get("starting"):
-                    snapshots["before"] = processes_cpu(servers)
-                if message.get("first_day_in"):
-                    first_day_in.set()
-                if "created" in message:
-                    snapshots["after"] = processes_cpu(servers)
-                    report.update(message)
-            load_done.set()
-            first_day_in.set()
-
+        runs: list[dict[str, Any]] = []
         loaded_latencies: list[float] = []
-
-        async def prober() -> None:
-            # the probes start once the first day of stable weights is in (a rise needs an earlier reading)
-            await first_day_in.wait()
-            for index in probes_loaded:
-                if load_done.is_set():
-                    break
-                loaded_latencies.append(
-                    await _probe(client, urls[index % len(urls)], info, inbox, index, now)
-                )
-                await asyncio.sleep(0.05)
-
-        following = asyncio.create_task(follow_load())
-        await prober()
-        await following
-        if await load.wait() != 0 or "created" not in report:
-            raise RuntimeError(f"the gateways' process failed ({load.returncode})")
-        shutil.rmtree(work, ignore_errors=True)
-        created, refused, elapsed = report["created"], report["refused"], report["seconds"]
+        spent: dict[int, tuple[str, float]] = {}  # CPU seconds during the rounds' loads, by process
+        for round_ in range(rounds):
+            readings = stable_readings(patient_ids, now, round_)
+            bodies = [
+                json.dumps(bundle(readings[start : start + batch_size])).encode()
+                for start in range(0, len(readings), batch_size)
+            ]
+            report, before, after, latencies = await _load_round(
+                client,
+                urls,
+                info,
+                inbox,
+                bodies,
+                clients,
+                probes_loaded[round_::rounds],
+                now,
+                servers,
+            )
+            loaded_latencies.extend(latencies)
+            runs.append(report)
+            for pid, (name, total) in after.items():
+                spent[pid] = (name, spent.get(pid, (name, 0.0))[1] + _cpu_delta(before.get(pid), name, total))
         quiet_latencies = []
         for index in probes_quiet:
             quiet_latencies.append(await _probe(client, urls[index % len(urls)], info, inbox, index, now))
         stream.cancel()
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
             await stream
+    per_round = [round(run["created"] / run["seconds"]) for run in runs]
+    median = sorted(range(len(runs)), key=lambda i: per_round[i])[len(runs) // 2]
+    created = sum(run["created"] for run in runs)
+    elapsed = sum(run["seconds"] for run in runs)
+    all_roles = {**(roles or {}), **{pid: "gateways" for run in runs for pid in run["gateways_pids"]}}
+    all_roles[os.getpid()] = "bench (stream, probes)"
     return {
         "patients": len(patient_ids),
-        "observations": len(readings),
-        "created": created,
-        "refused": refused,
+        "observations": runs[median]["created"] + runs[median]["refused"],
+        "created": runs[median]["created"],
+        "refused": runs[median]["refused"],
         "batch": batch_size,
         "clients": clients,
-        "seconds": round(elapsed, 2),
-        "observations_per_s": round(created / elapsed),
+        "seconds": round(runs[median]["seconds"], 2),
+        "observations_per_s": per_round[median],
+        "rounds": rounds,
+        "observations_per_s_by_round": per_round,
         "alert_under_load": _summary(loaded_latencies),
         "alert_quiet": _summary(quiet_latencies),
         "alerts_received": inbox.received,
         "history_days": history_days,
         "cpu_during_load": cpu_split(
-            snapshots.get("before", {}), snapshots.get("after", {}), roles, created, elapsed
+            {pid: (name, 0.0) for pid, (name, _) in spent.items()}, spent, all_roles, created, elapsed
         ),
     }
+
+
+async def _load_round(
+    client: httpx.AsyncClient,
+    urls: list[str],
+    info: dict[str, Any],
+    inbox: Inbox,
+    bodies: list[bytes],
+    clients: int,
+    probes: list[int],
+    now: datetime,
+    servers: tuple[int, ...],
+) -> tuple[dict[str, Any], dict[int, tuple[str, float]], dict[int, tuple[str, float]], list[float]]:
+    """One round of the load: the gateways' process posts ``bodies`` while the probe posts to ``probes``' patients.
+    Returns the gateways' report, every process's CPU at the load's start and end, and the probes' latencies (ms)."""
+    # The gateways run in a process of their own, as they would on other machines: the operator's stream and
+    # the probe, here, are not slowed by the parsing of the gateways' 500-entry answers in the same event loop.
+    work = Path(tempfile.mkdtemp(prefix="telesante-bench-gateways-"))
+    (work / "bodies.json").write_text(json.dumps([body.decode() for body in bodies]))
+    (work / "load.json").write_text(
+        json.dumps(
+            {
+                "urls": urls,
+                "token": info["gateway_token"],
+                "clients": clients,
+                "first_day": len(info["patient_ids"]),
+            }
+        )
+    )
+    load = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        f"import asyncio; from bench.monitoring_ingest import gateways; asyncio.run(gateways({str(work)!r}))",
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    assert load.stdout is not None
+    first_day_in, load_done = asyncio.Event(), asyncio.Event()
+    report: dict[str, Any] = {"gateways_pids": [load.pid]}
+    snapshots: dict[str, dict[int, tuple[str, float]]] = {}
+
+    async def follow_load() -> None:
+        async for line in load.stdout:
+            message = json.loads(line)
+            if message.get("starting"):
+                snapshots["before"] = processes_cpu(servers)
+            if message.get("first_day_in"):
+                first_day_in.set()
+            if "created" in message:
+                snapshots["after"] = processes_cpu(servers)
+                report.update(message)
+        load_done.set()
+        first_day_in.set()
+
+    latencies: list[float] = []
+
+    async def prober() -> None:
+        # the probes start once the first day of stable weights is in (a rise needs an earlier reading)
+        await first_day_in.wait()
+        for index in probes:
+            if load_done.is_set():
+                break
+            latencies.append(await _probe(client, urls[index % len(urls)], info, inbox, index, now))
+            await asyncio.sleep(0.05)
+
+    following = asyncio.create_task(follow_load())
+    await prober()
+    await following
+    if await load.wait() != 0 or "created" not in report:
+        raise RuntimeError(f"the gateways' process failed ({load.returncode})")
+    shutil.rmtree(work, ignore_errors=True)
+    return report, snapshots.get("before", {}), snapshots.get("after", {}), latencies
 
 
 # --- the peers: the database's own bulk load of the same JSON rows -------------------------------------------------
@@ -641,7 +694,9 @@ def sqlite_executemany(rows: list[str], directory: Path) -> float:
 # --- set-ups -----------------------------------------------------------------------------------------------------
 
 
-async def on_sqlite(patients: int, batch_size: int, clients: int, history_days: int) -> dict[str, Any]:
+async def on_sqlite(
+    patients: int, batch_size: int, clients: int, history_days: int, rounds: int
+) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="telesante-bench-tls-"))
     env = server_env(directory, None, None, "unused")
     migrate(env)
@@ -656,6 +711,7 @@ async def on_sqlite(patients: int, batch_size: int, clients: int, history_days: 
             clients,
             roles={instance.process.pid: "server"},
             history_days=history_days,
+            rounds=rounds,
         )
     finally:
         stop_instance(instance)
@@ -674,7 +730,9 @@ async def on_sqlite(patients: int, batch_size: int, clients: int, history_days: 
     }
 
 
-async def on_postgres(patients: int, batch_size: int, clients: int, history_days: int) -> dict[str, Any]:
+async def on_postgres(
+    patients: int, batch_size: int, clients: int, history_days: int, rounds: int
+) -> dict[str, Any]:
     database_url = await recreate_database(BENCH_DATABASE)
     channel = f"telesante:bench:tls:{uuid.uuid4().hex[:8]}"
     env_a = server_env(
@@ -694,6 +752,7 @@ async def on_postgres(patients: int, batch_size: int, clients: int, history_days
             settle=lambda: analyze(database_url),
             roles={a.process.pid: "server A", b.process.pid: "server B (stream)"},
             history_days=history_days,
+            rounds=rounds,
         )
     finally:
         stop_instance(a)
@@ -725,6 +784,12 @@ async def main() -> None:
         default=1,
         help="days of history posted before the load, one weight a day per patient (not timed)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="times the load is run, with new readings each time (the median round's throughput is reported)",
+    )
     args = parser.parse_args()
     patients = args.patients or (1_000 if args.quick else 10_000)
     started, load_at_start = datetime.now(UTC), __import__("os").getloadavg()[0]
@@ -732,11 +797,12 @@ async def main() -> None:
     for name, scenario in (("sqlite", on_sqlite), ("postgres", on_postgres)):
         if args.only and args.only != name:
             continue
-        result = await scenario(patients, args.batch, args.clients, args.history_days)
+        result = await scenario(patients, args.batch, args.clients, args.history_days, max(1, args.rounds))
         results.append(result)
         print(
             f"{result['engine']}: {result['created']} observations en {result['seconds']} s = "
-            f"{result['observations_per_s']} obs/s (objectif ≥ {result['goal_observations_per_s']} : "
+            f"{result['observations_per_s']} obs/s (médiane de {result['rounds']} tours : "
+            f"{' / '.join(str(v) for v in result['observations_per_s_by_round'])}) (objectif ≥ {result['goal_observations_per_s']} : "
             f"{'atteint' if result['meets_goal'] else 'MANQUÉ'} ; pair {result['peer_rows_per_s']} lignes/s, "
             f"rapport {result['ratio_to_peer']}) ; mesure → alerte sous charge p50 "
             f"{result['alert_under_load']['p50_ms']} ms p99 {result['alert_under_load']['p99_ms']} ms, au calme p50 "

@@ -68,6 +68,32 @@ async def heart_failure_patient(setup, now, weights: list[tuple[float, int]]):
     return network, patient, enrolment, result
 
 
+async def the_closed_alert_kept_and_a_new_one_raised(setup, enrolment_id, closed_id) -> Alert:
+    """The patient's alerts after the doctor closed the alert on 78.0 → 80.6 kg and a reading of 80.9 kg was judged:
+    the closed one keeps what the doctor saw, a new open red alert holds the new rise, the patient is red. Returns
+    the new alert."""
+    async with setup() as session:
+        alerts = (
+            await session.scalars(
+                sa.select(Alert)
+                .where(Alert.enrolment_id == enrolment_id)
+                .order_by(Alert.raised_at, Alert.trigger)
+            )
+        ).all()
+        colour = await session.scalar(sa.select(Enrolment.colour).where(Enrolment.id == enrolment_id))
+    closed = next(a for a in alerts if a.id == closed_id)
+    assert closed.status == AlertStatus.CLOSED
+    assert [reading["value"] for reading in closed.readings] == [78.0, 80.6]
+    [new] = [a for a in alerts if a.id != closed_id]
+    assert (new.status, new.severity, [r["value"] for r in new.readings]) == (
+        AlertStatus.OPEN,
+        "red",
+        [78.0, 80.9],
+    )
+    assert colour == "red"
+    return new
+
+
 async def test_two_instances_judge_one_patients_simultaneous_readings_in_turn(database_url, frozen):  # noqa: F811
     now = frozen.now
     async with three_instances(database_url) as (setup, first, second):
@@ -128,26 +154,8 @@ async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_o
             await session.commit()
         later = await late
 
-        async with setup() as session:
-            alerts = (
-                await session.scalars(
-                    sa.select(Alert)
-                    .where(Alert.enrolment_id == enrolment.id)
-                    .order_by(Alert.raised_at, Alert.trigger)
-                )
-            ).all()
-            colour = await session.scalar(sa.select(Enrolment.colour).where(Enrolment.id == enrolment.id))
-        closed = next(a for a in alerts if a.id == raised.id)
-        assert closed.status == AlertStatus.CLOSED
-        assert [reading["value"] for reading in closed.readings] == [78.0, 80.6]
-        [new] = [a for a in alerts if a.id != raised.id]
+        new = await the_closed_alert_kept_and_a_new_one_raised(setup, enrolment.id, raised.id)
         assert [a.id for a in later.alerts] == [new.id]
-        assert (new.status, new.severity, [r["value"] for r in new.readings]) == (
-            AlertStatus.OPEN,
-            "red",
-            [78.0, 80.9],
-        )
-        assert colour == "red"
 
 
 async def test_a_teams_step_on_an_alert_holds_the_patients_judgement_until_it_ends(database_url, frozen):  # noqa: F811
@@ -293,22 +301,4 @@ async def test_a_bulk_batch_judged_after_the_doctor_closed_the_alert_raises_a_ne
         assert closed == ["between the storing and the judging" if postgresql else "before the batch"]
         assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 56
 
-        async with setup() as session:
-            alerts = (
-                await session.scalars(
-                    sa.select(Alert)
-                    .where(Alert.enrolment_id == enrolment.id)
-                    .order_by(Alert.raised_at, Alert.trigger)
-                )
-            ).all()
-            colour = await session.scalar(sa.select(Enrolment.colour).where(Enrolment.id == enrolment.id))
-        kept = next(a for a in alerts if a.id == raised.id)
-        assert kept.status == AlertStatus.CLOSED
-        assert [reading["value"] for reading in kept.readings] == [78.0, 80.6]
-        [new] = [a for a in alerts if a.id != raised.id]
-        assert (new.status, new.severity, [r["value"] for r in new.readings]) == (
-            AlertStatus.OPEN,
-            "red",
-            [78.0, 80.9],
-        )
-        assert colour == "red"
+        await the_closed_alert_kept_and_a_new_one_raised(setup, enrolment.id, raised.id)

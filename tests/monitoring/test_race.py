@@ -68,6 +68,21 @@ async def heart_failure_patient(setup, now, weights: list[tuple[float, int]]):
     return network, patient, enrolment, result
 
 
+async def doctor_closes(session, network, alert_id) -> None:
+    """The doctor interprets the alert (a treatment change by telephone), which closes it, in this session."""
+    from telesante.monitoring.models import AlertAction
+    from telesante.monitoring.schemas import AlertInterpretation
+
+    await service.interpret_alert(
+        session,
+        network.doctor.principal,
+        alert_id,
+        AlertInterpretation(
+            interpretation="Diurétique augmenté par téléphone.", action=AlertAction.TREATMENT
+        ),
+    )
+
+
 async def the_closed_alert_kept_and_a_new_one_raised(setup, enrolment_id, closed_id) -> Alert:
     """The patient's alerts after the doctor closed the alert on 78.0 → 80.6 kg and a reading of 80.9 kg was judged:
     the closed one keeps what the doctor saw, a new open red alert holds the new rise, the patient is red. Returns
@@ -131,8 +146,6 @@ async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_o
     """The doctor closes the red alert on one instance while a higher weight arrives on the other: the reading is
     judged after the decision, so the closed alert keeps what the doctor saw and the new rise raises a new alert
     (updating the alert being closed would leave the new rise without any open alert)."""
-    from telesante.monitoring.models import AlertAction
-    from telesante.monitoring.schemas import AlertInterpretation
 
     now = frozen.now
     async with three_instances(database_url) as (setup, first, second):
@@ -141,14 +154,7 @@ async def test_a_reading_judged_while_the_doctor_closes_the_alert_raises_a_new_o
         [raised] = result.alerts
 
         async with first() as session:
-            await service.interpret_alert(
-                session,
-                network.doctor.principal,
-                raised.id,
-                AlertInterpretation(
-                    interpretation="Diurétique augmenté par téléphone.", action=AlertAction.TREATMENT
-                ),
-            )
+            await doctor_closes(session, network, raised.id)
             late = asyncio.create_task(send(second, gateway, patient.id, 80.9, now - timedelta(minutes=30)))
             await asyncio.sleep(0.5)
             await session.commit()
@@ -250,8 +256,6 @@ async def test_a_bulk_batch_judged_after_the_doctor_closed_the_alert_raises_a_ne
     way the alert is read as it is when the rules are judged: the closed one keeps what the doctor saw and the new
     rise raises a new alert."""
     from telesante.fhir import monitoring as fhir_monitoring
-    from telesante.monitoring.models import AlertAction
-    from telesante.monitoring.schemas import AlertInterpretation
     from tests.monitoring.test_fhir import enrol_others, entry, observation
 
     now = frozen.now
@@ -265,14 +269,7 @@ async def test_a_bulk_batch_judged_after_the_doctor_closed_the_alert_raises_a_ne
 
         async def doctor_closes_the_alert(when: str) -> None:
             async with transaction(second) as session:
-                await service.interpret_alert(
-                    session,
-                    network.doctor.principal,
-                    raised.id,
-                    AlertInterpretation(
-                        interpretation="Diurétique augmenté par téléphone.", action=AlertAction.TREATMENT
-                    ),
-                )
+                await doctor_closes(session, network, raised.id)
             closed.append(when)
 
         real_judge = service.judge

@@ -3,6 +3,7 @@ programmes' defaults, and the triage colour."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from telesante.monitoring.rules import (
     evaluate,
     measures_of,
     parse_rule_set,
+    reading_id,
     replay,
     rule_from_data,
     rule_to_data,
@@ -263,3 +265,15 @@ def test_replay_finds_missing_data_once_per_gap():
     readings = [Reading("weight", 80.0, days_ago(10), id="w")]
     raised = replay(rules, readings, days_ago(30), days_ago(12), NOW)
     assert [(f.rule, f.message) for _at, f in raised] == [("m", "Aucune mesure de poids depuis 3 jours.")]
+
+
+def test_a_reading_id_has_one_text_whether_stored_as_a_uuid_or_as_sqlite_text():
+    # PostgreSQL gives the window's ids as UUIDs, SQLite as its stored 32 hex digits (converted only for findings):
+    # an alert's trigger and readings must name a reading the same way on both engines
+    id_ = uuid.uuid4()
+    assert reading_id(id_) == reading_id(id_.hex) == str(id_)
+    assert reading_id(id_.hex) != id_.hex
+    assert (
+        reading_id(4) == "4"
+        and reading_id("not-a-uuid-but-32-characters-xxx") == "not-a-uuid-but-32-characters-xxx"
+    )

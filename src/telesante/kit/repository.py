@@ -127,6 +127,14 @@ def sqlite_value(value: Any) -> Any:
     return value
 
 
+def sqlite_time(text: str | None) -> datetime | None:
+    """A time as ``sqlite_value`` and ``UTCDateTime`` store it on SQLite (naive UTC text) as an aware UTC datetime:
+    one C call (``datetime.fromisoformat`` reads the offset appended), where ``.replace(tzinfo=UTC)`` after it costs
+    five times as much (a keyword call; 0.8 µs against 0.14 µs per time on Python 3.11, and a rules window reads
+    thousands)."""
+    return None if text is None else datetime.fromisoformat(text + "+00:00")
+
+
 def sqlite_list(values: Sequence[Any]) -> str:
     """Values as one JSON array, for ``… IN (SELECT value FROM json_each(:values))``: one parameter and one statement
     text whatever the number of values (as ``among`` on PostgreSQL), converted by ``sqlite_value``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -23,6 +23,7 @@ from telesante.kit.repository import (
     among_values,
     column_arrays,
     sqlite_list,
+    sqlite_time,
 )
 from telesante.monitoring.models import (
     Alert,
@@ -54,11 +55,6 @@ class LinkedDevice(NamedTuple):
     id: uuid.UUID
     serial: str
     enrolment_id: uuid.UUID
-
-
-def _sqlite_time(text: str | None) -> datetime | None:
-    """A time as ``UTCDateTime`` stores it on SQLite (naive UTC text) as an aware UTC datetime."""
-    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 class ProgrammeRepository(RepositoryBase[MonitoringProgramme]):
@@ -164,8 +160,8 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
                     uuid_from_text(programme_id),
                     uuid_from_text(organisation_id),
                     orjson.loads(overrides) if overrides is not None else None,
-                    _sqlite_time(started_at),
-                    _sqlite_time(created_at),
+                    sqlite_time(started_at),
+                    sqlite_time(created_at),
                     colour,
                 )
                 for id_, patient_id, programme_id, organisation_id, overrides, started_at, created_at, colour in rows
@@ -433,13 +429,14 @@ class ObservationRepository(RepositoryBase[Observation]):
 
     async def since(
         self, enrolment_ids: Iterable[uuid.UUID], since: datetime
-    ) -> dict[uuid.UUID, list[tuple[uuid.UUID, str, float, datetime]]]:
-        """(id, measure, value, effective_at) of each enrolment's readings since ``since``."""
+    ) -> dict[uuid.UUID, list[tuple[Any, str, float, datetime]]]:
+        """(id, measure, value, effective_at) of each enrolment's readings since ``since``. The id is a UUID on
+        PostgreSQL and its stored text (32 hex digits) on SQLite: ``rules.reading_id`` gives either's canonical text."""
         ids = list(set(enrolment_ids))
-        found: dict[uuid.UUID, list[tuple[uuid.UUID, str, float, datetime]]] = {}
+        found: dict[uuid.UUID, list[tuple[Any, str, float, datetime]]] = {}
         if self.dialect == "sqlite" and ids:
-            # read by the driver (``driver_execute``): the ids and times converted here, one C call each, instead of
-            # through SQLAlchemy's result processors (thousands of values for a device batch)
+            # read by the driver (``driver_execute``): the times converted here, one C call each, instead of through
+            # SQLAlchemy's result processors (thousands of values for a device batch)
             table = Observation.__table__
             rows = await self.driver_execute(
                 "observations.since",
@@ -452,12 +449,12 @@ class ObservationRepository(RepositoryBase[Observation]):
                 {"ids": sqlite_list(ids), "since": since},
             )
             # grouped by the enrolment's stored text (a str's hash is cached, a UUID's is Python code), each group's key
-            # then taken from the ids asked for: one UUID per enrolment rather than one per reading
-            by_text: dict[str, list[tuple[uuid.UUID, str, float, datetime]]] = {}
+            # then taken from the ids asked for: one UUID per enrolment rather than one per reading. A reading's id is
+            # left as its stored text: only the few readings that cause an alert need it (``rules.reading_id``), and
+            # a window holds a week of each patient's readings.
+            by_text: dict[str, list[tuple[Any, str, float, datetime]]] = {}
             for enrolment_id, id_, measure, value, at in rows:
-                by_text.setdefault(enrolment_id, []).append(
-                    (uuid_from_text(id_), measure, value, datetime.fromisoformat(at).replace(tzinfo=UTC))
-                )
+                by_text.setdefault(enrolment_id, []).append((id_, measure, value, sqlite_time(at)))
             asked = {id_.hex: id_ for id_ in ids}
             return {asked.get(text) or uuid_from_text(text): readings for text, readings in by_text.items()}
         if not ids:

@@ -18,7 +18,9 @@ run on past readings to test a change. Sources and reasons: ``docs/domains/monit
 
 from __future__ import annotations
 
+import contextlib
 import math
+import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields, replace
@@ -46,7 +48,17 @@ class Reading(NamedTuple):
     measure: str  # a key of clinical.MEASURES
     value: float  # in the measure's stored unit
     at: datetime
-    id: object = None  # the stored observation, to link a finding to what caused it
+    id: object = None  # the stored observation, to link a finding to what caused it (text: ``reading_id``)
+
+
+def reading_id(value: object) -> str:
+    """A reading's id as text in its canonical form (``str(uuid)``), whether the store gave a UUID (PostgreSQL) or
+    its 32 hex digits (SQLite: converted only for the readings a finding names, not for a whole window); any other
+    id (a replay's made-up readings) as it is."""
+    if isinstance(value, str) and len(value) == 32:
+        with contextlib.suppress(ValueError):
+            return str(uuid.UUID(hex=value))
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -532,7 +544,7 @@ def replay(
             if finding.readings:
                 if finding.readings[-1].at < start:
                     continue
-                trigger = f"r:{finding.readings[-1].id}"
+                trigger = f"r:{reading_id(finding.readings[-1].id)}"
             else:
                 rule = next(r for r in rules if r.code == finding.rule)
                 gap_from = max(last_seen.get(rule.measure, since), since)  # as ``evaluate`` counts it

@@ -1010,7 +1010,7 @@ async def _writable_patients(
 
 def _trigger(finding: rules.Finding, since: datetime, last: dict[str, datetime], rule: rules.Rule) -> str:
     if finding.readings:
-        return f"r:{finding.readings[-1].id}"
+        return f"r:{rules.reading_id(finding.readings[-1].id)}"
     reference = max(last.get(rule.measure, since), since)  # the gap's start, as ``rules.evaluate`` counts it
     return f"m:{clock.as_utc(reference).isoformat(timespec='seconds')}"
 
@@ -1089,7 +1089,10 @@ async def _evaluate(
             if any(a.trigger == trigger for a in same_rule):
                 continue  # already alerted on this very reading (open, or closed by the team)
             unclosed = next((a for a in reversed(same_rule) if a.status != AlertStatus.CLOSED), None)
-            payload = [{"id": str(r.id), "value": r.value, "at": r.at.isoformat()} for r in finding.readings]
+            payload = [
+                {"id": rules.reading_id(r.id), "value": r.value, "at": r.at.isoformat()}
+                for r in finding.readings
+            ]
             if unclosed is not None:
                 escalated = rules.SEVERITY_ORDER[finding.severity] < rules.SEVERITY_ORDER[unclosed.severity]
                 unclosed.trigger, unclosed.message, unclosed.readings = trigger, finding.message, payload

@@ -473,3 +473,45 @@ async def test_the_application_checkpoints_in_the_background_while_it_runs(tmp_p
     async with app.router.lifespan_context(app):
         assert checkpointer.alive
     assert not checkpointer.alive
+
+
+async def test_postgresql_pings_a_pooled_connection_only_after_it_sat_idle_and_replaces_a_broken_one(
+    engine, monkeypatch
+):
+    """A connection back from a request a moment ago is used without a ping (a round trip per checkout); one idle
+    for ``PG_PING_IDLE_SECONDS`` is pinged first, and replaced if the server dropped it meanwhile."""
+    if engine.dialect.name != "postgresql":
+        assert not engine.sync_engine.pool._pre_ping  # SQLite: a file, no connection to lose
+        return
+    own = make_engine(engine.url.render_as_string(hide_password=False))
+    pings = []
+    ping = own.dialect.do_ping
+    monkeypatch.setattr(
+        own.dialect, "do_ping", lambda connection: pings.append(connection) or ping(connection)
+    )
+    backend = sa.text("SELECT pg_backend_pid()")
+
+    async def backend_pid() -> int:
+        async with own.connect() as connection:
+            return await connection.scalar(backend)
+
+    try:
+        first = await backend_pid()
+        assert await backend_pid() == first and pings == []  # the pool's connection again, used a moment ago
+        monkeypatch.setattr(db, "PG_PING_IDLE_SECONDS", 0.0)
+        assert await backend_pid() == first and len(pings) == 1  # idle long enough: pinged, and still good
+
+        async with engine.connect() as admin:  # the server drops the pooled connection while it is idle
+            assert await admin.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first}) is True
+        replaced = await backend_pid()
+        assert replaced != first and len(pings) == 2  # the ping failed: a new connection, the request unaware
+
+        monkeypatch.setattr(db, "PG_PING_IDLE_SECONDS", 3600.0)
+        async with engine.connect() as admin:
+            await admin.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": replaced})
+        with pytest.raises(sa.exc.DBAPIError) as lost:  # not idle long enough to be pinged: the request fails
+            await backend_pid()
+        assert lost.value.connection_invalidated
+        assert await backend_pid() not in (first, replaced)  # and the next one gets a new connection
+    finally:
+        await own.dispose()

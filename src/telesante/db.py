@@ -12,6 +12,7 @@ import itertools
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from urllib.parse import quote
 
 from fastapi import Request
 from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.util.concurrency import in_greenlet
@@ -45,6 +46,9 @@ SQLITE_LOCK_SECONDS = 30
 # With checkpoints in the background (``WalCheckpointer``), the writer checkpoints itself only when the write-ahead log
 # reaches this many pages (40 MiB of 4 KiB pages): a safety net should the background thread fall behind.
 SQLITE_SAFETY_CHECKPOINT_PAGES = 10_000
+# PostgreSQL: a pooled connection is pinged before use only when it has sat idle in the pool this long (``_ping_idle``)
+PG_PING_IDLE_SECONDS = 5.0
+_IDLE_SINCE = "telesante_idle_since"
 
 
 def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = False) -> AsyncEngine:
@@ -63,9 +67,39 @@ def make_engine(url: str, *, echo: bool = False, background_checkpoints: bool = 
         )
         _configure_sqlite(engine, background_checkpoints)
         return engine
-    return create_async_engine(
-        url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=serialize_json
+    engine = create_async_engine(
+        url, echo=echo, pool_size=10, max_overflow=10, json_serializer=serialize_json
     )
+    _ping_idle(engine)
+    return engine
+
+
+def _ping_idle(engine: AsyncEngine) -> None:
+    """PostgreSQL: a connection taken from the pool is pinged first (a round trip) when it has sat idle there for
+    ``PG_PING_IDLE_SECONDS`` or more; a connection that fails the ping (the server restarted, a firewall dropped it) is
+    replaced before the request uses it (``DisconnectionError``: the pool opens a new one, SQLAlchemy's "pessimistic"
+    disconnect handling). A connection back from a request a moment ago is not: ``pool_pre_ping`` pinged at every
+    checkout, and a device batch takes one for its storing and one for each group it judges; the pings cost each
+    server 3 % of its CPU (docs/performance.md, remote monitoring). A connection that breaks within those seconds
+    fails one request, which SQLAlchemy then discards with every connection of the pool opened before it."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection, record):  # pragma: no cover - exercised by the PostgreSQL tests
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(
+        dbapi_connection, record, _proxy
+    ):  # pragma: no cover - exercised by the PostgreSQL tests
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < PG_PING_IDLE_SECONDS:
+            return  # just opened, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(
+                f"connexion inutilisable après {PG_PING_IDLE_SECONDS:g} s d'inactivité"
+            ) from exc
 
 
 def _configure_sqlite(engine: AsyncEngine, background_checkpoints: bool = False) -> None:

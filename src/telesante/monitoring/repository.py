@@ -35,6 +35,7 @@ from telesante.monitoring.models import (
     MonitoringProgramme,
     Observation,
 )
+from telesante.monitoring.rules import Reading
 from telesante.patients.models import Patient
 
 
@@ -429,11 +430,13 @@ class ObservationRepository(RepositoryBase[Observation]):
 
     async def since(
         self, enrolment_ids: Iterable[uuid.UUID], since: datetime
-    ) -> dict[uuid.UUID, list[tuple[Any, str, float, datetime]]]:
-        """(id, measure, value, effective_at) of each enrolment's readings since ``since``. The id is a UUID on
-        PostgreSQL and its stored text (32 hex digits) on SQLite: ``rules.reading_id`` gives either's canonical text."""
+    ) -> dict[uuid.UUID, list[Reading]]:
+        """Each enrolment's readings since ``since``, as the rules take them (``rules.Reading``: measure, value, time,
+        id; built here, without an intermediate row per reading). The id is a UUID on PostgreSQL and its stored text
+        (32 hex digits) on SQLite: ``rules.reading_id`` gives either's canonical text."""
         ids = list(set(enrolment_ids))
-        found: dict[uuid.UUID, list[tuple[Any, str, float, datetime]]] = {}
+        found: dict[uuid.UUID, list[Reading]] = {}
+        reading = Reading._make
         if self.dialect == "sqlite" and ids:
             # read by the driver (``driver_execute``): the times converted here, one C call each, instead of through
             # SQLAlchemy's result processors (thousands of values for a device batch)
@@ -452,9 +455,9 @@ class ObservationRepository(RepositoryBase[Observation]):
             # then taken from the ids asked for: one UUID per enrolment rather than one per reading. A reading's id is
             # left as its stored text: only the few readings that cause an alert need it (``rules.reading_id``), and
             # a window holds a week of each patient's readings.
-            by_text: dict[str, list[tuple[Any, str, float, datetime]]] = {}
+            by_text: dict[str, list[Reading]] = {}
             for enrolment_id, id_, measure, value, at in rows:
-                by_text.setdefault(enrolment_id, []).append((id_, measure, value, sqlite_time(at)))
+                by_text.setdefault(enrolment_id, []).append(reading((measure, value, sqlite_time(at), id_)))
             asked = {id_.hex: id_ for id_ in ids}
             return {asked.get(text) or uuid_from_text(text): readings for text, readings in by_text.items()}
         if not ids:
@@ -475,7 +478,7 @@ class ObservationRepository(RepositoryBase[Observation]):
             {"ids": ids, "since": since},
         )
         for enrolment_id, id_, measure, value, at in rows:
-            found.setdefault(enrolment_id, []).append((id_, measure, value, at))
+            found.setdefault(enrolment_id, []).append(reading((measure, value, at, id_)))
         return found
 
     async def last_by_measure(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +50,12 @@ class Reading(NamedTuple):
     value: float  # in the measure's stored unit
     at: datetime
     id: object = None  # the stored observation, to link a finding to what caused it (text: ``reading_id``)
+
+
+_TIME = operator.attrgetter(
+    "at"
+)  # sort keys, in C (a window of a week's readings per patient at every judging)
+_VALUE_THEN_TIME = operator.attrgetter("value", "at")
 
 
 def reading_id(value: object) -> str:
@@ -406,7 +413,7 @@ def _trend(rule: Trend, series: Sequence[Reading]) -> Finding | None:
     if not window:
         return None
     if rule.change > 0:
-        base = min(window, key=lambda r: (r.value, r.at))
+        base = min(window, key=_VALUE_THEN_TIME)  # the lowest, the earliest of equals
         moved = round(latest.value - base.value, 6)  # stored values are rounded: compare without float noise
         if moved < rule.change:
             return None
@@ -447,7 +454,7 @@ def evaluate(
     missing before it); ``last_seen``: the last reading of each measure, when ``readings`` may not reach back to
     it (only ``window(rules)`` of readings are needed). The most severe first."""
     series: dict[str, list[Reading]] = {}
-    for reading in sorted(readings, key=lambda r: r.at):
+    for reading in sorted(readings, key=_TIME):
         if reading.at <= now:
             series.setdefault(reading.measure, []).append(reading)
     found: list[Finding] = []
@@ -523,7 +530,7 @@ def replay(
     (``window(rules)``) and the last reading of each measure. One alert per rule and trigger (the reading that
     fired it, or for missing data the last reading before the gap), with the time it would have been raised; a
     reading taken before ``start`` raises nothing in the period."""
-    ordered = sorted(readings, key=lambda r: r.at)
+    ordered = sorted(readings, key=_TIME)
     times = [r.at for r in ordered]
     instants = {r.at for r in ordered if start <= r.at <= end}
     day = start

@@ -356,7 +356,7 @@ async def replay_rules(
     examples: list[tuple[datetime, str, str]] = []
     total = 0
     for enrolment in enrolments:
-        series = [rules.Reading(m, v, at, id_) for id_, m, v, at in stored.get(enrolment.id, [])]
+        series = stored.get(enrolment.id, [])
         total += len(series)
         since = enrolment.started_at or enrolment.created_at
         before = rules.replay(tuned_now[enrolment.id], series, since, start, end)
@@ -1054,7 +1054,7 @@ async def _evaluate(
     for enrolment in enrolments:
         own = now - spans[enrolment.id]
         seen = last_seen.setdefault(enrolment.id, {})
-        for _id, measure, _value, at in readings.get(enrolment.id, []):
+        for measure, _value, at, _id in readings.get(enrolment.id, []):
             if own <= at <= now and (measure not in seen or at > seen[measure]):
                 seen[measure] = at
     older = [
@@ -1073,11 +1073,13 @@ async def _evaluate(
         await cooperative.pause(position)
         programme = programmes[enrolment.programme_id]
         own = now - spans[enrolment.id]
-        series = [
-            rules.Reading(measure, value, at, id_)
-            for id_, measure, value, at in readings.get(enrolment.id, [])
-            if at >= own
-        ]
+        window_readings = readings.get(enrolment.id, [])
+        # the window read is the widest of the batch's programmes' (most often this enrolment's own: all of it)
+        series = (
+            window_readings
+            if own <= window
+            else [reading for reading in window_readings if reading.at >= own]
+        )
         last = last_seen.get(enrolment.id, {})
         since = enrolment.started_at or enrolment.created_at
         findings = rules.evaluate(tuned[enrolment.id], series, now, since, last)

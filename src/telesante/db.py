@@ -83,14 +83,13 @@ def _ping_idle(engine: AsyncEngine) -> None:
     server 3 % of its CPU (docs/performance.md, remote monitoring). A connection that breaks within those seconds
     fails one request, which SQLAlchemy then discards with every connection of the pool opened before it."""
 
+    # exercised by the PostgreSQL tests (tests/test_db.py)
     @event.listens_for(engine.sync_engine, "checkin")
-    def _checked_in(_dbapi_connection, record):  # pragma: no cover - exercised by the PostgreSQL tests
+    def _checked_in(_dbapi_connection, record):
         record.info[_IDLE_SINCE] = time.monotonic()
 
     @event.listens_for(engine.sync_engine, "checkout")
-    def _checked_out(
-        dbapi_connection, record, _proxy
-    ):  # pragma: no cover - exercised by the PostgreSQL tests
+    def _checked_out(dbapi_connection, record, _proxy):
         idle_since = record.info.pop(_IDLE_SINCE, None)
         if idle_since is None or time.monotonic() - idle_since < PG_PING_IDLE_SECONDS:
             return  # just opened, or used a moment ago

@@ -52,9 +52,8 @@ class Reading(NamedTuple):
     id: object = None  # the stored observation, to link a finding to what caused it (text: ``reading_id``)
 
 
-_TIME = operator.attrgetter(
-    "at"
-)  # sort keys, in C (a window of a week's readings per patient at every judging)
+# sort keys, in C (a window of a week's readings per patient at every judging)
+_TIME = operator.attrgetter("at")
 _VALUE_THEN_TIME = operator.attrgetter("value", "at")
 
 

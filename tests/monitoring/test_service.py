@@ -14,7 +14,7 @@ from telesante.directory.models import Role
 from telesante.events.service import use_event_bus
 from telesante.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from telesante.kit.schemas import parse_input
-from telesante.monitoring import service
+from telesante.monitoring import clinical, service
 from telesante.monitoring.models import AlertAction, AlertStatus, EnrolmentStatus, ReadingSource
 from telesante.monitoring.schemas import AlertInterpretation, DeviceIn, EducationCreate, ProgrammeCreate
 from telesante.monitoring.service import ReadingItem
@@ -518,6 +518,74 @@ async def test_in_one_batch_each_patient_is_judged_on_his_own_readings(session, 
         ]
     }
     assert views == {rising.id: "red", stable.id: "green"}
+
+
+async def test_a_patient_batched_with_a_longer_programme_is_judged_on_his_own_shorter_window(
+    session, network, patient, frozen
+):
+    """The batch's window is read once, as far back as its longest programme needs (heart failure: 8 days); a diabetes
+    patient (2 days) is judged on his own two days only. His hypoglycaemia of four days ago, outside them, raises no
+    alert now because a heart-failure patient shares the batch: only his glucose's absence does."""
+    diabetes = await service.create_programme(
+        session,
+        network.admin.principal,
+        ProgrammeCreate(organisation_id=network.team_id, code="diabete", team_name="Équipe diabète"),
+    )
+    diabetic = await enrol(session, network, patient, programme_id=diabetes.id, devices=[])
+    other, _ = await patients_service.register_patient(
+        session,
+        network.cardiologist.principal,
+        patient_data(birth_family_name="Leroy", birth_given_names="Jeanne"),
+    )
+    await enrol(session, network, other, devices=[])
+    frozen.advance(days=5)
+    now = frozen.now
+    # sent late by the glucometer: four days old on arrival, outside the diabetes window, so no hypoglycaemia alert
+    glucose = ReadingItem(0, patient.id, "2339-0", 50, "mg/dL", now - timedelta(days=4))
+    alone = await service.record_readings(session, network.gateway.principal, [glucose], ReadingSource.DEVICE)
+    assert [o.status for o in alone.outcomes] == ["created"]
+    assert [a.rule_code for a in alone.alerts] == ["dt_glycemie_absente"]
+    episode = ReadingItem(
+        1,
+        patient.id,
+        "symptome-malaise-hypoglycemie",
+        False,
+        None,
+        now - timedelta(hours=1),
+        system=clinical.LOCAL,
+    )
+    result = await service.record_readings(
+        session,
+        network.gateway.principal,
+        [episode, weight(2, other.id, 70.0, now - timedelta(hours=2))],
+        ReadingSource.DEVICE,
+    )
+    assert [outcome.status for outcome in result.outcomes] == ["created", "created"]
+    view = await service.get_enrolment(session, network.nurse.principal, diabetic.id)
+    assert [alert.rule_code for alert in view.alerts] == ["dt_glycemie_absente"]
+    assert view.enrolment.colour == "blue"
+
+
+async def test_every_questionnaire_answer_is_stored_under_its_own_code(session, network, patient, frozen):
+    """Télésanté's own codes for the questionnaires' answers are up to 29 characters long
+    (``symptome-malaise-hypoglycemie``): each is stored as sent, on both engines (PostgreSQL refused the three longest
+    before migration 2026-12-07-1000, and with them the patient's whole questionnaire)."""
+    await enrol(session, network, patient, devices=[])
+    answers = [measure for measure in clinical.MEASURES if measure.is_answer]
+    assert max(len(measure.code) for measure in answers) > 20
+    now = frozen.now
+    result = await service.record_readings(
+        session,
+        network.gateway.principal,
+        [
+            ReadingItem(index, patient.id, measure.code, True, None, now, system=clinical.LOCAL)
+            for index, measure in enumerate(answers)
+        ],
+        ReadingSource.DEVICE,
+    )
+    assert [outcome.status for outcome in result.outcomes] == ["created"] * len(answers)
+    stored = await service.patient_readings(session, network.nurse.principal, patient.id, None, None)
+    assert sorted(reading.code for reading in stored) == sorted(measure.code for measure in answers)
 
 
 @pytest.mark.parametrize("mismatch", ["patient", "device"])

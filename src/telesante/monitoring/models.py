@@ -199,7 +199,8 @@ class Observation(UUIDPrimaryKey, Base):
     # patient exists since the enrolment refers to it
     patient_id: Mapped[uuid.UUID] = mapped_column()
     measure: Mapped[str] = mapped_column(sa.String(30))  # clinical.MEASURES key
-    code: Mapped[str] = mapped_column(sa.String(20))  # the LOINC code as sent
+    # the code as sent: LOINC, or Télésanté's own for the questionnaires' answers (migration 2026-12-07-1000)
+    code: Mapped[str] = mapped_column(sa.String(60))
     value: Mapped[float] = mapped_column(sa.Float)
     unit: Mapped[str] = mapped_column(sa.String(20))  # the stored UCUM unit
     sent_value: Mapped[float] = mapped_column(sa.Float)  # as sent, before conversion

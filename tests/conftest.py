@@ -3,6 +3,7 @@ inside a transaction rolled back at the end. Requests go through the real app an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -99,20 +100,72 @@ async def engine(request, tmp_path_factory) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
+def _length_limits() -> list[tuple[sa.Table, list[tuple[str, int]]]]:
+    """Each table's string columns with a declared length (VARCHAR(n))."""
+    import telesante.models  # noqa: F401 - every model on the metadata
+    from telesante.kit.models import Base
+
+    limits = []
+    for table in Base.metadata.sorted_tables:
+        columns = [
+            (column.name, column.type.length)
+            for column in table.columns
+            if isinstance(column.type, sa.String) and column.type.length
+        ]
+        if columns:
+            limits.append((table, columns))
+    return limits
+
+
+_LENGTH_LIMITS: list[tuple[sa.Table, list[tuple[str, int]]]] = []
+
+
+async def _values_longer_than_their_columns(connection) -> list[str]:
+    """SQLite stores a string of any length in a VARCHAR(n) column; PostgreSQL refuses it (the request fails). After
+    each test on SQLite, the rows it left are checked against the declared lengths, so that such a value is caught on
+    both engines, not only when the PostgreSQL run happens to write it (a questionnaire's 29-character code in a
+    20-character column was, 2026-12-07)."""
+    if not _LENGTH_LIMITS:
+        _LENGTH_LIMITS.extend(_length_limits())
+    found = []
+    for table, columns in _LENGTH_LIMITS:
+        longest = (
+            await connection.execute(
+                sa.select(
+                    *(sa.func.coalesce(sa.func.max(sa.func.length(table.c[name])), 0) for name, _ in columns)
+                )
+            )
+        ).one()
+        found.extend(
+            f"{table.name}.{name}: {length} > {limit}"
+            for (name, limit), length in zip(columns, longest, strict=True)
+            if length > limit
+        )
+    return found
+
+
 @pytest.fixture
-async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A session inside an outer transaction; commits made by the code under test are savepoints."""
+async def session(engine: AsyncEngine, request) -> AsyncIterator[AsyncSession]:
+    """A session inside an outer transaction; commits made by the code under test are savepoints. On SQLite, what the
+    test leaves in it is checked against the columns' declared lengths (``_values_longer_than_their_columns``)."""
+    check_lengths = request.node.get_closest_marker("beyond_column_lengths") is None
     async with engine.connect() as connection:
         transaction = await connection.begin()
         db_session = AsyncSession(
             bind=connection, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint"
         )
+        too_long: list[str] = []
         try:
             yield db_session
         finally:
+            if check_lengths and connection.dialect.name == "sqlite" and transaction.is_active:
+                # before the session closes: what it wrote and did not commit is still there to see
+                with contextlib.suppress(sa.exc.SQLAlchemyError):  # a test that left the connection failed
+                    too_long = await _values_longer_than_their_columns(connection)
             await db_session.close()
             await transaction.rollback()
     clock.set_clock(None)
+    assert not too_long, f"values longer than their column (PostgreSQL would refuse them): {too_long}"
 
 
 class _SharedSessionFactory:

@@ -181,6 +181,7 @@ async def test_a_batch_of_rows_is_chained_as_one_by_one_and_written_in_one_state
     assert (await verify_chain(session)).ok
 
 
+@pytest.mark.beyond_column_lengths
 async def test_a_value_too_long_for_its_column_is_never_cut_silently(session):
     """The rows of a batch go to PostgreSQL as arrays (kit.repository.column_arrays): a string longer than its column
     is refused there, as a row inserted alone would be, and never cut to fit (an explicit ``::VARCHAR(64)`` would cut

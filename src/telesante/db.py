@@ -79,8 +79,9 @@ def _ping_idle(engine: AsyncEngine) -> None:
     ``PG_PING_IDLE_SECONDS`` or more; a connection that fails the ping (the server restarted, a firewall dropped it) is
     replaced before the request uses it (``DisconnectionError``: the pool opens a new one, SQLAlchemy's "pessimistic"
     disconnect handling). A connection back from a request a moment ago is not: ``pool_pre_ping`` pinged at every
-    checkout, and a device batch takes one for its storing and one for each group it judges; the pings cost each
-    server 3 % of its CPU (docs/performance.md, remote monitoring). A connection that breaks within those seconds
+    checkout, and a device batch takes one for its storing and one for each group it judges; a profile put the pings at
+    3 % of each server's CPU, though the benchmark moved within its noise (docs/performance.md, remote monitoring,
+    eleventh and twelfth sessions). A connection that breaks within those seconds
     fails one request, which SQLAlchemy then discards with every connection of the pool opened before it."""
 
     # exercised by the PostgreSQL tests (tests/test_db.py)

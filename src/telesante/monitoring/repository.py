@@ -138,10 +138,12 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         if not ids:
             return found
         dialect = self.dialect
+        # the overrides as their JSON text, read here by orjson (the driver's JSON decoder is the standard library's)
+        columns = [sa.cast(c, sa.Text) if c is Enrolment.overrides else c for c in self._STATE]
         rows = await self.driver_execute(
             "enrolments.active_by_patient",
             lambda: (
-                sa.select(*self._STATE)
+                sa.select(*columns)
                 .where(
                     among_named(Enrolment.patient_id, "ids", dialect),
                     Enrolment.status == sa.bindparam("active"),
@@ -151,7 +153,19 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
             {"ids": among_values(ids, dialect), "active": EnrolmentStatus.ACTIVE},
         )
         if dialect == "postgresql":
-            states = [EnrolmentState(*row) for row in rows]
+            states = [
+                EnrolmentState(
+                    id_,
+                    patient_id,
+                    programme_id,
+                    organisation_id,
+                    orjson.loads(overrides) if overrides is not None else None,
+                    started_at,
+                    created_at,
+                    colour,
+                )
+                for id_, patient_id, programme_id, organisation_id, overrides, started_at, created_at, colour in rows
+            ]
         else:  # SQLite: the stored text converted here (``kit.models``: 32 hex digits, naive UTC times, JSON text)
             asked = {id_.hex: id_ for id_ in ids}
             states = [
@@ -209,17 +223,20 @@ class EnrolmentRepository(RepositoryBase[Enrolment]):
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        rows = await self.driver_execute(
-            "enrolments.lock_states",
-            lambda: (
+
+        def build() -> sa.Select:
+            locked = (
                 sa.select(Enrolment.id, Enrolment.colour)
                 .where(among_named(Enrolment.id, "ids", "postgresql"))
                 .order_by(Enrolment.id)
-                .with_for_update(key_share=True)
-            ),  # PostgreSQL: FOR NO KEY UPDATE
-            {"ids": wanted},
-        )
-        return dict(rows)
+                .with_for_update(key_share=True)  # PostgreSQL: FOR NO KEY UPDATE
+                .subquery("locked")
+            )
+            # the rows locked, in order, come back as two arrays (one row, not one per enrolment)
+            return sa.select(sa.func.array_agg(locked.c.id), sa.func.array_agg(locked.c.colour))
+
+        [(ids_, colours)] = await self.driver_execute("enrolments.lock_states", build, {"ids": wanted})
+        return dict(zip(ids_ or (), colours or (), strict=True))
 
     async def set_colours(self, changes: Sequence[tuple[uuid.UUID, str]]) -> None:
         """The triage colours that changed, (enrolment id, colour); only those: an evaluation that changes no colour
@@ -381,19 +398,26 @@ class ObservationRepository(RepositoryBase[Observation]):
         table = Observation.__table__
         dialect = self.dialect
         names = (*common, *rows[0])
-        if dialect == "postgresql":  # one statement, one parameter per column (kit.repository.column_arrays)
-            returned = await self.driver_execute(
-                ("observations.insert_new", names),
-                lambda: (
+        if dialect == "postgresql":
+            # one statement, one parameter per column (kit.repository.column_arrays); the ids of the rows inserted come
+            # back as one array (the ids are made here: they say which rows are new), not as a row each
+            def build() -> sa.Select:
+                inserted = (
                     postgresql.insert(table)
                     .from_select(names, column_arrays(table, list(rows[0]), list(common)))
                     .on_conflict_do_nothing(index_elements=["enrolment_id", "dedup_key"])
-                    .returning(table.c.id, table.c.enrolment_id, table.c.dedup_key)
-                ),
-                rows=rows,
-                constants=common,
+                    .returning(table.c.id)
+                    .cte("inserted")
+                )
+                return sa.select(sa.func.array_agg(inserted.c.id))
+
+            [(inserted_ids,)] = await self.driver_execute(
+                ("observations.insert_new", names), build, rows=rows, constants=common
             )
-            return {(enrolment_id, key): id_ for id_, enrolment_id, key in returned}
+            new_ids = set(inserted_ids or ())
+            return {
+                (row["enrolment_id"], row["dedup_key"]): row["id"] for row in rows if row["id"] in new_ids
+            }
         # SQLite: the rows to the driver (``kit.repository.sqlite_rows``; the write lock is held since the transaction
         # began, ``db.WriteQueue``), then which of their keys are stored, one index probe each: those are the new ones
         await self.driver_execute(

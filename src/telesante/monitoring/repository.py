@@ -487,10 +487,10 @@ class ObservationRepository(RepositoryBase[Observation]):
         if not ids:
             return found
         # PostgreSQL: by the driver too (readings are only ever written by Core statements: nothing pending here), one
-        # row per enrolment holding its readings' columns as arrays. A row per reading cost the server about 4.5 µs of
-        # Python each (the driver's row, the result's row, the enrolment's id hashed to group it), an array's element
-        # about 1 µs: for a window of 19 readings, 25–30 µs per enrolment instead of 85–95, for 5 µs more of
-        # PostgreSQL's time (docs/performance.md, remote monitoring, thirteenth session).
+        # row per enrolment holding its readings' columns as arrays. A row per reading cost the server about 2.5 µs of
+        # Python each (the driver's row, the result's row, the enrolment's id hashed to group it), a reading as array
+        # elements about 1.5 µs: for a window of 19 readings, 28–32 µs per enrolment instead of 46–50, for about 5 µs
+        # more of PostgreSQL's time (docs/performance.md, remote monitoring, thirteenth session).
         rows = await self.driver_execute(
             "observations.since",
             lambda: (

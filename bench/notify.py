@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -39,7 +40,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -96,10 +97,14 @@ def migrate(env: dict[str, str]) -> None:
 class Instance:
     url: str
     process: subprocess.Popen
+    log: IO[bytes] | None = None  # the server's standard error, shown when it fails to start
 
 
 def start_instance(env: dict[str, str]) -> Instance:
+    """A server process on a free port, once it answers ``/healthz``. Its standard error goes to a temporary file,
+    not to a pipe nobody reads (a server writing more than the pipe holds would stop at its next write)."""
     port = _free_port()
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -121,19 +126,23 @@ def start_instance(env: dict[str, str]) -> Instance:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            message = log.read().decode(errors="replace")[-2000:]
+            log.close()
+            raise RuntimeError(f"server exited: {message}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return Instance(url, process)
+                return Instance(url, process, log)
         except httpx.HTTPError:
             time.sleep(0.2)
     process.terminate()
+    log.close()
     raise RuntimeError("server did not start within 60 s")
 
 
@@ -144,6 +153,8 @@ def stop_instance(instance: Instance) -> None:
         instance.process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         instance.process.kill()
+    if (log := getattr(instance, "log", None)) is not None:
+        log.close()
 
 
 async def recreate_database(name: str) -> str:
@@ -415,6 +426,7 @@ async def in_process(streams: int, submits: int) -> dict[str, Any]:
         }
     finally:
         stop_instance(instance)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def across_redis(streams: int, submits: int) -> dict[str, Any]:
@@ -431,6 +443,8 @@ async def across_redis(streams: int, submits: int) -> dict[str, Any]:
     finally:
         stop_instance(a)
         stop_instance(b)
+        for data_dir in (env_a["TELESANTE_DATA_DIR"], env_b["TELESANTE_DATA_DIR"]):
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def main() -> None:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from bench.notify import migrate, start_instance, stop_instance
 
@@ -24,6 +25,7 @@ class LiveServer:
     info: dict
     process: subprocess.Popen
     data_dir: Path
+    log: IO[bytes] | None = None  # the server's standard error (``bench.notify.start_instance``)
 
 
 def start_live_server(dicom_port: int = 0) -> LiveServer:
@@ -50,7 +52,7 @@ def start_live_server(dicom_port: int = 0) -> LiveServer:
     )
     info = json.loads(seeded.stdout.strip().splitlines()[-1])
     instance = start_instance(env)
-    return LiveServer(instance.url, info, instance.process, data_dir)
+    return LiveServer(instance.url, info, instance.process, data_dir, instance.log)
 
 
 def stop_live_server(server: LiveServer) -> None:
